@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+const nonNegative = z.number().finite().nonnegative();
+const positiveInt = z.number().int().positive();
+const fraction = z.number().finite().min(0).max(1);
+const token = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,128}$/, 'expected a single token of letters, digits, "_" or "-" (at most 128)');
+
+function ascendingLadder<T extends z.ZodTypeAny>(value: T) {
+  return z
+    .object({ minor: value, moderate: value, severe: value, critical: value })
+    .strict()
+    .refine((l) => l.minor < l.moderate && l.moderate < l.severe && l.severe < l.critical, {
+      message: 'expected minor < moderate < severe < critical, so that every severity is reachable',
+    });
+}
+
+export const DetectionSchema = z
+  .object({
+    /** Which detector decides: point thresholds (the seed's rule, fixed) or the statistical one. */
+    mode: z.enum(['threshold', 'statistical']).default('threshold'),
+    minGames: positiveInt.default(50),
+    eloDrop: ascendingLadder(nonNegative).default({ minor: 20, moderate: 35, severe: 50, critical: 75 }),
+    winRateDrop: ascendingLadder(fraction).default({ minor: 0.025, moderate: 0.05, severe: 0.1, critical: 0.15 }),
+    errorRateSevere: fraction.default(0.05),
+    escalateAt: positiveInt.default(2),
+    forceActionAt: positiveInt.default(3),
+    moderateRollbackEloDrop: nonNegative.default(30),
+  })
+  .strict()
+  .refine((d) => d.escalateAt <= d.forceActionAt, {
+    message: 'expected escalateAt <= forceActionAt',
+    path: ['forceActionAt'],
+  });
+
+export const ConfigSchema = z
+  .object({
+    detection: DetectionSchema.default(DetectionSchema.parse({})),
+    approval: z
+      .object({
+        requireForSevere: z.boolean().default(false),
+        timeoutSeconds: z.number().positive().default(3600),
+        /** What happens when nobody answers in time. */
+        onTimeout: z.enum(['rollback', 'reject']).default('rollback'),
+      })
+      .strict()
+      .default({ requireForSevere: false, timeoutSeconds: 3600, onTimeout: 'rollback' }),
+    cooldownSeconds: nonNegative.default(300),
+    /** At most this many automatic rollbacks per model per window; beyond it a human decides. */
+    autoRollbackLimit: z
+      .object({ max: positiveInt.default(3), windowSeconds: z.number().positive().default(86_400) })
+      .strict()
+      .default({ max: 3, windowSeconds: 86_400 }),
+    training: z
+      .object({
+        /** Resume a paused config by itself after this many seconds; null: only an operator resumes. */
+        autoResumeSeconds: z.number().positive().nullable().default(null),
+      })
+      .strict()
+      .default({ autoResumeSeconds: null }),
+    /** Per-model overrides; the config key defaults to the model id. */
+    models: z
+      .record(token, z.object({ configKey: token.optional() }).strict())
+      .default({}),
+    dataDir: z.string().min(1).default('./data'),
+    nats: z
+      .object({
+        url: z.string().min(1).optional(),
+        prefix: token.default('warden'),
+        credsFile: z.string().min(1).optional(),
+        user: z.string().optional(),
+        pass: z.string().optional(),
+        token: z.string().optional(),
+      })
+      .strict()
+      .default({ prefix: 'warden' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        pretty: z.boolean().optional(),
+      })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type Config = z.output<typeof ConfigSchema>;
+export type DetectionConfig = Config['detection'];

@@ -1,0 +1,43 @@
+import type { z } from 'zod';
+import { ValidationError } from './errors.ts';
+
+function describeReceived(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
+  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
+  if (typeof value === 'object') return 'object';
+  return String(value);
+}
+
+function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let node = root;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
+}
+
+/**
+ * One line per issue, naming the field, what was expected and what was received:
+ * `games_played: expected a number >= 0, received -3`.
+ */
+export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, root?: unknown): string[] {
+  return issues.map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    let message = issue.message;
+    if (root !== undefined && issue.code !== 'unrecognized_keys' && !/received/.test(message)) {
+      const value = valueAt(root, issue.path);
+      message += `, received ${value === undefined ? 'nothing' : describeReceived(value)}`;
+    }
+    return `${field}: ${message}`;
+  });
+}
+
+/** Parses at the edge; bad input becomes a ValidationError that lists every problem. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new ValidationError(what, formatIssues(result.error.issues, input));
+  return result.data;
+}
