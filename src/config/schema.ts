@@ -7,7 +7,7 @@ const token = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,128}$/, 'expected a single token of letters, digits, "_" or "-" (at most 128)');
 
-function ascendingLadder<T extends z.ZodTypeAny>(value: T) {
+function ascendingLadder(value: z.ZodNumber) {
   return z
     .object({ minor: value, moderate: value, severe: value, critical: value })
     .strict()

@@ -1,0 +1,31 @@
+import type { Config } from '../config/schema.ts';
+import type { DecisionPolicy, ThresholdPolicy } from '../policy/thresholds.ts';
+
+/** Everything the model machine decides with; derived once from the validated configuration. */
+export interface ModelPolicy {
+  readonly detection: ThresholdPolicy & DecisionPolicy & { readonly mode: 'threshold' | 'statistical' };
+  readonly approvalTimeoutMs: number;
+  readonly onApprovalTimeout: 'rollback' | 'reject';
+  readonly cooldownMs: number;
+  readonly autoRollbackLimit: { readonly max: number; readonly windowMs: number };
+  /** How long a rolled-back model waits for the training config to confirm its pause before alerting. */
+  readonly pauseAckGraceMs: number;
+}
+
+export const LINEAGE_LIMIT = 50;
+export const EVIDENCE_LIMIT = 20;
+export const RECENT_INPUT_LIMIT = 64;
+
+export function modelPolicyFrom(config: Config): ModelPolicy {
+  return Object.freeze({
+    detection: Object.freeze({ ...config.detection, requireApprovalForSevere: config.approval.requireForSevere }),
+    approvalTimeoutMs: config.approval.timeoutSeconds * 1000,
+    onApprovalTimeout: config.approval.onTimeout,
+    cooldownMs: config.cooldownSeconds * 1000,
+    autoRollbackLimit: Object.freeze({
+      max: config.autoRollbackLimit.max,
+      windowMs: config.autoRollbackLimit.windowSeconds * 1000,
+    }),
+    pauseAckGraceMs: 30_000,
+  });
+}
