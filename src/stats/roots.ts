@@ -52,8 +52,8 @@ export function findRoot(f: (x: number) => number, lower: number, upper: number,
 
     const quarter = (3 * a + b) / 4;
     const outside = !((s > quarter && s < b) || (s < quarter && s > b));
-    const slow = bisected ? Math.abs(s - b) >= Math.abs(b - c) / 2 : Math.abs(s - b) >= Math.abs(c - d) / 2;
-    const tiny = bisected ? Math.abs(b - c) < tolerance : Math.abs(c - d) < tolerance;
+    const slow: boolean = bisected ? Math.abs(s - b) >= Math.abs(b - c) / 2 : Math.abs(s - b) >= Math.abs(c - d) / 2;
+    const tiny: boolean = bisected ? Math.abs(b - c) < tolerance : Math.abs(c - d) < tolerance;
     bisected = outside || slow || tiny || !Number.isFinite(s);
     if (bisected) s = (a + b) / 2;
 

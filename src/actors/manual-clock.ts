@@ -1,0 +1,51 @@
+import type { Clock } from './ports.ts';
+
+interface Timer {
+  readonly id: number;
+  readonly at: number;
+  readonly fn: () => void;
+}
+
+/**
+ * A clock that moves only when told. Tests and the demo advance it; due timers fire in deadline order.
+ */
+export class ManualClock implements Clock {
+  private current: number;
+  private timers: Timer[] = [];
+  private nextId = 1;
+
+  constructor(start = Date.UTC(2026, 0, 1)) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const timer = { id: this.nextId++, at: this.current + Math.max(ms, 0), fn };
+    this.timers.push(timer);
+    return timer.id;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((t) => t.id !== handle);
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due on the way, in order. */
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= target).sort((a, b) => a.at - b.at || a.id - b.id)[0];
+      if (!due) break;
+      this.timers = this.timers.filter((t) => t !== due);
+      this.current = Math.max(this.current, due.at);
+      due.fn();
+    }
+    this.current = target;
+  }
+
+  pendingTimers(): number {
+    return this.timers.length;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The small interfaces the runtime needs from the outside world. Each has one adapter for the embedded
+ * mode (src/embedded) and one for the NATS mode (src/nats); tests may inject fakes of their own.
+ */
+
+/** Time is injected: the runtime never reads the wall clock or sets a timer by itself. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const handle = setTimeout(fn, Math.min(Math.max(ms, 0), 2_147_483_647));
+    handle.unref?.();
+    return handle;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export interface BusMessage {
+  readonly subject: string;
+  /** The decoded payload; producers' bytes that are not JSON arrive as `raw` with `data` undefined. */
+  readonly data: unknown;
+  readonly raw?: string;
+}
+
+export type Unsubscribe = () => void;
+
+/** Subjects and wildcards follow NATS: tokens separated by ".", `*` one token, `>` the rest. */
+export interface EventBus {
+  publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<void>;
+  subscribe(pattern: string, handler: (message: BusMessage) => Promise<void> | void): Unsubscribe;
+  /** Resolves when everything published so far has been handled (tests and the demo wait on it). */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ProductionPointer {
+  readonly modelId: string;
+  readonly version: string;
+  readonly since: number;
+  readonly reason: string;
+}
+
+export interface RollbackRequest {
+  readonly rollbackId: string;
+  readonly modelId: string;
+  readonly fromVersion: string;
+  readonly toVersion: string;
+  readonly reason: string;
+  readonly at: number;
+}
+
+/**
+ * Where the production pointer of each model lives. `rollback` is idempotent by rollbackId: applying the
+ * same rollback twice (a redelivery, a restart mid-way) succeeds once and changes nothing the second time.
+ * It rejects with an Error whose message says why when the rollback cannot be applied.
+ */
+export interface ModelRegistry {
+  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void>;
+  rollback(request: RollbackRequest): Promise<void>;
+  production(modelId: string): Promise<ProductionPointer | null>;
+}
+
+export type ActorKind = 'model' | 'training';
+
+export interface ActorRecord {
+  readonly kind: ActorKind;
+  readonly key: string;
+  readonly snapshot: unknown;
+  /** Optimistic concurrency: the revision this record was read at (0: new). */
+  readonly revision: number;
+}
+
+export interface OutboxEntry {
+  /** The event id; transports use it as the message id, so a republish is deduplicated. */
+  readonly id: string;
+  readonly subject: string;
+  readonly payload: unknown;
+}
+
+export interface HistoryRecord {
+  readonly at: number;
+  readonly modelId: string;
+  readonly kind: 'rolled_back' | 'rollback_failed';
+  readonly payload: Record<string, unknown>;
+}
+
+export interface CommitBatch {
+  readonly actors: readonly ActorRecord[];
+  readonly outbox: readonly OutboxEntry[];
+  readonly history: readonly HistoryRecord[];
+}
+
+/**
+ * Durable state. `commit` writes snapshots, the publications they caused and history in one atomic step;
+ * it fails with a ConflictError when an actor's stored revision is not the one it was read at (another
+ * instance got there first), and then writes nothing. It returns the new revision of each actor, in order.
+ */
+export interface StateStore {
+  loadActors(kind: ActorKind): Promise<ActorRecord[]>;
+  loadActor(kind: ActorKind, key: string): Promise<ActorRecord | null>;
+  commit(batch: CommitBatch): Promise<number[]>;
+  pendingOutbox(limit: number): Promise<OutboxEntry[]>;
+  markPublished(ids: readonly string[]): Promise<void>;
+  history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,174 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type {
+  ActorKind,
+  ActorRecord,
+  CommitBatch,
+  HistoryRecord,
+  ModelRegistry,
+  OutboxEntry,
+  ProductionPointer,
+  RollbackRequest,
+  StateStore,
+} from '../actors/ports.ts';
+import { ConflictError } from '../domain/errors.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS actors (
+  kind TEXT NOT NULL, key TEXT NOT NULL, snapshot TEXT NOT NULL, revision INTEGER NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, model_id TEXT NOT NULL, kind TEXT NOT NULL,
+  payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_model ON history (model_id, seq);
+CREATE TABLE IF NOT EXISTS registry (
+  model_id TEXT PRIMARY KEY, version TEXT NOT NULL, since INTEGER NOT NULL, reason TEXT NOT NULL,
+  last_rollback_id TEXT
+);
+`;
+
+/**
+ * The embedded mode's durable state, in one SQLite file: actor snapshots, the outbox of publications not
+ * yet delivered, the rollback history, and the built-in model registry. One transaction per commit, so a
+ * snapshot and the events it caused are written together or not at all.
+ */
+export class SqliteStore implements StateStore, ModelRegistry {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a commit survives a process crash; only an OS crash may lose the last ones.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    this.statements = {
+      loadAll: this.db.prepare<[string], { key: string; snapshot: string; revision: number }>(
+        'SELECT key, snapshot, revision FROM actors WHERE kind = ?',
+      ),
+      loadOne: this.db.prepare<[string, string], { snapshot: string; revision: number }>(
+        'SELECT snapshot, revision FROM actors WHERE kind = ? AND key = ?',
+      ),
+      insertActor: this.db.prepare('INSERT INTO actors (kind, key, snapshot, revision) VALUES (?, ?, ?, 1)'),
+      updateActor: this.db.prepare(
+        'UPDATE actors SET snapshot = ?, revision = revision + 1 WHERE kind = ? AND key = ? AND revision = ?',
+      ),
+      insertOutbox: this.db.prepare('INSERT OR IGNORE INTO outbox (id, subject, payload) VALUES (?, ?, ?)'),
+      pending: this.db.prepare<[number], { id: string; subject: string; payload: string }>(
+        'SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?',
+      ),
+      deleteOutbox: this.db.prepare('DELETE FROM outbox WHERE id = ?'),
+      insertHistory: this.db.prepare('INSERT INTO history (at, model_id, kind, payload) VALUES (?, ?, ?, ?)'),
+      historyAll: this.db.prepare<[number], { at: number; model_id: string; kind: string; payload: string }>(
+        'SELECT at, model_id, kind, payload FROM history ORDER BY seq DESC LIMIT ?',
+      ),
+      historyByModel: this.db.prepare<[string, number], { at: number; model_id: string; kind: string; payload: string }>(
+        'SELECT at, model_id, kind, payload FROM history WHERE model_id = ? ORDER BY seq DESC LIMIT ?',
+      ),
+      getPointer: this.db.prepare<[string], { version: string; since: number; reason: string; last_rollback_id: string | null }>(
+        'SELECT version, since, reason, last_rollback_id FROM registry WHERE model_id = ?',
+      ),
+      upsertPointer: this.db.prepare(
+        `INSERT INTO registry (model_id, version, since, reason, last_rollback_id) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, since = excluded.since,
+           reason = excluded.reason, last_rollback_id = excluded.last_rollback_id`,
+      ),
+    };
+  }
+
+  async loadActors(kind: ActorKind): Promise<ActorRecord[]> {
+    return this.statements.loadAll.all(kind).map((row) => ({
+      kind,
+      key: row.key,
+      snapshot: JSON.parse(row.snapshot),
+      revision: row.revision,
+    }));
+  }
+
+  async loadActor(kind: ActorKind, key: string): Promise<ActorRecord | null> {
+    const row = this.statements.loadOne.get(kind, key);
+    return row ? { kind, key, snapshot: JSON.parse(row.snapshot), revision: row.revision } : null;
+  }
+
+  async commit(batch: CommitBatch): Promise<number[]> {
+    return this.db.transaction(() => {
+      const revisions = batch.actors.map((actor) => {
+        const json = JSON.stringify(actor.snapshot);
+        if (actor.revision === 0) {
+          try {
+            this.statements.insertActor.run(actor.kind, actor.key, json);
+          } catch (cause) {
+            throw new ConflictError(`${actor.kind} ${actor.key} was created elsewhere (${(cause as Error).message})`);
+          }
+          return 1;
+        }
+        const result = this.statements.updateActor.run(json, actor.kind, actor.key, actor.revision);
+        if (result.changes !== 1) throw new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`);
+        return actor.revision + 1;
+      });
+      for (const entry of batch.outbox) {
+        this.statements.insertOutbox.run(entry.id, entry.subject, JSON.stringify(entry.payload));
+      }
+      for (const record of batch.history) {
+        this.statements.insertHistory.run(record.at, record.modelId, record.kind, JSON.stringify(record.payload));
+      }
+      return revisions;
+    })();
+  }
+
+  async pendingOutbox(limit: number): Promise<OutboxEntry[]> {
+    return this.statements.pending.all(limit).map((row) => ({ id: row.id, subject: row.subject, payload: JSON.parse(row.payload) }));
+  }
+
+  async markPublished(ids: readonly string[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const id of ids) this.statements.deleteOutbox.run(id);
+    })();
+  }
+
+  async history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]> {
+    const rows =
+      query.modelId === undefined
+        ? this.statements.historyAll.all(query.limit)
+        : this.statements.historyByModel.all(query.modelId, query.limit);
+    return rows.map((row) => ({
+      at: row.at,
+      modelId: row.model_id,
+      kind: row.kind as HistoryRecord['kind'],
+      payload: JSON.parse(row.payload),
+    }));
+  }
+
+  // ModelRegistry: the built-in production pointer.
+
+  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    this.statements.upsertPointer.run(modelId, version, at, reason, null);
+  }
+
+  async rollback(request: RollbackRequest): Promise<void> {
+    const pointer = this.statements.getPointer.get(request.modelId);
+    if (pointer?.last_rollback_id === request.rollbackId) return; // already applied
+    if (pointer && pointer.version !== request.fromVersion) {
+      throw new Error(
+        `registry: expected ${request.modelId} to be at ${request.fromVersion} in production, found ${pointer.version}`,
+      );
+    }
+    this.statements.upsertPointer.run(request.modelId, request.toVersion, request.at, request.reason, request.rollbackId);
+  }
+
+  async production(modelId: string): Promise<ProductionPointer | null> {
+    const row = this.statements.getPointer.get(modelId);
+    return row ? { modelId, version: row.version, since: row.since, reason: row.reason } : null;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

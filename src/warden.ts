@@ -1,0 +1,445 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.ts';
+import { ActorRuntime, type RuntimeObserver } from './actors/runtime.ts';
+import { systemClock, type Clock, type EventBus, type ModelRegistry, type StateStore } from './actors/ports.ts';
+import { MemoryBus } from './embedded/memory-bus.ts';
+import { SqliteStore } from './embedded/sqlite-store.ts';
+import { createModelMachine } from './machines/model-machine.ts';
+import { createTrainingMachine } from './machines/training-machine.ts';
+import { modelPolicyFrom } from './machines/model-policy.ts';
+import { manualRollbackProblem } from './machines/model-logic.ts';
+import type { ModelContext, ModelStateName, Outcome } from './machines/model-types.ts';
+import type { TrainingContext, TrainingOutcome, TrainingStateName } from './machines/training-types.ts';
+import {
+  ApproveCommandSchema,
+  EvaluationInputSchema,
+  PauseAcknowledgedSchema,
+  PauseCommandSchema,
+  PromotionInputSchema,
+  PromotionRolledBackSchema,
+  ResumeCommandSchema,
+  RollbackCommandSchema,
+} from './domain/events.ts';
+import { configKeyFor, isToken, parseModelRef } from './domain/model-ref.ts';
+import { parseInput } from './domain/validation.ts';
+import {
+  ConflictError,
+  NoPendingApprovalError,
+  UnknownModelError,
+  ValidationError,
+  WardenError,
+  toWardenError,
+  type ErrorBody,
+} from './domain/errors.ts';
+import { silentLogger } from './logger.ts';
+
+export interface WardenDeps {
+  readonly clock?: Clock;
+  readonly bus?: EventBus;
+  readonly store?: StateStore;
+  readonly registry?: ModelRegistry;
+  readonly logger?: Logger;
+  readonly observer?: RuntimeObserver;
+  /** Called for every rejected input, with the reason code (metrics count them). */
+  readonly onRejected?: (kind: string, error: WardenError) => void;
+}
+
+export interface ModelStatus {
+  model_id: string;
+  config_key: string;
+  state: ModelStateName;
+  production_version: string | null;
+  baseline: { elo: number | null; win_rate: number | null };
+  consecutive_regressions: number;
+  last_detection: { detection_id: string; severity: string; at: string; reason: string } | null;
+  pending_approval: {
+    detection_id: string;
+    severity: string;
+    reason: string;
+    held_because: string;
+    requested_at: string;
+    deadline: string;
+    to_version: string;
+    evidence: number;
+  } | null;
+  rolling_back: { rollback_id: string; from_version: string; to_version: string; trigger: string } | null;
+  cooldown_until: string | null;
+  versions: Array<{ version: string; elo: number | null; win_rate: number | null; promoted_at: string; rolled_back_from: boolean }>;
+}
+
+export interface TrainingStatus {
+  config_key: string;
+  status: TrainingStateName;
+  /** Whether a trainer may train this config now. */
+  may_train: boolean;
+  reason: string | null;
+  by: string | null;
+  since: string | null;
+  auto_resume_at: string | null;
+}
+
+export interface CommandResult<T> {
+  outcome: T;
+  state: string;
+}
+
+const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+function modelStatus(state: ModelStateName, c: ModelContext): ModelStatus {
+  return {
+    model_id: c.modelId,
+    config_key: c.configKey,
+    state,
+    production_version: c.productionVersion,
+    baseline: { elo: c.baseline.elo, win_rate: c.baseline.winRate },
+    consecutive_regressions: c.streak,
+    last_detection: c.lastDetection && {
+      detection_id: c.lastDetection.detectionId,
+      severity: c.lastDetection.severity,
+      at: iso(c.lastDetection.at)!,
+      reason: c.lastDetection.reason,
+    },
+    pending_approval: c.pending && {
+      detection_id: c.pending.detectionId,
+      severity: c.pending.severity,
+      reason: c.pending.reason,
+      held_because: c.pending.heldBecause,
+      requested_at: iso(c.pending.requestedAt)!,
+      deadline: iso(c.pending.deadline)!,
+      to_version: c.pending.toVersion,
+      evidence: c.pending.evidence.length,
+    },
+    rolling_back: c.rollback && {
+      rollback_id: c.rollback.rollbackId,
+      from_version: c.rollback.fromVersion,
+      to_version: c.rollback.toVersion,
+      trigger: c.rollback.trigger,
+    },
+    cooldown_until: state === 'cooldown' || state === 'rolledBack' ? iso(c.cooldownUntil) : null,
+    versions: c.lineage.map((e) => ({
+      version: e.version,
+      elo: e.elo,
+      win_rate: e.winRate,
+      promoted_at: iso(e.promotedAt)!,
+      rolled_back_from: e.rolledBackFrom,
+    })),
+  };
+}
+
+function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingStatus {
+  return {
+    config_key: c.configKey,
+    status: state,
+    may_train: state === 'running',
+    reason: c.reason,
+    by: c.by,
+    since: iso(c.since),
+    auto_resume_at: state === 'paused' ? iso(c.autoResumeAt) : null,
+  };
+}
+
+function requireToken(value: string, field: string): void {
+  if (!isToken(value)) {
+    throw new ValidationError(field, [`${field}: expected a single token of letters, digits, "_" or "-" (1 to 128), received "${value.slice(0, 140)}"`]);
+  }
+}
+
+/**
+ * Warden as a library: the factory wires the machines, the runtime and the adapters (embedded by default:
+ * an in-process bus and SQLite in config.dataDir). Every method validates its input first; bad input
+ * throws a WardenError that names the field, what was expected and what was received, and changes nothing.
+ */
+export class Warden {
+  readonly config: Config;
+  readonly bus: EventBus;
+  readonly store: StateStore;
+  readonly registry: ModelRegistry;
+  readonly logger: Logger;
+  private readonly runtime: ActorRuntime;
+  private readonly clock: Clock;
+  private readonly onRejected: WardenDeps['onRejected'];
+  private unsubscribers: Array<() => void> = [];
+  private started = false;
+
+  constructor(config: Config, deps: WardenDeps = {}) {
+    this.config = config;
+    this.logger = deps.logger ?? silentLogger;
+    this.clock = deps.clock ?? systemClock;
+    const sqlite = deps.store && deps.registry ? null : new SqliteStore(join(config.dataDir, 'warden.db'));
+    this.store = deps.store ?? sqlite!;
+    this.registry = deps.registry ?? sqlite!;
+    this.bus = deps.bus ?? new MemoryBus((error, message) => this.logger.error({ err: error, subject: message.subject }, 'bus handler failed'));
+    this.onRejected = deps.onRejected;
+    const modelPolicy = modelPolicyFrom(config);
+    this.runtime = new ActorRuntime({
+      modelMachine: createModelMachine(modelPolicy),
+      trainingMachine: createTrainingMachine({
+        autoResumeMs: config.training.autoResumeSeconds === null ? null : config.training.autoResumeSeconds * 1000,
+      }),
+      modelPolicy,
+      store: this.store,
+      registry: this.registry,
+      bus: this.bus,
+      clock: this.clock,
+      logger: this.logger,
+      prefix: config.nats.prefix,
+      observer: deps.observer,
+    });
+  }
+
+  get prefix(): string {
+    return this.config.nats.prefix;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    await this.runtime.start();
+    const p = this.prefix;
+    this.unsubscribers.push(
+      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer.
+      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data)),
+      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data)),
+      this.bus.subscribe(`${p}.in.promotion.*`, (m) => this.ingest(m.subject, m.data, m.raw).then(() => undefined)),
+      this.bus.subscribe(`${p}.in.evaluation.*`, (m) => this.ingest(m.subject, m.data, m.raw).then(() => undefined)),
+    );
+    this.started = true;
+    this.logger.info({ models: this.runtime.models().length, trainings: this.runtime.trainings().length }, 'Warden started');
+  }
+
+  /** Stops intake, lets in-flight work and publications finish, then closes the bus and the store. */
+  async stop(): Promise<void> {
+    for (const unsubscribe of this.unsubscribers) unsubscribe();
+    this.unsubscribers = [];
+    await this.runtime.stop();
+    await this.bus.close();
+    await this.store.close();
+    this.started = false;
+    this.logger.info('Warden stopped');
+  }
+
+  /** Resolves when every input so far has been processed, committed, published and delivered. */
+  idle(): Promise<void> {
+    return this.runtime.idle();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inputs
+
+  async promote(input: unknown): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
+    const promotion = parseInput(PromotionInputSchema, input, 'promotion');
+    const ref = parseModelRef(promotion.model_id, promotion.version);
+    requireToken(ref.modelId, 'model_id');
+    if (ref.version === undefined) {
+      throw new ValidationError('promotion', [
+        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version`,
+      ]);
+    }
+    const configKey = configKeyFor(ref.modelId, this.config.models, promotion.config_key);
+    const outcome = await this.runtime.dispatchModel(
+      ref.modelId,
+      {
+        type: 'PROMOTED',
+        at: this.clock.now(),
+        version: ref.version,
+        elo: promotion.elo,
+        winRate: promotion.win_rate,
+        inputId: promotion.event_id,
+      },
+      { configKey },
+    );
+    return { model_id: ref.modelId, version: ref.version, outcome, state: this.runtime.model(ref.modelId)!.state };
+  }
+
+  async evaluate(input: unknown): Promise<CommandResult<Outcome> & { model_id: string }> {
+    const e = parseInput(EvaluationInputSchema, input, 'evaluation');
+    const ref = parseModelRef(e.model_id, e.version);
+    requireToken(ref.modelId, 'model_id');
+    if (!this.runtime.model(ref.modelId)) throw new UnknownModelError(ref.modelId);
+    const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
+    const outcome = await this.runtime.dispatchModel(ref.modelId, {
+      type: 'EVALUATED',
+      at: this.clock.now(),
+      version: ref.version,
+      metrics: {
+        currentElo: e.current_elo,
+        baselineElo: e.baseline_elo,
+        currentWinRate: e.current_win_rate,
+        baselineWinRate: e.baseline_win_rate,
+        errorRate: e.error_rate,
+      },
+      gamesPlayed: e.games_played,
+      outcomes: hasOutcomes ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial } : undefined,
+      inputId: e.event_id,
+    });
+    return { model_id: ref.modelId, outcome, state: this.runtime.model(ref.modelId)!.state };
+  }
+
+  /**
+   * An input that arrived on the bus (or NATS): the subject's last token must name the same model as the
+   * payload. Bad input is published on `<prefix>.evt.rejected.<kind>` so the producer can see why.
+   */
+  async ingest(subject: string, data: unknown, raw?: string): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorBody }> {
+    const kind = subject.split('.').at(-2) ?? 'unknown';
+    try {
+      if (data === undefined) {
+        throw new ValidationError(kind, [`(root): expected a JSON object, received ${raw === undefined ? 'nothing' : `text that is not JSON`}`]);
+      }
+      const token = subject.split('.').at(-1)!;
+      const modelRef = (data as { model_id?: unknown })?.model_id;
+      if (typeof modelRef === 'string') {
+        const version = (data as { version?: unknown }).version;
+        const { modelId } = parseModelRef(modelRef, typeof version === 'string' ? version : undefined);
+        if (modelId !== token) {
+          throw new ValidationError(kind, [`model_id: expected "${token}" (the subject's last token), received "${modelId}"`]);
+        }
+      }
+      const result = kind === 'promotion' ? await this.promote(data) : await this.evaluate(data);
+      return { ok: true, result };
+    } catch (caught) {
+      const error = toWardenError(caught);
+      if (error.code === 'internal' || error.code === 'unavailable') throw error;
+      this.onRejected?.(kind, error);
+      this.logger.warn({ subject, code: error.code, issues: error.issues }, `rejected ${kind}: ${error.message}`);
+      const text = raw ?? JSON.stringify(data) ?? '';
+      await this.bus.publish(`${this.prefix}.evt.rejected.${kind}`, {
+        subject,
+        error: error.toJSON(),
+        raw: text.length > 1024 ? `${text.slice(0, 1024)}…` : text,
+      });
+      return { ok: false, error: error.toJSON() };
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operator commands
+
+  private requireModel(modelId: string): { state: ModelStateName; context: ModelContext } {
+    requireToken(modelId, 'model_id');
+    const model = this.runtime.model(modelId);
+    if (!model) throw new UnknownModelError(modelId);
+    return model;
+  }
+
+  async approve(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
+    const command = parseInput(ApproveCommandSchema, body, 'approval');
+    const model = this.requireModel(modelId);
+    if (model.state !== 'awaitingApproval') throw new NoPendingApprovalError(modelId, model.state);
+    const outcome = await this.runtime.dispatchModel(modelId, { type: 'APPROVE', at: this.clock.now(), by: command.by, note: command.note });
+    return { outcome, state: this.runtime.model(modelId)!.state };
+  }
+
+  async reject(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
+    const command = parseInput(ApproveCommandSchema, body, 'rejection');
+    const model = this.requireModel(modelId);
+    if (model.state !== 'awaitingApproval') throw new NoPendingApprovalError(modelId, model.state);
+    const outcome = await this.runtime.dispatchModel(modelId, { type: 'REJECT', at: this.clock.now(), by: command.by, note: command.note });
+    return { outcome, state: this.runtime.model(modelId)!.state };
+  }
+
+  async rollback(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
+    const command = parseInput(RollbackCommandSchema, body, 'rollback command');
+    const model = this.requireModel(modelId);
+    if (model.state === 'rollingBack') throw new ConflictError(`model ${modelId} is already rolling back (${model.context.rollback?.rollbackId})`);
+    const problem = manualRollbackProblem(model.context, command.to_version);
+    if (problem !== null) {
+      throw new WardenError(command.to_version !== undefined ? 'unknown_version' : 'conflict', `cannot roll back ${modelId}: ${problem}`);
+    }
+    const outcome = await this.runtime.dispatchModel(modelId, {
+      type: 'ROLLBACK_REQUESTED',
+      at: this.clock.now(),
+      by: command.by,
+      reason: command.reason,
+      toVersion: command.to_version,
+    });
+    return { outcome, state: this.runtime.model(modelId)!.state };
+  }
+
+  async pause(configKey: string, body: unknown): Promise<CommandResult<TrainingOutcome>> {
+    const command = parseInput(PauseCommandSchema, body, 'pause command');
+    requireToken(configKey, 'config_key');
+    const outcome = await this.runtime.dispatchTraining(configKey, { type: 'PAUSE', at: this.clock.now(), by: command.by, reason: command.reason });
+    return { outcome, state: this.runtime.training(configKey)!.state };
+  }
+
+  async resume(configKey: string, body: unknown): Promise<CommandResult<TrainingOutcome>> {
+    const command = parseInput(ResumeCommandSchema, body, 'resume command');
+    requireToken(configKey, 'config_key');
+    const training = this.runtime.training(configKey);
+    if (!training || training.state !== 'paused') throw new ConflictError(`training config ${configKey} is not paused`);
+    const outcome = await this.runtime.dispatchTraining(configKey, { type: 'RESUME', at: this.clock.now(), by: command.by, note: command.note });
+    return { outcome, state: this.runtime.training(configKey)!.state };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  status(modelId?: string): { models: ModelStatus[]; training: TrainingStatus[] } {
+    if (modelId !== undefined) {
+      const model = this.requireModel(modelId);
+      const training = this.runtime.training(model.context.configKey);
+      return {
+        models: [modelStatus(model.state, model.context)],
+        training: training ? [trainingStatus(training.state, training.context)] : [],
+      };
+    }
+    return {
+      models: this.runtime
+        .models()
+        .map((m) => modelStatus(m.state, m.context))
+        .sort((a, b) => a.model_id.localeCompare(b.model_id)),
+      training: this.runtime
+        .trainings()
+        .map((t) => trainingStatus(t.state, t.context))
+        .sort((a, b) => a.config_key.localeCompare(b.config_key)),
+    };
+  }
+
+  /** "May I train config X?" A config Warden has never paused is running. */
+  trainingStatus(configKey: string): TrainingStatus {
+    requireToken(configKey, 'config_key');
+    const training = this.runtime.training(configKey);
+    return training
+      ? trainingStatus(training.state, training.context)
+      : { config_key: configKey, status: 'running', may_train: true, reason: null, by: null, since: null, auto_resume_at: null };
+  }
+
+  async history(query: { model_id?: string; limit?: number } = {}): Promise<{ rollbacks: Array<Record<string, unknown>> }> {
+    if (query.model_id !== undefined) requireToken(query.model_id, 'model_id');
+    const limit = query.limit ?? 20;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new ValidationError('history query', [`limit: expected an integer from 1 to 1000, received ${limit}`]);
+    }
+    const records = await this.store.history({ modelId: query.model_id, limit });
+    return { rollbacks: records.map((r) => ({ outcome: r.kind, ...r.payload })) };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Actor-to-actor messages over the bus
+
+  private async onRolledBack(data: unknown): Promise<void> {
+    const event = PromotionRolledBackSchema.parse(data);
+    await this.runtime.dispatchTraining(event.config_key, {
+      type: 'PAUSE',
+      at: this.clock.now(),
+      by: event.by === 'warden' ? 'warden' : event.by,
+      reason: `rollback ${event.rollback_id} of ${event.model_id} ${event.from_version} -> ${event.to_version} (${event.triggered_by}): ${event.reason}`,
+      modelId: event.model_id,
+      rollbackId: event.rollback_id,
+      fromVersion: event.from_version,
+      toVersion: event.to_version,
+    });
+  }
+
+  private async onPauseAcknowledged(data: unknown): Promise<void> {
+    const ack = PauseAcknowledgedSchema.parse(data);
+    if (!this.runtime.model(ack.model_id)) return;
+    await this.runtime.dispatchModel(ack.model_id, { type: 'PAUSE_ACKNOWLEDGED', at: this.clock.now(), rollbackId: ack.rollback_id });
+  }
+}
+
+export async function createWarden(config: Config, deps: WardenDeps = {}): Promise<Warden> {
+  const warden = new Warden(config, deps);
+  await warden.start();
+  return warden;
+}
