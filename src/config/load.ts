@@ -14,8 +14,26 @@ const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknow
   WARDEN_LOG_LEVEL: { path: ['log', 'level'], parse: (raw) => raw },
   WARDEN_DETECTION_MODE: { path: ['detection', 'mode'], parse: (raw) => raw },
   WARDEN_REQUIRE_APPROVAL_FOR_SEVERE: { path: ['approval', 'requireForSevere'], parse: parseBoolean },
-  WARDEN_COOLDOWN_SECONDS: { path: ['cooldownSeconds'], parse: Number },
+  WARDEN_COOLDOWN_SECONDS: { path: ['cooldownSeconds'], parse: parseNumber },
+  WARDEN_HTTP_PORT: { path: ['http', 'port'], parse: parseNumber },
+  WARDEN_HTTP_HOST: { path: ['http', 'host'], parse: (raw) => raw },
+  WARDEN_OPERATOR_TOKENS: { path: ['http', 'operatorTokens'], parse: parseList },
+  WARDEN_PRODUCER_TOKENS: { path: ['http', 'producerTokens'], parse: parseList },
+  WARDEN_ALERT_WEBHOOK_URL: { path: ['alerts', 'webhookUrl'], parse: (raw) => raw },
+  WARDEN_INSPECT: { path: ['inspect'], parse: parseBoolean },
 };
+
+function parseNumber(raw: string): unknown {
+  const value = Number(raw);
+  return raw.trim() === '' || Number.isNaN(value) ? raw : value; // left for zod: "expected number, received string"
+}
+
+function parseList(raw: string): unknown {
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
 
 function parseBoolean(raw: string): unknown {
   if (/^(true|1|yes)$/i.test(raw)) return true;
@@ -44,7 +62,7 @@ function deepFreeze<T>(value: T): T {
 /** Validates a configuration object once; every problem is listed in one error. The result is frozen. */
 export function parseConfig(input: unknown, source = 'configuration'): Config {
   const result = ConfigSchema.safeParse(input ?? {});
-  if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
+  if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues, input ?? {}));
   return deepFreeze(result.data);
 }
 

@@ -75,6 +75,27 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ prefix: 'warden' }),
+    http: z
+      .object({
+        port: z.number().int().min(0).max(65_535).default(8080),
+        /** Loopback by default: with no tokens configured, only loopback may change anything. */
+        host: z.string().min(1).default('127.0.0.1'),
+        operatorTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
+        producerTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
+      })
+      .strict()
+      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] }),
+    alerts: z
+      .object({
+        /** Slack-compatible incoming webhook; alerts always go to <prefix>.evt.alert.* as well. */
+        webhookUrl: z.url().optional(),
+        maxAttempts: positiveInt.default(5),
+        initialBackoffMs: positiveInt.default(500),
+      })
+      .strict()
+      .default({ maxAttempts: 5, initialBackoffMs: 500 }),
+    /** Attach the Stately inspector to every actor. */
+    inspect: z.boolean().default(false),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

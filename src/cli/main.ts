@@ -1,0 +1,36 @@
+import { Command, CommanderError } from 'commander';
+import { registerSprtCommand, UsageError } from './sprt.ts';
+
+/** Exit codes: 0 success, 1 failure at run time, 2 bad usage (options or arguments). */
+export const EXIT_USAGE = 2;
+
+/**
+ * The `warden` program with every command registered. Errors are thrown, never `process.exit`ed, so tests
+ * can parse with it; main() maps them to exit codes. Commands are added with program.command(), which
+ * inherits that behaviour.
+ */
+export function buildProgram(): Command {
+  const program = new Command('warden')
+    .description('Guards continuously trained models: detects regressions and rolls them back')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+  registerSprtCommand(program);
+  return program;
+}
+
+/** Runs the program on `argv` (process.argv: node, script, ...args) and resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`warden: ${error.problems.join('\nwarden: ')}\n`);
+      return EXIT_USAGE;
+    }
+    // Commander has already printed its message (unknown option, missing value, --help).
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    process.stderr.write(`warden: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
