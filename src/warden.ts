@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
-import { ActorRuntime, type RuntimeObserver } from './actors/runtime.ts';
+import { ActorRuntime, type RuntimeDeps, type RuntimeObserver } from './actors/runtime.ts';
 import { systemClock, type Clock, type EventBus, type ModelRegistry, type StateStore } from './actors/ports.ts';
 import { MemoryBus } from './embedded/memory-bus.ts';
 import { SqliteStore } from './embedded/sqlite-store.ts';
@@ -41,6 +41,8 @@ export interface WardenDeps {
   readonly registry?: ModelRegistry;
   readonly logger?: Logger;
   readonly observer?: RuntimeObserver;
+  /** XState inspection events of every actor (the Stately inspector attaches here). */
+  readonly inspect?: RuntimeDeps['inspect'];
   /** Called for every rejected input, with the reason code (metrics count them). */
   readonly onRejected?: (kind: string, error: WardenError) => void;
 }
@@ -185,6 +187,7 @@ export class Warden {
       logger: this.logger,
       prefix: config.nats.prefix,
       observer: deps.observer,
+      inspect: deps.inspect,
     });
   }
 

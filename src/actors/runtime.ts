@@ -1,4 +1,4 @@
-import { createActor, type Actor } from 'xstate';
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import type { ActorKind, ActorRecord, Clock, EventBus, HistoryRecord, ModelRegistry, OutboxEntry, StateStore } from './ports.ts';
 import { ConflictError, UnknownModelError, WardenError } from '../domain/errors.ts';
@@ -30,6 +30,8 @@ export interface RuntimeDeps {
   readonly logger: Logger;
   readonly prefix: string;
   readonly observer?: RuntimeObserver | undefined;
+  /** XState inspection (the Stately inspector); off unless given. */
+  readonly inspect?: ((event: InspectionEvent) => void) | undefined;
 }
 
 type AnyActor = Actor<ModelMachine> | Actor<TrainingMachine>;
@@ -161,15 +163,14 @@ export class ActorRuntime {
 
   private newActor(kind: ActorKind, key: string, configKey: string, persisted: unknown): AnyActor {
     const snapshot = persisted ? (persisted as { snapshot: unknown }).snapshot : undefined;
+    const options = {
+      id: `${kind}:${key}`,
+      ...(snapshot ? { snapshot: snapshot as never } : {}),
+      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
+    };
     return kind === 'model'
-      ? createActor(this.deps.modelMachine, {
-          input: { modelId: key, configKey },
-          ...(snapshot ? { snapshot: snapshot as never } : {}),
-        })
-      : createActor(this.deps.trainingMachine, {
-          input: { configKey: key },
-          ...(snapshot ? { snapshot: snapshot as never } : {}),
-        });
+      ? createActor(this.deps.modelMachine, { input: { modelId: key, configKey }, ...options })
+      : createActor(this.deps.trainingMachine, { input: { configKey: key }, ...options });
   }
 
   private attach(host: Host, actor: AnyActor): void {

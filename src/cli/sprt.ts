@@ -83,7 +83,7 @@ export function sprtReport(input: SprtInput): SprtReport {
 }
 
 function percent(value: number): string {
-  return `${Number((value * 100).toPrecision(6))}%`;
+  return `${Number((value * 100).toPrecision(4))}%`;
 }
 
 function signed(value: number, digits: number): string {
@@ -106,7 +106,7 @@ export function formatSprtReport(report: SprtReport): string {
     ['results', `${counts} (${report.kind}, ${report.games} games)`],
     ['elo', `${signed(report.elo, 2)} ± ${report.elo95.toFixed(2)} (${percent(report.confidence)})`],
     ['interval', `${signed(report.elo_lower, 2)} .. ${signed(report.elo_upper, 2)}`],
-    ['los', percent(report.los)],
+    ['los', `${percent(report.los)} (P(true elo > 0))`],
     ['hypotheses', `H0 elo ${signed(report.elo0, 2)}, H1 elo ${signed(report.elo1, 2)}`],
     ['llr_logistic', report.llr_logistic.toFixed(4)],
     ['llr_normalized', `${report.llr_normalized.toFixed(4)} (elo0 and elo1 read as normalized Elo)`],
