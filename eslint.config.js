@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -18,10 +18,26 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['node:*', '../actors/*', '../embedded/*', '../nats/*', '../http/*', 'better-sqlite3', '@nats-io/*'] },
+        {
+          patterns: [
+            'node:*',
+            '../actors/*',
+            '../embedded/*',
+            '../nats/*',
+            '../http/*',
+            'better-sqlite3',
+            '@nats-io/*',
+          ],
+        },
       ],
-      'no-restricted-globals': ['error', { name: 'Date', message: 'Time is injected: take `at` from the event.' }],
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Machines are deterministic.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'Date', message: 'Time is injected: take `at` from the event.' },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'Machines are deterministic.' },
+      ],
     },
   },
 );

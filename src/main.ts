@@ -11,7 +11,10 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.log);
   const service = await buildService(config, { logger });
-  logger.info({ endpoints: service.endpoints }, `Warden is running (${service.endpoints.join('; ')}). Ctrl-C stops it.`);
+  logger.info(
+    { endpoints: service.endpoints },
+    `Warden is running (${service.endpoints.join('; ')}). Ctrl-C stops it.`,
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -2,7 +2,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { ActorRuntime, type RuntimeDeps, type RuntimeObserver } from './actors/runtime.ts';
-import { systemClock, type Clock, type EventBus, type ModelRegistry, type StateStore } from './actors/ports.ts';
+import {
+  systemClock,
+  type Clock,
+  type EventBus,
+  type ModelRegistry,
+  type StateStore,
+} from './actors/ports.ts';
 import { MemoryBus } from './embedded/memory-bus.ts';
 import { SqliteStore } from './embedded/sqlite-store.ts';
 import { createModelMachine } from './machines/model-machine.ts';
@@ -67,7 +73,13 @@ export interface ModelStatus {
   } | null;
   rolling_back: { rollback_id: string; from_version: string; to_version: string; trigger: string } | null;
   cooldown_until: string | null;
-  versions: Array<{ version: string; elo: number | null; win_rate: number | null; promoted_at: string; rolled_back_from: boolean }>;
+  versions: Array<{
+    version: string;
+    elo: number | null;
+    win_rate: number | null;
+    promoted_at: string;
+    rolled_back_from: boolean;
+  }>;
 }
 
 export interface TrainingStatus {
@@ -86,7 +98,8 @@ export interface CommandResult<T> {
   state: string;
 }
 
-const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+const iso = (ms: number | null | undefined): string | null =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
 function modelStatus(state: ModelStateName, c: ModelContext): ModelStatus {
   return {
@@ -143,7 +156,9 @@ function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingS
 
 function requireToken(value: string, field: string): void {
   if (!isToken(value)) {
-    throw new ValidationError(field, [`${field}: expected a single token of letters, digits, "_" or "-" (1 to 128), received "${value.slice(0, 140)}"`]);
+    throw new ValidationError(field, [
+      `${field}: expected a single token of letters, digits, "_" or "-" (1 to 128), received "${value.slice(0, 140)}"`,
+    ]);
   }
 }
 
@@ -171,13 +186,18 @@ export class Warden {
     const sqlite = deps.store && deps.registry ? null : new SqliteStore(join(config.dataDir, 'warden.db'));
     this.store = deps.store ?? sqlite!;
     this.registry = deps.registry ?? sqlite!;
-    this.bus = deps.bus ?? new MemoryBus((error, message) => this.logger.error({ err: error, subject: message.subject }, 'bus handler failed'));
+    this.bus =
+      deps.bus ??
+      new MemoryBus((error, message) =>
+        this.logger.error({ err: error, subject: message.subject }, 'bus handler failed'),
+      );
     this.onRejected = deps.onRejected;
     const modelPolicy = modelPolicyFrom(config);
     this.runtime = new ActorRuntime({
       modelMachine: createModelMachine(modelPolicy),
       trainingMachine: createTrainingMachine({
-        autoResumeMs: config.training.autoResumeSeconds === null ? null : config.training.autoResumeSeconds * 1000,
+        autoResumeMs:
+          config.training.autoResumeSeconds === null ? null : config.training.autoResumeSeconds * 1000,
       }),
       modelPolicy,
       store: this.store,
@@ -203,11 +223,18 @@ export class Warden {
       // The training-config actors learn of rollbacks from the rollback event itself, like any consumer.
       this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data)),
       this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data)),
-      this.bus.subscribe(`${p}.in.promotion.*`, (m) => this.ingest(m.subject, m.data, m.raw).then(() => undefined)),
-      this.bus.subscribe(`${p}.in.evaluation.*`, (m) => this.ingest(m.subject, m.data, m.raw).then(() => undefined)),
+      this.bus.subscribe(`${p}.in.promotion.*`, (m) =>
+        this.ingest(m.subject, m.data, m.raw).then(() => undefined),
+      ),
+      this.bus.subscribe(`${p}.in.evaluation.*`, (m) =>
+        this.ingest(m.subject, m.data, m.raw).then(() => undefined),
+      ),
     );
     this.started = true;
-    this.logger.info({ models: this.runtime.models().length, trainings: this.runtime.trainings().length }, 'Warden started');
+    this.logger.info(
+      { models: this.runtime.models().length, trainings: this.runtime.trainings().length },
+      'Warden started',
+    );
   }
 
   /** Stops intake, lets in-flight work and publications finish, then closes the bus and the store. */
@@ -251,7 +278,12 @@ export class Warden {
       },
       { configKey },
     );
-    return { model_id: ref.modelId, version: ref.version, outcome, state: this.runtime.model(ref.modelId)!.state };
+    return {
+      model_id: ref.modelId,
+      version: ref.version,
+      outcome,
+      state: this.runtime.model(ref.modelId)!.state,
+    };
   }
 
   async evaluate(input: unknown): Promise<CommandResult<Outcome> & { model_id: string }> {
@@ -272,7 +304,9 @@ export class Warden {
         errorRate: e.error_rate,
       },
       gamesPlayed: e.games_played,
-      outcomes: hasOutcomes ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial } : undefined,
+      outcomes: hasOutcomes
+        ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial }
+        : undefined,
       inputId: e.event_id,
     });
     return { model_id: ref.modelId, outcome, state: this.runtime.model(ref.modelId)!.state };
@@ -282,11 +316,17 @@ export class Warden {
    * An input that arrived on the bus (or NATS): the subject's last token must name the same model as the
    * payload. Bad input is published on `<prefix>.evt.rejected.<kind>` so the producer can see why.
    */
-  async ingest(subject: string, data: unknown, raw?: string): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorBody }> {
+  async ingest(
+    subject: string,
+    data: unknown,
+    raw?: string,
+  ): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorBody }> {
     const kind = subject.split('.').at(-2) ?? 'unknown';
     try {
       if (data === undefined) {
-        throw new ValidationError(kind, [`(root): expected a JSON object, received ${raw === undefined ? 'nothing' : `text that is not JSON`}`]);
+        throw new ValidationError(kind, [
+          `(root): expected a JSON object, received ${raw === undefined ? 'nothing' : `text that is not JSON`}`,
+        ]);
       }
       const token = subject.split('.').at(-1)!;
       const modelRef = (data as { model_id?: unknown })?.model_id;
@@ -294,7 +334,9 @@ export class Warden {
         const version = (data as { version?: unknown }).version;
         const { modelId } = parseModelRef(modelRef, typeof version === 'string' ? version : undefined);
         if (modelId !== token) {
-          throw new ValidationError(kind, [`model_id: expected "${token}" (the subject's last token), received "${modelId}"`]);
+          throw new ValidationError(kind, [
+            `model_id: expected "${token}" (the subject's last token), received "${modelId}"`,
+          ]);
         }
       }
       const result = kind === 'promotion' ? await this.promote(data) : await this.evaluate(data);
@@ -303,7 +345,10 @@ export class Warden {
       const error = toWardenError(caught);
       if (error.code === 'internal' || error.code === 'unavailable') throw error;
       this.onRejected?.(kind, error);
-      this.logger.warn({ subject, code: error.code, issues: error.issues }, `rejected ${kind}: ${error.message}`);
+      this.logger.warn(
+        { subject, code: error.code, issues: error.issues },
+        `rejected ${kind}: ${error.message}`,
+      );
       const text = raw ?? JSON.stringify(data) ?? '';
       await this.bus.publish(`${this.prefix}.evt.rejected.${kind}`, {
         subject,
@@ -328,7 +373,12 @@ export class Warden {
     const command = parseInput(ApproveCommandSchema, body, 'approval');
     const model = this.requireModel(modelId);
     if (model.state !== 'awaitingApproval') throw new NoPendingApprovalError(modelId, model.state);
-    const outcome = await this.runtime.dispatchModel(modelId, { type: 'APPROVE', at: this.clock.now(), by: command.by, note: command.note });
+    const outcome = await this.runtime.dispatchModel(modelId, {
+      type: 'APPROVE',
+      at: this.clock.now(),
+      by: command.by,
+      note: command.note,
+    });
     return { outcome, state: this.runtime.model(modelId)!.state };
   }
 
@@ -336,17 +386,28 @@ export class Warden {
     const command = parseInput(ApproveCommandSchema, body, 'rejection');
     const model = this.requireModel(modelId);
     if (model.state !== 'awaitingApproval') throw new NoPendingApprovalError(modelId, model.state);
-    const outcome = await this.runtime.dispatchModel(modelId, { type: 'REJECT', at: this.clock.now(), by: command.by, note: command.note });
+    const outcome = await this.runtime.dispatchModel(modelId, {
+      type: 'REJECT',
+      at: this.clock.now(),
+      by: command.by,
+      note: command.note,
+    });
     return { outcome, state: this.runtime.model(modelId)!.state };
   }
 
   async rollback(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
     const command = parseInput(RollbackCommandSchema, body, 'rollback command');
     const model = this.requireModel(modelId);
-    if (model.state === 'rollingBack') throw new ConflictError(`model ${modelId} is already rolling back (${model.context.rollback?.rollbackId})`);
+    if (model.state === 'rollingBack')
+      throw new ConflictError(
+        `model ${modelId} is already rolling back (${model.context.rollback?.rollbackId})`,
+      );
     const problem = manualRollbackProblem(model.context, command.to_version);
     if (problem !== null) {
-      throw new WardenError(command.to_version !== undefined ? 'unknown_version' : 'conflict', `cannot roll back ${modelId}: ${problem}`);
+      throw new WardenError(
+        command.to_version !== undefined ? 'unknown_version' : 'conflict',
+        `cannot roll back ${modelId}: ${problem}`,
+      );
     }
     const outcome = await this.runtime.dispatchModel(modelId, {
       type: 'ROLLBACK_REQUESTED',
@@ -361,7 +422,12 @@ export class Warden {
   async pause(configKey: string, body: unknown): Promise<CommandResult<TrainingOutcome>> {
     const command = parseInput(PauseCommandSchema, body, 'pause command');
     requireToken(configKey, 'config_key');
-    const outcome = await this.runtime.dispatchTraining(configKey, { type: 'PAUSE', at: this.clock.now(), by: command.by, reason: command.reason });
+    const outcome = await this.runtime.dispatchTraining(configKey, {
+      type: 'PAUSE',
+      at: this.clock.now(),
+      by: command.by,
+      reason: command.reason,
+    });
     return { outcome, state: this.runtime.training(configKey)!.state };
   }
 
@@ -369,8 +435,14 @@ export class Warden {
     const command = parseInput(ResumeCommandSchema, body, 'resume command');
     requireToken(configKey, 'config_key');
     const training = this.runtime.training(configKey);
-    if (!training || training.state !== 'paused') throw new ConflictError(`training config ${configKey} is not paused`);
-    const outcome = await this.runtime.dispatchTraining(configKey, { type: 'RESUME', at: this.clock.now(), by: command.by, note: command.note });
+    if (!training || training.state !== 'paused')
+      throw new ConflictError(`training config ${configKey} is not paused`);
+    const outcome = await this.runtime.dispatchTraining(configKey, {
+      type: 'RESUME',
+      at: this.clock.now(),
+      by: command.by,
+      note: command.note,
+    });
     return { outcome, state: this.runtime.training(configKey)!.state };
   }
 
@@ -404,14 +476,26 @@ export class Warden {
     const training = this.runtime.training(configKey);
     return training
       ? trainingStatus(training.state, training.context)
-      : { config_key: configKey, status: 'running', may_train: true, reason: null, by: null, since: null, auto_resume_at: null };
+      : {
+          config_key: configKey,
+          status: 'running',
+          may_train: true,
+          reason: null,
+          by: null,
+          since: null,
+          auto_resume_at: null,
+        };
   }
 
-  async history(query: { model_id?: string; limit?: number } = {}): Promise<{ rollbacks: Array<Record<string, unknown>> }> {
+  async history(
+    query: { model_id?: string; limit?: number } = {},
+  ): Promise<{ rollbacks: Array<Record<string, unknown>> }> {
     if (query.model_id !== undefined) requireToken(query.model_id, 'model_id');
     const limit = query.limit ?? 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new ValidationError('history query', [`limit: expected an integer from 1 to 1000, received ${limit}`]);
+      throw new ValidationError('history query', [
+        `limit: expected an integer from 1 to 1000, received ${limit}`,
+      ]);
     }
     const records = await this.store.history({ modelId: query.model_id, limit });
     return { rollbacks: records.map((r) => ({ outcome: r.kind, ...r.payload })) };
@@ -437,7 +521,11 @@ export class Warden {
   private async onPauseAcknowledged(data: unknown): Promise<void> {
     const ack = PauseAcknowledgedSchema.parse(data);
     if (!this.runtime.model(ack.model_id)) return;
-    await this.runtime.dispatchModel(ack.model_id, { type: 'PAUSE_ACKNOWLEDGED', at: this.clock.now(), rollbackId: ack.rollback_id });
+    await this.runtime.dispatchModel(ack.model_id, {
+      type: 'PAUSE_ACKNOWLEDGED',
+      at: this.clock.now(),
+      rollbackId: ack.rollback_id,
+    });
   }
 }
 

@@ -1,6 +1,17 @@
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
-import type { ActorKind, ActorRecord, Clock, EventBus, HistoryRecord, ModelRegistry, OutboxEntry, StateStore } from './ports.ts';
+import type {
+  ActorKind,
+  ActorRecord,
+  Clock,
+  EventBus,
+  HistoryRecord,
+  ModelRegistry,
+  OutboxEntry,
+  PartResult,
+  StateStore,
+  Unsubscribe,
+} from './ports.ts';
 import { ConflictError, UnknownModelError, WardenError } from '../domain/errors.ts';
 import { subjectFor, type OutputEvent } from '../domain/events.ts';
 import type { ModelMachine } from '../machines/model-machine.ts';
@@ -8,7 +19,12 @@ import type { TrainingMachine } from '../machines/training-machine.ts';
 import type { ModelPolicy } from '../machines/model-policy.ts';
 import { cooldownDeadline } from '../machines/model-logic.ts';
 import type { ModelContext, ModelEvent, ModelStateName, Outcome } from '../machines/model-types.ts';
-import type { TrainingContext, TrainingEvent, TrainingOutcome, TrainingStateName } from '../machines/training-types.ts';
+import type {
+  TrainingContext,
+  TrainingEvent,
+  TrainingOutcome,
+  TrainingStateName,
+} from '../machines/training-types.ts';
 import { Outbox } from './outbox.ts';
 
 /** Hooks for logs and metrics; every one is optional. */
@@ -44,7 +60,9 @@ interface Host {
   revision: number;
   /** The last committed snapshot: what a failed commit reverts to. */
   persisted: unknown;
-  emitted: Array<{ type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: Outcome | TrainingOutcome }>;
+  emitted: Array<
+    { type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: Outcome | TrainingOutcome }
+  >;
   timer: { at: number; handle: unknown } | null;
   log: Logger;
 }
@@ -74,9 +92,14 @@ export class ActorRuntime {
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Registry calls still out in the world; idle() does not wait for them, stop() does. */
+  private readonly registryCalls = new Set<Promise<unknown>>();
   private readonly rollbacksRunning = new Set<string>();
   private readonly outbox: Outbox;
   private stopped = false;
+  /** Actors whose commit is in flight: a record from another instance must not replace them meanwhile. */
+  private readonly committing = new Set<Host>();
+  private unwatch: Unsubscribe | null = null;
 
   constructor(private readonly deps: RuntimeDeps) {
     this.outbox = new Outbox(deps.store, deps.bus, deps.logger, (event) => deps.observer?.published?.(event));
@@ -90,6 +113,7 @@ export class ActorRuntime {
     for (const host of this.hosts.values()) this.afterCommit(host);
     await this.reconcileRegistry();
     this.outbox.resumePending();
+    this.unwatch = this.deps.store.watch?.((record) => this.adopt(record)) ?? null;
   }
 
   /** The model actors, for status views. */
@@ -128,21 +152,30 @@ export class ActorRuntime {
     return this.deps.clock.now();
   }
 
-  /** Resolves when nothing is left to commit, run, publish or deliver. */
+  /**
+   * Resolves when nothing is left to commit, publish or deliver, and every registry answer that has
+   * arrived has been applied. A registry call still outstanding is the outside world: not waited for.
+   */
   async idle(): Promise<void> {
     for (;;) {
       await this.flushing;
       await Promise.all([...this.inFlight]);
       await this.outbox.idle();
       await this.deps.bus.idle();
-      if (this.batch.length === 0 && this.inFlight.size === 0 && this.outbox.isIdle() && !this.flushScheduled) return;
+      if (this.batch.length === 0 && this.inFlight.size === 0 && this.outbox.isIdle() && !this.flushScheduled)
+        return;
     }
   }
 
   /** Stops intake, finishes in-flight work and publications, and cancels timers. */
   async stop(): Promise<void> {
     await this.idle();
+    while (this.registryCalls.size > 0) {
+      await Promise.all([...this.registryCalls]);
+      await this.idle();
+    }
     this.stopped = true;
+    this.unwatch?.();
     for (const host of this.hosts.values()) {
       if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
       host.actor.stop();
@@ -214,7 +247,8 @@ export class ActorRuntime {
     event: ModelEvent | TrainingEvent,
     create: { configKey: string } | undefined,
   ): Promise<Outcome | TrainingOutcome> {
-    if (this.stopped) return Promise.reject(new WardenError('unavailable', 'Warden is shutting down', { retryable: true }));
+    if (this.stopped)
+      return Promise.reject(new WardenError('unavailable', 'Warden is shutting down', { retryable: true }));
     let host = this.hosts.get(`${kind}:${key}`);
     if (!host) {
       if (!create) return Promise.reject(new UnknownModelError(key));
@@ -244,17 +278,31 @@ export class ActorRuntime {
       // A bug in a step: put the actor back as it was committed and report it, never crash the service.
       const error = after.error;
       this.replaceActor(host);
-      reject(new WardenError('internal', `${host.kind} ${host.key} failed on ${event.type}: ${String(error)}`, { cause: error }));
+      reject(
+        new WardenError('internal', `${host.kind} ${host.key} failed on ${event.type}: ${String(error)}`, {
+          cause: error,
+        }),
+      );
       return;
     }
     const emitted = host.emitted;
     host.emitted = [];
-    const outcome = emitted.find((e) => e.type === 'outcome')?.outcome ?? { kind: 'stale' as const, reason: 'no outcome' };
+    // A state that does not accept the event leaves it unhandled: nothing changes, and the caller hears why.
+    const outcome = emitted.find((e) => e.type === 'outcome')?.outcome ?? {
+      kind: 'stale' as const,
+      reason: `${event.type} is not accepted in ${String(before.value)}`,
+    };
     const publications = emitted.flatMap((e) => (e.type === 'publish' ? [e.event] : []));
     this.deps.observer?.outcome?.(host.kind, host.key, event.type, outcome);
     if (before.value !== after.value) {
       host.log.info({ from: before.value, to: after.value, event: event.type }, 'transition');
-      this.deps.observer?.transition?.(host.kind, host.key, String(before.value), String(after.value), event.type);
+      this.deps.observer?.transition?.(
+        host.kind,
+        host.key,
+        String(before.value),
+        String(after.value),
+        event.type,
+      );
     }
     const changed = before.value !== after.value || before.context !== after.context || host.revision === 0;
     if (!changed && publications.length === 0) {
@@ -265,7 +313,11 @@ export class ActorRuntime {
       host,
       event,
       create,
-      outbox: publications.map((p) => ({ id: p.payload.event_id, subject: subjectFor(this.deps.prefix, p), payload: p.payload })),
+      outbox: publications.map((p) => ({
+        id: p.payload.event_id,
+        subject: subjectFor(this.deps.prefix, p),
+        payload: p.payload,
+      })),
       history: publications.flatMap((p): HistoryRecord[] =>
         p.type === 'PROMOTION_ROLLED_BACK' || p.type === 'ROLLBACK_FAILED'
           ? [
@@ -312,55 +364,158 @@ export class ActorRuntime {
       snapshot: { machine: host.actor.logic.id, snapshot: host.actor.getPersistedSnapshot() },
       revision: host.revision,
     }));
+    for (const host of hosts) this.committing.add(host);
+    let results: PartResult[];
     try {
-      const revisions = await this.deps.store.commit({
+      results = await this.commit(batch, hosts, records);
+    } finally {
+      for (const host of hosts) this.committing.delete(host);
+    }
+    const written = new Set<Host>();
+    let failure: unknown = null;
+    hosts.forEach((host, i) => {
+      const result = results[i]!;
+      if (result.ok) {
+        host.revision = result.revision;
+        host.persisted = records[i]!.snapshot;
+        written.add(host);
+      } else if (failure === null || !(result.error instanceof ConflictError)) {
+        failure = result.error;
+      }
+    });
+    const done = batch.filter((d) => written.has(d.host));
+    for (const d of done) {
+      if (d.host.kind === 'model' && d.outcome.kind === 'promoted')
+        this.recordPromotion(d.host, d.event, d.outcome.version);
+    }
+    for (const host of written) this.afterCommit(host);
+    this.outbox.enqueue(done.flatMap((d) => d.outbox));
+    for (const d of done) d.resolve(d.outcome);
+    if (written.size < hosts.length) {
+      const failed = batch.filter((d) => !written.has(d.host));
+      await this.retryBatch(
+        failed,
+        hosts.filter((h) => !written.has(h)),
+        failure,
+        attempt,
+      );
+    }
+  }
+
+  /**
+   * One atomic commit for the whole batch; or, when the store is atomic per actor only, one part per actor,
+   * all at once. Either way, one result per host.
+   */
+  private async commit(
+    batch: PendingDispatch[],
+    hosts: Host[],
+    records: ActorRecord[],
+  ): Promise<PartResult[]> {
+    const store = this.deps.store;
+    try {
+      if (store.commitEach) {
+        return await store.commitEach(
+          hosts.map((host, i) => {
+            const own = batch.filter((d) => d.host === host);
+            return {
+              actors: [records[i]!],
+              outbox: own.flatMap((d) => d.outbox),
+              history: own.flatMap((d) => d.history),
+            };
+          }),
+        );
+      }
+      const revisions = await store.commit({
         actors: records,
         outbox: batch.flatMap((d) => d.outbox),
         history: batch.flatMap((d) => d.history),
       });
-      hosts.forEach((host, i) => {
-        host.revision = revisions[i]!;
-        host.persisted = records[i]!.snapshot;
-      });
+      return revisions.map((revision) => ({ ok: true, revision }));
     } catch (error) {
-      await this.retryBatch(batch, hosts, error, attempt);
-      return;
+      return hosts.map(() => ({ ok: false, error }));
     }
-    for (const d of batch) {
-      if (d.host.kind === 'model' && d.outcome.kind === 'promoted') this.recordPromotion(d.host, d.event, d.outcome.version);
-    }
-    for (const host of hosts) this.afterCommit(host);
-    this.outbox.enqueue(batch.flatMap((d) => d.outbox));
-    for (const d of batch) d.resolve(d.outcome);
   }
 
   /**
    * A failed commit wrote nothing: put every actor of the batch back to its committed snapshot (re-read
    * from the store when another instance changed it) and apply the same events again.
    */
-  private async retryBatch(batch: PendingDispatch[], hosts: Host[], error: unknown, attempt: number): Promise<void> {
-    const retry = error instanceof ConflictError && attempt < MAX_COMMIT_ATTEMPTS;
-    for (const host of hosts) {
-      if (retry) {
-        const fresh = await this.deps.store.loadActor(host.kind, host.key);
-        host.persisted = fresh?.snapshot ?? null;
-        host.revision = fresh?.revision ?? 0;
+  private async retryBatch(
+    batch: PendingDispatch[],
+    hosts: Host[],
+    error: unknown,
+    attempt: number,
+  ): Promise<void> {
+    let retry = error instanceof ConflictError && attempt < MAX_COMMIT_ATTEMPTS;
+    if (retry) {
+      try {
+        for (const host of hosts) {
+          const fresh = await this.deps.store.loadActor(host.kind, host.key);
+          host.persisted = fresh?.snapshot ?? null;
+          host.revision = fresh?.revision ?? 0;
+        }
+      } catch (loadError) {
+        retry = false;
+        error = loadError;
       }
-      this.replaceActor(host);
     }
+    // Dispatches that reached these actors while the commit was in flight ran on the snapshot being
+    // replaced: take them out of the next batch and apply them again, after the failed ones.
+    const later = this.batch.filter((d) => hosts.includes(d.host));
+    this.batch = this.batch.filter((d) => !hosts.includes(d.host));
+    for (const host of hosts) this.replaceActor(host);
     if (!retry) {
       this.deps.observer?.effectFailed?.('commit', error);
-      for (const d of batch) d.reject(error);
-      return;
+      // Losing every attempt to other instances is contention, not bad input: the caller may retry.
+      const reason =
+        error instanceof ConflictError
+          ? new WardenError('unavailable', `could not commit after ${attempt} attempts: ${error.message}`, {
+              retryable: true,
+              cause: error,
+            })
+          : error;
+      for (const d of batch) d.reject(reason);
     }
-    for (const d of batch) {
+    for (const d of retry ? [...batch, ...later] : later) {
       try {
         this.apply(d.host, d.event, d.create, d.resolve, d.reject);
       } catch (e) {
         d.reject(e);
       }
     }
-    await this.flush(attempt + 1);
+    if (retry) await this.flush(attempt + 1);
+  }
+
+  /**
+   * Another instance committed this actor (a store shared by several instances): follow it, unless ours
+   * is as new, or a commit of ours is pending (that commit then conflicts and reloads anyway).
+   */
+  private adopt(record: ActorRecord): void {
+    if (this.stopped) return;
+    const id = `${record.kind}:${record.key}`;
+    const host = this.hosts.get(id);
+    try {
+      if (!host) {
+        this.restore(record);
+        this.afterCommit(this.hosts.get(id)!);
+        return;
+      }
+      if (
+        record.revision <= host.revision ||
+        this.committing.has(host) ||
+        this.batch.some((d) => d.host === host)
+      )
+        return;
+      host.revision = record.revision;
+      host.persisted = record.snapshot;
+      this.replaceActor(host);
+      this.afterCommit(host);
+    } catch (error) {
+      this.deps.logger.error(
+        { err: error, actor: id },
+        'could not follow an actor committed by another instance',
+      );
+    }
   }
 
   private track<T>(promise: Promise<T>): void {
@@ -386,7 +541,12 @@ export class ActorRuntime {
       if (state === 'rollingBack' || context.productionVersion === null) continue;
       const pointer = await this.deps.registry.production(host.key);
       if (pointer?.version !== context.productionVersion) {
-        await this.deps.registry.recordPromotion(host.key, context.productionVersion, this.deps.clock.now(), 'reconciled on start');
+        await this.deps.registry.recordPromotion(
+          host.key,
+          context.productionVersion,
+          this.deps.clock.now(),
+          'reconciled on start',
+        );
       }
     }
   }
@@ -409,7 +569,11 @@ export class ActorRuntime {
   }
 
   /** One timer per actor, armed from the deadline in its context: the same after a restart. */
-  private armTimer(host: Host, at: number | null, type: 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED'): void {
+  private armTimer(
+    host: Host,
+    at: number | null,
+    type: 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED',
+  ): void {
     if (host.timer && host.timer.at === at) return;
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;
@@ -431,7 +595,7 @@ export class ActorRuntime {
     const plan = context.rollback!;
     if (this.rollbacksRunning.has(plan.rollbackId)) return;
     this.rollbacksRunning.add(plan.rollbackId);
-    const work = this.deps.registry
+    const call = this.deps.registry
       .rollback({
         rollbackId: plan.rollbackId,
         modelId: host.key,
@@ -441,7 +605,11 @@ export class ActorRuntime {
         at: this.deps.clock.now(),
       })
       .then(
-        () => ({ type: 'ROLLBACK_SUCCEEDED' as const, at: this.deps.clock.now(), rollbackId: plan.rollbackId }),
+        () => ({
+          type: 'ROLLBACK_SUCCEEDED' as const,
+          at: this.deps.clock.now(),
+          rollbackId: plan.rollbackId,
+        }),
         (error: unknown) => {
           this.deps.observer?.effectFailed?.('registry.rollback', error);
           return {
@@ -452,9 +620,15 @@ export class ActorRuntime {
           };
         },
       )
-      .then((event) => this.dispatch('model', host.key, event, undefined))
-      .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
-      .finally(() => this.rollbacksRunning.delete(plan.rollbackId));
-    this.track(work);
+      .then((event) => {
+        // Tracked from the moment the answer arrives, so idle() waits for it to be applied.
+        this.track(
+          this.dispatch('model', host.key, event, undefined)
+            .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
+            .finally(() => this.rollbacksRunning.delete(plan.rollbackId)),
+        );
+      });
+    const tracked = call.finally(() => this.registryCalls.delete(tracked));
+    this.registryCalls.add(tracked);
   }
 }

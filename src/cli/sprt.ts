@@ -110,7 +110,10 @@ export function formatSprtReport(report: SprtReport): string {
     ['hypotheses', `H0 elo ${signed(report.elo0, 2)}, H1 elo ${signed(report.elo1, 2)}`],
     ['llr_logistic', report.llr_logistic.toFixed(4)],
     ['llr_normalized', `${report.llr_normalized.toFixed(4)} (elo0 and elo1 read as normalized Elo)`],
-    ['bounds', `${report.lower_bound.toFixed(4)} .. ${report.upper_bound.toFixed(4)} (alpha ${report.alpha}, beta ${report.beta})`],
+    [
+      'bounds',
+      `${report.lower_bound.toFixed(4)} .. ${report.upper_bound.toFixed(4)} (alpha ${report.alpha}, beta ${report.beta})`,
+    ],
     ['decision', DECISION_TEXT[report.decision]],
   ];
   const width = Math.max(...lines.map(([label]) => label.length)) + 2;
@@ -147,14 +150,17 @@ function parseProbability(raw: string | undefined, option: string, problems: str
 }
 
 function parseResults(raw: string | undefined, problems: string[]): GameResults | null {
-  const expected = '3 counts L,D,W or 5 pentanomial pair counts LL,LD+DL,LW+DD+WL,DW+WD,WW, separated by commas';
+  const expected =
+    '3 counts L,D,W or 5 pentanomial pair counts LL,LD+DL,LW+DD+WL,DW+WD,WW, separated by commas';
   if (raw === undefined) {
     problems.push(`--results: expected ${expected}, received nothing`);
     return null;
   }
   const parts = raw.split(',').map((part) => part.trim());
   if (parts.length !== 3 && parts.length !== 5) {
-    problems.push(`--results: expected ${expected}, received ${parts.length} value${parts.length === 1 ? '' : 's'} "${raw}"`);
+    problems.push(
+      `--results: expected ${expected}, received ${parts.length} value${parts.length === 1 ? '' : 's'} "${raw}"`,
+    );
     return null;
   }
   const before = problems.length;
@@ -203,7 +209,15 @@ export function registerSprtCommand(program: Command): void {
     .option('--confidence <c>', 'confidence of the Elo interval', '0.95')
     .option('--json', 'print one JSON object instead of the aligned block')
     .action((options: RawSprtOptions & { json?: boolean }) => {
-      const report = sprtReport(parseSprtOptions(options));
+      const input = parseSprtOptions(options);
+      let report: SprtReport;
+      try {
+        report = sprtReport(input);
+      } catch (error) {
+        // The statistics reject inputs outside their domain (an unreachable hypothesis) with a RangeError.
+        if (error instanceof RangeError) throw new UsageError([error.message]);
+        throw error;
+      }
       process.stdout.write(`${options.json ? JSON.stringify(report) : formatSprtReport(report)}\n`);
     });
 }

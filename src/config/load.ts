@@ -86,10 +86,13 @@ export function readConfigFile(path: string): ConfigInput {
  * environment on top, validated once.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.WARDEN_CONFIG): Config {
-  const base: Record<string, unknown> = file ? (readConfigFile(file) as Record<string, unknown>) : {};
+  const source = file ? `${file} and the environment` : 'the environment';
+  const base = file ? (readConfigFile(file) as unknown) : {};
+  // A file that is not a mapping cannot take overrides: report it as it is.
+  if (typeof base !== 'object' || base === null || Array.isArray(base)) return parseConfig(base, source);
   for (const [name, { path, parse }] of Object.entries(ENV_PATHS)) {
     const raw = env[name];
-    if (raw !== undefined && raw !== '') setPath(base, path, parse(raw));
+    if (raw !== undefined && raw !== '') setPath(base as Record<string, unknown>, path, parse(raw));
   }
-  return parseConfig(base, file ? `${file} and the environment` : 'the environment');
+  return parseConfig(base, source);
 }

@@ -22,7 +22,12 @@ export const DetectionSchema = z
     mode: z.enum(['threshold', 'statistical']).default('threshold'),
     minGames: positiveInt.default(50),
     eloDrop: ascendingLadder(nonNegative).default({ minor: 20, moderate: 35, severe: 50, critical: 75 }),
-    winRateDrop: ascendingLadder(fraction).default({ minor: 0.025, moderate: 0.05, severe: 0.1, critical: 0.15 }),
+    winRateDrop: ascendingLadder(fraction).default({
+      minor: 0.025,
+      moderate: 0.05,
+      severe: 0.1,
+      critical: 0.15,
+    }),
     errorRateSevere: fraction.default(0.05),
     escalateAt: positiveInt.default(2),
     forceActionAt: positiveInt.default(3),
@@ -60,9 +65,7 @@ export const ConfigSchema = z
       .strict()
       .default({ autoResumeSeconds: null }),
     /** Per-model overrides; the config key defaults to the model id. */
-    models: z
-      .record(token, z.object({ configKey: token.optional() }).strict())
-      .default({}),
+    models: z.record(token, z.object({ configKey: token.optional() }).strict()).default({}),
     dataDir: z.string().min(1).default('./data'),
     nats: z
       .object({

@@ -27,7 +27,11 @@ export class WardenError extends Error {
   /** Retrying the same request may succeed (transports nak these instead of terminating). */
   readonly retryable: boolean;
 
-  constructor(code: ErrorCode, message: string, options: { issues?: string[]; cause?: unknown; retryable?: boolean } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { issues?: string[]; cause?: unknown; retryable?: boolean } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -36,7 +40,9 @@ export class WardenError extends Error {
   }
 
   toJSON(): ErrorBody {
-    return this.issues ? { code: this.code, message: this.message, issues: this.issues } : { code: this.code, message: this.message };
+    return this.issues
+      ? { code: this.code, message: this.message, issues: this.issues }
+      : { code: this.code, message: this.message };
   }
 }
 
@@ -54,7 +60,10 @@ export class ConfigError extends WardenError {
 
 export class UnknownModelError extends WardenError {
   constructor(modelId: string) {
-    super('unknown_model', `unknown model "${modelId}": no promotion has been recorded for it (publish a promotion first)`);
+    super(
+      'unknown_model',
+      `unknown model "${modelId}": no promotion has been recorded for it (publish a promotion first)`,
+    );
   }
 }
 
@@ -73,5 +82,7 @@ export class ConflictError extends WardenError {
 /** Anything thrown that is not ours becomes an internal error, keeping the cause. */
 export function toWardenError(error: unknown): WardenError {
   if (error instanceof WardenError) return error;
-  return new WardenError('internal', error instanceof Error ? error.message : String(error), { cause: error });
+  return new WardenError('internal', error instanceof Error ? error.message : String(error), {
+    cause: error,
+  });
 }

@@ -12,17 +12,22 @@ const MAX_GAMES = 1_000_000_000;
 const elo = z.number().finite().gte(-MAX_ELO).lte(MAX_ELO);
 const rate = z.number().finite().min(0).max(1);
 const count = z.number().int().nonnegative().lte(MAX_GAMES);
-const token = z.string().regex(TOKEN_PATTERN, 'expected a single token of letters, digits, "_" or "-" (1 to 128)');
-const version = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'expected a version of letters, digits, ".", "_" or "-"');
+const token = z
+  .string()
+  .regex(TOKEN_PATTERN, 'expected a single token of letters, digits, "_" or "-" (1 to 128)');
+const version = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.-]+$/, 'expected a version of letters, digits, ".", "_" or "-"');
 const eventId = z.string().min(1).max(200);
 /** Epoch seconds (the seed's convention) or an ISO 8601 string. */
-const timestamp = z.union([
-  z.number().finite().positive(),
-  z.iso.datetime({ offset: true }),
-]);
+const timestamp = z.union([z.number().finite().positive(), z.iso.datetime({ offset: true })]);
 
 /** A model reference: "hex8_2p" or, with the version folded in, "hex8_2p_v42". */
-const modelRef = z.string().regex(/^[A-Za-z0-9_.-]{1,160}$/, 'expected a model id such as "hex8_2p" or "hex8_2p_v42"');
+const modelRef = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,160}$/, 'expected a model id such as "hex8_2p" or "hex8_2p_v42"');
 
 export const PromotionInputSchema = z
   .object({
@@ -64,7 +69,11 @@ export const EvaluationInputSchema = z
     const outcomes = [e.wins, e.draws, e.losses];
     const given = outcomes.filter((v) => v !== undefined).length;
     if (given > 0 && given < 3) {
-      ctx.addIssue({ code: 'custom', path: ['wins'], message: 'expected wins, draws and losses together, received only some of them' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['wins'],
+        message: 'expected wins, draws and losses together, received only some of them',
+      });
     } else if (given === 3) {
       const sum = e.wins! + e.draws! + e.losses!;
       if (sum !== e.games_played) {
@@ -85,19 +94,33 @@ export const EvaluationInputSchema = z
         });
       }
       if (given === 3) {
-        ctx.addIssue({ code: 'custom', path: ['pentanomial'], message: 'expected either wins/draws/losses or pentanomial, received both' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pentanomial'],
+          message: 'expected either wins/draws/losses or pentanomial, received both',
+        });
       }
     }
   });
 export type EvaluationInput = z.output<typeof EvaluationInputSchema>;
 
 /** Operator commands. `by` is who asks; it goes into the audit log. */
-export const ApproveCommandSchema = z.object({ by: z.string().min(1).max(200), note: z.string().max(1000).optional() }).strict();
-export const RollbackCommandSchema = z
-  .object({ by: z.string().min(1).max(200), reason: z.string().min(1).max(1000), to_version: version.optional() })
+export const ApproveCommandSchema = z
+  .object({ by: z.string().min(1).max(200), note: z.string().max(1000).optional() })
   .strict();
-export const PauseCommandSchema = z.object({ by: z.string().min(1).max(200), reason: z.string().min(1).max(1000) }).strict();
-export const ResumeCommandSchema = z.object({ by: z.string().min(1).max(200), note: z.string().max(1000).optional() }).strict();
+export const RollbackCommandSchema = z
+  .object({
+    by: z.string().min(1).max(200),
+    reason: z.string().min(1).max(1000),
+    to_version: version.optional(),
+  })
+  .strict();
+export const PauseCommandSchema = z
+  .object({ by: z.string().min(1).max(200), reason: z.string().min(1).max(1000) })
+  .strict();
+export const ResumeCommandSchema = z
+  .object({ by: z.string().min(1).max(200), note: z.string().max(1000).optional() })
+  .strict();
 
 // ---------------------------------------------------------------------------------------------------
 // Output events
@@ -244,7 +267,13 @@ export const AlertSchema = z.object({
   model_id: z.string(),
   config_key: z.string(),
   level: z.enum(['critical', 'warning']),
-  kind: z.enum(['critical_regression', 'rollback_failed', 'approval_expired', 'rate_limited', 'pause_unacknowledged']),
+  kind: z.enum([
+    'critical_regression',
+    'rollback_failed',
+    'approval_expired',
+    'rate_limited',
+    'pause_unacknowledged',
+  ]),
   message: z.string(),
 });
 
@@ -261,18 +290,34 @@ export const PauseAcknowledgedSchema = z.object({
  * `keyField` names the payload field that becomes the last subject token.
  */
 export const OUTPUT_EVENTS = {
-  REGRESSION_DETECTED: { kind: 'regression_detected', keyField: 'model_id', schema: RegressionDetectedSchema },
+  REGRESSION_DETECTED: {
+    kind: 'regression_detected',
+    keyField: 'model_id',
+    schema: RegressionDetectedSchema,
+  },
   REGRESSION_MINOR: { kind: 'regression_minor', keyField: 'model_id', schema: RegressionDetectedSchema },
-  REGRESSION_MODERATE: { kind: 'regression_moderate', keyField: 'model_id', schema: RegressionDetectedSchema },
+  REGRESSION_MODERATE: {
+    kind: 'regression_moderate',
+    keyField: 'model_id',
+    schema: RegressionDetectedSchema,
+  },
   REGRESSION_SEVERE: { kind: 'regression_severe', keyField: 'model_id', schema: RegressionDetectedSchema },
-  REGRESSION_CRITICAL: { kind: 'regression_critical', keyField: 'model_id', schema: RegressionDetectedSchema },
+  REGRESSION_CRITICAL: {
+    kind: 'regression_critical',
+    keyField: 'model_id',
+    schema: RegressionDetectedSchema,
+  },
   REGRESSION_CLEARED: { kind: 'regression_cleared', keyField: 'model_id', schema: RegressionClearedSchema },
   ROLLBACK_APPROVAL_REQUESTED: {
     kind: 'rollback_approval_requested',
     keyField: 'model_id',
     schema: RollbackApprovalRequestedSchema,
   },
-  PROMOTION_ROLLED_BACK: { kind: 'promotion_rolled_back', keyField: 'model_id', schema: PromotionRolledBackSchema },
+  PROMOTION_ROLLED_BACK: {
+    kind: 'promotion_rolled_back',
+    keyField: 'model_id',
+    schema: PromotionRolledBackSchema,
+  },
   ROLLBACK_FAILED: { kind: 'rollback_failed', keyField: 'model_id', schema: RollbackFailedSchema },
   TRAINING_PAUSED: { kind: 'training_paused', keyField: 'config_key', schema: TrainingPausedSchema },
   TRAINING_RESUMED: { kind: 'training_resumed', keyField: 'config_key', schema: TrainingResumedSchema },

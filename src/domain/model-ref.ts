@@ -40,6 +40,10 @@ export type ConfigKeyOverrides = Readonly<Record<string, { readonly configKey?: 
  * The training-config key of a model: the one the event names, else the configuration's override for the
  * model, else the model id itself.
  */
-export function configKeyFor(modelId: string, overrides: ConfigKeyOverrides = {}, fromEvent?: string): string {
+export function configKeyFor(
+  modelId: string,
+  overrides: ConfigKeyOverrides = {},
+  fromEvent?: string,
+): string {
   return fromEvent ?? overrides[modelId]?.configKey ?? modelId;
 }

@@ -26,8 +26,20 @@ function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
 export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, root?: unknown): string[] {
   return issues.map((issue) => {
     const field = issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    if (issue.code === 'unrecognized_keys') {
+      const prefix = issue.path.length > 0 ? `${field}.` : '';
+      return issue.keys
+        .map((key) => `${prefix}${key}: unknown field (check its spelling; unknown fields are refused)`)
+        .join('; ');
+    }
+    if (issue.code === 'invalid_key') {
+      // zod keeps the key's own problem in the nested issues; the received value is the key itself.
+      const key = String(issue.path.at(-1));
+      const inner = issue.issues.map((i) => i.message).join('; ');
+      return `${field}: invalid key: ${inner}, received "${key}"`;
+    }
     let message = issue.message;
-    if (root !== undefined && issue.code !== 'unrecognized_keys' && !/received/.test(message)) {
+    if (root !== undefined && !/received/.test(message)) {
       const value = valueAt(root, issue.path);
       message += `, received ${value === undefined ? 'nothing' : describeReceived(value)}`;
     }

@@ -69,12 +69,14 @@ export class SqliteStore implements StateStore, ModelRegistry {
       historyAll: this.db.prepare<[number], { at: number; model_id: string; kind: string; payload: string }>(
         'SELECT at, model_id, kind, payload FROM history ORDER BY seq DESC LIMIT ?',
       ),
-      historyByModel: this.db.prepare<[string, number], { at: number; model_id: string; kind: string; payload: string }>(
-        'SELECT at, model_id, kind, payload FROM history WHERE model_id = ? ORDER BY seq DESC LIMIT ?',
-      ),
-      getPointer: this.db.prepare<[string], { version: string; since: number; reason: string; last_rollback_id: string | null }>(
-        'SELECT version, since, reason, last_rollback_id FROM registry WHERE model_id = ?',
-      ),
+      historyByModel: this.db.prepare<
+        [string, number],
+        { at: number; model_id: string; kind: string; payload: string }
+      >('SELECT at, model_id, kind, payload FROM history WHERE model_id = ? ORDER BY seq DESC LIMIT ?'),
+      getPointer: this.db.prepare<
+        [string],
+        { version: string; since: number; reason: string; last_rollback_id: string | null }
+      >('SELECT version, since, reason, last_rollback_id FROM registry WHERE model_id = ?'),
       upsertPointer: this.db.prepare(
         `INSERT INTO registry (model_id, version, since, reason, last_rollback_id) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, since = excluded.since,
@@ -105,26 +107,36 @@ export class SqliteStore implements StateStore, ModelRegistry {
           try {
             this.statements.insertActor.run(actor.kind, actor.key, json);
           } catch (cause) {
-            throw new ConflictError(`${actor.kind} ${actor.key} was created elsewhere (${(cause as Error).message})`);
+            throw new ConflictError(
+              `${actor.kind} ${actor.key} was created elsewhere (${(cause as Error).message})`,
+            );
           }
           return 1;
         }
         const result = this.statements.updateActor.run(json, actor.kind, actor.key, actor.revision);
-        if (result.changes !== 1) throw new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`);
+        if (result.changes !== 1)
+          throw new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`);
         return actor.revision + 1;
       });
       for (const entry of batch.outbox) {
         this.statements.insertOutbox.run(entry.id, entry.subject, JSON.stringify(entry.payload));
       }
       for (const record of batch.history) {
-        this.statements.insertHistory.run(record.at, record.modelId, record.kind, JSON.stringify(record.payload));
+        this.statements.insertHistory.run(
+          record.at,
+          record.modelId,
+          record.kind,
+          JSON.stringify(record.payload),
+        );
       }
       return revisions;
     })();
   }
 
   async pendingOutbox(limit: number): Promise<OutboxEntry[]> {
-    return this.statements.pending.all(limit).map((row) => ({ id: row.id, subject: row.subject, payload: JSON.parse(row.payload) }));
+    return this.statements.pending
+      .all(limit)
+      .map((row) => ({ id: row.id, subject: row.subject, payload: JSON.parse(row.payload) }));
   }
 
   async markPublished(ids: readonly string[]): Promise<void> {
@@ -160,7 +172,13 @@ export class SqliteStore implements StateStore, ModelRegistry {
         `registry: expected ${request.modelId} to be at ${request.fromVersion} in production, found ${pointer.version}`,
       );
     }
-    this.statements.upsertPointer.run(request.modelId, request.toVersion, request.at, request.reason, request.rollbackId);
+    this.statements.upsertPointer.run(
+      request.modelId,
+      request.toVersion,
+      request.at,
+      request.reason,
+      request.rollbackId,
+    );
   }
 
   async production(modelId: string): Promise<ProductionPointer | null> {

@@ -85,7 +85,10 @@ function stay(context: ModelContext, outcome: Outcome): Step {
 function rememberInput(context: ModelContext, inputId: string | undefined): ModelContext {
   if (inputId === undefined) return context;
   const ids = [...context.recentInputIds, inputId];
-  return { ...context, recentInputIds: ids.length > RECENT_INPUT_LIMIT ? ids.slice(-RECENT_INPUT_LIMIT) : ids };
+  return {
+    ...context,
+    recentInputIds: ids.length > RECENT_INPUT_LIMIT ? ids.slice(-RECENT_INPUT_LIMIT) : ids,
+  };
 }
 
 /** Where a paused or failed flow returns to: regressed while a streak is open, else healthy. */
@@ -125,13 +128,22 @@ function alert(
   draft: Draft,
   at: number,
   level: 'critical' | 'warning',
-  kind: 'critical_regression' | 'rollback_failed' | 'approval_expired' | 'rate_limited' | 'pause_unacknowledged',
+  kind:
+    'critical_regression' | 'rollback_failed' | 'approval_expired' | 'rate_limited' | 'pause_unacknowledged',
   message: string,
 ): void {
   const { modelId, configKey } = draft.context;
   draft.emit((event_id) => ({
     type: 'ALERT',
-    payload: { event_id, timestamp: seconds(at), model_id: modelId, config_key: configKey, level, kind, message },
+    payload: {
+      event_id,
+      timestamp: seconds(at),
+      model_id: modelId,
+      config_key: configKey,
+      level,
+      kind,
+      message,
+    },
   }));
 }
 
@@ -179,13 +191,21 @@ function startRollback(
     startedAt: at,
   };
   draft.set({ rollback: plan, pending: null });
-  return draft.step('rollingBack', { kind: 'rollback_started', rollbackId: plan.rollbackId, toVersion: plan.toVersion });
+  return draft.step('rollingBack', {
+    kind: 'rollback_started',
+    rollbackId: plan.rollbackId,
+    toVersion: plan.toVersion,
+  });
 }
 
 // -------------------------------------------------------------------------------------------------
 // Events
 
-function onPromoted(state: ModelStateName, context: ModelContext, event: Extract<ModelEvent, { type: 'PROMOTED' }>): Step {
+function onPromoted(
+  state: ModelStateName,
+  context: ModelContext,
+  event: Extract<ModelEvent, { type: 'PROMOTED' }>,
+): Step {
   if (state === 'rollingBack') return stay(context, { kind: 'busy', state });
   const entry = {
     version: event.version,
@@ -212,7 +232,12 @@ function onPromoted(state: ModelStateName, context: ModelContext, event: Extract
     pending: null, // a new promotion supersedes a pending approval
     sprt: null,
   };
-  return { target: 'healthy', context: next, publish: [], outcome: { kind: 'promoted', version: event.version } };
+  return {
+    target: 'healthy',
+    context: next,
+    publish: [],
+    outcome: { kind: 'promoted', version: event.version },
+  };
 }
 
 interface Assessment {
@@ -227,7 +252,11 @@ interface Assessment {
   readonly sprt: ModelContext['sprt'];
 }
 
-function assess(context: ModelContext, event: Extract<ModelEvent, { type: 'EVALUATED' }>, policy: ModelPolicy): Assessment {
+function assess(
+  context: ModelContext,
+  event: Extract<ModelEvent, { type: 'EVALUATED' }>,
+  policy: ModelPolicy,
+): Assessment {
   // Each baseline metric falls back to the stored one on its own (the seed dropped the stored win rate
   // whenever the caller passed baseline_elo).
   const metrics = {
@@ -238,14 +267,13 @@ function assess(context: ModelContext, event: Extract<ModelEvent, { type: 'EVALU
   const detected = assessWithDetector({ metrics, outcomes: event.outcomes, sprt: context.sprt, policy });
   if (detected.kind === 'statistical') {
     const { severity } = detected;
-    const decision: Decision =
-      detected.rollback
-        ? policy.detection.requireApprovalForSevere && severity !== 'critical'
-          ? 'await_approval'
-          : 'rollback'
-        : severity === null
-          ? 'watch'
-          : decide({ severity, forced: false }, detected.eloDropLower, policy.detection);
+    const decision: Decision = detected.rollback
+      ? policy.detection.requireApprovalForSevere && severity !== 'critical'
+        ? 'await_approval'
+        : 'rollback'
+      : severity === null
+        ? 'watch'
+        : decide({ severity, forced: false }, detected.eloDropLower, policy.detection);
     return {
       severity,
       decision,
@@ -315,13 +343,16 @@ function announce(
   };
   draft.emit((event_id) => ({ type: 'REGRESSION_DETECTED', payload: { ...base, event_id } }));
   const specific = `REGRESSION_${a.severity.toUpperCase()}` as
-    | 'REGRESSION_MINOR'
-    | 'REGRESSION_MODERATE'
-    | 'REGRESSION_SEVERE'
-    | 'REGRESSION_CRITICAL';
+    'REGRESSION_MINOR' | 'REGRESSION_MODERATE' | 'REGRESSION_SEVERE' | 'REGRESSION_CRITICAL';
   draft.emit((event_id) => ({ type: specific, payload: { ...base, event_id } }));
   if (a.severity === 'critical') {
-    alert(draft, event.at, 'critical', 'critical_regression', `CRITICAL regression of ${modelId} ${productionVersion}: ${a.reason}`);
+    alert(
+      draft,
+      event.at,
+      'critical',
+      'critical_regression',
+      `CRITICAL regression of ${modelId} ${productionVersion}: ${a.reason}`,
+    );
   }
 }
 
@@ -385,10 +416,18 @@ function onEvaluated(
   }
   if (state === 'rollingBack') return stay(context, { kind: 'busy', state });
   if (event.version !== undefined && event.version !== context.productionVersion) {
-    return stay(context, { kind: 'ignored_version', version: event.version, productionVersion: context.productionVersion });
+    return stay(context, {
+      kind: 'ignored_version',
+      version: event.version,
+      productionVersion: context.productionVersion,
+    });
   }
   if (event.gamesPlayed < policy.detection.minGames) {
-    return stay(context, { kind: 'insufficient_evidence', gamesPlayed: event.gamesPlayed, minGames: policy.detection.minGames });
+    return stay(context, {
+      kind: 'insufficient_evidence',
+      gamesPlayed: event.gamesPlayed,
+      minGames: policy.detection.minGames,
+    });
   }
 
   const a = assess(context, event, policy);
@@ -412,7 +451,8 @@ function onEvaluated(
           model_id: modelId,
           version: productionVersion!,
           config_key: configKey,
-          elo_recovered: current !== null && lastDetection?.currentElo != null ? current - lastDetection.currentElo : null,
+          elo_recovered:
+            current !== null && lastDetection?.currentElo != null ? current - lastDetection.currentElo : null,
           current_elo: current,
           baseline_elo: event.metrics.baselineElo ?? baseline.elo,
           metric_name: 'elo',
@@ -469,7 +509,13 @@ function onEvaluated(
     announcedSeverity: quiet && announced ? severity : context.announcedSeverity,
   });
   if (announced || decision !== 'watch') announce(draft, event, { ...a, severity }, detection, decision);
-  const outcome: Outcome = { kind: 'regression', severity, decision, detectionId: detection.detectionId, announced };
+  const outcome: Outcome = {
+    kind: 'regression',
+    severity,
+    decision,
+    detectionId: detection.detectionId,
+    announced,
+  };
 
   if (decision === 'watch') return { ...draft.step(quiet ? null : 'regressed', outcome) };
 
@@ -537,9 +583,14 @@ function onReject(context: ModelContext): Step {
   return { target: 'healthy', context: next, publish: [], outcome: { kind: 'rejected' } };
 }
 
-function onApprovalExpired(context: ModelContext, event: Extract<ModelEvent, { type: 'APPROVAL_EXPIRED' }>, policy: ModelPolicy): Step {
+function onApprovalExpired(
+  context: ModelContext,
+  event: Extract<ModelEvent, { type: 'APPROVAL_EXPIRED' }>,
+  policy: ModelPolicy,
+): Step {
   const pending = context.pending!;
-  if (event.at < pending.deadline) return stay(context, { kind: 'stale', reason: 'approval deadline not reached' });
+  if (event.at < pending.deadline)
+    return stay(context, { kind: 'stale', reason: 'approval deadline not reached' });
   const draft = new Draft(context);
   alert(
     draft,
@@ -611,7 +662,11 @@ function onRollbackRequested(
   });
 }
 
-function onRollbackSucceeded(context: ModelContext, event: Extract<ModelEvent, { type: 'ROLLBACK_SUCCEEDED' }>, policy: ModelPolicy): Step {
+function onRollbackSucceeded(
+  context: ModelContext,
+  event: Extract<ModelEvent, { type: 'ROLLBACK_SUCCEEDED' }>,
+  policy: ModelPolicy,
+): Step {
   const plan = context.rollback;
   if (plan === null || plan.rollbackId !== event.rollbackId) {
     return stay(context, { kind: 'stale', reason: `no rollback ${event.rollbackId} in flight` });
@@ -623,7 +678,9 @@ function onRollbackSucceeded(context: ModelContext, event: Extract<ModelEvent, {
     ...context,
     productionVersion: plan.toVersion,
     baseline: { elo: to?.elo ?? null, winRate: to?.winRate ?? null },
-    lineage: context.lineage.map((e) => (e.version === plan.fromVersion ? { ...e, rolledBackFrom: true } : e)),
+    lineage: context.lineage.map((e) =>
+      e.version === plan.fromVersion ? { ...e, rolledBackFrom: true } : e,
+    ),
     streak: 0,
     sprt: null,
     rollback: null,
@@ -656,25 +713,42 @@ function onRollbackSucceeded(context: ModelContext, event: Extract<ModelEvent, {
   return draft.step('rolledBack', { kind: 'rolled_back', rollbackId: plan.rollbackId });
 }
 
-function onRollbackFailed(context: ModelContext, event: Extract<ModelEvent, { type: 'ROLLBACK_FAILED' }>): Step {
+function onRollbackFailed(
+  context: ModelContext,
+  event: Extract<ModelEvent, { type: 'ROLLBACK_FAILED' }>,
+): Step {
   const plan = context.rollback;
   if (plan === null || plan.rollbackId !== event.rollbackId) {
     return stay(context, { kind: 'stale', reason: `no rollback ${event.rollbackId} in flight` });
   }
   const draft = new Draft({ ...context, rollback: null });
   rollbackFailed(draft, event.at, plan, event.error);
-  return draft.step(restingState(draft.context), { kind: 'rollback_failed', rollbackId: plan.rollbackId, error: event.error });
+  return draft.step(restingState(draft.context), {
+    kind: 'rollback_failed',
+    rollbackId: plan.rollbackId,
+    error: event.error,
+  });
 }
 
-function onPauseAcknowledged(context: ModelContext, event: Extract<ModelEvent, { type: 'PAUSE_ACKNOWLEDGED' }>): Step {
+function onPauseAcknowledged(
+  context: ModelContext,
+  event: Extract<ModelEvent, { type: 'PAUSE_ACKNOWLEDGED' }>,
+): Step {
   if (context.lastRollback?.rollbackId !== event.rollbackId) {
-    return stay(context, { kind: 'stale', reason: `acknowledgement for another rollback (${event.rollbackId})` });
+    return stay(context, {
+      kind: 'stale',
+      reason: `acknowledgement for another rollback (${event.rollbackId})`,
+    });
   }
   return { target: 'cooldown', context, publish: [], outcome: { kind: 'acknowledged' } };
 }
 
 /** When the cooldown of a rolled-back model may end: its deadline, and not before the pause had its grace. */
-export function cooldownDeadline(state: ModelStateName, context: ModelContext, policy: ModelPolicy): number | null {
+export function cooldownDeadline(
+  state: ModelStateName,
+  context: ModelContext,
+  policy: ModelPolicy,
+): number | null {
   if (context.cooldownUntil === null) return null;
   if (state === 'rolledBack' && context.lastRollback) {
     return Math.max(context.cooldownUntil, context.lastRollback.completedAt + policy.pauseAckGraceMs);
@@ -689,7 +763,8 @@ function onCooldownElapsed(
   policy: ModelPolicy,
 ): Step {
   const deadline = cooldownDeadline(state, context, policy);
-  if (deadline === null || event.at < deadline) return stay(context, { kind: 'stale', reason: 'cooldown not over' });
+  if (deadline === null || event.at < deadline)
+    return stay(context, { kind: 'stale', reason: 'cooldown not over' });
   const draft = new Draft({ ...context, cooldownUntil: null, announcedSeverity: null });
   if (state === 'rolledBack') {
     alert(
@@ -704,7 +779,12 @@ function onCooldownElapsed(
 }
 
 /** One event in one state: the next state, context, publications and outcome. Pure. */
-export function stepModel(state: ModelStateName, context: ModelContext, event: ModelEvent, policy: ModelPolicy): Step {
+export function stepModel(
+  state: ModelStateName,
+  context: ModelContext,
+  event: ModelEvent,
+  policy: ModelPolicy,
+): Step {
   switch (event.type) {
     case 'PROMOTED':
       return onPromoted(state, context, event);

@@ -10,7 +10,10 @@ import { createStepMachine } from './step-machine.ts';
  * stale timer). Timers and effect results arrive as events from the runtime, so every path is reachable
  * by a test model without `after` or `invoke`.
  */
-export const MODEL_TRANSITIONS: Record<ModelStateName, Partial<Record<ModelEventType, readonly ModelStateName[]>>> = {
+export const MODEL_TRANSITIONS: Record<
+  ModelStateName,
+  Partial<Record<ModelEventType, readonly ModelStateName[]>>
+> = {
   healthy: {
     PROMOTED: ['healthy'],
     EVALUATED: ['healthy', 'regressed', 'awaitingApproval', 'rollingBack'],
@@ -63,7 +66,6 @@ export function createModelMachine(policy: ModelPolicy) {
     transitions: MODEL_TRANSITIONS,
     context: (input) => initialModelContext(input.modelId, input.configKey),
     step: (from, context, event) => stepModel(from, context, event, policy),
-    unhandled: (event) => ({ kind: 'stale', reason: `${event.type} is not accepted in this state` }),
   });
 }
 

@@ -18,7 +18,10 @@ export const RECENT_INPUT_LIMIT = 64;
 
 export function modelPolicyFrom(config: Config): ModelPolicy {
   return Object.freeze({
-    detection: Object.freeze({ ...config.detection, requireApprovalForSevere: config.approval.requireForSevere }),
+    detection: Object.freeze({
+      ...config.detection,
+      requireApprovalForSevere: config.approval.requireForSevere,
+    }),
     approvalTimeoutMs: config.approval.timeoutSeconds * 1000,
     onApprovalTimeout: config.approval.onTimeout,
     cooldownMs: config.cooldownSeconds * 1000,

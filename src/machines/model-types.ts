@@ -2,7 +2,14 @@ import type { Severity } from '../policy/severity.ts';
 import type { EvaluationMetrics } from '../policy/classify.ts';
 import type { OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
 
-export const MODEL_STATES = ['healthy', 'regressed', 'awaitingApproval', 'rollingBack', 'rolledBack', 'cooldown'] as const;
+export const MODEL_STATES = [
+  'healthy',
+  'regressed',
+  'awaitingApproval',
+  'rollingBack',
+  'rolledBack',
+  'cooldown',
+] as const;
 export type ModelStateName = (typeof MODEL_STATES)[number];
 
 /** A version that was once in production, with the baseline it was promoted with. */
@@ -130,7 +137,13 @@ export type Outcome =
   | { kind: 'promoted'; version: string }
   | { kind: 'healthy' }
   | { kind: 'cleared' }
-  | { kind: 'regression'; severity: Severity; decision: 'watch' | 'rollback' | 'await_approval'; detectionId: string; announced: boolean }
+  | {
+      kind: 'regression';
+      severity: Severity;
+      decision: 'watch' | 'rollback' | 'await_approval';
+      detectionId: string;
+      announced: boolean;
+    }
   | { kind: 'evidence_added'; detectionId: string }
   | { kind: 'insufficient_evidence'; gamesPlayed: number; minGames: number }
   | { kind: 'ignored_version'; version: string; productionVersion: string | null }

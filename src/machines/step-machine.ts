@@ -8,17 +8,28 @@ export interface StepResult<TState extends string, TContext, TPublish, TOutcome>
   readonly outcome: TOutcome;
 }
 
-export type Emitted<TPublish, TOutcome> = { type: 'publish'; event: TPublish } | { type: 'outcome'; outcome: TOutcome };
+export type Emitted<TPublish, TOutcome> =
+  { type: 'publish'; event: TPublish } | { type: 'outcome'; outcome: TOutcome };
 
-export interface StepMachineSpec<TState extends string, TContext, TEvent extends EventObject, TInput, TPublish, TOutcome> {
+export interface StepMachineSpec<
+  TState extends string,
+  TContext,
+  TEvent extends EventObject,
+  TInput,
+  TPublish,
+  TOutcome,
+> {
   /** Carries the machine's version: persisted snapshots name the machine they belong to. */
   readonly id: string;
   readonly initial: TState;
   /** The diagram: for each state and event, the states the event may lead to. */
   readonly transitions: Record<TState, Partial<Record<TEvent['type'], readonly TState[]>>>;
   readonly context: (input: TInput) => TContext;
-  readonly step: (from: TState, context: TContext, event: TEvent) => StepResult<TState, TContext, TPublish, TOutcome>;
-  readonly unhandled: (event: TEvent) => TOutcome;
+  readonly step: (
+    from: TState,
+    context: TContext,
+    event: TEvent,
+  ) => StepResult<TState, TContext, TPublish, TOutcome>;
 }
 
 /**
@@ -26,10 +37,18 @@ export interface StepMachineSpec<TState extends string, TContext, TEvent extends
  * come from one pure step function. Guards and the action share the step through a cache keyed by the
  * event object: XState evaluates them against the same context and event.
  */
-export function createStepMachine<TState extends string, TContext extends object, TEvent extends EventObject, TInput, TPublish, TOutcome>(
-  spec: StepMachineSpec<TState, TContext, TEvent, TInput, TPublish, TOutcome>,
-) {
-  const cache = new WeakMap<object, { context: TContext; from: TState; result: StepResult<TState, TContext, TPublish, TOutcome> }>();
+export function createStepMachine<
+  TState extends string,
+  TContext extends object,
+  TEvent extends EventObject,
+  TInput,
+  TPublish,
+  TOutcome,
+>(spec: StepMachineSpec<TState, TContext, TEvent, TInput, TPublish, TOutcome>) {
+  const cache = new WeakMap<
+    object,
+    { context: TContext; from: TState; result: StepResult<TState, TContext, TPublish, TOutcome> }
+  >();
   const step = (from: TState, context: TContext, event: TEvent) => {
     const hit = cache.get(event);
     if (hit && hit.context === context && hit.from === from) return hit.result;
@@ -55,14 +74,14 @@ export function createStepMachine<TState extends string, TContext extends object
         const allowed = spec.transitions[params.from][event.type as TEvent['type']] ?? [];
         if (result.target !== null && result.target !== params.from && !allowed.includes(result.target)) {
           // A decision the diagram does not allow is a bug in the step function: never silently dropped.
-          throw new Error(`${spec.id}: ${event.type} in ${params.from} decided ${result.target}, which the diagram does not allow`);
+          throw new Error(
+            `${spec.id}: ${event.type} in ${params.from} decided ${result.target}, which the diagram does not allow`,
+          );
         }
         if (result.context !== context) enqueue.assign(() => result.context);
-        for (const published of result.publish) enqueue.emit({ type: 'publish', event: published } as Emitted<TPublish, TOutcome>);
+        for (const published of result.publish)
+          enqueue.emit({ type: 'publish', event: published } as Emitted<TPublish, TOutcome>);
         enqueue.emit({ type: 'outcome', outcome: result.outcome } as Emitted<TPublish, TOutcome>);
-      }),
-      reportUnhandled: enqueueActions(({ event, enqueue }) => {
-        enqueue.emit({ type: 'outcome', outcome: spec.unhandled(event) } as Emitted<TPublish, TOutcome>);
       }),
     },
   });
@@ -70,17 +89,19 @@ export function createStepMachine<TState extends string, TContext extends object
   const states = Object.fromEntries(
     (Object.keys(spec.transitions) as TState[]).map((from) => {
       const on = Object.fromEntries(
-        Object.entries(spec.transitions[from] as Record<string, readonly TState[]>).map(([eventType, targets]) => [
-          eventType,
-          [
-            ...targets.map((target) => ({
-              guard: { type: 'leadsTo' as const, params: { from, target } },
-              target,
-              actions: { type: 'apply' as const, params: { from } },
-            })),
-            { actions: { type: 'apply' as const, params: { from } } },
+        Object.entries(spec.transitions[from] as Record<string, readonly TState[]>).map(
+          ([eventType, targets]) => [
+            eventType,
+            [
+              ...targets.map((target) => ({
+                guard: { type: 'leadsTo' as const, params: { from, target } },
+                target,
+                actions: { type: 'apply' as const, params: { from } },
+              })),
+              { actions: { type: 'apply' as const, params: { from } } },
+            ],
           ],
-        ]),
+        ),
       );
       return [from, { on }];
     }),
@@ -90,8 +111,7 @@ export function createStepMachine<TState extends string, TContext extends object
     id: spec.id,
     initial: spec.initial,
     context: ({ input }) => spec.context(input),
-    on: { '*': { actions: 'reportUnhandled' } },
     // Built from `transitions` above; the cast keeps XState's config types tractable.
-    states: states as never,
+    states: states as Record<string, object>,
   });
 }

@@ -24,7 +24,12 @@ function eventId(context: TrainingContext): string {
   return `${context.configKey}.t${context.seq}`;
 }
 
-function onPause(state: TrainingStateName, context: TrainingContext, event: Extract<TrainingEvent, { type: 'PAUSE' }>, policy: TrainingPolicy): TrainingStep {
+function onPause(
+  state: TrainingStateName,
+  context: TrainingContext,
+  event: Extract<TrainingEvent, { type: 'PAUSE' }>,
+  policy: TrainingPolicy,
+): TrainingStep {
   const publish: OutputEvent[] = [];
   let next = context;
   const ack = (): void => {
@@ -44,10 +49,17 @@ function onPause(state: TrainingStateName, context: TrainingContext, event: Extr
   if (event.rollbackId !== undefined && context.rollbackIds.includes(event.rollbackId)) {
     // A redelivered rollback: acknowledge again (idempotent), pause nothing (an operator may have resumed).
     ack();
-    return { target: null, context: next, publish, outcome: { kind: 'duplicate', rollbackId: event.rollbackId } };
+    return {
+      target: null,
+      context: next,
+      publish,
+      outcome: { kind: 'duplicate', rollbackId: event.rollbackId },
+    };
   }
   const rollbackIds =
-    event.rollbackId === undefined ? context.rollbackIds : [...context.rollbackIds, event.rollbackId].slice(-ROLLBACK_ID_LIMIT);
+    event.rollbackId === undefined
+      ? context.rollbackIds
+      : [...context.rollbackIds, event.rollbackId].slice(-ROLLBACK_ID_LIMIT);
   if (state === 'paused') {
     next = { ...context, rollbackIds };
     ack();
@@ -81,7 +93,14 @@ function onPause(state: TrainingStateName, context: TrainingContext, event: Extr
 }
 
 function resume(context: TrainingContext, at: number, by: string, reason: string): TrainingStep {
-  const next: TrainingContext = { ...context, by, reason, since: at, autoResumeAt: null, seq: context.seq + 1 };
+  const next: TrainingContext = {
+    ...context,
+    by,
+    reason,
+    since: at,
+    autoResumeAt: null,
+    seq: context.seq + 1,
+  };
   return {
     target: 'running',
     context: next,

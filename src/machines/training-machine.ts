@@ -11,7 +11,10 @@ import type {
 } from './training-types.ts';
 
 /** The training-config actor's diagram. PAUSE in paused records the rollback but announces nothing. */
-export const TRAINING_TRANSITIONS: Record<TrainingStateName, Partial<Record<TrainingEventType, readonly TrainingStateName[]>>> = {
+export const TRAINING_TRANSITIONS: Record<
+  TrainingStateName,
+  Partial<Record<TrainingEventType, readonly TrainingStateName[]>>
+> = {
   running: {
     PAUSE: ['paused'],
     RESUME: [],
@@ -28,13 +31,19 @@ export interface TrainingInput {
 }
 
 export function createTrainingMachine(policy: TrainingPolicy) {
-  return createStepMachine<TrainingStateName, TrainingContext, TrainingEvent, TrainingInput, OutputEvent, TrainingOutcome>({
+  return createStepMachine<
+    TrainingStateName,
+    TrainingContext,
+    TrainingEvent,
+    TrainingInput,
+    OutputEvent,
+    TrainingOutcome
+  >({
     id: 'training.v1',
     initial: 'running',
     transitions: TRAINING_TRANSITIONS,
     context: (input) => initialTrainingContext(input.configKey),
     step: (from, context, event) => stepTraining(from, context, event, policy),
-    unhandled: (event) => ({ kind: 'stale', reason: `${event.type} is not accepted in this state` }),
   });
 }
 

@@ -40,7 +40,8 @@ export type TrainingOutcome =
   | { kind: 'duplicate'; rollbackId: string }
   | { kind: 'stale'; reason: string };
 
-export type TrainingEmitted = { type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: TrainingOutcome };
+export type TrainingEmitted =
+  { type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: TrainingOutcome };
 
 export interface TrainingPolicy {
   /** Resume by itself this long after a pause; null: only an operator resumes. */

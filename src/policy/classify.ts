@@ -35,7 +35,8 @@ function drop(baseline: number | undefined, current: number | undefined): number
 
 function worst(...severities: Array<Severity | null>): Severity | null {
   let found: Severity | null = null;
-  for (const s of severities) if (s !== null && (found === null || SEVERITIES.indexOf(s) > SEVERITIES.indexOf(found))) found = s;
+  for (const s of severities)
+    if (s !== null && (found === null || SEVERITIES.indexOf(s) > SEVERITIES.indexOf(found))) found = s;
   return found;
 }
 
@@ -55,7 +56,8 @@ export function classify(metrics: EvaluationMetrics, policy: ThresholdPolicy): C
 
   const byElo = ladderSeverity(eloDrop, policy.eloDrop);
   const byWinRate = ladderSeverity(winRateDrop, policy.winRateDrop);
-  const byError: Severity | null = errorRate !== null && errorRate >= policy.errorRateSevere ? 'severe' : null;
+  const byError: Severity | null =
+    errorRate !== null && errorRate >= policy.errorRateSevere ? 'severe' : null;
   const severity = worst(byElo, byWinRate, byError);
 
   const parts: string[] = [];
@@ -63,7 +65,8 @@ export function classify(metrics: EvaluationMetrics, policy: ThresholdPolicy): C
   if (byWinRate !== null && winRateDrop !== null) {
     parts.push(`Win rate dropped by ${formatNumber(winRateDrop * 100, 1)}% (${byWinRate})`);
   }
-  if (byError !== null && errorRate !== null) parts.push(`Error rate at ${formatNumber(errorRate * 100, 1)}% (severe)`);
+  if (byError !== null && errorRate !== null)
+    parts.push(`Error rate at ${formatNumber(errorRate * 100, 1)}% (severe)`);
   return {
     severity,
     eloDrop,

@@ -24,11 +24,7 @@ export function escalate(base: Severity, consecutive: number, policy: DecisionPo
  * operator when approval is required for SEVERE (the seed rolled a MODERATE back at once while a SEVERE
  * waited).
  */
-export function decide(
-  escalation: Escalation,
-  eloDrop: number | null,
-  policy: DecisionPolicy,
-): Decision {
+export function decide(escalation: Escalation, eloDrop: number | null, policy: DecisionPolicy): Decision {
   const { severity, forced } = escalation;
   if (severity === 'critical') return 'rollback';
   const wantsRollback =

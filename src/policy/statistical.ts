@@ -49,7 +49,7 @@ export const DEFAULT_STATISTICAL_POLICY: StatisticalPolicy = Object.freeze({
 export interface SprtAccumulator {
   readonly kind: 'trinomial' | 'pentanomial';
   /** [losses, draws, wins] or the five pentanomial pair counts. */
-  readonly results: number[];
+  readonly results: readonly number[];
   readonly windows: number;
 }
 
@@ -124,18 +124,23 @@ function trinomialProblems(record: Record<string, unknown>, gamesPlayed: number 
   const total = (record.wins as number) + (record.draws as number) + (record.losses as number);
   if (total === 0) problems.push('wins + draws + losses: expected at least one game, received 0');
   if (gamesPlayed !== undefined && gamesPlayed !== total) {
-    problems.push(`games_played: expected wins + draws + losses = ${total}, received ${describe(gamesPlayed)}`);
+    problems.push(
+      `games_played: expected wins + draws + losses = ${total}, received ${describe(gamesPlayed)}`,
+    );
   }
   return problems;
 }
 
 function pentanomialProblems(counts: unknown, gamesPlayed: number | undefined): string[] {
   if (!Array.isArray(counts) || counts.length !== 5) {
-    return [`pentanomial: expected 5 pair counts [LL, LD+DL, LW+DD+WL, DW+WD, WW], received ${describe(counts)}`];
+    return [
+      `pentanomial: expected 5 pair counts [LL, LD+DL, LW+DD+WL, DW+WD, WW], received ${describe(counts)}`,
+    ];
   }
   const problems: string[] = [];
   counts.forEach((count: unknown, i) => {
-    if (!isCount(count)) problems.push(`pentanomial[${i}]: expected a non-negative integer, received ${describe(count)}`);
+    if (!isCount(count))
+      problems.push(`pentanomial[${i}]: expected a non-negative integer, received ${describe(count)}`);
   });
   if (problems.length > 0) return problems;
   const pairs = (counts as number[]).reduce((sum, count) => sum + count, 0);
@@ -149,15 +154,22 @@ function pentanomialProblems(counts: unknown, gamesPlayed: number | undefined): 
 function assertPolicy(policy: StatisticalPolicy): void {
   const problems: string[] = [];
   if (!(policy.confidence > 0 && policy.confidence < 1)) {
-    problems.push(`confidence: expected a number strictly between 0 and 1, received ${describe(policy.confidence)}`);
+    problems.push(
+      `confidence: expected a number strictly between 0 and 1, received ${describe(policy.confidence)}`,
+    );
   }
-  if (!Number.isFinite(policy.elo0)) problems.push(`elo0: expected a finite number, received ${describe(policy.elo0)}`);
+  if (!Number.isFinite(policy.elo0))
+    problems.push(`elo0: expected a finite number, received ${describe(policy.elo0)}`);
   if (!Number.isFinite(policy.elo1) || !(policy.elo1 < policy.elo0)) {
-    problems.push(`elo1: expected a finite number below elo0 = ${policy.elo0} (H1 is a regression), received ${describe(policy.elo1)}`);
+    problems.push(
+      `elo1: expected a finite number below elo0 = ${policy.elo0} (H1 is a regression), received ${describe(policy.elo1)}`,
+    );
   }
   for (const severity of SEVERITIES) {
     if (!Number.isFinite(policy.eloDrop?.[severity])) {
-      problems.push(`eloDrop.${severity}: expected a finite number, received ${describe(policy.eloDrop?.[severity])}`);
+      problems.push(
+        `eloDrop.${severity}: expected a finite number, received ${describe(policy.eloDrop?.[severity])}`,
+      );
     }
   }
   if (problems.length > 0) throw new RangeError(`statistical policy: ${problems.join('; ')}`);
@@ -211,7 +223,7 @@ function signed(value: number, digits: number): string {
 
 function describeHypothesis(policy: StatisticalPolicy): string {
   return policy.elo0 === 0
-    ? `a ${fixed(-policy.elo1, 0)}-Elo regression`
+    ? `a ${Number((-policy.elo1).toFixed(2))}-Elo regression`
     : `Elo ${signed(policy.elo1, 1)} rather than ${signed(policy.elo0, 1)}`;
 }
 
@@ -243,7 +255,8 @@ export function assessStatistically(
   const current = windowResults(window);
   const restarted = previous !== null && previous.kind !== current.kind;
   const base = previous !== null && !restarted ? previous : null;
-  const results = base === null ? current.results : base.results.map((count, i) => count + (current.results[i] as number));
+  const results =
+    base === null ? current.results : base.results.map((count, i) => count + (current.results[i] as number));
   const windows = (base?.windows ?? 0) + 1;
   const cumulative = results as unknown as GameResults;
 
@@ -269,13 +282,24 @@ export function assessStatistically(
   } else {
     verdict = `SPRT continues (LLR ${fixed(llr, 2)} within ${fixed(bounds.lower, 2)}..${fixed(bounds.upper, 2)}, window ${windows})`;
   }
-  const prefix = restarted ? `Outcome format changed from ${previous?.kind} to ${current.kind}, so the SPRT restarted. ` : '';
+  const prefix = restarted
+    ? `Outcome format changed from ${previous?.kind} to ${current.kind}, so the SPRT restarted. `
+    : '';
 
   return {
     severity,
     eloDropLower,
     elo,
-    sprt: { llr, lower: bounds.lower, upper: bounds.upper, elo0: policy.elo0, elo1: policy.elo1, decision, games, windows },
+    sprt: {
+      llr,
+      lower: bounds.lower,
+      upper: bounds.upper,
+      elo0: policy.elo0,
+      elo1: policy.elo1,
+      decision,
+      games,
+      windows,
+    },
     accumulator: decision === 'continue' ? { kind: current.kind, results, windows } : null,
     reason: `${prefix}${verdict}; ${estimate}; ${established}`,
   };

@@ -32,7 +32,9 @@ export interface EloEstimate {
 
 export function assertConfidence(confidence: number, what = 'confidence'): void {
   if (!(typeof confidence === 'number' && confidence > 0 && confidence < 1)) {
-    throw new RangeError(`${what}: expected a number strictly between 0 and 1, received ${String(confidence)}`);
+    throw new RangeError(
+      `${what}: expected a number strictly between 0 and 1, received ${String(confidence)}`,
+    );
   }
 }
 

@@ -1,4 +1,11 @@
-export { type Trinomial, type Pentanomial, type GameResults, assertGameResults, gamesOf, isPentanomial } from './results.ts';
+export {
+  type Trinomial,
+  type Pentanomial,
+  type GameResults,
+  assertGameResults,
+  gamesOf,
+  isPentanomial,
+} from './results.ts';
 export {
   type EloEstimate,
   eloEstimate,

@@ -61,12 +61,19 @@ export function mleWithExpectedScore(
  */
 const T_VALUE_ROUNDS = 100;
 const T_VALUE_TOLERANCE = 1e-13;
+/** The constraint must hold this well at the end (fishtest asserts 1e-5). */
+const T_VALUE_CHECK = 1e-6;
+const MAX_CONTINUATION_STEPS = 256;
 
 /**
  * The maximum-likelihood distribution with t-value (μ − ref)/σ = t. The constraint g(p) = μ − ref − t·σ
  * is not linear, so iterate (fishtest MLE_t_value): linearise at the current p, where the gradient of g,
  * shifted so that Σ pᵢφᵢ = g(p), is φᵢ = aᵢ − ref − t·(σ² + (aᵢ − μ)²)/(2σ), then tilt p̂ by it, starting
  * from the uniform distribution. The fixed point satisfies both the constraint and stationarity.
+ *
+ * For a large |t| (hundreds of nElo) the first linearisation at the uniform distribution can fall outside
+ * the reachable range, where fishtest stops with an assertion. Then t is approached in steps, each solve
+ * starting from the previous one; the first attempt is a single step, fishtest's path.
  */
 export function mleWithTValue(
   values: readonly number[],
@@ -74,17 +81,39 @@ export function mleWithTValue(
   reference: number,
   t: number,
 ): number[] {
-  let current: number[] = values.map(() => 1 / values.length);
+  for (let steps = 1; steps <= MAX_CONTINUATION_STEPS; steps *= 2) {
+    let current: number[] | null = values.map(() => 1 / values.length);
+    for (let step = 1; step <= steps && current !== null; step += 1) {
+      current = iterateTValue(values, probabilities, reference, (t * step) / steps, current);
+    }
+    if (current !== null) return current;
+  }
+  throw new RangeError(
+    `LLR: expected a reachable t-value, received t = ${t} (normalized Elo too far from the data)`,
+  );
+}
+
+/** The fixed-point iteration from `start`; null when a linearisation is unreachable or it does not converge. */
+function iterateTValue(
+  values: readonly number[],
+  probabilities: readonly number[],
+  reference: number,
+  t: number,
+  start: number[],
+): number[] | null {
+  let current = start;
   for (let round = 0; round < T_VALUE_ROUNDS; round += 1) {
     const { mean, variance } = moments(values, current);
     const sigma = Math.sqrt(variance);
     const phi = values.map((a) => a - reference - (t * (variance + (a - mean) ** 2)) / (2 * sigma));
+    if (!(Math.min(...phi) < 0 && Math.max(...phi) > 0)) return null;
     const next = tilt(probabilities, phi, solveSecular(probabilities, phi));
     const moved = Math.max(...next.map((p, i) => Math.abs(p - (current[i] as number))));
     current = next;
     if (moved < T_VALUE_TOLERANCE) break;
   }
-  return current;
+  const { mean, variance } = moments(values, current);
+  return Math.abs((mean - reference) / Math.sqrt(variance) - t) < T_VALUE_CHECK ? current : null;
 }
 
 /** n·Σ p̂ᵢ·(ln p₁ᵢ − ln p₀ᵢ). */

@@ -79,7 +79,8 @@ export function normalPdf(x: number): number {
  * solved directly and the upper tail by symmetry, so p = 1e-300 works as well as p = 0.3.
  */
 export function normalQuantile(p: number): number {
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`normalQuantile: expected a probability in [0, 1], received ${p}`);
+  if (!(p >= 0 && p <= 1))
+    throw new RangeError(`normalQuantile: expected a probability in [0, 1], received ${p}`);
   if (p === 0) return Number.NEGATIVE_INFINITY;
   if (p === 1) return Number.POSITIVE_INFINITY;
   if (p > 0.5) return -lowerTailQuantile(1 - p);

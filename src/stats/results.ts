@@ -39,11 +39,15 @@ export function assertGameResults(results: unknown, what = 'results'): asserts r
   const names = results.length === 3 ? TRINOMIAL_NAMES : PENTANOMIAL_NAMES;
   results.forEach((count: unknown, i) => {
     if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) {
-      throw new RangeError(`${what}[${i}] (${names[i]}): expected a non-negative integer count, received ${describe(count)}`);
+      throw new RangeError(
+        `${what}[${i}] (${names[i]}): expected a non-negative integer count, received ${describe(count)}`,
+      );
     }
   });
   if ((results as number[]).every((count) => count === 0)) {
-    throw new RangeError(`${what}: expected at least one game, received all-zero counts [${results.join(', ')}]`);
+    throw new RangeError(
+      `${what}: expected at least one game, received all-zero counts [${results.join(', ')}]`,
+    );
   }
 }
 
@@ -73,7 +77,10 @@ export function empiricalDistribution(results: GameResults): ScoreDistribution {
 }
 
 /** Mean and variance of a distribution. */
-export function moments(values: readonly number[], probabilities: readonly number[]): { mean: number; variance: number } {
+export function moments(
+  values: readonly number[],
+  probabilities: readonly number[],
+): { mean: number; variance: number } {
   let mean = 0;
   for (let i = 0; i < values.length; i += 1) mean += (probabilities[i] as number) * (values[i] as number);
   let variance = 0;

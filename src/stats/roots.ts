@@ -11,7 +11,12 @@ export interface RootOptions {
   readonly maxIterations?: number;
 }
 
-export function findRoot(f: (x: number) => number, lower: number, upper: number, options: RootOptions = {}): number {
+export function findRoot(
+  f: (x: number) => number,
+  lower: number,
+  upper: number,
+  options: RootOptions = {},
+): number {
   const xTolerance = options.xTolerance ?? 1e-15;
   const maxIterations = options.maxIterations ?? 200;
   let a = lower;
@@ -19,7 +24,9 @@ export function findRoot(f: (x: number) => number, lower: number, upper: number,
   let fa = f(a);
   let fb = f(b);
   if (Number.isNaN(fa) || Number.isNaN(fb)) {
-    throw new RangeError(`findRoot: expected finite values at the ends of [${lower}, ${upper}], received NaN`);
+    throw new RangeError(
+      `findRoot: expected finite values at the ends of [${lower}, ${upper}], received NaN`,
+    );
   }
   if (fa === 0) return a;
   if (fb === 0) return b;
@@ -52,7 +59,9 @@ export function findRoot(f: (x: number) => number, lower: number, upper: number,
 
     const quarter = (3 * a + b) / 4;
     const outside = !((s > quarter && s < b) || (s < quarter && s > b));
-    const slow: boolean = bisected ? Math.abs(s - b) >= Math.abs(b - c) / 2 : Math.abs(s - b) >= Math.abs(c - d) / 2;
+    const slow: boolean = bisected
+      ? Math.abs(s - b) >= Math.abs(b - c) / 2
+      : Math.abs(s - b) >= Math.abs(c - d) / 2;
     const tiny: boolean = bisected ? Math.abs(b - c) < tolerance : Math.abs(c - d) < tolerance;
     bisected = outside || slow || tiny || !Number.isFinite(s);
     if (bisected) s = (a + b) / 2;

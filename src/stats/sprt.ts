@@ -12,7 +12,9 @@ export type SprtDecision = 'accept_h0' | 'accept_h1' | 'continue';
 
 function assertProbability(value: number, what: string): void {
   if (!(typeof value === 'number' && value > 0 && value < 1)) {
-    throw new RangeError(`${what}: expected a probability strictly between 0 and 1, received ${String(value)}`);
+    throw new RangeError(
+      `${what}: expected a probability strictly between 0 and 1, received ${String(value)}`,
+    );
   }
 }
 
