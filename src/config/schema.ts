@@ -16,10 +16,30 @@ function ascendingLadder(value: z.ZodNumber) {
     });
 }
 
+export const StatisticalSchema = z
+  .object({
+    /** Simultaneous confidence of the severity's lower bound over the looks of one SPRT run. */
+    confidence: z.number().gt(0).lt(1).default(0.95),
+    /** H0 and H1 of the SPRT, in logistic Elo of the production version against its baseline. */
+    elo0: z.number().finite().default(0),
+    elo1: z.number().finite().default(-30),
+    alpha: z.number().gt(0).lt(0.5).default(0.05),
+    beta: z.number().gt(0).lt(0.5).default(0.05),
+  })
+  .strict()
+  .refine((s) => s.elo1 < s.elo0, { message: 'expected elo1 < elo0: H1 is a regression', path: ['elo1'] });
+
+export const DETECTION_MODES = ['threshold', 'statistical'] as const;
+
 export const DetectionSchema = z
   .object({
-    /** Which detector decides: point thresholds (the seed's rule, fixed) or the statistical one. */
-    mode: z.enum(['threshold', 'statistical']).default('threshold'),
+    /**
+     * Which detector decides. `statistical` (the default) uses the game outcomes an evaluation carries
+     * (wins/draws/losses or pentanomial pairs) for a confidence bound and an SPRT; an evaluation without
+     * outcomes falls back to the threshold rule, which is the only rule in `threshold` mode.
+     */
+    mode: z.enum(DETECTION_MODES).default('statistical'),
+    statistical: StatisticalSchema.default(StatisticalSchema.parse({})),
     minGames: positiveInt.default(50),
     eloDrop: ascendingLadder(nonNegative).default({ minor: 20, moderate: 35, severe: 50, critical: 75 }),
     winRateDrop: ascendingLadder(fraction).default({
@@ -65,7 +85,12 @@ export const ConfigSchema = z
       .strict()
       .default({ autoResumeSeconds: null }),
     /** Per-model overrides; the config key defaults to the model id. */
-    models: z.record(token, z.object({ configKey: token.optional() }).strict()).default({}),
+    models: z
+      .record(
+        token,
+        z.object({ configKey: token.optional(), detectionMode: z.enum(DETECTION_MODES).optional() }).strict(),
+      )
+      .default({}),
     dataDir: z.string().min(1).default('./data'),
     nats: z
       .object({

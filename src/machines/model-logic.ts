@@ -264,20 +264,24 @@ function assess(
     baselineElo: event.metrics.baselineElo ?? context.baseline.elo ?? undefined,
     baselineWinRate: event.metrics.baselineWinRate ?? context.baseline.winRate ?? undefined,
   };
-  const detected = assessWithDetector({ metrics, outcomes: event.outcomes, sprt: context.sprt, policy });
+  const detected = assessWithDetector({
+    modelId: context.modelId,
+    metrics,
+    outcomes: event.outcomes,
+    sprt: context.sprt,
+    policy,
+  });
   if (detected.kind === 'statistical') {
     const { severity } = detected;
-    const decision: Decision = detected.rollback
-      ? policy.detection.requireApprovalForSevere && severity !== 'critical'
-        ? 'await_approval'
-        : 'rollback'
-      : severity === null
-        ? 'watch'
-        : decide({ severity, forced: false }, detected.eloDropLower, policy.detection);
     return {
       severity,
-      decision,
-      trigger: severity === null ? 'auto_regression_sprt' : triggerFor(severity, false, detected.rollback),
+      decision: detected.decision,
+      trigger:
+        severity === 'critical'
+          ? 'auto_regression_critical'
+          : detected.sprtAccepted
+            ? 'auto_regression_sprt'
+            : 'auto_regression_severe',
       eloDrop: detected.eloDrop,
       winRateDrop: detected.winRateDrop,
       errorRate: detected.errorRate,

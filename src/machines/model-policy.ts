@@ -1,9 +1,15 @@
 import type { Config } from '../config/schema.ts';
 import type { DecisionPolicy, ThresholdPolicy } from '../policy/thresholds.ts';
+import type { StatisticalPolicy } from '../policy/statistical.ts';
+
+export type DetectionMode = 'threshold' | 'statistical';
 
 /** Everything the model machine decides with; derived once from the validated configuration. */
 export interface ModelPolicy {
-  readonly detection: ThresholdPolicy & DecisionPolicy & { readonly mode: 'threshold' | 'statistical' };
+  readonly detection: ThresholdPolicy & DecisionPolicy & { readonly mode: DetectionMode };
+  readonly statistical: StatisticalPolicy;
+  /** Per-model overrides of the detection mode. */
+  readonly modeByModel: Readonly<Record<string, DetectionMode>>;
   readonly approvalTimeoutMs: number;
   readonly onApprovalTimeout: 'rollback' | 'reject';
   readonly cooldownMs: number;
@@ -22,6 +28,12 @@ export function modelPolicyFrom(config: Config): ModelPolicy {
       ...config.detection,
       requireApprovalForSevere: config.approval.requireForSevere,
     }),
+    statistical: Object.freeze({ ...config.detection.statistical, eloDrop: config.detection.eloDrop }),
+    modeByModel: Object.freeze(
+      Object.fromEntries(
+        Object.entries(config.models).flatMap(([id, m]) => (m.detectionMode ? [[id, m.detectionMode]] : [])),
+      ),
+    ),
     approvalTimeoutMs: config.approval.timeoutSeconds * 1000,
     onApprovalTimeout: config.approval.onTimeout,
     cooldownMs: config.cooldownSeconds * 1000,

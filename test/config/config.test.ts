@@ -45,7 +45,8 @@ describe('defaults', () => {
   it("equal the issue's list", () => {
     const config = parseConfig({});
     expect(config.detection).toEqual({
-      mode: 'threshold',
+      mode: 'statistical',
+      statistical: { confidence: 0.95, elo0: 0, elo1: -30, alpha: 0.05, beta: 0.05 },
       minGames: 50,
       eloDrop: { minor: 20, moderate: 35, severe: 50, critical: 75 },
       winRateDrop: { minor: 0.025, moderate: 0.05, severe: 0.1, critical: 0.15 },

@@ -5,7 +5,7 @@
  * after every step, the state, what was persisted and what was published.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { getNextSnapshot, type SnapshotFrom } from 'xstate';
+import { createEmptyActor, getNextSnapshot, type SnapshotFrom } from 'xstate';
 import { TestModel } from '@xstate/graph';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -29,10 +29,32 @@ type Snapshot = SnapshotFrom<ModelMachine>;
 const MODEL = 'hex8_2p';
 const ACK = 'warden.int.pause_acknowledged.*';
 
-const VARIANTS: Record<string, ConfigInput> = {
-  'automatic policy': {},
-  'approval required, expiry rejects': { approval: { requireForSevere: true, onTimeout: 'reject' } },
+interface Variant {
+  readonly config: ConfigInput;
+  /** Evaluations carry game outcomes (the statistical detector decides) instead of Elo alone. */
+  readonly outcomes: boolean;
+}
+
+const VARIANTS: Record<string, Variant> = {
+  'threshold mode, automatic policy': { config: { detection: { mode: 'threshold' } }, outcomes: false },
+  'threshold mode, approval required, expiry rejects': {
+    config: { detection: { mode: 'threshold' }, approval: { requireForSevere: true, onTimeout: 'reject' } },
+    outcomes: false,
+  },
+  // Statistical evidence that grades a drop also crosses the SPRT: `regressed` (watch) is reached by an
+  // evaluation without outcomes, which the statistical mode judges by the threshold rule.
+  'statistical mode, automatic policy': { config: { detection: { mode: 'statistical' } }, outcomes: true },
+  'statistical mode, approval required': {
+    config: { detection: { mode: 'statistical' }, approval: { requireForSevere: true, onTimeout: 'reject' } },
+    outcomes: true,
+  },
 };
+
+/** Game outcomes of one 100-game window against the baseline, by how bad they are. */
+const WINDOWS = {
+  even: { wins: 45, draws: 10, losses: 45 },
+  bad: { wins: 15, draws: 10, losses: 75 },
+} as const;
 
 function lastTime(c: ModelContext): number {
   return Math.max(
@@ -46,7 +68,7 @@ function lastTime(c: ModelContext): number {
 }
 
 /** The concrete events a test may send in a snapshot: only those the state accepts. */
-function eventsFor(policy: ModelPolicy) {
+function eventsFor(policy: ModelPolicy, outcomes: boolean) {
   return (snapshot: Snapshot): ModelEvent[] => {
     const c = snapshot.context;
     const state = snapshot.value as ModelStateName;
@@ -59,11 +81,18 @@ function eventsFor(policy: ModelPolicy) {
       metrics: { currentElo: base - drop },
       gamesPlayed: 100,
     });
+    const withOutcomes = (window: keyof typeof WINDOWS): ModelEvent => ({
+      type: 'EVALUATED',
+      at,
+      metrics: {},
+      gamesPlayed: 100,
+      outcomes: WINDOWS[window],
+    });
+    const evaluations = outcomes
+      ? [withOutcomes('even'), withOutcomes('bad'), evaluated(25)]
+      : [evaluated(0), evaluated(25), evaluated(60), evaluated(80)];
     const candidates: ModelEvent[] = [
-      evaluated(0),
-      evaluated(25),
-      evaluated(60),
-      evaluated(80),
+      ...evaluations,
       { type: 'APPROVE', at, by: 'alice' },
       { type: 'REJECT', at, by: 'alice' },
     ];
@@ -108,6 +137,8 @@ function serialize(snapshot: Snapshot): string {
 
 function label(event: ModelEvent): string {
   if (event.type !== 'EVALUATED') return event.type;
+  if (event.outcomes)
+    return `EVALUATED(W${event.outcomes.wins}/D${event.outcomes.draws}/L${event.outcomes.losses})`;
   const drop = 1500 - (event.metrics.currentElo ?? 1500);
   return `EVALUATED(drop ${drop})`;
 }
@@ -118,10 +149,10 @@ interface PlannedPath {
 }
 
 /** For every declared transition, the shortest path (from the walk) that ends by taking it. */
-function planPaths(config: ConfigInput): { paths: PlannedPath[]; uncovered: string[] } {
+function planPaths({ config, outcomes }: Variant): { paths: PlannedPath[]; uncovered: string[] } {
   const policy = modelPolicyFrom(parseConfig(config));
   const machine = createModelMachine(policy);
-  const events = eventsFor(policy);
+  const events = eventsFor(policy, outcomes);
   // TestModel itself rather than createTestModel: the latter adds a bare `{type}` event for every event a
   // state accepts that `events` does not list, and our events carry required fields.
   const model = new TestModel(
@@ -133,23 +164,37 @@ function planPaths(config: ConfigInput): { paths: PlannedPath[]; uncovered: stri
     } as never,
   );
   const shortest = model.getShortestPaths({ allowDuplicatePaths: true });
+  const initial = machine.getInitialSnapshot(createEmptyActor()._actorScope as never, {
+    modelId: MODEL,
+    configKey: MODEL,
+  });
   const byTransition = new Map<string, PlannedPath>();
   for (const path of shortest.sort((a, b) => a.steps.length - b.steps.length)) {
-    const prefix: PlannedPath['steps'] = [];
-    let before = path.steps[0]?.state as Snapshot | undefined;
+    // The walk's snapshots are representatives of abstract states: replay the path concretely, choosing at
+    // each step the event of the same kind that the concrete snapshot offers (its ids, its deadlines).
+    const steps: PlannedPath['steps'] = [];
+    let before = initial;
+    let replayed = true;
     for (const step of path.steps.slice(1)) {
-      prefix.push({ event: step.event as ModelEvent, before: before!, after: step.state as Snapshot });
-      before = step.state as Snapshot;
+      const wanted = label(step.event as ModelEvent);
+      const event = events(before).find((e) => label(e) === wanted);
+      if (!event) {
+        replayed = false;
+        break;
+      }
+      const after = getNextSnapshot(machine, before, event);
+      steps.push({ event, before, after });
+      before = after;
     }
-    const end = path.state as Snapshot;
-    for (const event of events(end)) {
-      const after = getNextSnapshot(machine, end, event);
-      const key = `${String(end.value)} --${event.type}--> ${String(after.value)}`;
-      const declared = MODEL_TRANSITIONS[end.value as ModelStateName][event.type]?.includes(
+    if (!replayed) continue;
+    for (const event of events(before)) {
+      const after = getNextSnapshot(machine, before, event);
+      const key = `${String(before.value)} --${event.type}--> ${String(after.value)}`;
+      const declared = MODEL_TRANSITIONS[before.value as ModelStateName][event.type]?.includes(
         after.value as ModelStateName,
       );
       if (!declared || byTransition.has(key)) continue;
-      byTransition.set(key, { transition: key, steps: [...prefix, { event, before: end, after }] });
+      byTransition.set(key, { transition: key, steps: [...steps, { event, before, after }] });
     }
   }
   const uncovered: string[] = [];
@@ -174,6 +219,7 @@ async function drive(tw: TestWarden, event: ModelEvent): Promise<void> {
         model_id: MODEL,
         current_elo: event.metrics.currentElo,
         games_played: event.gamesPlayed,
+        ...event.outcomes,
       });
       break;
     case 'APPROVE':
@@ -222,10 +268,11 @@ describe('model machine: every transition, through the real runtime', () => {
     current = null;
   });
 
-  for (const [variant, config] of Object.entries(VARIANTS)) {
-    const { paths } = planPaths(config);
+  for (const [name, variant] of Object.entries(VARIANTS)) {
+    const { paths } = planPaths(variant);
+    const { config } = variant;
     const policy = modelPolicyFrom(parseConfig(config));
-    describe(variant, () => {
+    describe(name, () => {
       for (const path of paths) {
         const name = `${path.transition}   via ${path.steps.map((s) => `${String(s.before.value)} -${label(s.event)}->`).join(' ')} ${String(path.steps.at(-1)!.after.value)}`;
         it(name, async () => {
@@ -262,16 +309,19 @@ describe('model machine: every transition, through the real runtime', () => {
     });
   }
 
-  it('the walk reaches every state and every declared transition (across the policy variants)', () => {
-    const uncoveredInAll = Object.values(VARIANTS)
-      .map((config) => new Set(planPaths(config).uncovered))
-      .reduce((a, b) => new Set([...a].filter((t) => b.has(t))));
-    expect([...uncoveredInAll]).toEqual([]);
-    const reached = new Set(
-      Object.values(VARIANTS).flatMap((config) =>
-        planPaths(config).paths.map((p) => String(p.steps.at(-1)!.after.value)),
-      ),
-    );
-    expect([...reached].sort()).toEqual([...MODEL_STATES].sort());
-  });
+  for (const mode of ['threshold', 'statistical']) {
+    it(`the walk reaches every state and every declared transition in ${mode} mode (across its policy variants)`, () => {
+      const variants = Object.entries(VARIANTS)
+        .filter(([name]) => name.startsWith(mode))
+        .map(([, v]) => v);
+      const uncoveredInAll = variants
+        .map((v) => new Set(planPaths(v).uncovered))
+        .reduce((a, b) => new Set([...a].filter((t) => b.has(t))));
+      expect([...uncoveredInAll]).toEqual([]);
+      const reached = new Set(
+        variants.flatMap((v) => planPaths(v).paths.map((p) => String(p.steps.at(-1)!.after.value))),
+      );
+      expect([...reached].sort()).toEqual([...MODEL_STATES].sort());
+    });
+  }
 });
