@@ -5,7 +5,7 @@
  * after every step, the state, what was persisted and what was published.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createEmptyActor, getNextSnapshot, type SnapshotFrom } from 'xstate';
+import { createActor, getNextSnapshot, type SnapshotFrom } from 'xstate';
 import { TestModel } from '@xstate/graph';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
