@@ -164,10 +164,7 @@ function planPaths({ config, outcomes }: Variant): { paths: PlannedPath[]; uncov
     } as never,
   );
   const shortest = model.getShortestPaths({ allowDuplicatePaths: true });
-  const initial = machine.getInitialSnapshot(createEmptyActor()._actorScope as never, {
-    modelId: MODEL,
-    configKey: MODEL,
-  });
+  const initial = createActor(machine, { input: { modelId: MODEL, configKey: MODEL } }).getSnapshot();
   const byTransition = new Map<string, PlannedPath>();
   for (const path of shortest.sort((a, b) => a.steps.length - b.steps.length)) {
     // The walk's snapshots are representatives of abstract states: replay the path concretely, choosing at
