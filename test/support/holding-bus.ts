@@ -13,6 +13,12 @@ export class HoldingBus implements EventBus {
   readonly log: BusMessage[] = [];
   private held: Array<{ subject: string; payload: unknown }> = [];
   private holding: string[] = [];
+  private blocking: string[] = [];
+
+  /** Publishing on these subjects never completes (a connection that hangs, or a process about to die). */
+  block(pattern: string): void {
+    this.blocking.push(pattern);
+  }
 
   hold(pattern: string): void {
     this.holding.push(pattern);
@@ -31,6 +37,7 @@ export class HoldingBus implements EventBus {
 
   async publish(subject: string, payload: unknown): Promise<void> {
     this.log.push({ subject, data: structuredClone(payload) });
+    if (this.blocking.some((p) => subjectMatches(p, subject))) return new Promise<void>(() => {});
     if (this.holding.some((p) => subjectMatches(p, subject))) {
       this.held.push({ subject, payload });
       return;
