@@ -60,9 +60,7 @@ interface Host {
   revision: number;
   /** The last committed snapshot: what a failed commit reverts to. */
   persisted: unknown;
-  emitted: Array<
-    { type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: Outcome | TrainingOutcome }
-  >;
+  emitted: Array<{ type: 'publish'; event: OutputEvent }>;
   timer: { at: number; handle: unknown } | null;
   log: Logger;
 }
@@ -288,11 +286,14 @@ export class ActorRuntime {
     const emitted = host.emitted;
     host.emitted = [];
     // A state that does not accept the event leaves it unhandled: nothing changes, and the caller hears why.
-    const outcome = emitted.find((e) => e.type === 'outcome')?.outcome ?? {
+    const machine = host.kind === 'model' ? this.deps.modelMachine : this.deps.trainingMachine;
+    const outcome = (machine.outcomeOf as (e: typeof event) => Outcome | TrainingOutcome | undefined)(
+      event,
+    ) ?? {
       kind: 'stale' as const,
       reason: `${event.type} is not accepted in ${String(before.value)}`,
     };
-    const publications = emitted.flatMap((e) => (e.type === 'publish' ? [e.event] : []));
+    const publications = emitted.map((e) => e.event);
     this.deps.observer?.outcome?.(host.kind, host.key, event.type, outcome);
     if (before.value !== after.value) {
       host.log.info({ from: before.value, to: after.value, event: event.type }, 'transition');

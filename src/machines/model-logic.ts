@@ -259,10 +259,13 @@ function assess(
 ): Assessment {
   // Each baseline metric falls back to the stored one on its own (the seed dropped the stored win rate
   // whenever the caller passed baseline_elo).
+  // Built field by field: an object spread here was the hottest line of the evaluation path.
   const metrics = {
-    ...event.metrics,
+    currentElo: event.metrics.currentElo,
     baselineElo: event.metrics.baselineElo ?? context.baseline.elo ?? undefined,
+    currentWinRate: event.metrics.currentWinRate,
     baselineWinRate: event.metrics.baselineWinRate ?? context.baseline.winRate ?? undefined,
+    errorRate: event.metrics.errorRate,
   };
   const detected = assessWithDetector({
     modelId: context.modelId,
@@ -291,9 +294,14 @@ function assess(
     };
   }
   const classification = classify(metrics, policy.detection);
+  const { eloDrop, winRateDrop, errorRate } = classification;
   if (classification.severity === null) {
     return {
-      ...classification,
+      severity: null,
+      eloDrop,
+      winRateDrop,
+      errorRate,
+      reason: classification.reason,
       decision: 'watch',
       trigger: 'auto_regression_moderate',
       statistics: null,
@@ -306,7 +314,9 @@ function assess(
       ? `${classification.reason}; consecutive regression #${context.streak + 1}`
       : classification.reason;
   return {
-    ...classification,
+    eloDrop,
+    winRateDrop,
+    errorRate,
     severity: escalation.severity,
     decision: decide(escalation, classification.eloDrop, policy.detection),
     trigger: triggerFor(escalation.severity, escalation.forced, false),
@@ -550,7 +560,10 @@ function onEvaluated(
     toVersion: target,
     trigger: a.trigger,
     by: 'warden',
-    reason: `Auto-rollback: ${severity.toUpperCase()} regression - ${a.reason}`,
+    reason:
+      a.trigger === 'auto_regression_sprt'
+        ? `Auto-rollback: the SPRT accepted a regression - ${a.reason}`
+        : `Auto-rollback: ${severity.toUpperCase()} regression - ${a.reason}`,
     severity,
   });
   return { ...step, outcome };

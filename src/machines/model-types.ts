@@ -1,6 +1,6 @@
 import type { Severity } from '../policy/severity.ts';
 import type { EvaluationMetrics } from '../policy/classify.ts';
-import type { OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
+import type { RollbackTrigger, Statistics } from '../domain/events.ts';
 
 export const MODEL_STATES = [
   'healthy',
@@ -158,8 +158,5 @@ export type Outcome =
   | { kind: 'acknowledged' }
   | { kind: 'timer'; name: 'cooldown' | 'approval' }
   | { kind: 'stale'; reason: string };
-
-/** What the machine emits for the runtime: publications and the outcome. */
-export type ModelEmitted = { type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: Outcome };
 
 export type { Statistics };

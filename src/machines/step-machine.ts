@@ -8,8 +8,11 @@ export interface StepResult<TState extends string, TContext, TPublish, TOutcome>
   readonly outcome: TOutcome;
 }
 
-export type Emitted<TPublish, TOutcome> =
-  { type: 'publish'; event: TPublish } | { type: 'outcome'; outcome: TOutcome };
+/** What the machine emits for the runtime: its publications (the outcome is read back with `outcomeOf`). */
+export interface Emitted<TPublish> {
+  type: 'publish';
+  event: TPublish;
+}
 
 export interface StepMachineSpec<
   TState extends string,
@@ -61,7 +64,7 @@ export function createStepMachine<
     types: {
       context: {} as TContext,
       events: {} as TEvent,
-      emitted: {} as Emitted<TPublish, TOutcome>,
+      emitted: {} as Emitted<TPublish>,
       input: {} as TInput,
     },
     guards: {
@@ -80,8 +83,7 @@ export function createStepMachine<
         }
         if (result.context !== context) enqueue.assign(() => result.context);
         for (const published of result.publish)
-          enqueue.emit({ type: 'publish', event: published } as Emitted<TPublish, TOutcome>);
-        enqueue.emit({ type: 'outcome', outcome: result.outcome } as Emitted<TPublish, TOutcome>);
+          enqueue.emit({ type: 'publish', event: published } as Emitted<TPublish>);
       }),
     },
   });
@@ -107,11 +109,18 @@ export function createStepMachine<
     }),
   );
 
-  return machineSetup.createMachine({
+  const machine = machineSetup.createMachine({
     id: spec.id,
     initial: spec.initial,
     context: ({ input }) => spec.context(input),
     // Built from `transitions` above; the cast keeps XState's config types tractable.
     states: states as Record<string, object>,
   });
+
+  /**
+   * The outcome of the step an event caused, read back by the runtime after `send` (emitting it would
+   * cost an action per event on the hot path). Undefined when the state did not accept the event.
+   */
+  const outcomeOf = (event: TEvent): TOutcome | undefined => cache.get(event)?.result.outcome;
+  return Object.assign(machine, { outcomeOf });
 }

@@ -1,5 +1,3 @@
-import type { OutputEvent } from '../domain/events.ts';
-
 export const TRAINING_STATES = ['running', 'paused'] as const;
 export type TrainingStateName = (typeof TRAINING_STATES)[number];
 
@@ -39,9 +37,6 @@ export type TrainingOutcome =
   | { kind: 'not_paused' }
   | { kind: 'duplicate'; rollbackId: string }
   | { kind: 'stale'; reason: string };
-
-export type TrainingEmitted =
-  { type: 'publish'; event: OutputEvent } | { type: 'outcome'; outcome: TrainingOutcome };
 
 export interface TrainingPolicy {
   /** Resume by itself this long after a pause; null: only an operator resumes. */

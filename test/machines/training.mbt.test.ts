@@ -46,7 +46,7 @@ function eventsFor(snapshot: Snapshot): TrainingEvent[] {
 const model = createTestModel(machine, {
   events: eventsFor as never,
   input: { configKey: CONFIG },
-  serializeState: (s) => JSON.stringify([s.value, (s as Snapshot).context.rollbackIds.length > 0]),
+  serializeState: (s: Snapshot) => JSON.stringify([s.value, s.context.rollbackIds.length > 0]),
 } as never);
 
 function label(e: TrainingEvent): string {

@@ -1,0 +1,109 @@
+/**
+ * `npm run bench:core`: evaluations per second through the embedded runtime (validation, the model actor,
+ * batched SQLite persistence of every changed snapshot) beside raw XState `actor.send` on the same machine,
+ * in the same run, and the ratio. Options: --evaluations N (default 50000), --models M (default 100),
+ * --in-flight K (concurrent requests, default 1000).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createActor } from 'xstate';
+import { parseConfig } from '../src/config/load.ts';
+import { createModelMachine } from '../src/machines/model-machine.ts';
+import { modelPolicyFrom } from '../src/machines/model-policy.ts';
+import { createWarden } from '../src/warden.ts';
+import { ManualClock } from '../src/actors/manual-clock.ts';
+
+function option(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index < 0) return fallback;
+  const value = Number(process.argv[index + 1]);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`--${name}: expected a positive integer, received ${process.argv[index + 1]}`);
+  return value;
+}
+
+const EVALUATIONS = option('evaluations', 50_000);
+const MODELS = option('models', 100);
+const IN_FLIGHT = option('in-flight', 1000);
+const config = parseConfig({ detection: { mode: 'threshold' } });
+
+/** A healthy evaluation with small noise: the steady state of a guarded model. */
+function evaluation(i: number) {
+  return {
+    event_id: `bench-${i}`,
+    model_id: `model_${i % MODELS}`,
+    current_elo: 1500 - (i % 7),
+    games_played: 200,
+  };
+}
+
+function raw(): number {
+  const machine = createModelMachine(modelPolicyFrom(config));
+  const actors = Array.from({ length: MODELS }, (_, m) => {
+    const actor = createActor(machine, { input: { modelId: `model_${m}`, configKey: `model_${m}` } });
+    actor.start();
+    actor.send({ type: 'PROMOTED', at: 0, version: 'v1', elo: 1500 });
+    return actor;
+  });
+  const started = performance.now();
+  for (let i = 0; i < EVALUATIONS; i++) {
+    const e = evaluation(i);
+    actors[i % MODELS]!.send({
+      type: 'EVALUATED',
+      at: i,
+      metrics: { currentElo: e.current_elo },
+      gamesPlayed: e.games_played,
+      inputId: e.event_id,
+    });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  for (const actor of actors) actor.stop();
+  return EVALUATIONS / seconds;
+}
+
+async function runtime(): Promise<{ rate: number; commits: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
+  try {
+    const warden = await createWarden(parseConfig({ dataDir: dir, detection: { mode: 'threshold' } }), {
+      clock: new ManualClock(),
+    });
+    for (let m = 0; m < MODELS; m++)
+      await warden.promote({ model_id: `model_${m}`, version: 'v1', elo: 1500 });
+    await warden.idle();
+    const started = performance.now();
+    for (let i = 0; i < EVALUATIONS; i += IN_FLIGHT) {
+      const batch: Array<Promise<unknown>> = [];
+      for (let j = i; j < Math.min(i + IN_FLIGHT, EVALUATIONS); j++)
+        batch.push(warden.evaluate(evaluation(j)));
+      await Promise.all(batch);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const persisted = await warden.store.loadActor('model', 'model_0');
+    await warden.stop();
+    return { rate: EVALUATIONS / seconds, commits: `model_0 at revision ${persisted?.revision}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `bench:core: ${EVALUATIONS} healthy evaluations over ${MODELS} models, ${IN_FLIGHT} in flight, Node ${process.version}`,
+  );
+  raw(); // warm-up: JIT the machine before either measurement
+  await runtime();
+  const rawRate = raw();
+  const { rate, commits } = await runtime();
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  console.log(`  raw XState actor.send (no validation, no persistence): ${fmt(rawRate)} evaluations/s`);
+  console.log(
+    `  Warden embedded runtime (zod, actor, SQLite commit):   ${fmt(rate)} evaluations/s  (${commits})`,
+  );
+  console.log(`  ratio runtime/raw: ${(rate / rawRate).toFixed(2)} (target >= 0.50)`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
