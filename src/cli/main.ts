@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerSprtCommand, UsageError } from './sprt.ts';
+import { registerOperatorCommands, CommandFailed } from './commands/index.ts';
 
 /** Exit codes: 0 success, 1 failure at run time, 2 bad usage (options or arguments). */
 export const EXIT_USAGE = 2;
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   registerSprtCommand(program);
+  registerOperatorCommands(program);
   return program;
 }
 
@@ -24,6 +26,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await buildProgram().parseAsync([...argv]);
     return 0;
   } catch (error) {
+    if (error instanceof CommandFailed) return error.exitCode; // the command has reported it already
     if (error instanceof UsageError) {
       process.stderr.write(`warden: ${error.problems.join('\nwarden: ')}\n`);
       return EXIT_USAGE;

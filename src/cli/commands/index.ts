@@ -1,0 +1,2 @@
+export { registerOperatorCommands } from './operator.ts';
+export { CommandFailed } from '../exit-codes.ts';

@@ -1,0 +1,150 @@
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { CommandReply, WardenClient } from '../client.ts';
+import { formatCommandReply, formatHistory, formatModel, formatStatus } from '../format.ts';
+import {
+  defaultOperator,
+  requireKey,
+  runRequest,
+  withConnectionOptions,
+  type ConnectionOptions,
+} from './connection.ts';
+import { registerDiagramCommand } from './diagram.ts';
+import { registerStartCommand } from './start.ts';
+
+function parseLimit(raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1 || value > 1000)
+    throw new InvalidArgumentError('expected an integer from 1 to 1000.');
+  return value;
+}
+
+type WithBy = ConnectionOptions & { by: string };
+
+/** A command acting on one model or config: validates the key, sends, prints one line (or the JSON). */
+function registerAction(
+  program: Command,
+  spec: { name: string; argument: 'model' | 'config_key'; description: string },
+  configure: (command: Command) => Command,
+  send: (
+    client: WardenClient,
+    key: string,
+    options: WithBy & Record<string, string | undefined>,
+  ) => Promise<CommandReply>,
+): void {
+  const command = program
+    .command(`${spec.name} <${spec.argument}>`)
+    .description(spec.description)
+    .addOption(
+      new Option('--by <name>', 'who asks, for the audit log')
+        .env('WARDEN_BY')
+        .default(defaultOperator(), 'your user name'),
+    );
+  configure(command);
+  withConnectionOptions(command).action(
+    async (key: string, options: WithBy & Record<string, string | undefined>, self: Command) => {
+      requireKey(options, spec.argument, key);
+      await runRequest(
+        self,
+        options,
+        async (client) => {
+          const reply = await send(client, key, options);
+          return { ...reply, by: reply.by ?? options.by };
+        },
+        (reply) => formatCommandReply(spec.name, key, reply),
+      );
+    },
+  );
+}
+
+/**
+ * The operator's commands: status, history, approve, reject, rollback, pause, resume (against a running
+ * Warden, over HTTP or NATS), and diagram and start (local).
+ */
+export function registerOperatorCommands(program: Command): void {
+  withConnectionOptions(
+    program
+      .command('status [model]')
+      .description(
+        'Every model and training config, or one model in detail (state, versions, pending approval)',
+      ),
+  ).action(async (model: string | undefined, options: ConnectionOptions, self: Command) => {
+    if (model !== undefined) requireKey(options, 'model', model);
+    await runRequest(
+      self,
+      options,
+      (client) => client.status(model),
+      (view) => (model === undefined ? formatStatus(view) : formatModel(view.models[0]!, view.training[0])),
+    );
+  });
+
+  withConnectionOptions(
+    program
+      .command('history [model]')
+      .description('Rollbacks, newest first, with their trigger, who asked and why')
+      .option('--limit <n>', 'at most this many (1 to 1000)', parseLimit, 20),
+  ).action(
+    async (model: string | undefined, options: ConnectionOptions & { limit: number }, self: Command) => {
+      if (model !== undefined) requireKey(options, 'model', model);
+      await runRequest(
+        self,
+        options,
+        (client) => client.history({ model_id: model, limit: options.limit }),
+        formatHistory,
+      );
+    },
+  );
+
+  registerAction(
+    program,
+    {
+      name: 'approve',
+      argument: 'model',
+      description: "Approve a model's pending rollback: it rolls back and its training config pauses",
+    },
+    (c) => c.option('--note <text>', 'why, for the audit log'),
+    (client, key, o) => client.modelCommand('approve', key, { by: o.by, note: o.note }),
+  );
+  registerAction(
+    program,
+    {
+      name: 'reject',
+      argument: 'model',
+      description: "Reject a model's pending rollback: the model stays in production",
+    },
+    (c) => c.option('--note <text>', 'why, for the audit log'),
+    (client, key, o) => client.modelCommand('reject', key, { by: o.by, note: o.note }),
+  );
+  registerAction(
+    program,
+    {
+      name: 'rollback',
+      argument: 'model',
+      description: 'Roll a model back by hand to its last known-good version (or --to one)',
+    },
+    (c) =>
+      c
+        .requiredOption('--reason <text>', 'why, for the audit log')
+        .option('--to <version>', 'the version to roll back to'),
+    (client, key, o) =>
+      client.modelCommand('rollback', key, { by: o.by, reason: o.reason, to_version: o.to }),
+  );
+  registerAction(
+    program,
+    {
+      name: 'pause',
+      argument: 'config_key',
+      description: 'Pause a training config: trainers asking "may I train?" hear no',
+    },
+    (c) => c.requiredOption('--reason <text>', 'why, for the audit log'),
+    (client, key, o) => client.trainingCommand('pause', key, { by: o.by, reason: o.reason! }),
+  );
+  registerAction(
+    program,
+    { name: 'resume', argument: 'config_key', description: 'Resume a paused training config' },
+    (c) => c.option('--note <text>', 'why, for the audit log'),
+    (client, key, o) => client.trainingCommand('resume', key, { by: o.by, note: o.note }),
+  );
+
+  registerDiagramCommand(program);
+  registerStartCommand(program);
+}

@@ -1,0 +1,191 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RuntimeObserver } from '../actors/runtime.ts';
+import type { WardenError } from '../domain/errors.ts';
+import type { OutputEvent } from '../domain/events.ts';
+import { MODEL_STATES } from '../machines/model-types.ts';
+import type { Warden } from '../warden.ts';
+
+/** Where the gauges read the current state at scrape time (the Warden, once it exists). */
+export type StatusSource = Pick<Warden, 'status'>;
+
+export interface WardenMetrics {
+  readonly registry: Registry;
+  /** Pass in WardenDeps.observer. */
+  readonly observer: RuntimeObserver;
+  /** Pass in WardenDeps.onRejected; transports that validate inputs themselves call it too. */
+  readonly onRejected: (kind: string, error: WardenError) => void;
+  /** The gauges (models by state, pending approvals, paused configs) read from here at scrape time. */
+  bind(source: StatusSource): void;
+  /** Time from an input's arrival to its committed result, per kind (evaluation, promotion, command). */
+  observeProcessing(kind: string, seconds: number): void;
+  httpRequest(method: string, route: string, status: number): void;
+  alertDelivery(result: 'delivered' | 'failed' | 'retried'): void;
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+/**
+ * Warden's Prometheus metrics, on a registry of their own (several services may share one process, as
+ * tests do). Counters move with what the actors do (RuntimeObserver) and what they publish; gauges are
+ * read from the actors' state when scraped, so they are right after a restart too.
+ */
+export function createMetrics(): WardenMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  let source: StatusSource | null = null;
+
+  const evaluations = new Counter({
+    name: 'warden_evaluations_total',
+    help: 'Evaluations processed, by outcome (healthy, regression, insufficient_evidence, duplicate, ...)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const promotions = new Counter({
+    name: 'warden_promotions_total',
+    help: 'Promotions processed, by outcome',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const regressions = new Counter({
+    name: 'warden_regressions_total',
+    help: 'Evaluations classified as a regression, by severity and what Warden decided',
+    labelNames: ['severity', 'decision'],
+    registers,
+  });
+  const rollbacks = new Counter({
+    name: 'warden_rollbacks_total',
+    help: 'Finished rollbacks, by trigger and result (succeeded, failed)',
+    labelNames: ['trigger', 'result'],
+    registers,
+  });
+  const pauses = new Counter({
+    name: 'warden_training_pauses_total',
+    help: 'Training configs paused',
+    registers,
+  });
+  const resumes = new Counter({
+    name: 'warden_training_resumes_total',
+    help: 'Training configs resumed',
+    registers,
+  });
+  const alerts = new Counter({
+    name: 'warden_alerts_total',
+    help: 'Alerts published, by kind and level',
+    labelNames: ['kind', 'level'],
+    registers,
+  });
+  const rejected = new Counter({
+    name: 'warden_rejected_inputs_total',
+    help: 'Inputs refused before reaching an actor, by kind and reason (the error code)',
+    labelNames: ['kind', 'reason'],
+    registers,
+  });
+  const transitions = new Counter({
+    name: 'warden_transitions_total',
+    help: 'State transitions of model and training-config actors',
+    labelNames: ['actor', 'from', 'to'],
+    registers,
+  });
+  const effectFailures = new Counter({
+    name: 'warden_effect_failures_total',
+    help: 'Side effects that failed (store commits, registry calls)',
+    labelNames: ['what'],
+    registers,
+  });
+  const processing = new Histogram({
+    name: 'warden_processing_seconds',
+    help: 'Time from an input or command reaching Warden to its committed result',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const httpRequests = new Counter({
+    name: 'warden_http_requests_total',
+    help: 'HTTP API requests, by method, route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers,
+  });
+  const alertDeliveries = new Counter({
+    name: 'warden_alert_webhook_deliveries_total',
+    help: 'Alert webhook attempts, by result (delivered, retried, failed: gave up)',
+    labelNames: ['result'],
+    registers,
+  });
+
+  new Gauge({
+    name: 'warden_models',
+    help: 'Models, by state',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const counts = new Map<string, number>(MODEL_STATES.map((s) => [s, 0]));
+      for (const model of source?.status().models ?? [])
+        counts.set(model.state, (counts.get(model.state) ?? 0) + 1);
+      for (const [state, count] of counts) this.set({ state }, count);
+    },
+  });
+  new Gauge({
+    name: 'warden_pending_approvals',
+    help: 'Rollbacks waiting for an operator',
+    registers,
+    collect() {
+      this.set(source?.status().models.filter((m) => m.state === 'awaitingApproval').length ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'warden_paused_configs',
+    help: 'Training configs paused',
+    registers,
+    collect() {
+      this.set(source?.status().training.filter((t) => t.status === 'paused').length ?? 0);
+    },
+  });
+
+  const published = (event: OutputEvent): void => {
+    switch (event.type) {
+      case 'PROMOTION_ROLLED_BACK':
+        rollbacks.inc({ trigger: event.payload.triggered_by, result: 'succeeded' });
+        break;
+      case 'ROLLBACK_FAILED':
+        rollbacks.inc({ trigger: event.payload.triggered_by, result: 'failed' });
+        break;
+      case 'TRAINING_PAUSED':
+        pauses.inc();
+        break;
+      case 'TRAINING_RESUMED':
+        resumes.inc();
+        break;
+      case 'ALERT':
+        alerts.inc({ kind: event.payload.kind, level: event.payload.level });
+        break;
+      default:
+        break;
+    }
+  };
+
+  return {
+    registry,
+    observer: {
+      transition: (kind, _key, from, to) => transitions.inc({ actor: kind, from, to }),
+      outcome: (kind, _key, event, outcome) => {
+        if (kind !== 'model') return;
+        if (event === 'PROMOTED') promotions.inc({ outcome: outcome.kind });
+        if (event !== 'EVALUATED') return;
+        evaluations.inc({ outcome: outcome.kind });
+        if (outcome.kind === 'regression')
+          regressions.inc({ severity: outcome.severity, decision: outcome.decision });
+      },
+      published,
+      effectFailed: (what) => effectFailures.inc({ what }),
+    },
+    onRejected: (kind, error) => rejected.inc({ kind, reason: error.code }),
+    bind(s) {
+      source = s;
+    },
+    observeProcessing: (kind, seconds) => processing.observe({ kind }, seconds),
+    httpRequest: (method, route, status) => httpRequests.inc({ method, route, status: String(status) }),
+    alertDelivery: (result) => alertDeliveries.inc({ result }),
+    render: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+}
