@@ -509,7 +509,7 @@ export class Warden {
     await this.runtime.dispatchTraining(event.config_key, {
       type: 'PAUSE',
       at: this.clock.now(),
-      by: event.by === 'warden' ? 'warden' : event.by,
+      by: event.by,
       reason: `rollback ${event.rollback_id} of ${event.model_id} ${event.from_version} -> ${event.to_version} (${event.triggered_by}): ${event.reason}`,
       modelId: event.model_id,
       rollbackId: event.rollback_id,
