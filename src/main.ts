@@ -11,10 +11,6 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.log);
   const service = await buildService(config, { logger });
-  logger.info(
-    { endpoints: service.endpoints },
-    `Warden is running (${service.endpoints.join('; ')}). Ctrl-C stops it.`,
-  );
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -31,6 +27,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // Announced once the signal handlers are in place: from here on a signal stops it in order.
+  logger.info(
+    { endpoints: service.endpoints },
+    `Warden is running (${service.endpoints.join('; ')}). Ctrl-C stops it.`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -2,11 +2,18 @@ import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import type { Clock } from './actors/ports.ts';
 import { createWarden, type Warden, type WardenDeps } from './warden.ts';
+import { createNatsAdapters } from './nats/index.ts';
+import { createMetrics } from './metrics/metrics.ts';
+import { startHttpServer } from './http/server.ts';
+import { startAlerts } from './alerts/index.ts';
+import { inspectionTargetFromEnv, startInspection, type InspectionTarget } from './inspect/inspector.ts';
 
 export interface Service {
   readonly warden: Warden;
   /** Human-readable lines for the start-up log: where Warden listens and what it connects to. */
   readonly endpoints: string[];
+  /** Where the HTTP API listens (the real port when 0 was configured). */
+  readonly httpUrl?: string;
   /** Ordered shutdown: stop intake, finish in-flight work, persist, close connections. */
   stop(): Promise<void>;
 }
@@ -14,6 +21,8 @@ export interface Service {
 export interface ServiceDeps {
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** Where the Stately inspector sends when `inspect` is on (default: WARDEN_INSPECT_URL / _PORT). */
+  readonly inspection?: InspectionTarget;
 }
 
 /**
@@ -27,15 +36,72 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   if (deps.clock) wardenDeps.clock = deps.clock;
 
   // [adapters] NATS mode plugs its bus, store and registry in here.
+  const nats = config.nats.url
+    ? await createNatsAdapters(config, deps.logger, {
+        onRejected: (kind, error) => wardenDeps.onRejected?.(kind, error),
+      })
+    : null;
+  if (nats) {
+    wardenDeps.bus = nats.bus;
+    wardenDeps.store = nats.store;
+    wardenDeps.registry = nats.registry;
+    // First closer to run last: commands stop, then warden.stop() stops intake and the connection drains.
+    closers.push(() => nats.detach());
+    endpoints.push(nats.endpoint);
+  }
   if (!config.nats.url) endpoints.push(`embedded mode: state in ${config.dataDir}/warden.db`);
 
-  const warden = await createWarden(config, wardenDeps);
+  const metrics = createMetrics();
+  wardenDeps.observer = metrics.observer;
+  wardenDeps.onRejected = metrics.onRejected;
+  const inspection = config.inspect
+    ? await startInspection(deps.inspection ?? inspectionTargetFromEnv(process.env), deps.logger)
+    : null;
+  if (inspection) {
+    wardenDeps.inspect = inspection.inspect;
+    closers.push(() => inspection.stop());
+    endpoints.push(inspection.endpoint);
+  }
+
+  const warden = await createWarden(config, wardenDeps).catch(async (error: unknown) => {
+    await nats?.close();
+    throw error;
+  });
+  await nats?.attach(warden);
 
   // [surfaces] the HTTP API, metrics and alerts attach to `warden` here.
+  metrics.bind(warden);
+  let httpUrl: string;
+  try {
+    const alerts = startAlerts(warden, config.alerts, {
+      logger: deps.logger,
+      clock: deps.clock,
+      onAttempt: metrics.alertDelivery,
+    });
+    if (alerts) {
+      closers.push(() => alerts.close());
+      endpoints.push(alerts.endpoint);
+    }
+    const http = await startHttpServer(warden, {
+      ...config.http,
+      logger: deps.logger,
+      metrics,
+      onRejected: metrics.onRejected,
+      ready: nats ? () => nats.ready() : undefined,
+    });
+    closers.push(() => http.close());
+    endpoints.push(`HTTP API on ${http.url}: ${http.auth.summary}`);
+    httpUrl = http.url;
+  } catch (error) {
+    for (const close of closers.reverse()) await close();
+    await warden.stop();
+    throw error;
+  }
 
   return {
     warden,
     endpoints,
+    httpUrl,
     async stop() {
       for (const close of closers.reverse()) await close();
       await warden.stop();

@@ -95,6 +95,10 @@ export interface CommitBatch {
   readonly history: readonly HistoryRecord[];
 }
 
+/** The result of committing one part of a batch (see `StateStore.commitEach`). */
+export type PartResult =
+  { readonly ok: true; readonly revision: number } | { readonly ok: false; readonly error: unknown };
+
 /**
  * Durable state. `commit` writes snapshots, the publications they caused and history in one atomic step;
  * it fails with a ConflictError when an actor's stored revision is not the one it was read at (another
@@ -108,4 +112,15 @@ export interface StateStore {
   markPublished(ids: readonly string[]): Promise<void>;
   history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]>;
   close(): Promise<void>;
+  /**
+   * Optional, for stores that are atomic per actor rather than per batch (NATS KV): commits every part (one
+   * actor, with the outbox entries and history it caused) on its own, all at once, and reports each result
+   * in order; a part that fails wrote nothing. The runtime then uses it instead of `commit`.
+   */
+  commitEach?(parts: readonly CommitBatch[]): Promise<PartResult[]>;
+  /**
+   * Optional, for stores that several instances share: calls `listener` with each actor record committed
+   * after `loadActors` by someone else, so that live actors follow the store instead of going stale.
+   */
+  watch?(listener: (record: ActorRecord) => void): Unsubscribe;
 }

@@ -389,7 +389,9 @@ export class ActorRuntime {
       if (d.host.kind === 'model' && d.outcome.kind === 'promoted')
         this.recordPromotion(d.host, d.event, d.outcome.version);
     }
-    for (const host of written) this.afterCommit(host);
+    // Effects and timers follow committed state only: an actor that took more events while this commit was
+    // in flight (an asynchronous store) gets them with its next commit.
+    for (const host of written) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
     this.outbox.enqueue(done.flatMap((d) => d.outbox));
     for (const d of done) d.resolve(d.outcome);
     if (written.size < hosts.length) {
@@ -484,7 +486,12 @@ export class ActorRuntime {
         d.reject(e);
       }
     }
-    if (retry) await this.flush(attempt + 1);
+    if (retry) {
+      await this.flush(attempt + 1);
+      return;
+    }
+    // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
+    for (const host of hosts) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
   }
 
   /**

@@ -206,6 +206,10 @@ function onPromoted(
   context: ModelContext,
   event: Extract<ModelEvent, { type: 'PROMOTED' }>,
 ): Step {
+  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
+    // A redelivered promotion must not undo what happened since (a rollback, a later promotion).
+    return stay(context, { kind: 'duplicate', inputId: event.inputId });
+  }
   if (state === 'rollingBack') return stay(context, { kind: 'busy', state });
   const entry = {
     version: event.version,

@@ -335,3 +335,17 @@ describe('8. state survives restarts', () => {
     expect(history.rollbacks).toHaveLength(1);
   });
 });
+
+describe('1. redelivered promotions', () => {
+  it('a promotion delivered again after a rollback does not undo the rollback', async () => {
+    tw = await startTestWarden({ detection: { mode: 'threshold' } });
+    tw.registry.autoSettle = true;
+    await tw.warden.promote({ event_id: 'promo-1', model_id: MODEL, version: 'v1', elo: 1500 });
+    await tw.warden.promote({ event_id: 'promo-2', model_id: MODEL, version: 'v2', elo: 1500 });
+    await evaluate(tw, 80);
+    expect(tw.warden.status(MODEL).models[0]!.production_version).toBe('v1');
+    const again = await tw.warden.promote({ event_id: 'promo-2', model_id: MODEL, version: 'v2', elo: 1500 });
+    expect(again.outcome).toEqual({ kind: 'duplicate', inputId: 'promo-2' });
+    expect(tw.warden.status(MODEL).models[0]!.production_version).toBe('v1');
+  });
+});

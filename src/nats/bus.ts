@@ -1,0 +1,164 @@
+import type { Logger } from 'pino';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { BusMessage, EventBus, Unsubscribe } from '../actors/ports.ts';
+import { decodeMessage, encodeJson } from './codec.ts';
+import { Intake, type Handler, type IntakeHooks, type IntakeOptions } from './intake.ts';
+import { covers } from './subjects.ts';
+import type { JetStreamSettings } from './setup.ts';
+
+export interface NatsBusOptions {
+  /** Subjects under these prefixes go to JetStream (acknowledged, deduplicated by message id). */
+  readonly streamPrefixes: readonly string[];
+  /** Patterns these durables cover are consumed durably and shared by all instances; others are live. */
+  readonly durables: ReadonlyArray<Omit<IntakeOptions, 'connectionClosed'>>;
+  readonly settings: JetStreamSettings;
+  readonly hooks: IntakeHooks;
+  readonly maxBytes: number;
+  readonly connected: () => boolean;
+  /** Runs once the bus is closed (the adapters drain the connection when bus and store are both closed). */
+  readonly afterClose?: () => Promise<void>;
+}
+
+const IDLE_POLL_MS = 20;
+
+/**
+ * The EventBus over NATS. Publications on Warden's subjects go through JetStream with the event id as
+ * message id. Subscriptions come in two kinds:
+ * - patterns covered by a durable (inputs, the rollback events training configs act on, the internal
+ *   pause acknowledgements, alerts): a durable consumer shared by every instance, each message handled by
+ *   one of them and acknowledged after its handler finished; nothing is lost while Warden is down;
+ * - anything else (dashboards, tests): a plain NATS subscription in this process, like the embedded bus.
+ */
+export class NatsBus implements EventBus {
+  private readonly intakes = new Map<string, Intake>();
+  private readonly live = new Set<LiveSubscription>();
+  private closed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly options: NatsBusOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  async publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<void> {
+    if (this.closed) throw new Error(`bus closed: cannot publish on ${subject}`);
+    const data = encodeJson(payload);
+    if (this.options.streamPrefixes.some((prefix) => subject.startsWith(prefix))) {
+      await this.js.publish(subject, data, options?.msgId ? { msgID: options.msgId } : undefined);
+    } else {
+      this.nc.publish(subject, data);
+    }
+  }
+
+  subscribe(pattern: string, handler: Handler): Unsubscribe {
+    if (this.closed) throw new Error(`bus closed: cannot subscribe to ${pattern}`);
+    const spec = this.options.durables.find((d) => covers(d.filter, pattern));
+    if (spec) return this.intakeFor(spec).add(pattern, handler);
+    const sub = new LiveSubscription(this.nc, pattern, handler, this.options.maxBytes, this.logger);
+    this.live.add(sub);
+    return () => {
+      this.live.delete(sub);
+      sub.close();
+    };
+  }
+
+  /**
+   * Resolves when every message handed to a handler here has been dealt with and, for the durables in use,
+   * the server holds nothing more for them (published but not yet delivered, or not yet acknowledged).
+   */
+  async idle(): Promise<void> {
+    // Always give timers and I/O a turn: callers poll idle() in a loop (the runtime waits for the outbox,
+    // whose retry is a timer), and an answer made of resolved promises only would starve them.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (;;) {
+      await Promise.all([...this.intakes.values()].map((intake) => intake.settled()));
+      await Promise.all([...this.live].map((sub) => sub.settled()));
+      const active = [...this.intakes.values()].filter((intake) => !intake.stopped);
+      if (active.length === 0 || this.nc.isClosed()) return;
+      let busy: boolean;
+      try {
+        // An intake standing by (another instance holds its lease) waits for that instance to drain it.
+        const pending = async (intake: Intake) =>
+          (!intake.standingBy && !intake.consumingNow) || (await intake.pendingOnServer());
+        busy = (await Promise.all(active.map(pending))).some(Boolean);
+      } catch (error) {
+        // NATS is away: nothing more can arrive until it is back.
+        if (!this.options.connected()) return;
+        this.logger.debug({ err: error }, 'could not tell whether the consumers are drained; asking again');
+        busy = true;
+      }
+      if (!busy) return;
+      await Promise.race([
+        ...active.map((intake) => intake.nextSettled()),
+        new Promise((resolve) => setTimeout(resolve, IDLE_POLL_MS)),
+      ]);
+    }
+  }
+
+  /** Stops every intake (in-flight messages finish and are acknowledged) and every live subscription. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.intakes.values()].map((intake) => intake.stop()));
+    this.intakes.clear();
+    for (const sub of this.live) sub.close();
+    await Promise.all([...this.live].map((sub) => sub.settled()));
+    this.live.clear();
+    await this.options.afterClose?.();
+  }
+
+  private intakeFor(spec: NatsBusOptions['durables'][number]): Intake {
+    const existing = this.intakes.get(spec.durable);
+    if (existing && !existing.stopped) return existing;
+    const intake = new Intake(
+      this.js,
+      this.jsm,
+      { ...spec, connectionClosed: () => this.nc.isClosed() },
+      this.options.settings,
+      this.options.hooks,
+      this.logger.child({ consumer: spec.durable }),
+    );
+    this.intakes.set(spec.durable, intake);
+    return intake;
+  }
+}
+
+/** A plain subscription: every message, in order, one at a time, as the embedded bus delivers them. */
+class LiveSubscription {
+  private readonly sub: Subscription;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(nc: NatsConnection, pattern: string, handler: Handler, maxBytes: number, logger: Logger) {
+    this.sub = nc.subscribe(pattern, {
+      callback: (error, m) => {
+        if (error) {
+          logger.warn({ err: error, pattern }, 'subscription error');
+          return;
+        }
+        const decoded = decodeMessage(m.subject, m.data, maxBytes);
+        const message: BusMessage =
+          decoded.kind === 'message'
+            ? decoded.message
+            : { subject: m.subject, data: undefined, raw: decoded.head };
+        this.chain = this.chain.then(async () => {
+          try {
+            await handler(message);
+          } catch (handlerError) {
+            logger.error({ err: handlerError, subject: m.subject }, 'bus handler failed');
+          }
+        });
+      },
+    });
+  }
+
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  close(): void {
+    this.sub.unsubscribe();
+  }
+}

@@ -1,0 +1,287 @@
+import type { Logger } from 'pino';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { Config } from '../config/schema.ts';
+import type { BusMessage, EventBus, ModelRegistry, StateStore } from '../actors/ports.ts';
+import type { Warden } from '../warden.ts';
+import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.ts';
+import { isToken } from '../domain/model-ref.ts';
+import { connectNats, describeServers } from './connection.ts';
+import { natsNames, type NatsNames } from './names.ts';
+import { DEFAULT_JETSTREAM_SETTINGS, ensureStreams, type JetStreamSettings } from './setup.ts';
+import { NatsBus, type NatsBusOptions } from './bus.ts';
+import { KvStore, DEFAULT_KV_STORE_OPTIONS, type KvStoreOptions } from './kv-store.ts';
+import { KvRegistry } from './registry.ts';
+import { CommandResponder } from './commands.ts';
+import type { IntakeHooks } from './intake.ts';
+import { Lease } from './lease.ts';
+import { hostname } from 'node:os';
+import { nuid } from '@nats-io/transport-node';
+
+export { natsNames, type NatsNames } from './names.ts';
+export { runCommand, type CommandReply } from './commands.ts';
+export type { RegistryEntry } from './registry.ts';
+export type { TrainingEntry } from './training-state.ts';
+export type { JetStreamSettings } from './setup.ts';
+
+/**
+ * A model remembers its last 64 input ids (RECENT_INPUT_LIMIT); with at most this many of its inputs
+ * unacknowledged, whatever a crash leaves behind is recognised when it is delivered again.
+ */
+const INPUTS_IN_FLIGHT_PER_MODEL = 32;
+
+/** Inputs larger than this are refused before parsing (evaluations are a few hundred bytes). */
+export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024;
+
+export interface NatsAdapterHooks {
+  /** Counts inputs refused by the transport itself (too large, unknown subject); Warden counts the rest. */
+  readonly onRejected?: (kind: string, error: WardenError) => void;
+  readonly maxInputBytes?: number;
+  readonly jetstream?: Partial<JetStreamSettings>;
+  readonly store?: Partial<Omit<KvStoreOptions, 'publish' | 'afterClose'>>;
+  /** The NATS client name (shows in the server's monitoring). */
+  readonly clientName?: string;
+}
+
+export interface NatsAdapters {
+  readonly bus: EventBus;
+  readonly store: StateStore;
+  readonly registry: ModelRegistry;
+  readonly names: NatsNames;
+  /** One line for the start-up log. */
+  readonly endpoint: string;
+  /** Connected to NATS (false while it reconnects). */
+  ready(): boolean;
+  /** `active` while this instance takes the inputs (holds their lease); `standby` otherwise. */
+  role(): 'active' | 'standby';
+  /** Starts answering commands on `<prefix>.cmd.>` with this Warden. */
+  attach(warden: Warden): Promise<void>;
+  /** Stops answering commands (first step of an orderly shutdown). */
+  detach(): Promise<void>;
+  /**
+   * Detaches, closes bus and store, and drains the connection. Warden.stop() closes bus and store itself;
+   * the connection is drained once both are closed, so `close` is only needed without a Warden.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * What Warden subscribes to that must survive its restarts and be handled once across instances: inputs,
+ * the rollback events training configs act on, the internal pause acknowledgements, and alerts (so that a
+ * webhook fires once, not once per instance). Rollback events and acknowledgements start from the
+ * beginning of the stream when their consumer is first made (replays are idempotent); alerts start now.
+ */
+function durableSpecs(names: NatsNames, maxBytes: number, inputLease: Lease): NatsBusOptions['durables'] {
+  const p = names.prefix;
+  const common = { maxBytes, maxDeliveries: 10 };
+  return [
+    {
+      ...common,
+      durable: names.durable('inputs'),
+      stream: names.inputStream,
+      filter: `${p}.in.>`,
+      deliver: 'all',
+      stampEventIds: true,
+      // Order per model matters (a promotion, then the evaluations of that version): one taker at a time.
+      lease: inputLease,
+      perKeyLimit: INPUTS_IN_FLIGHT_PER_MODEL,
+    },
+    {
+      ...common,
+      durable: names.durable('rolled_back'),
+      stream: names.eventStream,
+      filter: `${p}.evt.promotion_rolled_back.*`,
+      deliver: 'all',
+      stampEventIds: false,
+    },
+    {
+      ...common,
+      durable: names.durable('pause_acknowledged'),
+      stream: names.eventStream,
+      filter: `${p}.int.pause_acknowledged.*`,
+      deliver: 'all',
+      stampEventIds: false,
+    },
+    {
+      ...common,
+      durable: names.durable('alerts'),
+      stream: names.eventStream,
+      filter: `${p}.evt.alert.*`,
+      deliver: 'new',
+      stampEventIds: false,
+    },
+  ];
+}
+
+/** The kind token of an input subject (`<prefix>.in.<kind>.<id>`), safe to use in a subject. */
+function kindOf(subject: string): string {
+  const kind = subject.split('.')[2] ?? '';
+  return isToken(kind) ? kind : 'unknown';
+}
+
+/**
+ * NATS mode: JetStream streams for inputs and output events, KV for state, the registry and what trainers
+ * read, durable consumers shared by every instance, and request/reply commands. Creates whatever streams,
+ * buckets and consumers are missing (nats-server 2.9 or later).
+ */
+export async function createNatsAdapters(
+  config: Config,
+  logger: Logger,
+  hooks: NatsAdapterHooks = {},
+): Promise<NatsAdapters> {
+  const log = logger.child({ component: 'nats' });
+  const names = natsNames(config.nats.prefix);
+  const p = names.prefix;
+  const settings: JetStreamSettings = { ...DEFAULT_JETSTREAM_SETTINGS, ...hooks.jetstream };
+  const maxBytes = hooks.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
+
+  const link = await connectNats(config.nats, log, hooks.clientName ?? 'warden');
+  let bus: NatsBus | null = null;
+  try {
+    const js = jetstream(link.nc);
+    const jsm = await jetstreamManager(link.nc);
+    await ensureStreams(jsm, names, settings);
+    const kvm = new Kvm(js);
+    const [actorKv, trainingKv, registryKv, leaseKv] = await Promise.all([
+      kvm.create(names.actorBucket, { history: 1, storage: 'file' }),
+      kvm.create(names.trainingBucket, { history: 10, storage: 'file' }),
+      kvm.create(names.registryBucket, { history: 10, storage: 'file' }),
+      kvm.create(names.leaseBucket, { history: 1, storage: 'file', ttl: settings.leaseTtlMs }),
+    ]);
+    const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
+    const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
+
+    let responder: CommandResponder | null = null;
+    const open = { bus: true, store: true };
+    const drainIfDone = async (): Promise<void> => {
+      if (!open.bus && !open.store && responder === null) await link.close();
+    };
+
+    /** Inputs the transport refuses itself go out like Warden's own refusals, and are counted. */
+    const reject = async (subject: string, kind: string, error: WardenError, raw: string): Promise<void> => {
+      hooks.onRejected?.(kind, error);
+      log.warn({ subject, code: error.code }, `rejected ${kind}: ${error.message}`);
+      const body: { subject: string; error: ErrorBody; raw: string } = {
+        subject,
+        error: error.toJSON(),
+        raw: raw.length > 1024 ? `${raw.slice(0, 1024)}…` : raw,
+      };
+      await bus!.publish(`${p}.evt.rejected.${kind}`, body);
+    };
+
+    const intakeHooks: IntakeHooks = {
+      tooLarge: (subject, bytes, head) =>
+        reject(
+          subject,
+          kindOf(subject),
+          new ValidationError(kindOf(subject), [
+            `(root): expected a payload of at most ${maxBytes} bytes, received ${bytes} bytes`,
+          ]),
+          `${head}…`,
+        ),
+      unroutable: (message: BusMessage) =>
+        reject(
+          message.subject,
+          kindOf(message.subject),
+          new ValidationError('input', [
+            `subject: expected ${p}.in.promotion.<model_id> or ${p}.in.evaluation.<model_id> (one token of letters, digits, "_" or "-"), received "${message.subject}"`,
+          ]),
+          message.raw ?? '',
+        ),
+      poisoned: (message: BusMessage, error: unknown) =>
+        message.subject.startsWith(`${p}.in.`)
+          ? reject(
+              message.subject,
+              kindOf(message.subject),
+              new WardenError(
+                'internal',
+                `processing failed repeatedly and was abandoned: ${error instanceof Error ? error.message : String(error)}`,
+              ),
+              message.raw ?? '',
+            )
+          : Promise.resolve(),
+      // The model machine skips a repeated evaluation id, but would apply a repeated promotion again (and
+      // with it reset the streak, or even undo a rollback): inputs committed before are acknowledged here.
+      alreadyApplied: (message) => {
+        const eventId = (message.data as { event_id?: unknown } | null)?.event_id;
+        const modelId = message.subject.split('.')[3] ?? '';
+        return (
+          message.subject.startsWith(`${p}.in.`) &&
+          typeof eventId === 'string' &&
+          kvStore.hasApplied(modelId, eventId)
+        );
+      },
+    };
+
+    bus = new NatsBus(
+      link.nc,
+      js,
+      jsm,
+      {
+        streamPrefixes: [`${p}.in.`, `${p}.evt.`, `${p}.int.`],
+        durables: durableSpecs(names, maxBytes, inputLease),
+        settings,
+        hooks: intakeHooks,
+        maxBytes,
+        connected: () => link.connected(),
+        afterClose: async () => {
+          open.bus = false;
+          await drainIfDone();
+        },
+      },
+      log,
+    );
+    const natsBus = bus;
+    const kvStore = await KvStore.open(
+      actorKv,
+      trainingKv,
+      {
+        ...DEFAULT_KV_STORE_OPTIONS,
+        ...hooks.store,
+        publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
+        afterClose: async () => {
+          open.store = false;
+          await drainIfDone();
+        },
+      },
+      log,
+    );
+    const registry = new KvRegistry(registryKv);
+
+    const detach = async (): Promise<void> => {
+      const current = responder;
+      if (!current) return;
+      await current.close();
+      responder = null;
+      await drainIfDone();
+    };
+
+    return {
+      bus: natsBus,
+      store: kvStore,
+      registry,
+      names,
+      endpoint: `NATS mode: ${describeServers(config.nats)} (subjects ${p}.in/evt/cmd.>, streams ${names.inputStream} and ${names.eventStream}, KV ${names.trainingBucket} and ${names.registryBucket})`,
+      ready: () => link.connected(),
+      role: () => (inputLease.isHeld ? 'active' : 'standby'),
+      async attach(target: Warden) {
+        if (responder)
+          throw new WardenError('internal', 'the NATS adapters are already attached to a Warden');
+        responder = new CommandResponder(link.nc, target, p, names.commandQueue, log);
+        // The subscription is in place once the server has seen it.
+        await link.nc.flush();
+      },
+      detach,
+      async close() {
+        await detach();
+        await natsBus.close();
+        await kvStore.close();
+        await link.close();
+      },
+    };
+  } catch (error) {
+    await bus?.close().catch(() => undefined);
+    await link.close();
+    throw error;
+  }
+}

@@ -1,0 +1,522 @@
+import type { Logger } from 'pino';
+import type { KV, KvEntry } from '@nats-io/kv';
+import type {
+  ActorKind,
+  ActorRecord,
+  CommitBatch,
+  HistoryRecord,
+  OutboxEntry,
+  PartResult,
+  StateStore,
+  Unsubscribe,
+} from '../actors/ports.ts';
+import { ConflictError, WardenError } from '../domain/errors.ts';
+import { entryText, isWrongRevision } from './kv-util.ts';
+import { trainingEntryFrom } from './training-state.ts';
+
+/** An actor's KV value: its snapshot, with the events and history its commits caused and nobody has moved on yet. */
+interface ActorValue {
+  snapshot: unknown;
+  outbox: OutboxEntry[];
+  history: HistoryRecord[];
+}
+
+/** `history.<model_id>`: the rollback history of one model, oldest first, bounded. */
+interface HistoryValue {
+  records: HistoryRecord[];
+}
+
+interface Cached {
+  revision: number;
+  value: ActorValue | HistoryValue;
+  /** The snapshot as stored, to tell a snapshot change from outbox bookkeeping. */
+  snapshotJson: string;
+  /** The revision at which the snapshot last changed; later revisions only moved outbox entries on. */
+  snapshotRevision: number;
+}
+
+export interface KvStoreOptions {
+  /** Publishes an outbox entry (with its id as message id); the sweeper uses it for stranded entries. */
+  readonly publish: (entry: OutboxEntry) => Promise<void>;
+  /** Outbox entries older than this that nobody published are published by the sweeper. */
+  readonly strandedAfterMs: number;
+  readonly sweepEveryMs: number;
+  /** Per model, the history keeps this many records. */
+  readonly historyLimit: number;
+  /** Runs once the store is closed. */
+  readonly afterClose?: () => Promise<void>;
+}
+
+export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
+  strandedAfterMs: 30_000,
+  sweepEveryMs: 5_000,
+  historyLimit: 200,
+};
+
+const MAX_ATTEMPTS = 20;
+const PUBLISHED_MEMORY = 20_000;
+
+const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
+const historyKey = (modelId: string): string => `history.${modelId}`;
+const eventIdOf = (record: HistoryRecord): string => String(record.payload.event_id ?? '');
+
+function parseKey(key: string): { kind: ActorKind | 'history'; id: string } | null {
+  const dot = key.indexOf('.');
+  const kind = key.slice(0, dot);
+  if (dot < 0 || (kind !== 'model' && kind !== 'training' && kind !== 'history')) return null;
+  return { kind, id: key.slice(dot + 1) };
+}
+
+/**
+ * Warden's durable state in a NATS KV bucket, shared by every instance:
+ * - `model.<id>` / `training.<key>`: the actor snapshot, and the outbox entries and history records its
+ *   commits caused that are not yet published. One revision-checked write per actor: two instances never
+ *   both commit on the same revision (the loser gets a ConflictError and the runtime reloads).
+ * - `history.<model_id>`: rollback history, moved there once the events are published.
+ * It also keeps `<prefix>_training` (what trainers read) in line with the training-config actors.
+ *
+ * Every instance watches the bucket and keeps the latest values in memory: loads are local, and live
+ * actors follow what other instances commit (`watch`).
+ */
+export class KvStore implements StateStore {
+  private readonly cache = new Map<string, Cached>();
+  private readonly listeners = new Set<(record: ActorRecord) => void>();
+  /** Event ids published (by anyone here), remembered so that carried-over outbox entries can be dropped. */
+  private readonly published = new Map<string, true>();
+  /** When an unpublished outbox entry was first seen here, for the sweeper. */
+  private readonly firstSeen = new Map<string, number>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly projected = new Map<string, { revision: number; json: string } | null>();
+  private readonly tasks = new Set<Promise<unknown>>();
+  private watcher: { stop(): void } | null = null;
+  private watching: Promise<void> | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly trainingKv: KV,
+    private readonly options: KvStoreOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Opens the store once it has read every current value (so that `loadActors` sees everything). */
+  static async open(kv: KV, trainingKv: KV, options: KvStoreOptions, logger: Logger): Promise<KvStore> {
+    const store = new KvStore(kv, trainingKv, options, logger);
+    await store.startWatching();
+    let sweeping = false;
+    store.sweeper = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      store.track(store.sweep().finally(() => (sweeping = false)));
+    }, options.sweepEveryMs);
+    store.sweeper.unref();
+    store.track(store.reconcileTraining());
+    return store;
+  }
+
+  /**
+   * Whether a model's committed state already holds this input id (its machine remembers the recent ones):
+   * a redelivered input was applied before the crash or restart that kept its acknowledgement from NATS.
+   */
+  hasApplied(modelId: string, inputId: string): boolean {
+    const cached = this.cache.get(actorKey('model', modelId));
+    const snapshot = (cached?.value as ActorValue | undefined)?.snapshot as
+      { snapshot?: { context?: { recentInputIds?: unknown } } } | undefined;
+    const ids = snapshot?.snapshot?.context?.recentInputIds;
+    return Array.isArray(ids) && ids.includes(inputId);
+  }
+
+  async loadActors(kind: ActorKind): Promise<ActorRecord[]> {
+    const records: ActorRecord[] = [];
+    for (const [key, cached] of this.cache) {
+      const parsed = parseKey(key);
+      if (parsed?.kind === kind)
+        records.push({
+          kind,
+          key: parsed.id,
+          snapshot: (cached.value as ActorValue).snapshot,
+          revision: cached.revision,
+        });
+    }
+    return records;
+  }
+
+  /** Reads NATS (not the cache): the runtime calls this after a conflict, to get what another instance wrote. */
+  async loadActor(kind: ActorKind, key: string): Promise<ActorRecord | null> {
+    const entry = await this.kv.get(actorKey(kind, key));
+    this.absorb(entry, actorKey(kind, key));
+    const cached = this.cache.get(actorKey(kind, key));
+    return cached
+      ? { kind, key, snapshot: (cached.value as ActorValue).snapshot, revision: cached.revision }
+      : null;
+  }
+
+  async commit(batch: CommitBatch): Promise<number[]> {
+    if (batch.actors.length !== 1) {
+      throw new WardenError(
+        'internal',
+        `the NATS store commits one actor at a time (commitEach), received ${batch.actors.length}`,
+      );
+    }
+    const [result] = await this.commitEach([batch]);
+    if (!result!.ok) throw result!.error;
+    return [result!.revision];
+  }
+
+  commitEach(parts: readonly CommitBatch[]): Promise<PartResult[]> {
+    return Promise.all(parts.map((part) => this.commitPart(part)));
+  }
+
+  async pendingOutbox(limit: number): Promise<OutboxEntry[]> {
+    const pending: OutboxEntry[] = [];
+    for (const value of this.actorValues()) {
+      for (const entry of value.outbox) if (!this.published.has(entry.id)) pending.push(entry);
+    }
+    return pending.slice(0, limit);
+  }
+
+  async markPublished(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.remember(id);
+    const keys = new Set<string>();
+    for (const [key, cached] of this.cache) {
+      if ('outbox' in cached.value && cached.value.outbox.some((e) => ids.includes(e.id))) keys.add(key);
+    }
+    await Promise.all([...keys].map((key) => this.serial(key, () => this.settle(key))));
+  }
+
+  async history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]> {
+    const seen = new Set<string>();
+    const records: Array<{ record: HistoryRecord; order: number }> = [];
+    const add = (record: HistoryRecord) => {
+      const id = eventIdOf(record);
+      if (seen.has(id)) return;
+      seen.add(id);
+      records.push({ record, order: records.length });
+    };
+    for (const [key, cached] of this.cache) {
+      const parsed = parseKey(key);
+      if (!parsed || (query.modelId !== undefined && parsed.id !== query.modelId)) continue;
+      if (parsed.kind === 'history') (cached.value as HistoryValue).records.forEach(add);
+    }
+    // Committed but not yet moved to the history key (their events are being published).
+    for (const [key, cached] of this.cache) {
+      const parsed = parseKey(key);
+      if (parsed?.kind === 'model' && (query.modelId === undefined || parsed.id === query.modelId)) {
+        (cached.value as ActorValue).history.forEach(add);
+      }
+    }
+    records.sort((a, b) => b.record.at - a.record.at || b.order - a.order);
+    return records.slice(0, query.limit).map((r) => r.record);
+  }
+
+  watch(listener: (record: ActorRecord) => void): Unsubscribe {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+    this.watcher?.stop();
+    await this.watching;
+    await this.options.afterClose?.();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Commits
+
+  private async commitPart(part: CommitBatch): Promise<PartResult> {
+    const actor = part.actors[0];
+    if (!actor || part.actors.length !== 1) {
+      return { ok: false, error: new WardenError('internal', 'a commit part must hold exactly one actor') };
+    }
+    const key = actorKey(actor.kind, actor.key);
+    const cached = this.cache.get(key);
+    const previous = cached && 'outbox' in cached.value ? cached.value : null;
+    // Writes that only cleared published entries kept the snapshot the runtime read: write on top of them.
+    const unchangedSince =
+      cached && actor.revision >= cached.snapshotRevision && actor.revision <= cached.revision;
+    const expected = unchangedSince ? cached.revision : actor.revision;
+    const value: ActorValue = {
+      snapshot: actor.snapshot,
+      outbox: [...(previous?.outbox ?? []).filter((e) => !this.published.has(e.id)), ...part.outbox],
+      history: [
+        ...(previous?.history ?? []).filter((h) => !this.published.has(eventIdOf(h))),
+        ...part.history,
+      ],
+    };
+    const json = JSON.stringify(value);
+    try {
+      const revision =
+        expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
+      this.store(key, revision, value, true);
+      if (actor.kind === 'training') this.track(this.project(actor.key));
+      return { ok: true, revision };
+    } catch (error) {
+      if (isWrongRevision(error)) {
+        return {
+          ok: false,
+          error: new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`),
+        };
+      }
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * Records a value this instance wrote or read; says whether the snapshot changed. `committed`: the runtime
+   * holds exactly this revision now.
+   */
+  private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
+    const before = this.cache.get(key);
+    const snapshotJson = 'snapshot' in value ? JSON.stringify(value.snapshot) : '';
+    const changed = !before || before.snapshotJson !== snapshotJson;
+    const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
+    this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
+    const now = Date.now();
+    const current = new Set('outbox' in value ? value.outbox.map((e) => e.id) : []);
+    if (before && 'outbox' in before.value)
+      for (const entry of before.value.outbox) if (!current.has(entry.id)) this.firstSeen.delete(entry.id);
+    for (const id of current) if (!this.firstSeen.has(id)) this.firstSeen.set(id, now);
+    return changed;
+  }
+
+  /** Takes in an entry read from NATS (the watch, or a fresh get); tells the listeners of a newer snapshot. */
+  private absorb(entry: KvEntry | null, key = entry?.key): void {
+    if (key === undefined) return;
+    const parsed = parseKey(key);
+    if (!parsed) return;
+    const cached = this.cache.get(key);
+    const text = entryText(entry);
+    if (text === null) {
+      if (entry && (!cached || entry.revision > cached.revision)) this.cache.delete(key);
+      return;
+    }
+    if (cached && entry!.revision <= cached.revision) return;
+    let value: ActorValue | HistoryValue;
+    try {
+      value = JSON.parse(text) as ActorValue | HistoryValue;
+    } catch (error) {
+      this.logger.error({ err: error, key }, 'ignoring a value that is not JSON in the actor bucket');
+      return;
+    }
+    const changed = this.store(key, entry!.revision, value);
+    if (parsed.kind === 'history') return;
+    const actor = value as ActorValue;
+    if (changed) {
+      const record: ActorRecord = {
+        kind: parsed.kind,
+        key: parsed.id,
+        snapshot: actor.snapshot,
+        revision: entry!.revision,
+      };
+      for (const listener of this.listeners) listener(record);
+    }
+    // Someone carried over entries already published: clear them.
+    if (actor.outbox.some((e) => this.published.has(e.id)))
+      this.track(this.serial(key, () => this.settle(key)));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Moving published entries on
+
+  /** Clears an actor's published outbox entries, moving their history records to the history key first. */
+  private async settle(key: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const cached = this.cache.get(key);
+      if (!cached || !('outbox' in cached.value)) return;
+      const value = cached.value;
+      if (!value.outbox.some((e) => this.published.has(e.id))) return;
+      const moving = value.history.filter((h) => this.published.has(eventIdOf(h)));
+      const modelId = parseKey(key)!.id;
+      if (moving.length > 0) await this.appendHistory(modelId, moving);
+      const next: ActorValue = {
+        snapshot: value.snapshot,
+        outbox: value.outbox.filter((e) => !this.published.has(e.id)),
+        history: value.history.filter((h) => !this.published.has(eventIdOf(h))),
+      };
+      try {
+        const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
+        this.store(key, revision, next);
+        return;
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error;
+        this.absorb(await this.kv.get(key), key);
+      }
+    }
+  }
+
+  private async appendHistory(modelId: string, records: HistoryRecord[]): Promise<void> {
+    const key = historyKey(modelId);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const cached = this.cache.get(key);
+      const existing = cached ? (cached.value as HistoryValue).records : [];
+      const known = new Set(existing.map(eventIdOf));
+      const fresh = records.filter((r) => !known.has(eventIdOf(r)));
+      if (fresh.length === 0) return;
+      const next: HistoryValue = { records: [...existing, ...fresh].slice(-this.options.historyLimit) };
+      try {
+        const revision = cached
+          ? await this.kv.update(key, JSON.stringify(next), cached.revision)
+          : await this.kv.create(key, JSON.stringify(next));
+        this.store(key, revision, next);
+        return;
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error;
+        this.absorb(await this.kv.get(key), key);
+      }
+    }
+    throw new Error(`could not append to the history of ${modelId}: it kept changing`);
+  }
+
+  /**
+   * Outbox entries that stayed unpublished too long (their instance crashed, or a commit that looked failed
+   * had in fact been written): publish them here. JetStream drops the duplicate if they were published after all.
+   */
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    const stranded = new Set<string>();
+    for (const [key, cached] of this.cache) {
+      if (!('outbox' in cached.value)) continue;
+      for (const entry of cached.value.outbox) {
+        if (this.published.has(entry.id)) continue;
+        if (now - (this.firstSeen.get(entry.id) ?? now) < this.options.strandedAfterMs) continue;
+        stranded.add(key);
+      }
+    }
+    for (const key of stranded) {
+      const value = this.cache.get(key)?.value as ActorValue | undefined;
+      if (!value) continue;
+      try {
+        for (const entry of value.outbox) {
+          if (this.published.has(entry.id)) continue;
+          await this.options.publish(entry);
+          this.remember(entry.id);
+        }
+        this.logger.warn({ key }, 'published events another commit left behind');
+        await this.serial(key, () => this.settle(key));
+      } catch (error) {
+        this.logger.warn({ err: error, key }, 'could not publish stranded events; will try again');
+      }
+    }
+    await this.reconcileTraining();
+  }
+
+  private remember(id: string): void {
+    this.published.set(id, true);
+    if (this.published.size > PUBLISHED_MEMORY) this.published.delete(this.published.keys().next().value!);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // What trainers read
+
+  /** Writes the training entry from the newest actor value; converges when several instances write. */
+  private project(configKey: string): Promise<void> {
+    return this.serial(`training:${configKey}`, async () => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const cached = this.cache.get(actorKey('training', configKey));
+        const entry = cached ? trainingEntryFrom(configKey, (cached.value as ActorValue).snapshot) : null;
+        if (!entry) return;
+        const json = JSON.stringify(entry);
+        if (!this.projected.has(configKey)) {
+          const stored = await this.trainingKv.get(configKey);
+          this.projected.set(
+            configKey,
+            stored ? { revision: stored.revision, json: entryText(stored) ?? '' } : null,
+          );
+        }
+        const known = this.projected.get(configKey) ?? null;
+        if (known?.json === json) return;
+        try {
+          const revision = known
+            ? await this.trainingKv.update(configKey, json, known.revision)
+            : await this.trainingKv.create(configKey, json);
+          this.projected.set(configKey, { revision, json });
+          return;
+        } catch (error) {
+          if (!isWrongRevision(error)) throw error;
+          // Another instance wrote it: read both again and write the newest state.
+          this.projected.delete(configKey);
+          this.absorb(await this.kv.get(actorKey('training', configKey)), actorKey('training', configKey));
+        }
+      }
+    });
+  }
+
+  private async reconcileTraining(): Promise<void> {
+    const keys = [...this.cache.keys()].map(parseKey).filter((p) => p?.kind === 'training');
+    await Promise.all(
+      keys.map((p) =>
+        this.project(p!.id).catch((error: unknown) =>
+          this.logger.warn({ err: error, configKey: p!.id }, 'could not update the training entry'),
+        ),
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async startWatching(): Promise<void> {
+    const status = await this.kv.status();
+    const lastSeq = status.streamInfo.state.last_seq;
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+    if (status.values === 0) resolveReady();
+    this.watching = this.watchLoop((entry) => {
+      if (entry.delta === 0 || entry.revision >= lastSeq) resolveReady();
+    });
+    await ready;
+  }
+
+  /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */
+  private async watchLoop(onEntry: (entry: KvEntry) => void): Promise<void> {
+    let highest = 0;
+    while (!this.closed) {
+      try {
+        const watcher = await this.kv.watch(
+          highest > 0 ? { key: '>', resumeFromRevision: highest + 1 } : { key: '>' },
+        );
+        this.watcher = watcher;
+        if (this.closed) watcher.stop();
+        for await (const entry of watcher) {
+          highest = Math.max(highest, entry.revision);
+          this.absorb(entry);
+          onEntry(entry);
+        }
+      } catch (error) {
+        if (!this.closed)
+          this.logger.warn({ err: error }, 'watching the actor bucket failed; watching again');
+      }
+      if (!this.closed) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  private *actorValues(): Iterable<ActorValue> {
+    for (const [key, cached] of this.cache) {
+      const kind = parseKey(key)?.kind;
+      if (kind === 'model' || kind === 'training') yield cached.value as ActorValue;
+    }
+  }
+
+  /** One operation at a time per key, in order. */
+  private serial(key: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.chains.get(key) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const tail = next.catch(() => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => {
+      if (this.chains.get(key) === tail) this.chains.delete(key);
+    });
+    return next;
+  }
+
+  private track(promise: Promise<unknown>): void {
+    const tracked = promise
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'background store work failed'))
+      .finally(() => this.tasks.delete(tracked));
+    this.tasks.add(tracked);
+  }
+}

@@ -1,0 +1,75 @@
+import type { KV } from '@nats-io/kv';
+import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../actors/ports.ts';
+import { entryText, isoTime, isWrongRevision } from './kv-util.ts';
+
+/**
+ * The value under `<prefix>_registry.<model_id>`: the production pointer a serving system watches.
+ * `rollback_id` names the rollback that set it (null after a promotion); it makes a replayed rollback a
+ * no-op.
+ */
+export interface RegistryEntry {
+  model_id: string;
+  version: string;
+  /** ISO 8601. */
+  since: string;
+  reason: string;
+  rollback_id: string | null;
+}
+
+const MAX_ATTEMPTS = 20;
+
+/** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
+export class KvRegistry implements ModelRegistry {
+  constructor(private readonly kv: KV) {}
+
+  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    const entry: RegistryEntry = {
+      model_id: modelId,
+      version,
+      since: isoTime(at)!,
+      reason,
+      rollback_id: null,
+    };
+    await this.kv.put(modelId, JSON.stringify(entry));
+  }
+
+  async rollback(request: RollbackRequest): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const stored = await this.kv.get(request.modelId);
+      const text = entryText(stored);
+      const current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+      if (current?.rollback_id === request.rollbackId) return; // applied before (a redelivery, a restart)
+      // Already on the target (a promotion's pointer write was lost in a crash, say): record the rollback on it.
+      if (current && current.version !== request.fromVersion && current.version !== request.toVersion) {
+        throw new Error(
+          `registry: expected ${request.modelId} to be at ${request.fromVersion} in production, found ${current.version}`,
+        );
+      }
+      const next: RegistryEntry = {
+        model_id: request.modelId,
+        version: request.toVersion,
+        since: isoTime(request.at)!,
+        reason: request.reason,
+        rollback_id: request.rollbackId,
+      };
+      try {
+        if (stored) await this.kv.update(request.modelId, JSON.stringify(next), stored.revision);
+        else await this.kv.create(request.modelId, JSON.stringify(next));
+        return;
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error;
+        // Someone else moved the pointer meanwhile (another instance applying the same rollback): read again.
+      }
+    }
+    throw new Error(
+      `registry: could not apply rollback ${request.rollbackId} of ${request.modelId}: the pointer kept changing`,
+    );
+  }
+
+  async production(modelId: string): Promise<ProductionPointer | null> {
+    const text = entryText(await this.kv.get(modelId));
+    if (text === null) return null;
+    const entry = JSON.parse(text) as RegistryEntry;
+    return { modelId, version: entry.version, since: Date.parse(entry.since), reason: entry.reason };
+  }
+}

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './free-port.ts';
+
+export interface NatsServerOptions {
+  /** A nats.conf to load (its port and store_dir are overridden by the harness). */
+  readonly configFile?: string;
+  /** Extra environment for the server, e.g. the passwords nats.conf reads from `$VARS`. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly startTimeoutMs?: number;
+  /** More command-line arguments, e.g. `['-m', '8222']` for the monitoring endpoint. */
+  readonly args?: readonly string[];
+}
+
+export interface NatsServer extends AsyncDisposable {
+  /** nats://127.0.0.1:<port>; the port and the store directory stay the same across restarts. */
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  /** Stops the server (SIGTERM, then SIGKILL if it lingers). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same JetStream store. */
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  /** Everything the server logged, for failure messages. */
+  log(): string;
+}
+
+/**
+ * Spawns a real `nats-server -js` on a free port with its own store directory in a temporary folder.
+ * Dispose (or `await using`) stops it and removes the folder.
+ */
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const port = await freePort();
+  const root = await mkdtemp(join(tmpdir(), 'warden-nats-'));
+  const storeDir = join(root, 'jetstream');
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  let child: ChildProcess | null = null;
+  let output = '';
+
+  const start = async (): Promise<void> => {
+    if (child) return;
+    const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir];
+    if (options.configFile) args.push('-c', options.configFile);
+    if (options.args) args.push(...options.args);
+    const proc = spawn('nats-server', args, {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`nats-server did not become ready in ${startTimeoutMs} ms:\n${output}`));
+      }, startTimeoutMs);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        child = null;
+        reject(new Error(`nats-server exited with ${code} before it was ready:\n${output}`));
+      });
+    });
+  };
+
+  const stop = async (): Promise<void> => {
+    const proc = child;
+    if (!proc) return;
+    child = null;
+    await new Promise<void>((resolve) => {
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      proc.once('exit', () => {
+        clearTimeout(killer);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+  };
+
+  try {
+    await start();
+  } catch (error) {
+    await rm(root, { recursive: true, force: true });
+    throw error;
+  }
+
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    stop,
+    start,
+    async restart() {
+      await stop();
+      await start();
+    },
+    log: () => output,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
+import { connectClient, type TestClient } from '../harness/nats-client.ts';
+import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
+import { eventually } from '../harness/eventually.ts';
+
+let server: NatsServer;
+let client: TestClient;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  client = await connectClient(server.url);
+});
+
+afterAll(async () => {
+  await client?.close();
+  await server?.[Symbol.asyncDispose]();
+});
+
+const MODELS = Array.from({ length: 12 }, (_, i) => `model_${i}`);
+const EVALUATIONS_PER_ROUND = 6;
+
+interface RolledBack {
+  rollback_id: string;
+  detection_id: string | null;
+  model_id: string;
+  from_version: string;
+  to_version: string;
+}
+
+/** Every model regresses on `version`, reported several times over, all at once. */
+async function regressEveryModel(round: number, version: string): Promise<void> {
+  for (let i = 0; i < EVALUATIONS_PER_ROUND; i++) {
+    for (const model of MODELS) {
+      await client.publish(`warden.in.evaluation.${model}`, {
+        event_id: `${model}-r${round}-e${i}`,
+        model_id: `${model}_${version}`,
+        current_elo: 1400 - i,
+        games_played: 200,
+      });
+    }
+  }
+}
+
+async function rolledBack(expected: number): Promise<RolledBack[]> {
+  return eventually(
+    async () => {
+      const events = (await client.stored('warden.evt.promotion_rolled_back.>')).map(
+        (e) => e.data as RolledBack,
+      );
+      expect(events).toHaveLength(expected);
+      return events;
+    },
+    { timeoutMs: 15_000 },
+  );
+}
+
+describe('several Warden instances on one NATS', () => {
+  it('roll back exactly once per detection under a stream of regressions, and hand the inputs over when one stops', async () => {
+    // No cooldown, so that each model can be rolled back again in the second round.
+    const config = { cooldownSeconds: 0 };
+    const evaluated = new Map<string, number>();
+    const running: NatsWarden[] = [];
+    const start = async (name: string) => {
+      const w = await startNatsWarden(server.url, {
+        config,
+        hooks: { clientName: name },
+        observer: {
+          outcome: (kind, _key, event) => {
+            if (kind === 'model' && event === 'EVALUATED')
+              evaluated.set(name, (evaluated.get(name) ?? 0) + 1);
+          },
+        },
+      });
+      running.push(w);
+      return w;
+    };
+    try {
+      const a = await start('a');
+      const b = await start('b');
+      const idle = () => Promise.all(running.map((w) => w.settled()));
+      await eventually(() =>
+        expect([a, b].map((w) => w.adapters.role()).sort()).toEqual(['active', 'standby']),
+      );
+      for (const model of MODELS) {
+        await client.publish(`warden.in.promotion.${model}`, {
+          event_id: `${model}-p1`,
+          model_id: `${model}_v1`,
+          elo: 1500,
+        });
+        await client.publish(`warden.in.promotion.${model}`, {
+          event_id: `${model}-p2`,
+          model_id: `${model}_v2`,
+          elo: 1520,
+        });
+      }
+      await regressEveryModel(1, 'v2');
+      await rolledBack(MODELS.length);
+      await idle();
+
+      // The active instance stops: the other takes the inputs over, a third one joins as standby.
+      const [active, standby] = a.adapters.role() === 'active' ? [a, b] : [b, a];
+      const standbyName = standby === a ? 'a' : 'b';
+      expect(evaluated.get(standbyName) ?? 0).toBe(0);
+      await active.stop();
+      running.splice(running.indexOf(active), 1);
+      await eventually(() => expect(standby.adapters.role()).toBe('active'));
+      await start('c');
+
+      // Round 2: a new version, promoted and regressing right behind it.
+      for (const model of MODELS) {
+        await client.publish(`warden.in.promotion.${model}`, {
+          event_id: `${model}-p3`,
+          model_id: `${model}_v3`,
+          elo: 1530,
+        });
+      }
+      await regressEveryModel(2, 'v3');
+      const events = await rolledBack(2 * MODELS.length);
+      await idle();
+      expect(evaluated.get(standbyName)).toBeGreaterThan(0);
+
+      // Exactly one rollback per detection, each with its own rollback id, to the last known-good version.
+      const byDetection = new Map<string, number>();
+      for (const e of events)
+        byDetection.set(String(e.detection_id), (byDetection.get(String(e.detection_id)) ?? 0) + 1);
+      expect([...byDetection.values()].every((n) => n === 1)).toBe(true);
+      expect(byDetection.size).toBe(2 * MODELS.length);
+      expect(new Set(events.map((e) => e.rollback_id)).size).toBe(events.length);
+      for (const model of MODELS) {
+        expect(
+          events.filter((e) => e.model_id === model).map((e) => `${e.from_version}->${e.to_version}`),
+        ).toEqual(['v2->v1', 'v3->v1']);
+        expect(await client.kv('warden_registry', model)).toMatchObject({ version: 'v1' });
+      }
+      // Each detection was announced once, and each config paused once (the second rollback found it paused).
+      const detections = (await client.stored('warden.evt.regression_detected.>')).map(
+        (e) => (e.data as { detection_id: string }).detection_id,
+      );
+      expect(detections).toHaveLength(2 * MODELS.length);
+      expect(new Set(detections).size).toBe(detections.length);
+      const paused = (await client.stored('warden.evt.training_paused.>')).map((e) => e.subject);
+      expect(paused.sort()).toEqual(MODELS.map((m) => `warden.evt.training_paused.${m}`).sort());
+
+      // Every instance sees the same models, whichever of them did the work.
+      await eventually(() => expect(running[0]!.warden.status()).toEqual(running[1]!.warden.status()));
+      expect(running[1]!.warden.status().models.map((m) => m.production_version)).toEqual(
+        MODELS.map(() => 'v1'),
+      );
+    } finally {
+      for (const w of running) await w.stop();
+    }
+  });
+});

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { parseConfig } from '../../src/config/load.ts';
+import { connectionOptions, describeServers } from '../../src/nats/connection.ts';
+import { covers } from '../../src/nats/subjects.ts';
+import { decodeMessage, withStreamEventId } from '../../src/nats/codec.ts';
+import { KvRegistry } from '../../src/nats/registry.ts';
+import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
+
+describe('subject coverage', () => {
+  it.each([
+    ['warden.in.>', 'warden.in.promotion.*', true],
+    ['warden.in.>', 'warden.in.>', true],
+    ['warden.evt.alert.*', 'warden.evt.alert.*', true],
+    ['warden.evt.alert.*', 'warden.evt.alert.hex8_2p', true],
+    ['warden.evt.alert.*', 'warden.evt.>', false],
+    ['warden.evt.promotion_rolled_back.*', 'warden.evt.*.*', false],
+    ['warden.in.>', 'warden.in', false],
+    ['warden.int.pause_acknowledged.*', 'warden.int.pause_acknowledged.a.b', false],
+  ])('%s covers %s: %s', (filter, pattern, expected) => {
+    expect(covers(filter, pattern)).toBe(expected);
+  });
+});
+
+describe('decoding inputs', () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+
+  it('hands over JSON as data and anything else as raw text', () => {
+    expect(decodeMessage('s', bytes('{"a":1}'), 100)).toEqual({
+      kind: 'message',
+      message: { subject: 's', data: { a: 1 }, raw: '{"a":1}' },
+    });
+    expect(decodeMessage('s', bytes('NaN'), 100)).toEqual({
+      kind: 'message',
+      message: { subject: 's', data: undefined, raw: 'NaN' },
+    });
+    expect(decodeMessage('s', bytes(''), 100)).toEqual({
+      kind: 'message',
+      message: { subject: 's', data: undefined, raw: '' },
+    });
+    expect(decodeMessage('s', bytes('x'.repeat(101)), 100)).toMatchObject({ kind: 'tooLarge', bytes: 101 });
+  });
+
+  it('stamps an event id from the stream position on objects that have none, and leaves the rest alone', () => {
+    const message = (data: unknown) => ({ subject: 's', data, raw: '' });
+    expect(withStreamEventId(message({ model_id: 'm' }), 'WARDEN_IN@x', 7).data).toEqual({
+      model_id: 'm',
+      event_id: 'WARDEN_IN@x:7',
+    });
+    expect(withStreamEventId(message({ model_id: 'm', event_id: 'mine' }), 'S', 7).data).toEqual({
+      model_id: 'm',
+      event_id: 'mine',
+    });
+    expect(withStreamEventId(message({ event_id: 12 }), 'S', 7).data).toEqual({ event_id: 12 });
+    expect(withStreamEventId(message([1]), 'S', 7).data).toEqual([1]);
+    expect(withStreamEventId(message(undefined), 'S', 7).data).toBeUndefined();
+  });
+});
+
+describe('connection options', () => {
+  const nats = (input: Record<string, unknown>) => parseConfig({ nats: input }).nats;
+
+  it('takes credentials out of the URL, and keeps them out of the logs', () => {
+    const options = connectionOptions(
+      nats({ url: 'nats://warden:s3cr%40t@nats:4222,nats://other:4223' }),
+      'warden',
+    );
+    expect(options).toMatchObject({
+      servers: ['nats:4222', 'other:4223'],
+      user: 'warden',
+      pass: 's3cr@t',
+      maxReconnectAttempts: -1,
+    });
+    expect(describeServers(nats({ url: 'nats://warden:s3cr%40t@nats:4222' }))).toBe('nats://nats:4222');
+    expect(connectionOptions(nats({ url: 'nats://t0ken@nats' }), 'w')).toMatchObject({
+      servers: ['nats:4222'],
+      token: 't0ken',
+    });
+  });
+
+  it('prefers the configured credentials', () => {
+    expect(connectionOptions(nats({ url: 'nats://a:b@h:1', user: 'u', pass: 'p' }), 'w')).toMatchObject({
+      user: 'u',
+      pass: 'p',
+    });
+    expect(connectionOptions(nats({ url: 'h:1', credsFile: '/x.creds' }), 'w').authenticator).toBeTypeOf(
+      'function',
+    );
+  });
+});
+
+describe('the KV registry', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let kv: KV;
+  let registry: KvRegistry;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+    kv = await new Kvm(jetstream(nc)).create('registry_test', { history: 10 });
+    registry = new KvRegistry(kv);
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await server?.[Symbol.asyncDispose]();
+  });
+
+  const request = (rollbackId: string, modelId = 'm') => ({
+    rollbackId,
+    modelId,
+    fromVersion: 'v2',
+    toVersion: 'v1',
+    reason: 'r',
+    at: 1_000,
+  });
+
+  it('applies a rollback once, however often it is asked to', async () => {
+    await registry.recordPromotion('m', 'v2', 500, 'promoted');
+    await registry.rollback(request('m.r1'));
+    const revision = (await kv.get('m'))!.revision;
+    await registry.rollback(request('m.r1'));
+    expect((await kv.get('m'))!.revision).toBe(revision);
+    expect(await registry.production('m')).toEqual({
+      modelId: 'm',
+      version: 'v1',
+      since: 1_000,
+      reason: 'r',
+    });
+    expect((await kv.get('m'))!.json()).toMatchObject({ model_id: 'm', version: 'v1', rollback_id: 'm.r1' });
+  });
+
+  it('refuses a rollback from a version that is not in production, unless it is already on the target', async () => {
+    await registry.recordPromotion('n', 'v7', 500, 'set by hand');
+    await expect(registry.rollback(request('n.r1', 'n'))).rejects.toThrow(
+      'expected n to be at v2 in production, found v7',
+    );
+    await registry.recordPromotion('o', 'v1', 500, 'the v2 promotion was never written');
+    await registry.rollback(request('o.r1', 'o'));
+    expect((await kv.get('o'))!.json()).toMatchObject({ version: 'v1', rollback_id: 'o.r1' });
+  });
+
+  it('lets one of two concurrent writers apply it, and the other see it done', async () => {
+    await registry.recordPromotion('p', 'v2', 500, 'promoted');
+    await Promise.all([
+      registry.rollback(request('p.r1', 'p')),
+      new KvRegistry(kv).rollback(request('p.r1', 'p')),
+    ]);
+    const history = await kv.history({ key: 'p' });
+    const versions: string[] = [];
+    for await (const entry of history) versions.push((entry.json() as { version: string }).version);
+    expect(versions).toEqual(['v2', 'v1']);
+  });
+});
