@@ -290,7 +290,7 @@ export class Warden {
     const e = parseInput(EvaluationInputSchema, input, 'evaluation');
     const ref = parseModelRef(e.model_id, e.version);
     requireToken(ref.modelId, 'model_id');
-    if (!this.runtime.model(ref.modelId)) throw new UnknownModelError(ref.modelId);
+    // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
     const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
     const outcome = await this.runtime.dispatchModel(ref.modelId, {
       type: 'EVALUATED',
@@ -309,7 +309,7 @@ export class Warden {
         : undefined,
       inputId: e.event_id,
     });
-    return { model_id: ref.modelId, outcome, state: this.runtime.model(ref.modelId)!.state };
+    return { model_id: ref.modelId, outcome, state: this.runtime.modelState(ref.modelId)! };
   }
 
   /**

@@ -69,11 +69,30 @@ interface PendingDispatch {
   readonly host: Host;
   readonly event: ModelEvent | TrainingEvent;
   readonly create: { configKey: string } | undefined;
-  readonly outbox: OutboxEntry[];
-  readonly history: HistoryRecord[];
+  readonly outbox: readonly OutboxEntry[];
+  readonly history: readonly HistoryRecord[];
   readonly outcome: Outcome | TrainingOutcome;
   readonly resolve: (outcome: Outcome | TrainingOutcome) => void;
   readonly reject: (error: unknown) => void;
+}
+
+const NO_OUTBOX: readonly OutboxEntry[] = Object.freeze([]);
+const NO_HISTORY: readonly HistoryRecord[] = Object.freeze([]);
+
+/** Rollbacks and failed rollbacks are the history; it is written in the same commit as the event. */
+function toHistory(publications: readonly OutputEvent[]): HistoryRecord[] {
+  return publications.flatMap((p): HistoryRecord[] =>
+    p.type === 'PROMOTION_ROLLED_BACK' || p.type === 'ROLLBACK_FAILED'
+      ? [
+          {
+            at: Math.round(p.payload.timestamp * 1000),
+            modelId: p.payload.model_id,
+            kind: p.type === 'PROMOTION_ROLLED_BACK' ? 'rolled_back' : 'rollback_failed',
+            payload: p.payload as Record<string, unknown>,
+          },
+        ]
+      : [],
+  );
 }
 
 const MAX_COMMIT_ATTEMPTS = 5;
@@ -117,6 +136,16 @@ export class ActorRuntime {
   /** The model actors, for status views. */
   models(): Array<{ state: ModelStateName; context: ModelContext }> {
     return [...this.hosts.values()].filter((h) => h.kind === 'model').map((h) => this.modelView(h));
+  }
+
+  hasModel(modelId: string): boolean {
+    return this.hosts.has(`model:${modelId}`);
+  }
+
+  /** The state of a model actor, without building a view (the evaluation path asks for it). */
+  modelState(modelId: string): ModelStateName | null {
+    const host = this.hosts.get(`model:${modelId}`);
+    return host ? ((host.actor as Actor<ModelMachine>).getSnapshot().value as ModelStateName) : null;
   }
 
   model(modelId: string): { state: ModelStateName; context: ModelContext } | null {
@@ -314,28 +343,21 @@ export class ActorRuntime {
       host,
       event,
       create,
-      outbox: publications.map((p) => ({
-        id: p.payload.event_id,
-        subject: subjectFor(this.deps.prefix, p),
-        payload: p.payload,
-      })),
-      history: publications.flatMap((p): HistoryRecord[] =>
-        p.type === 'PROMOTION_ROLLED_BACK' || p.type === 'ROLLBACK_FAILED'
-          ? [
-              {
-                at: Math.round(p.payload.timestamp * 1000),
-                modelId: p.payload.model_id,
-                kind: p.type === 'PROMOTION_ROLLED_BACK' ? 'rolled_back' : 'rollback_failed',
-                payload: p.payload as Record<string, unknown>,
-              },
-            ]
-          : [],
-      ),
+      outbox: publications.length === 0 ? NO_OUTBOX : this.toOutbox(publications),
+      history: publications.length === 0 ? NO_HISTORY : toHistory(publications),
       outcome,
       resolve,
       reject,
     });
     this.scheduleFlush();
+  }
+
+  private toOutbox(publications: readonly OutputEvent[]): OutboxEntry[] {
+    return publications.map((p) => ({
+      id: p.payload.event_id,
+      subject: subjectFor(this.deps.prefix, p),
+      payload: p.payload,
+    }));
   }
 
   /** Back to the last committed snapshot (or to a fresh actor, when nothing was committed yet). */

@@ -449,7 +449,9 @@ function onEvaluated(
   }
 
   const a = assess(context, event, policy);
-  const draft = new Draft({ ...rememberInput(context, event.inputId), sprt: a.sprt });
+  const remembered = rememberInput(context, event.inputId);
+  // Copies only what changed: this is the path of every evaluation.
+  const draft = new Draft(a.sprt === context.sprt ? remembered : { ...remembered, sprt: a.sprt });
   const quiet = state === 'cooldown' || state === 'rolledBack';
 
   if (a.severity === null) {
@@ -457,7 +459,7 @@ function onEvaluated(
       return addEvidence(draft, event, a);
     }
     const hadStreak = context.streak > 0;
-    draft.set({ streak: 0 });
+    if (hadStreak) draft.set({ streak: 0 });
     if (hadStreak) {
       const { modelId, configKey, productionVersion, baseline, lastDetection } = draft.context;
       const current = event.metrics.currentElo ?? null;
