@@ -54,6 +54,8 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   const metrics = createMetrics();
   wardenDeps.observer = metrics.observer;
   wardenDeps.onRejected = metrics.onRejected;
+  // Inputs from the bus (NATS); the HTTP layer times its own requests.
+  wardenDeps.onProcessed = metrics.observeProcessing;
   const inspection = config.inspect
     ? await startInspection(deps.inspection ?? inspectionTargetFromEnv(process.env), deps.logger)
     : null;

@@ -51,6 +51,8 @@ export interface WardenDeps {
   readonly inspect?: RuntimeDeps['inspect'];
   /** Called for every rejected input, with the reason code (metrics count them). */
   readonly onRejected?: (kind: string, error: WardenError) => void;
+  /** Called for every input taken from the bus, with the seconds from arrival to its committed result. */
+  readonly onProcessed?: (kind: string, seconds: number) => void;
 }
 
 export interface ModelStatus {
@@ -176,6 +178,7 @@ export class Warden {
   private readonly runtime: ActorRuntime;
   private readonly clock: Clock;
   private readonly onRejected: WardenDeps['onRejected'];
+  private readonly onProcessed: WardenDeps['onProcessed'];
   private unsubscribers: Array<() => void> = [];
   private started = false;
 
@@ -192,6 +195,7 @@ export class Warden {
         this.logger.error({ err: error, subject: message.subject }, 'bus handler failed'),
       );
     this.onRejected = deps.onRejected;
+    this.onProcessed = deps.onProcessed;
     const modelPolicy = modelPolicyFrom(config);
     this.runtime = new ActorRuntime({
       modelMachine: createModelMachine(modelPolicy),
@@ -322,6 +326,7 @@ export class Warden {
     raw?: string,
   ): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorBody }> {
     const kind = subject.split('.').at(-2) ?? 'unknown';
+    const started = performance.now();
     try {
       if (data === undefined) {
         throw new ValidationError(kind, [
@@ -340,6 +345,7 @@ export class Warden {
         }
       }
       const result = kind === 'promotion' ? await this.promote(data) : await this.evaluate(data);
+      this.onProcessed?.(kind, (performance.now() - started) / 1000);
       return { ok: true, result };
     } catch (caught) {
       const error = toWardenError(caught);

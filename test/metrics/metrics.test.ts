@@ -34,6 +34,20 @@ function moved(before: Map<string, number>, after: Map<string, number>): Record<
 }
 
 describe('metrics: /metrics moves with a scenario', () => {
+  it('times inputs that arrive on the bus (as NATS inputs do), not only HTTP requests', async () => {
+    const t = await startTestService();
+    running.push(t);
+    await promoteTwo(t);
+    const before = await scrape(t);
+    await t.service.warden.bus.publish('warden.in.evaluation.hex8_2p', {
+      model_id: 'hex8_2p',
+      current_elo: 1533,
+      games_played: 100,
+    });
+    const after = await scrape(t);
+    expect(moved(before, after)).toMatchObject({ 'warden_processing_seconds_count{kind="evaluation"}': 1 });
+  });
+
   it('counts promotion, regression, rollback, pause and resume; gauges follow the actors', async () => {
     const t = await startTestService();
     running.push(t);
