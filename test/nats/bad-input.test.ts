@@ -1,21 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
-import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
-import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
 
-let server: NatsServer;
-let client: TestClient;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  client = await connectClient(server.url);
-});
-
-afterAll(async () => {
-  await client?.close();
-  await server?.[Symbol.asyncDispose]();
-});
+const nats = useSharedNats();
 
 const evaluation = 'warden.in.evaluation.hex8_2p';
 const promotion = 'warden.in.promotion.hex8_2p';
@@ -69,20 +57,20 @@ const BAD: Array<[string, string, unknown, string]> = [
 
 describe('bad input over NATS', () => {
   it('gets a warden.evt.rejected message and a count for each kind, and every good message around it is processed', async () => {
-    await using w = await startNatsWarden(server.url, { clock: new ManualClock() });
+    await using w = await startNatsWarden(nats.server.url, { clock: new ManualClock() });
     const good: string[] = [];
     for (const [index, [, subject, payload]] of BAD.entries()) {
       const version = `v${index + 1}`;
       good.push(version);
-      await client.publish(promotion, {
+      await nats.client.publish(promotion, {
         event_id: `good-${index}`,
         model_id: `hex8_2p_${version}`,
         elo: 1500 + index,
       });
-      await client.publish(subject, payload);
+      await nats.client.publish(subject, payload);
     }
     // v18 came in at 1517: a minor regression, so the last good message shows too.
-    await client.publish(evaluation, {
+    await nats.client.publish(evaluation, {
       event_id: 'good-last',
       model_id: 'hex8_2p',
       current_elo: 1492,
@@ -95,7 +83,7 @@ describe('bad input over NATS', () => {
     expect(model.production_version).toBe(`v${BAD.length}`);
     expect(model.last_detection).toMatchObject({ severity: 'minor' });
 
-    const rejected = await client.stored('warden.evt.rejected.>');
+    const rejected = await nats.client.stored('warden.evt.rejected.>');
     expect(rejected).toHaveLength(BAD.length);
     const bySubjectAndRaw = (a: { subject: string; raw: string }, b: { subject: string; raw: string }) =>
       `${a.subject} ${a.raw}`.localeCompare(`${b.subject} ${b.raw}`);
@@ -119,14 +107,14 @@ describe('bad input over NATS', () => {
   });
 
   it('says clearly why: the field, what was expected and what was received', async () => {
-    await using w = await startNatsWarden(server.url, { clock: new ManualClock() });
+    await using w = await startNatsWarden(nats.server.url, { clock: new ManualClock() });
     const errors = async () =>
-      (await client.stored('warden.evt.rejected.>')).map(
+      (await nats.client.stored('warden.evt.rejected.>')).map(
         (r) => (r.data as { error: { message: string; issues?: string[] } }).error,
       );
     const before = (await errors()).length;
-    await client.publish(evaluation, { model_id: 'hex8_2p', games_played: -3 });
-    await client.publish(
+    await nats.client.publish(evaluation, { model_id: 'hex8_2p', games_played: -3 });
+    await nats.client.publish(
       evaluation,
       JSON.stringify({ model_id: 'hex8_2p', games_played: 1, pad: 'y'.repeat(70_000) }),
     );

@@ -1,57 +1,45 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
-import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { spawnTs, type Child } from '../harness/child-process.ts';
 import { eventually } from '../harness/eventually.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 
-let server: NatsServer;
-let client: TestClient;
+const nats = useSharedNats();
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  client = await connectClient(server.url);
-});
-
-afterAll(async () => {
-  await client?.close();
-  await server?.[Symbol.asyncDispose]();
-});
-
-/** A Warden process on this test's NATS; every model here uses its own prefix-free ids, so tests share one server. */
+/** A Warden process on this test's NATS; every model here uses its own prefix-free ids, so tests share one nats.server. */
 async function startWarden(env: Record<string, string> = {}): Promise<Child> {
-  const child = spawnTs(FIXTURE, { WARDEN_NATS_URL: server.url, WARDEN_LOG_LEVEL: 'warn', ...env });
+  const child = spawnTs(FIXTURE, { WARDEN_NATS_URL: nats.server.url, WARDEN_LOG_LEVEL: 'warn', ...env });
   await child.line('READY');
   return child;
 }
 
 async function promoteTwice(model: string): Promise<void> {
-  await client.publish(`warden.in.promotion.${model}`, {
+  await nats.client.publish(`warden.in.promotion.${model}`, {
     event_id: `${model}-p1`,
     model_id: `${model}_v1`,
     elo: 1500,
   });
-  await client.publish(`warden.in.promotion.${model}`, {
+  await nats.client.publish(`warden.in.promotion.${model}`, {
     event_id: `${model}-p2`,
     model_id: `${model}_v2`,
     elo: 1520,
   });
 }
 
-const rollbacksOf = async (model: string) => client.stored(`warden.evt.promotion_rolled_back.${model}`);
-const pausesOf = async (model: string) => client.stored(`warden.evt.training_paused.${model}`);
+const rollbacksOf = async (model: string) => nats.client.stored(`warden.evt.promotion_rolled_back.${model}`);
+const pausesOf = async (model: string) => nats.client.stored(`warden.evt.training_paused.${model}`);
 
 /** After the restart: exactly one rollback, one pause, the registry on v1, and redelivered inputs change nothing. */
 async function expectExactlyOneRollback(model: string, evaluation: Record<string, unknown>): Promise<void> {
   await eventually(async () => expect(await rollbacksOf(model)).toHaveLength(1), { timeoutMs: 15_000 });
   await eventually(async () => expect(await pausesOf(model)).toHaveLength(1), { timeoutMs: 10_000 });
-  expect(await client.kv('warden_registry', model)).toMatchObject({ version: 'v1' });
+  expect(await nats.client.kv('warden_registry', model)).toMatchObject({ version: 'v1' });
   // The same evaluation again (a producer retrying), and a status round trip to let it through.
-  await client.publish(`warden.in.evaluation.${model}`, evaluation);
+  await nats.client.publish(`warden.in.evaluation.${model}`, evaluation);
   await eventually(async () => {
-    const status = await client.request<{
+    const status = await nats.client.request<{
       ok: boolean;
       models: Array<{ state: string; production_version: string }>;
     }>('warden.cmd.status', {
@@ -61,10 +49,12 @@ async function expectExactlyOneRollback(model: string, evaluation: Record<string
     expect(status.models[0]!.state).not.toBe('rollingBack');
   });
   // Every input, the repeated one included, handled and acknowledged.
-  const last = (await client.jsm.streams.info('WARDEN_IN')).state.last_seq;
+  const last = (await nats.client.jsm.streams.info('WARDEN_IN')).state.last_seq;
   await eventually(
     async () =>
-      expect((await client.jsm.consumers.info('WARDEN_IN', 'warden_inputs')).ack_floor.stream_seq).toBe(last),
+      expect((await nats.client.jsm.consumers.info('WARDEN_IN', 'warden_inputs')).ack_floor.stream_seq).toBe(
+        last,
+      ),
     {
       timeoutMs: 15_000,
     },
@@ -86,14 +76,14 @@ describe('Warden killed with SIGKILL, then restarted', () => {
       const first = await startWarden({ WARDEN_TEST_HOLD: hold });
       try {
         await promoteTwice(model);
-        await client.publish(`warden.in.evaluation.${model}`, critical);
+        await nats.client.publish(`warden.in.evaluation.${model}`, critical);
         await first.line('HOLDING');
         expect(await first.kill('SIGKILL')).toBe('SIGKILL');
       } finally {
         await first.kill('SIGKILL');
       }
       expect(await rollbacksOf(model)).toHaveLength(0);
-      const pointer = await client.kv<{ version: string; rollback_id: string | null }>(
+      const pointer = await nats.client.kv<{ version: string; rollback_id: string | null }>(
         'warden_registry',
         model,
       );
@@ -114,26 +104,28 @@ describe('Warden killed with SIGKILL, then restarted', () => {
     const first = await startWarden(env);
     try {
       await promoteTwice(model);
-      await client.publish(`warden.in.evaluation.${model}`, severe);
+      await nats.client.publish(`warden.in.evaluation.${model}`, severe);
       await eventually(async () =>
-        expect(await client.stored(`warden.evt.rollback_approval_requested.${model}`)).toHaveLength(1),
+        expect(await nats.client.stored(`warden.evt.rollback_approval_requested.${model}`)).toHaveLength(1),
       );
     } finally {
       expect(await first.kill('SIGKILL')).toBe('SIGKILL');
     }
 
     await using second = await startWarden(env);
-    const status = await client.request<{ models: Array<{ state: string }> }>('warden.cmd.status', {
+    const status = await nats.client.request<{ models: Array<{ state: string }> }>('warden.cmd.status', {
       model_id: model,
     });
     expect(status.models[0]!.state).toBe('awaitingApproval');
-    expect(await client.request('warden.cmd.approve.' + model, { by: 'alice' })).toMatchObject({ ok: true });
+    expect(await nats.client.request('warden.cmd.approve.' + model, { by: 'alice' })).toMatchObject({
+      ok: true,
+    });
     await expectExactlyOneRollback(model, severe);
-    expect(await client.request('warden.cmd.approve.' + model, { by: 'alice' })).toMatchObject({
+    expect(await nats.client.request('warden.cmd.approve.' + model, { by: 'alice' })).toMatchObject({
       ok: false,
       error: { code: 'no_pending_approval' },
     });
-    expect(await client.stored(`warden.evt.rollback_approval_requested.${model}`)).toHaveLength(1);
+    expect(await nats.client.stored(`warden.evt.rollback_approval_requested.${model}`)).toHaveLength(1);
     expect(await second.kill('SIGTERM')).toBe(0);
   });
 });

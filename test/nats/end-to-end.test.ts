@@ -1,55 +1,43 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { PromotionRolledBackSchema, TrainingPausedSchema } from '../../src/domain/events.ts';
-import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
-import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
 
-let server: NatsServer;
-let client: TestClient;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  client = await connectClient(server.url);
-});
-
-afterAll(async () => {
-  await client?.close();
-  await server?.[Symbol.asyncDispose]();
-});
+const nats = useSharedNats();
 
 describe('NATS mode, end to end', () => {
   it('detects a regression, rolls back, pauses training, keeps KV up to date, and resumes on an operator command', async () => {
     const clock = new ManualClock();
-    await using w = await startNatsWarden(server.url, { clock });
+    await using w = await startNatsWarden(nats.server.url, { clock });
 
-    await client.publish('warden.in.promotion.hex8_2p', {
+    await nats.client.publish('warden.in.promotion.hex8_2p', {
       event_id: 'p1',
       model_id: 'hex8_2p',
       version: 'v1',
       elo: 1500,
     });
-    await client.publish('warden.in.promotion.hex8_2p', {
+    await nats.client.publish('warden.in.promotion.hex8_2p', {
       event_id: 'p2',
       model_id: 'hex8_2p_v2',
       elo: 1520,
     });
-    await client.publish('warden.in.evaluation.hex8_2p', {
+    await nats.client.publish('warden.in.evaluation.hex8_2p', {
       event_id: 'e1',
       model_id: 'hex8_2p_v2',
       current_elo: 1515,
       games_played: 200,
     });
     await w.settled();
-    expect(await client.kv('warden_registry', 'hex8_2p')).toMatchObject({
+    expect(await nats.client.kv('warden_registry', 'hex8_2p')).toMatchObject({
       model_id: 'hex8_2p',
       version: 'v2',
       reason: 'promoted',
     });
-    expect(await client.stored('warden.evt.>')).toEqual([]);
+    expect(await nats.client.stored('warden.evt.>')).toEqual([]);
 
-    await client.publish('warden.in.evaluation.hex8_2p', {
+    await nats.client.publish('warden.in.evaluation.hex8_2p', {
       event_id: 'e2',
       model_id: 'hex8_2p_v2',
       current_elo: 1440,
@@ -57,7 +45,7 @@ describe('NATS mode, end to end', () => {
     });
     await w.settled();
 
-    const events = await client.stored('warden.evt.>');
+    const events = await nats.client.stored('warden.evt.>');
     expect(events.map((e) => e.subject)).toEqual([
       'warden.evt.regression_detected.hex8_2p',
       'warden.evt.regression_critical.hex8_2p',
@@ -80,7 +68,7 @@ describe('NATS mode, end to end', () => {
     });
 
     // What serving systems and trainers read without asking Warden.
-    expect(await client.kv('warden_registry', 'hex8_2p')).toEqual({
+    expect(await nats.client.kv('warden_registry', 'hex8_2p')).toEqual({
       model_id: 'hex8_2p',
       version: 'v1',
       since: new Date(clock.now()).toISOString(),
@@ -88,7 +76,7 @@ describe('NATS mode, end to end', () => {
       rollback_id: rolledBack.rollback_id,
     });
     await eventually(async () =>
-      expect(await client.kv('warden_training', 'hex8_2p')).toEqual({
+      expect(await nats.client.kv('warden_training', 'hex8_2p')).toEqual({
         config_key: 'hex8_2p',
         status: 'paused',
         reason: paused.reason,
@@ -97,7 +85,7 @@ describe('NATS mode, end to end', () => {
       }),
     );
 
-    const status = await client.request<{
+    const status = await nats.client.request<{
       ok: boolean;
       models: Array<Record<string, unknown>>;
       training: Array<Record<string, unknown>>;
@@ -111,18 +99,18 @@ describe('NATS mode, end to end', () => {
     expect(status.training[0]).toMatchObject({ config_key: 'hex8_2p', status: 'paused', may_train: false });
 
     clock.advance(60_000);
-    const resumed = await client.request('warden.cmd.resume.hex8_2p', {
+    const resumed = await nats.client.request('warden.cmd.resume.hex8_2p', {
       by: 'alice',
       note: 'v1 is serving again',
     });
     expect(resumed).toEqual({ ok: true, outcome: { kind: 'resumed' }, state: 'running' });
     await w.settled();
-    const resumedEvents = await client.stored('warden.evt.training_resumed.>');
+    const resumedEvents = await nats.client.stored('warden.evt.training_resumed.>');
     expect(resumedEvents.map((e) => e.data)).toEqual([
       expect.objectContaining({ config_key: 'hex8_2p', by: 'alice', paused_seconds: 60 }),
     ]);
     await eventually(async () =>
-      expect(await client.kv('warden_training', 'hex8_2p')).toMatchObject({
+      expect(await nats.client.kv('warden_training', 'hex8_2p')).toMatchObject({
         status: 'running',
         by: 'alice',
         reason: 'v1 is serving again',

@@ -1,21 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
-import { connectClient, type TestClient } from '../harness/nats-client.ts';
+import { describe, expect, it } from 'vitest';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
 
-let server: NatsServer;
-let client: TestClient;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  client = await connectClient(server.url);
-});
-
-afterAll(async () => {
-  await client?.close();
-  await server?.[Symbol.asyncDispose]();
-});
+const nats = useSharedNats();
 
 const MODELS = Array.from({ length: 12 }, (_, i) => `model_${i}`);
 const EVALUATIONS_PER_ROUND = 6;
@@ -32,7 +20,7 @@ interface RolledBack {
 async function regressEveryModel(round: number, version: string): Promise<void> {
   for (let i = 0; i < EVALUATIONS_PER_ROUND; i++) {
     for (const model of MODELS) {
-      await client.publish(`warden.in.evaluation.${model}`, {
+      await nats.client.publish(`warden.in.evaluation.${model}`, {
         event_id: `${model}-r${round}-e${i}`,
         model_id: `${model}_${version}`,
         current_elo: 1400 - i,
@@ -45,7 +33,7 @@ async function regressEveryModel(round: number, version: string): Promise<void> 
 async function rolledBack(expected: number): Promise<RolledBack[]> {
   return eventually(
     async () => {
-      const events = (await client.stored('warden.evt.promotion_rolled_back.>')).map(
+      const events = (await nats.client.stored('warden.evt.promotion_rolled_back.>')).map(
         (e) => e.data as RolledBack,
       );
       expect(events).toHaveLength(expected);
@@ -62,7 +50,7 @@ describe('several Warden instances on one NATS', () => {
     const evaluated = new Map<string, number>();
     const running: NatsWarden[] = [];
     const start = async (name: string) => {
-      const w = await startNatsWarden(server.url, {
+      const w = await startNatsWarden(nats.server.url, {
         config,
         hooks: { clientName: name },
         observer: {
@@ -83,12 +71,12 @@ describe('several Warden instances on one NATS', () => {
         expect([a, b].map((w) => w.adapters.role()).sort()).toEqual(['active', 'standby']),
       );
       for (const model of MODELS) {
-        await client.publish(`warden.in.promotion.${model}`, {
+        await nats.client.publish(`warden.in.promotion.${model}`, {
           event_id: `${model}-p1`,
           model_id: `${model}_v1`,
           elo: 1500,
         });
-        await client.publish(`warden.in.promotion.${model}`, {
+        await nats.client.publish(`warden.in.promotion.${model}`, {
           event_id: `${model}-p2`,
           model_id: `${model}_v2`,
           elo: 1520,
@@ -109,7 +97,7 @@ describe('several Warden instances on one NATS', () => {
 
       // Round 2: a new version, promoted and regressing right behind it.
       for (const model of MODELS) {
-        await client.publish(`warden.in.promotion.${model}`, {
+        await nats.client.publish(`warden.in.promotion.${model}`, {
           event_id: `${model}-p3`,
           model_id: `${model}_v3`,
           elo: 1530,
@@ -131,15 +119,15 @@ describe('several Warden instances on one NATS', () => {
         expect(
           events.filter((e) => e.model_id === model).map((e) => `${e.from_version}->${e.to_version}`),
         ).toEqual(['v2->v1', 'v3->v1']);
-        expect(await client.kv('warden_registry', model)).toMatchObject({ version: 'v1' });
+        expect(await nats.client.kv('warden_registry', model)).toMatchObject({ version: 'v1' });
       }
       // Each detection was announced once, and each config paused once (the second rollback found it paused).
-      const detections = (await client.stored('warden.evt.regression_detected.>')).map(
+      const detections = (await nats.client.stored('warden.evt.regression_detected.>')).map(
         (e) => (e.data as { detection_id: string }).detection_id,
       );
       expect(detections).toHaveLength(2 * MODELS.length);
       expect(new Set(detections).size).toBe(detections.length);
-      const paused = (await client.stored('warden.evt.training_paused.>')).map((e) => e.subject);
+      const paused = (await nats.client.stored('warden.evt.training_paused.>')).map((e) => e.subject);
       expect(paused.sort()).toEqual(MODELS.map((m) => `warden.evt.training_paused.${m}`).sort());
 
       // Every instance sees the same models, whichever of them did the work.

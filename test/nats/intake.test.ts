@@ -1,28 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import { createNatsAdapters } from '../../src/nats/index.ts';
-import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
-import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { TEST_HOOKS } from '../harness/nats-warden.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
 
-let server: NatsServer;
-let client: TestClient;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  client = await connectClient(server.url);
-});
-
-afterAll(async () => {
-  await client?.close();
-  await server?.[Symbol.asyncDispose]();
-});
+const nats = useSharedNats();
 
 describe('the input intake', () => {
   it('hands inputs over in order, at most 32 of one model at a time, acknowledging each once handled', async () => {
     const adapters = await createNatsAdapters(
-      parseConfig({ nats: { url: server.url } }),
+      parseConfig({ nats: { url: nats.server.url } }),
       pino({ level: 'silent' }),
       TEST_HOOKS,
     );
@@ -30,7 +18,7 @@ describe('the input intake', () => {
       // A backlog first, so that the whole pipeline fills at once: 300 inputs of one model, 100 of another.
       for (let i = 0; i < 400; i++) {
         const model = i % 4 === 3 ? 'other' : 'hot';
-        await client.publish(`warden.in.evaluation.${model}`, { model_id: model, games_played: i });
+        await nats.client.publish(`warden.in.evaluation.${model}`, { model_id: model, games_played: i });
       }
       const seen = new Map<string, number[]>();
       const inFlight = new Map<string, number>();
@@ -58,7 +46,7 @@ describe('the input intake', () => {
       expect(hot).toHaveLength(300);
       expect(seen.get('other')).toHaveLength(100);
       expect(peak.get('hot')).toBe(32);
-      const consumer = await client.jsm.consumers.info('WARDEN_IN', 'warden_inputs');
+      const consumer = await nats.client.jsm.consumers.info('WARDEN_IN', 'warden_inputs');
       expect(consumer.num_ack_pending).toBe(0);
       expect(consumer.num_redelivered).toBe(0);
       expect(consumer.ack_floor.stream_seq).toBe(400);
