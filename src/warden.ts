@@ -224,9 +224,14 @@ export class Warden {
     await this.runtime.start();
     const p = this.prefix;
     this.unsubscribers.push(
-      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer.
-      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data)),
-      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data)),
+      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer;
+      // durable: the event is delivered only once the pause is committed (non-negotiable 3).
+      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data), {
+        durable: true,
+      }),
+      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data), {
+        durable: true,
+      }),
       this.bus.subscribe(`${p}.in.promotion.*`, (m) =>
         this.ingest(m.subject, m.data, m.raw).then(() => undefined),
       ),
@@ -234,6 +239,7 @@ export class Warden {
         this.ingest(m.subject, m.data, m.raw).then(() => undefined),
       ),
     );
+    this.runtime.startPublishing();
     this.started = true;
     this.logger.info(
       { models: this.runtime.models().length, trainings: this.runtime.trainings().length },
