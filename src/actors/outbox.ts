@@ -36,10 +36,12 @@ export class Outbox {
     this.resumePending();
   }
 
+  /** Everything left from before, in commit order, ahead of what was committed since (no page is left behind). */
   private resumePending(): void {
     this.running = (async () => {
-      const pending = await this.store.pendingOutbox(PAGE);
-      this.queue.unshift(...pending.filter((p) => !this.queue.some((q) => q.id === p.id)));
+      const pending = await this.store.pendingOutbox(Number.MAX_SAFE_INTEGER);
+      const queued = new Set(this.queue.map((q) => q.id));
+      this.queue.unshift(...pending.filter((p) => !queued.has(p.id)));
     })().finally(() => {
       this.running = null;
       this.kick();

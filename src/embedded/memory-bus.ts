@@ -94,8 +94,8 @@ export class MemoryBus implements EventBus {
         if (sub.active) await sub.handler(delivery.message);
         delivery.done?.();
       } catch (error) {
-        this.onError(error, delivery.message);
         delivery.done?.(error ?? new Error('handler failed'));
+        this.onError(error, delivery.message);
       } finally {
         this.settleOne();
       }
