@@ -186,7 +186,10 @@ export class Warden {
     this.config = config;
     this.logger = deps.logger ?? silentLogger;
     this.clock = deps.clock ?? systemClock;
-    const sqlite = deps.store && deps.registry ? null : new SqliteStore(join(config.dataDir, 'warden.db'));
+    const sqlite =
+      deps.store && deps.registry
+        ? null
+        : new SqliteStore(join(config.dataDir, 'warden.db'), { durability: config.durability });
     this.store = deps.store ?? sqlite!;
     this.registry = deps.registry ?? sqlite!;
     this.bus =

@@ -419,7 +419,13 @@ export class ActorRuntime {
     // setImmediate lets every dispatch of this tick join one transaction.
     setImmediate(() => {
       this.flushScheduled = false;
-      this.flushing = this.flushing.then(() => this.flush());
+      this.flushing = this.flushing
+        .then(() => this.flush())
+        .catch((error: unknown) => {
+          // A bug in the commit path must not stop every later commit (nor the process).
+          this.deps.logger.error({ err: error }, 'committing a batch failed unexpectedly');
+          this.deps.observer?.effectFailed?.('commit', error);
+        });
     });
   }
 
@@ -427,6 +433,16 @@ export class ActorRuntime {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
+    try {
+      await this.commitBatch(batch, attempt);
+    } catch (error) {
+      // Every caller hears back (a settled promise ignores a second answer); nobody waits forever.
+      for (const d of batch) d.reject(this.internalFailure(d.host, d.event, error));
+      throw error;
+    }
+  }
+
+  private async commitBatch(batch: PendingDispatch[], attempt: number): Promise<void> {
     const hosts = [...new Set(batch.map((d) => d.host))];
     const records: ActorRecord[] = hosts.map((host) => ({
       kind: host.kind,
@@ -630,6 +646,15 @@ export class ActorRuntime {
 
   /** Committed state decides what runs next: the rollback effect, deferred inputs, the timer. */
   private afterCommit(host: Host): void {
+    try {
+      this.startWhatIsDue(host);
+    } catch (error) {
+      host.log.error({ err: error }, 'could not start the effects and timers of committed state');
+      this.deps.observer?.effectFailed?.('afterCommit', error);
+    }
+  }
+
+  private startWhatIsDue(host: Host): void {
     if (host.kind === 'model') {
       const { state, context } = this.modelView(host);
       if (state === 'rollingBack' && context.rollback) this.runRollback(host, context);

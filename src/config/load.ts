@@ -8,6 +8,7 @@ import { formatIssues } from '../domain/validation.ts';
 /** Environment variables that override the file, each mapped to one path in the configuration. */
 const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknown }> = {
   WARDEN_DATA_DIR: { path: ['dataDir'], parse: (raw) => raw },
+  WARDEN_DURABILITY: { path: ['durability'], parse: (raw) => raw },
   WARDEN_NATS_URL: { path: ['nats', 'url'], parse: (raw) => raw },
   WARDEN_NATS_CREDS: { path: ['nats', 'credsFile'], parse: (raw) => raw },
   WARDEN_NATS_PREFIX: { path: ['nats', 'prefix'], parse: (raw) => raw },

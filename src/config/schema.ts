@@ -92,6 +92,12 @@ export const ConfigSchema = z
       )
       .default({}),
     dataDir: z.string().min(1).default('./data'),
+    /**
+     * Embedded mode: what an acknowledged input survives. `process`: a crash of the process (SQLite WAL
+     * with synchronous=NORMAL); `power`: also a power loss or an OS crash (synchronous=FULL: every commit
+     * waits for the disk, so slower).
+     */
+    durability: z.enum(['process', 'power']).default('process'),
     nats: z
       .object({
         url: z.string().min(1).optional(),
