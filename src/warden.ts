@@ -156,6 +156,19 @@ function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingS
   };
 }
 
+/**
+ * A model that keeps as many inputs as it may while it rolls back answers `busy`: the input was not taken,
+ * and a retry later will be (HTTP 503; NATS redelivers it).
+ */
+function refuseIfBusy(modelId: string, outcome: Outcome): Outcome {
+  if (outcome.kind !== 'busy') return outcome;
+  throw new WardenError(
+    'unavailable',
+    `model ${modelId} is rolling back and already keeps ${outcome.waiting} inputs for afterwards; send this one again later`,
+    { retryable: true },
+  );
+}
+
 function requireToken(value: string, field: string): void {
   if (!isToken(value)) {
     throw new ValidationError(field, [
@@ -294,7 +307,7 @@ export class Warden {
     return {
       model_id: ref.modelId,
       version: ref.version,
-      outcome,
+      outcome: refuseIfBusy(ref.modelId, outcome),
       state: this.runtime.model(ref.modelId)!.state,
     };
   }
@@ -322,7 +335,11 @@ export class Warden {
         : undefined,
       inputId: e.event_id,
     });
-    return { model_id: ref.modelId, outcome, state: this.runtime.modelState(ref.modelId)! };
+    return {
+      model_id: ref.modelId,
+      outcome: refuseIfBusy(ref.modelId, outcome),
+      state: this.runtime.modelState(ref.modelId)!,
+    };
   }
 
   /**

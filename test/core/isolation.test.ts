@@ -185,4 +185,20 @@ describe('inputs during a rollback are kept, not dropped (finding 3)', () => {
     expect(tw.warden.status('m').models[0]!.production_version).toBe('v4');
     expect(promotedVersions(tw)).toEqual(['v1', 'v2', 'v3', 'v4']);
   });
+
+  it('beyond 32 kept inputs the model answers busy (retryable), and the kept ones are all applied', async () => {
+    tw = await startTestWarden({ detection: { mode: 'threshold' } });
+    for (const version of ['v1', 'v2']) await tw.warden.promote({ model_id: 'm', version, elo: 1500 });
+    await tw.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 100 });
+    for (let i = 3; i < 35; i++) await tw.warden.promote({ model_id: 'm', version: `v${i}`, elo: 1500 });
+    await expect(tw.warden.promote({ model_id: 'm', version: 'v35', elo: 1500 })).rejects.toMatchObject({
+      code: 'unavailable',
+      retryable: true,
+    });
+    tw.registry.settle('succeed');
+    await tw.warden.idle();
+    expect(tw.warden.status('m').models[0]!.production_version).toBe('v34');
+    await tw.warden.promote({ model_id: 'm', version: 'v35', elo: 1500 });
+    expect(tw.warden.status('m').models[0]!.production_version).toBe('v35');
+  });
 });
