@@ -47,6 +47,8 @@ export interface RuntimeDeps {
   readonly logger: Logger;
   readonly prefix: string;
   readonly observer?: RuntimeObserver | undefined;
+  /** How long `stop` waits for registry calls still out (default 5 s); a wall-clock bound on shutdown. */
+  readonly registryStopWaitMs?: number | undefined;
   /** XState inspection (the Stately inspector); off unless given. */
   readonly inspect?: ((event: InspectionEvent) => void) | undefined;
 }
@@ -212,9 +214,24 @@ export class ActorRuntime {
   /** Stops intake, finishes in-flight work and publications, and cancels timers. */
   async stop(): Promise<void> {
     await this.idle();
-    while (this.registryCalls.size > 0) {
-      await Promise.all([...this.registryCalls]);
+    // A registry that does not answer must not hold the shutdown: the rollback stays stored in rollingBack
+    // and is applied again (idempotent by its id) on the next start.
+    const deadline = Date.now() + (this.deps.registryStopWaitMs ?? 5_000);
+    while (this.registryCalls.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
+        timer.unref();
+      });
+      await Promise.race([Promise.all([...this.registryCalls]), late]);
+      clearTimeout(timer);
       await this.idle();
+    }
+    if (this.registryCalls.size > 0) {
+      this.deps.logger.warn(
+        { calls: this.registryCalls.size },
+        'stopping with registry calls unanswered; their rollbacks resume on the next start',
+      );
     }
     this.stopped = true;
     this.outbox.stop();

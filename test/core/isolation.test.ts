@@ -18,7 +18,10 @@ import { initialModelContext, stepModel } from '../../src/machines/model-logic.t
 import type { ModelEvent } from '../../src/machines/model-types.ts';
 import { WardenError } from '../../src/domain/errors.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
-import { startTestWarden, type TestWarden } from '../support/test-warden.ts';
+import { makeDataDir, startTestWarden, type TestWarden } from '../support/test-warden.ts';
+import { createModelMachine } from '../../src/machines/model-machine.ts';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 
 const POISON = 6666;
 
@@ -200,5 +203,50 @@ describe('inputs during a rollback are kept, not dropped (finding 3)', () => {
     expect(tw.warden.status('m').models[0]!.production_version).toBe('v34');
     await tw.warden.promote({ model_id: 'm', version: 'v35', elo: 1500 });
     expect(tw.warden.status('m').models[0]!.production_version).toBe('v35');
+  });
+
+  it('stopping does not wait without bound for a registry that never answers; the rollback resumes on start', async () => {
+    const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+    const dir = await makeDataDir();
+    const registry = new FakeRegistry();
+    const make = (store: SqliteStore) =>
+      new ActorRuntime({
+        modelMachine: createModelMachine(policy),
+        trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+        modelPolicy: policy,
+        store,
+        registry,
+        bus: new MemoryBus(),
+        clock: new ManualClock(),
+        logger: pino({ level: 'silent' }),
+        prefix: 'warden',
+        registryStopWaitMs: 50,
+      });
+    const store = new SqliteStore(join(dir, 'warden.db'));
+    const runtime = make(store);
+    await runtime.start();
+    runtime.startPublishing();
+    for (const version of ['v1', 'v2'])
+      await runtime.dispatchModel('m', { type: 'PROMOTED', at: 1, version, elo: 1500 }, { configKey: 'm' });
+    await runtime.dispatchModel('m', evaluated(1400, 2));
+    expect(registry.pendingCount()).toBe(1);
+    await runtime.stop();
+    await store.close();
+    registry.abandonPending();
+
+    const again = new SqliteStore(join(dir, 'warden.db'));
+    const restarted = make(again);
+    await restarted.start();
+    restarted.startPublishing();
+    expect(restarted.model('m')!.state).toBe('rollingBack');
+    expect(registry.pendingCount()).toBe(1);
+    registry.settle('succeed');
+    await restarted.idle();
+    expect(restarted.model('m')!.state).not.toBe('rollingBack');
+    expect(registry.applied).toHaveLength(1);
+    registry.autoSettle = true;
+    await restarted.stop();
+    await again.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
