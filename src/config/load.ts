@@ -59,10 +59,20 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** Where the configuration holds secrets: a refusal names the field, never the value. */
+function isSecretPath(path: ReadonlyArray<PropertyKey>): boolean {
+  const [section, field] = path.map(String);
+  if (section === 'http') return field === 'operatorTokens' || field === 'producerTokens';
+  if (section === 'nats') return field === 'pass' || field === 'token' || field === 'url';
+  return section === 'alerts' && field === 'webhookUrl';
+}
+
 /** Validates a configuration object once; every problem is listed in one error. The result is frozen. */
 export function parseConfig(input: unknown, source = 'configuration'): Config {
   const result = ConfigSchema.safeParse(input ?? {});
-  if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues, input ?? {}));
+  if (!result.success) {
+    throw new ConfigError(source, formatIssues(result.error.issues, input ?? {}, { isSecret: isSecretPath }));
+  }
   return deepFreeze(result.data);
 }
 
