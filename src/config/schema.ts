@@ -84,6 +84,11 @@ export const ConfigSchema = z
       .strict()
       .default({ requireForSevere: false, timeoutSeconds: 3600, onTimeout: 'rollback' }),
     cooldownSeconds: nonNegative.default(300),
+    /**
+     * How long an orderly shutdown (SIGINT/SIGTERM) may take before the process exits with code 1. The
+     * default stays under Docker's 10 s stop timeout, so the log says why rather than a SIGKILL.
+     */
+    shutdownTimeoutSeconds: z.number().positive().max(3600).default(8),
     /** At most this many automatic rollbacks per model per window; beyond it a human decides. */
     autoRollbackLimit: z
       .object({ max: positiveInt.default(3), windowSeconds: z.number().positive().default(86_400) })
