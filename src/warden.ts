@@ -27,7 +27,7 @@ import {
   ResumeCommandSchema,
   RollbackCommandSchema,
 } from './domain/events.ts';
-import { configKeyFor, isToken, parseModelRef } from './domain/model-ref.ts';
+import { configKeyFor, isToken, parseModelRef, resolveModelRef } from './domain/model-ref.ts';
 import { parseInput } from './domain/validation.ts';
 import {
   ConflictError,
@@ -284,11 +284,15 @@ export class Warden {
 
   async promote(input: unknown): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
     const promotion = parseInput(PromotionInputSchema, input, 'promotion');
-    const ref = parseModelRef(promotion.model_id, promotion.version);
+    const ref = this.resolveRef(promotion.model_id, promotion.version);
     requireToken(ref.modelId, 'model_id');
     if (ref.version === undefined) {
+      const known = this.runtime.hasModel(ref.modelId) && parseModelRef(ref.modelId).version !== undefined;
       throw new ValidationError('promotion', [
-        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version`,
+        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version` +
+          (known
+            ? ` ("${ref.modelId}" is a known model, so its suffix is part of its id, not a version)`
+            : ''),
       ]);
     }
     const configKey = configKeyFor(ref.modelId, this.config.models, promotion.config_key);
@@ -314,7 +318,7 @@ export class Warden {
 
   async evaluate(input: unknown): Promise<CommandResult<Outcome> & { model_id: string }> {
     const e = parseInput(EvaluationInputSchema, input, 'evaluation');
-    const ref = parseModelRef(e.model_id, e.version);
+    const ref = this.resolveRef(e.model_id, e.version);
     requireToken(ref.modelId, 'model_id');
     // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
     const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
@@ -363,7 +367,7 @@ export class Warden {
       const modelRef = (data as { model_id?: unknown })?.model_id;
       if (typeof modelRef === 'string') {
         const version = (data as { version?: unknown }).version;
-        const { modelId } = parseModelRef(modelRef, typeof version === 'string' ? version : undefined);
+        const { modelId } = this.resolveRef(modelRef, typeof version === 'string' ? version : undefined);
         if (modelId !== token) {
           throw new ValidationError(kind, [
             `model_id: expected "${token}" (the subject's last token), received "${modelId}"`,
@@ -394,11 +398,26 @@ export class Warden {
   // ---------------------------------------------------------------------------------------------
   // Operator commands
 
+  /** The one reading of a model reference (src/domain/model-ref.ts): a known model id wins. */
+  private resolveRef(ref: string, version: string | undefined): { modelId: string; version?: string } {
+    return resolveModelRef(ref, version, (id) => this.runtime.hasModel(id));
+  }
+
+  /**
+   * Commands and paths name a model, never a version: a reference that reads as a known model plus a
+   * version (`hex8_2p_v42` when `hex8_2p` is known and `hex8_2p_v42` is not) is refused as such.
+   */
   private requireModel(modelId: string): { state: ModelStateName; context: ModelContext } {
     requireToken(modelId, 'model_id');
     const model = this.runtime.model(modelId);
-    if (!model) throw new UnknownModelError(modelId);
-    return model;
+    if (model) return model;
+    const ref = this.resolveRef(modelId, undefined);
+    if (ref.version !== undefined && this.runtime.hasModel(ref.modelId)) {
+      throw new ValidationError('model_id', [
+        `model_id: expected a model id, received "${modelId}", which reads as model "${ref.modelId}" version "${ref.version}" (name the model "${ref.modelId}"; commands choose versions with their own fields)`,
+      ]);
+    }
+    throw new UnknownModelError(modelId);
   }
 
   async approve(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
