@@ -102,7 +102,7 @@ function statisticalTestSummary(model: ModelStatus): string | null {
       : `, ${t.tests_completed} completed`;
   const alpha =
     t.alpha === null ? '' : `, alpha ${percent(t.alpha)} (spent before: ${percent(t.alpha_spent) ?? '-'})`;
-  return `test ${t.test} (${t.format}): LLR ${fixed(t.llr, 2) ?? '-'}${bounds} after ${t.games} games in ${t.windows} windows${passed}${alpha}`;
+  return `test ${t.test} (${t.format}): LLR ${fixed(t.llr, 2) ?? '-'}${bounds} after ${t.games} games in ${t.windows} window${t.windows === 1 ? '' : 's'}${passed}${alpha}`;
 }
 
 export function formatTraining(training: readonly TrainingStatus[]): string {

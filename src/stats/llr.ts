@@ -39,29 +39,31 @@ export function secularDenominators(probabilities: readonly number[], phi: reado
   }
   // θ runs over (−1/largest, −1/smallest), an interval of this width.
   const width = 1 / largest - 1 / smallest;
-  // d at distance δ above the lower pole: dᵢ = (largest − φᵢ)/largest + δ·φᵢ, exactly δ·largest at iMax.
-  const fromLower = (delta: number): number[] =>
-    phi.map((f, i) => (i === iMax ? delta * largest : (largest - f) / largest + delta * f));
-  // d at distance ε below the upper pole: dᵢ = (φᵢ − smallest)/|smallest| − ε·φᵢ, exactly ε·|smallest| at iMin.
-  const fromUpper = (epsilon: number): number[] =>
-    phi.map((f, i) => (i === iMin ? -epsilon * smallest : (f - smallest) / -smallest - epsilon * f));
-  const secular = (d: readonly number[]): number => {
+  const n = phi.length;
+  const weights = phi.map((f, i) => (probabilities[i] as number) * f);
+  // At distance t above the lower pole dᵢ = (largest − φᵢ)/largest + t·φᵢ (exactly t·largest at iMax);
+  // at distance t below the upper pole dᵢ = (φᵢ − smallest)/|smallest| − t·φᵢ (exactly t·|smallest| at
+  // iMin). Either way dᵢ = cᵢ + t·kᵢ, with no cancellation near the pole.
+  const lowerC = phi.map((f) => (largest - f) / largest);
+  const upperC = phi.map((f) => (f - smallest) / -smallest);
+  const upperK = phi.map((f) => -f);
+  const secular = (c: readonly number[], k: readonly number[], t: number): number => {
     let sum = 0;
-    for (let i = 0; i < d.length; i += 1)
-      sum += ((probabilities[i] as number) * (phi[i] as number)) / (d[i] as number);
+    for (let i = 0; i < n; i += 1) sum += (weights[i] as number) / ((c[i] as number) + t * (k[i] as number));
     return sum;
   };
+  const denominators = (c: readonly number[], k: readonly number[], t: number): number[] =>
+    c.map((ci, i) => ci + t * (k[i] as number));
   const half = width / 2;
-  const middle = fromLower(half);
-  const atMiddle = secular(middle);
-  if (atMiddle === 0) return middle;
-  // The left side decreases in θ: positive in the middle puts the root in the upper half.
-  const side = atMiddle > 0 ? fromUpper : fromLower;
-  const sign = atMiddle > 0 ? -1 : 1; // in ε the function increases; in δ it decreases
-  const g = (logDistance: number): number => sign * secular(side(Math.exp(logDistance)));
+  const atMiddle = secular(lowerC, phi, half);
+  if (atMiddle === 0) return denominators(lowerC, phi, half);
+  // The left side decreases in θ: positive in the middle puts the root in the upper half, where it
+  // increases in the distance t from the upper pole; in the lower half it decreases in t.
+  const [c, k, sign] = atMiddle > 0 ? [upperC, upperK, -1] : [lowerC, phi, 1];
+  const g = (logDistance: number): number => sign * secular(c, k, Math.exp(logDistance));
   const top = Math.log(half);
   const logDistance = findRoot(g, top - 690, top, { xTolerance: 1e-14 });
-  return side(Math.exp(logDistance));
+  return denominators(c, k, Math.exp(logDistance));
 }
 
 /** pᵢ = p̂ᵢ / dᵢ: the stationary point of the Lagrangian for a constraint with gradient φ. */
