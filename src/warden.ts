@@ -15,7 +15,7 @@ import { createModelMachine } from './machines/model-machine.ts';
 import { createTrainingMachine } from './machines/training-machine.ts';
 import { modelPolicyFrom } from './machines/model-policy.ts';
 import { manualRollbackProblem } from './machines/model-logic.ts';
-import type { ModelContext, ModelStateName, Outcome } from './machines/model-types.ts';
+import type { ModelContext, ModelStateName, Outcome, SprtState } from './machines/model-types.ts';
 import type { TrainingContext, TrainingOutcome, TrainingStateName } from './machines/training-types.ts';
 import {
   ApproveCommandSchema,
@@ -75,6 +75,25 @@ export interface ModelStatus {
   } | null;
   rolling_back: { rollback_id: string; from_version: string; to_version: string; trigger: string } | null;
   cooldown_until: string | null;
+  /**
+   * The statistical detector's running test of the production version (null in threshold mode and before
+   * its first window with game outcomes): its LLR and Wald bounds, games and windows so far, which test of
+   * this version it is, how many the version completed and passed, and the alpha spent.
+   */
+  statistical_test: {
+    format: 'trinomial' | 'pentanomial';
+    test: number;
+    tests_completed: number;
+    tests_passed: number;
+    last_passed_at: string | null;
+    llr: number | null;
+    llr_lower: number | null;
+    llr_upper: number | null;
+    games: number;
+    windows: number;
+    alpha: number | null;
+    alpha_spent: number | null;
+  } | null;
   versions: Array<{
     version: string;
     elo: number | null;
@@ -102,6 +121,25 @@ export interface CommandResult<T> {
 
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
+
+function statisticalTest(t: SprtState): ModelStatus['statistical_test'] {
+  const test = t.test ?? 1; // a state persisted before alpha spending was always the first test
+  const samples = t.results.reduce((sum, n) => sum + n, 0);
+  return {
+    format: t.kind,
+    test,
+    tests_completed: test - 1,
+    tests_passed: t.passes ?? 0,
+    last_passed_at: iso(t.lastPassedAt),
+    llr: t.llr ?? null,
+    llr_lower: t.lower ?? null,
+    llr_upper: t.upper ?? null,
+    games: t.kind === 'pentanomial' ? 2 * samples : samples,
+    windows: t.windows,
+    alpha: t.alpha ?? null,
+    alpha_spent: t.alphaSpent ?? null,
+  };
+}
 
 function modelStatus(state: ModelStateName, c: ModelContext): ModelStatus {
   return {
@@ -134,6 +172,7 @@ function modelStatus(state: ModelStateName, c: ModelContext): ModelStatus {
       trigger: c.rollback.trigger,
     },
     cooldown_until: state === 'cooldown' || state === 'rolledBack' ? iso(c.cooldownUntil) : null,
+    statistical_test: c.sprt && statisticalTest(c.sprt),
     versions: c.lineage.map((e) => ({
       version: e.version,
       elo: e.elo,

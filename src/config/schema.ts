@@ -33,10 +33,18 @@ export const StatisticalSchema = z
     /** Simultaneous confidence of the severity's lower bound over the looks of one SPRT run. */
     confidence: z.number().gt(0).lt(1).default(0.95),
     /** H0 and H1 of the SPRT, in logistic Elo of the production version against its baseline. */
-    elo0: z.number().finite().default(0),
-    elo1: z.number().finite().default(-30),
+    elo0: z.number().min(-1000).max(1000).default(0),
+    elo1: z.number().min(-1000).max(1000).default(-30),
+    /** The false-rollback budget of a healthy version: over its whole life (`life`) or per test. */
     alpha: z.number().gt(0).lt(0.5).default(0.05),
     beta: z.number().gt(0).lt(0.5).default(0.05),
+    /**
+     * `life`: the tests of one version share alpha (test j gets alpha/(ζ(3)·j³)), so a healthy version is
+     * rolled back with probability about alpha over its life. `per_test`: every test after an accept_h0
+     * spends alpha again, as before; over hundreds of checks a healthy version is then rolled back sooner
+     * or later (docs/detection.md).
+     */
+    alphaSpending: z.enum(['life', 'per_test']).default('life'),
   })
   .strict()
   .refine((s) => s.elo1 < s.elo0, { message: 'expected elo1 < elo0: H1 is a regression', path: ['elo1'] });

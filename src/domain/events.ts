@@ -156,6 +156,11 @@ export const StatisticsSchema = z
     llr_upper: z.number().nullable(),
     sprt_decision: z.enum(['accept_h0', 'accept_h1', 'continue']).nullable(),
     games: z.number().nullable(),
+    /** The SPRT's hypotheses (logistic Elo), the input format and which test of this version it is. */
+    elo0: z.number().nullable(),
+    elo1: z.number().nullable(),
+    format: z.enum(['trinomial', 'pentanomial']).nullable(),
+    test_number: z.number().int().nullable(),
   })
   .nullable();
 

@@ -25,7 +25,7 @@ import type {
   PendingApproval,
   RollbackPlan,
 } from './model-types.ts';
-import { assessWithDetector } from './detector.ts';
+import { assessWithDetector, judgedStatistically } from './detector.ts';
 
 export interface Step {
   /** null: stay in the current state. */
@@ -342,8 +342,10 @@ function assess(
     modelId: context.modelId,
     metrics,
     outcomes: event.outcomes,
+    gamesPlayed: event.gamesPlayed,
     sprt: context.sprt,
     policy,
+    at: event.at,
   });
   if (detected.kind === 'statistical') {
     const { severity } = detected;
@@ -506,7 +508,12 @@ function onEvaluated(
       productionVersion: context.productionVersion,
     });
   }
-  if (event.gamesPlayed < policy.detection.minGames) {
+  // minGames gates the threshold rule's single-window judgement only: in statistical mode every window
+  // with game outcomes counts toward the running test, however small.
+  if (
+    event.gamesPlayed < policy.detection.minGames &&
+    !judgedStatistically(context.modelId, event.outcomes, policy)
+  ) {
     return stay(context, {
       kind: 'insufficient_evidence',
       gamesPlayed: event.gamesPlayed,

@@ -64,11 +64,27 @@ export interface RollbackPlan {
   readonly startedAt: number;
 }
 
-/** The statistical detector's running test, persisted with the actor (null in threshold mode). */
+/**
+ * The statistical detector's running test of the production version, persisted with the actor (null in
+ * threshold mode and before the first window). The fields after `windows` are absent in states persisted
+ * before alpha spending; the detector reads those as the first test.
+ */
 export interface SprtState {
   readonly kind: 'trinomial' | 'pentanomial';
   readonly results: readonly number[];
   readonly windows: number;
+  /** The running test's number, from 1: each test of a version spends its share of alpha. */
+  readonly test?: number;
+  /** Tests this version passed (accept_h0), and when it last did (epoch ms). */
+  readonly passes?: number;
+  readonly lastPassedAt?: number | null;
+  /** The running test's LLR and its Wald bounds. */
+  readonly llr?: number;
+  readonly lower?: number;
+  readonly upper?: number;
+  /** The running test's alpha, and the alpha this version's completed tests spent. */
+  readonly alpha?: number;
+  readonly alphaSpent?: number;
 }
 
 export interface ModelContext {

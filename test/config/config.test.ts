@@ -46,7 +46,7 @@ describe('defaults', () => {
     const config = parseConfig({});
     expect(config.detection).toEqual({
       mode: 'statistical',
-      statistical: { confidence: 0.95, elo0: 0, elo1: -30, alpha: 0.05, beta: 0.05 },
+      statistical: { confidence: 0.95, elo0: 0, elo1: -30, alpha: 0.05, beta: 0.05, alphaSpending: 'life' },
       minGames: 50,
       eloDrop: { minor: 20, moderate: 35, severe: 50, critical: 75 },
       winRateDrop: { minor: 0.025, moderate: 0.05, severe: 0.1, critical: 0.15 },
