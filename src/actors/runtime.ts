@@ -10,8 +10,10 @@ import type {
   OutboxEntry,
   PartResult,
   StateStore,
+  TimelineEntry,
   Unsubscribe,
 } from './ports.ts';
+import { timelineEntry } from '../domain/timeline.ts';
 import { ConflictError, UnknownModelError, WardenError } from '../domain/errors.ts';
 import { subjectFor, type OutputEvent } from '../domain/events.ts';
 import type { ModelMachine } from '../machines/model-machine.ts';
@@ -71,6 +73,7 @@ interface PendingDispatch {
   readonly create: { configKey: string } | undefined;
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
+  readonly timeline: TimelineEntry;
   readonly outcome: Outcome | TrainingOutcome;
   readonly resolve: (outcome: Outcome | TrainingOutcome) => void;
   readonly reject: (error: unknown) => void;
@@ -345,6 +348,15 @@ export class ActorRuntime {
       create,
       outbox: publications.length === 0 ? NO_OUTBOX : this.toOutbox(publications),
       history: publications.length === 0 ? NO_HISTORY : toHistory(publications),
+      timeline: timelineEntry(
+        host.kind,
+        host.key,
+        String(before.value),
+        String(after.value),
+        event,
+        outcome,
+        publications,
+      ),
       outcome,
       resolve,
       reject,
@@ -446,6 +458,7 @@ export class ActorRuntime {
               actors: [records[i]!],
               outbox: own.flatMap((d) => d.outbox),
               history: own.flatMap((d) => d.history),
+              timeline: own.map((d) => d.timeline),
             };
           }),
         );
@@ -454,6 +467,7 @@ export class ActorRuntime {
         actors: records,
         outbox: batch.flatMap((d) => d.outbox),
         history: batch.flatMap((d) => d.history),
+        timeline: batch.map((d) => d.timeline),
       });
       return revisions.map((revision) => ({ ok: true, revision }));
     } catch (error) {
