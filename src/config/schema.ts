@@ -110,9 +110,11 @@ export const ConfigSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         operatorTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
         producerTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
+        /** Read-only tokens (the dashboard's viewers); once any is set, every read needs a token. */
+        viewerTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
       })
       .strict()
-      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] }),
+      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [], viewerTokens: [] }),
     alerts: z
       .object({
         /** Slack-compatible incoming webhook; alerts always go to <prefix>.evt.alert.* as well. */
@@ -124,6 +126,8 @@ export const ConfigSchema = z
       .default({ maxAttempts: 5, initialBackoffMs: 500 }),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
+    /** Where the inspector's relay listens; loopback unless set (0.0.0.0 in a container). */
+    inspectHost: z.string().min(1).default('127.0.0.1'),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
