@@ -73,7 +73,7 @@ interface PendingDispatch {
   readonly create: { configKey: string } | undefined;
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
-  readonly timeline: TimelineEntry;
+  readonly timeline: TimelineEntry | null;
   readonly outcome: Outcome | TrainingOutcome;
   readonly resolve: (outcome: Outcome | TrainingOutcome) => void;
   readonly reject: (error: unknown) => void;
@@ -458,7 +458,7 @@ export class ActorRuntime {
               actors: [records[i]!],
               outbox: own.flatMap((d) => d.outbox),
               history: own.flatMap((d) => d.history),
-              timeline: own.map((d) => d.timeline),
+              timeline: own.flatMap((d) => d.timeline ?? []),
             };
           }),
         );
@@ -467,7 +467,7 @@ export class ActorRuntime {
         actors: records,
         outbox: batch.flatMap((d) => d.outbox),
         history: batch.flatMap((d) => d.history),
-        timeline: batch.map((d) => d.timeline),
+        timeline: batch.flatMap((d) => d.timeline ?? []),
       });
       return revisions.map((revision) => ({ ok: true, revision }));
     } catch (error) {

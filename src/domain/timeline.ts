@@ -84,6 +84,8 @@ function trainingText(event: TrainingEvent): string {
 /**
  * The timeline line of one committed input: which input, what it led to, who asked and why. Built from
  * what the runtime already has at hand (the event, its outcome and its publications), so it costs no read.
+ * A routine evaluation (no change of state, nothing published: the steady "healthy" of a guarded model)
+ * makes no line: it is most of the traffic, and a line each would cost a write each (bench:core).
  */
 export function timelineEntry(
   kind: ActorKind,
@@ -93,7 +95,8 @@ export function timelineEntry(
   event: ModelEvent | TrainingEvent,
   outcome: Outcome | TrainingOutcome,
   publications: readonly OutputEvent[],
-): TimelineEntry {
+): TimelineEntry | null {
+  if (event.type === 'EVALUATED' && from === to && publications.length === 0) return null;
   const by = 'by' in event && typeof event.by === 'string' ? event.by : null;
   const summary =
     kind === 'model'
