@@ -11,8 +11,13 @@ import { createLiveHub, type LiveHub, type LiveOptions } from './live.ts';
 import { ModelParamsSchema, parseInput } from './schemas.ts';
 import type { RouteContext } from './server.ts';
 
-/** Where `npm run build:ui` writes the dashboard: dist/dashboard at the package root (src/http and dist/http alike). */
-export const UI_BUILD_DIR = resolve(fileURLToPath(import.meta.url), '../../../dist/dashboard');
+/**
+ * Where `npm run build:ui` writes the dashboard: dist/dashboard at the package root (src/http and dist/http
+ * alike), or WARDEN_UI_DIR.
+ */
+export const UI_BUILD_DIR = resolve(
+  process.env.WARDEN_UI_DIR || fileURLToPath(new URL('../../dist/dashboard', import.meta.url)),
+);
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -29,8 +29,10 @@ function stale(): boolean {
  * fresh clone, and the UI tests, come through here). It builds into a fresh directory and renames it into place, so that
  * two builds at once never leave half a dashboard.
  */
-export async function ensureUiBuilt(options: { force?: boolean } = {}): Promise<string> {
-  if (!options.force && !stale()) return UI_BUILD_DIR;
+export async function ensureUiBuilt(
+  options: { force?: boolean } = {},
+): Promise<{ dir: string; built: boolean }> {
+  if (!options.force && !stale()) return { dir: UI_BUILD_DIR, built: false };
   const { build } = await import('vite');
   const parent = dirname(UI_BUILD_DIR);
   mkdirSync(parent, { recursive: true });
@@ -42,16 +44,18 @@ export async function ensureUiBuilt(options: { force?: boolean } = {}): Promise<
     renameSync(scratch, UI_BUILD_DIR);
   } catch (error) {
     rmSync(scratch, { recursive: true, force: true });
-    if (existsSync(join(UI_BUILD_DIR, 'index.html'))) return UI_BUILD_DIR; // another build won the race
+    if (existsSync(join(UI_BUILD_DIR, 'index.html'))) return { dir: UI_BUILD_DIR, built: false }; // another build won the race
     throw error;
   }
-  return UI_BUILD_DIR;
+  return { dir: UI_BUILD_DIR, built: true };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const force = process.argv.includes('--force');
   ensureUiBuilt({ force })
-    .then((dir) => console.log(`dashboard ${force ? 'built' : 'ready'} in ${dir}`))
+    .then(({ dir, built }) =>
+      console.log(built ? `dashboard built in ${dir}` : `dashboard up to date in ${dir}`),
+    )
     .catch((error: unknown) => {
       console.error(`could not build the dashboard: ${(error as Error).message}`);
       process.exitCode = 1;

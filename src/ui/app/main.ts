@@ -459,6 +459,7 @@ function ModelPage(props: {
     </div>
     <section>
       <h3>Timeline</h3>
+      <p class="muted">Newest first. Routine evaluations (no change, nothing published) are not listed.</p>
       ${timeline.error && html`<p class="muted">${timeline.error}</p>`}
       <ol class="timeline">
         ${timeline.entries.map(
