@@ -158,3 +158,43 @@ describe('ui: the operator dashboard in a real browser', () => {
     await page.close();
   });
 });
+
+describe('ui: the models list', () => {
+  it('searches by model or config and filters by state, live', async () => {
+    for (const id of ['go9_a', 'go9_b', 'chess_x'])
+      expect(
+        (
+          await warden.api(
+            'POST',
+            '/v1/promotions',
+            { model_id: id, version: 'v1', elo: 1500 },
+            PRODUCER_TOKEN,
+          )
+        ).status,
+      ).toBe(200);
+    const page = await context.newPage();
+    await signIn(page, warden.url, VIEWER_TOKEN);
+    const heading = 'section[aria-label=models] h2';
+    await waitForText(page, heading, 'Models (4 of 4)');
+    await page.getByLabel('search').fill('go9');
+    await waitForText(page, heading, 'Models (2 of 4)');
+    expect(
+      await page
+        .locator('.row[data-model]')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-model'))),
+    ).toEqual(['go9_a', 'go9_b']);
+    await page.getByLabel('search').fill('');
+    await page.getByLabel('state filter').selectOption('regressed');
+    await waitForText(page, heading, 'Models (0 of 4)');
+    // A model that regresses while the filter is on appears in it without a reload.
+    await warden.api(
+      'POST',
+      '/v1/evaluations',
+      { model_id: 'go9_b', current_elo: 1475, games_played: 100 },
+      PRODUCER_TOKEN,
+    );
+    await waitForText(page, heading, 'Models (1 of 4)');
+    await waitForText(page, '.row[data-model=go9_b]', 'regressed');
+    await page.close();
+  });
+});
