@@ -28,6 +28,9 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
 };
 
+/** How long a timeline read waits for in-flight commits at most. */
+const TIMELINE_SETTLE_MS = 1000;
+
 /** The dashboard's pages never load anything from elsewhere: no CDN, nothing at run time but this server. */
 const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -109,6 +112,14 @@ export function registerUiRoutes(
     ctx.authenticate(request, 'read');
     const { model_id } = parseInput(ModelParamsSchema, request.params, 'path');
     const model = warden.status(model_id).models[0]!;
+    // The live stream shows a change as soon as the actor takes it, a moment before its commit writes the
+    // timeline line: let what is in flight land first (bounded: under constant traffic, answer anyway).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      warden.idle(),
+      new Promise((resolve) => (timer = setTimeout(resolve, TIMELINE_SETTLE_MS))),
+    ]);
+    clearTimeout(timer);
     const store = warden.store;
     const [own, training, rollbacks] = await Promise.all([
       store.timeline ? store.timeline('model', model_id, 200) : Promise.resolve(null),

@@ -333,7 +333,6 @@ function ModelPage(props: {
     error: null,
   });
   const touched = (store.touched.get(id) ?? 0) + (model ? (store.touched.get(model.config_key) ?? 0) : 0);
-  const stateKey = model ? `${model.state}|${model.production_version}|${training?.status}` : '';
   useEffect(() => {
     let cancelled = false;
     api<{ timeline: TimelineEntry[] | null; training: TimelineEntry[] | null }>(
@@ -349,7 +348,7 @@ function ModelPage(props: {
     return () => {
       cancelled = true;
     };
-  }, [id, touched, stateKey]);
+  }, [id, touched, model, training]);
   if (!model)
     return html`<main>
       <p>No model <strong>${id}</strong>. <a href="#/">All models</a></p>
