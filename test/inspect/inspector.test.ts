@@ -187,6 +187,14 @@ describe('inspect: the relay is only for its own page', () => {
     expect(await handshake(relay.eventsUrl, {})).toBe(101);
   });
 
+  it('listens where it is told (0.0.0.0 in a container), and Warden still sends to it over loopback', async () => {
+    const relay = await startRelay({ port: 0, host: '0.0.0.0' });
+    closers.push(relay.close);
+    expect(relay.eventsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/events$/);
+    expect(await handshake(relay.eventsUrl, {})).toBe(101);
+    expect((await fetch(relay.pageUrl)).status).toBe(200);
+  });
+
   it('never throws on hostile Origin and Host headers, and only lets a same-origin page through', () => {
     fc.assert(
       fc.property(
