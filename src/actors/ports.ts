@@ -29,10 +29,28 @@ export interface BusMessage {
 
 export type Unsubscribe = () => void;
 
+export interface SubscribeOptions {
+  /**
+   * The subscriber must act on every message (a training config pauses on a rollback): a publication is
+   * delivered only once its handler has finished, and a failing handler fails the publication, which is
+   * then kept and published again. In NATS mode these are the durable consumers; in the embedded mode the
+   * outbox keeps an event until every such handler has committed.
+   */
+  readonly durable?: boolean;
+}
+
 /** Subjects and wildcards follow NATS: tokens separated by ".", `*` one token, `>` the rest. */
 export interface EventBus {
+  /**
+   * Resolves once the message is delivered: stored by NATS, or, in process, handled by every durable
+   * subscriber (so that the outbox forgets an event only after those who must act on it have).
+   */
   publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<void>;
-  subscribe(pattern: string, handler: (message: BusMessage) => Promise<void> | void): Unsubscribe;
+  subscribe(
+    pattern: string,
+    handler: (message: BusMessage) => Promise<void> | void,
+    options?: SubscribeOptions,
+  ): Unsubscribe;
   /** Resolves when everything published so far has been handled (tests and the demo wait on it). */
   idle(): Promise<void>;
   close(): Promise<void>;

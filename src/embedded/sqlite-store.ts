@@ -50,12 +50,16 @@ export class SqliteStore implements StateStore, ModelRegistry {
   private readonly db: Database.Database;
   private readonly statements;
 
-  constructor(path: string) {
+  /**
+   * `durability: 'process'` (WAL with synchronous=NORMAL): a commit survives a crash of the process; an OS
+   * crash or a power loss may lose the last ones. `'power'` (synchronous=FULL): every commit is on disk
+   * before it is acknowledged.
+   */
+  constructor(path: string, options: { durability?: 'process' | 'power' } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode: a commit survives a process crash; only an OS crash may lose the last ones.
-    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(options.durability === 'power' ? 'synchronous = FULL' : 'synchronous = NORMAL');
     this.db.exec(SCHEMA);
     this.statements = {
       loadAll: this.db.prepare<[string], { key: string; snapshot: string; revision: number }>(
