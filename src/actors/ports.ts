@@ -107,10 +107,29 @@ export interface HistoryRecord {
   readonly payload: Record<string, unknown>;
 }
 
+/** One line of an actor's timeline (what the dashboard shows): every committed input, with who and why. */
+export interface TimelineEntry {
+  readonly at: number;
+  readonly kind: ActorKind;
+  /** The model id, or the training-config key. */
+  readonly key: string;
+  /** The input: PROMOTED, EVALUATED, APPROVE, PAUSE, ... */
+  readonly event: string;
+  /** What it led to (the outcome kind: healthy, regression, rolled_back, paused, ...). */
+  readonly outcome: string;
+  readonly from: string;
+  readonly to: string;
+  readonly by: string | null;
+  /** One line for a person: what happened and why. */
+  readonly summary: string;
+}
+
 export interface CommitBatch {
   readonly actors: readonly ActorRecord[];
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
+  /** Optional: stores that keep a timeline write it with the rest, in the same atomic step. */
+  readonly timeline?: readonly TimelineEntry[];
 }
 
 /** The result of committing one part of a batch (see `StateStore.commitEach`). */
@@ -129,6 +148,8 @@ export interface StateStore {
   pendingOutbox(limit: number): Promise<OutboxEntry[]>;
   markPublished(ids: readonly string[]): Promise<void>;
   history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]>;
+  /** Optional: an actor's timeline, newest first (bounded per actor by the store). */
+  timeline?(kind: ActorKind, key: string, limit: number): Promise<TimelineEntry[]>;
   close(): Promise<void>;
   /**
    * Optional, for stores that are atomic per actor rather than per batch (NATS KV): commits every part (one

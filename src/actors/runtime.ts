@@ -11,8 +11,10 @@ import type {
   OutboxEntry,
   PartResult,
   StateStore,
+  TimelineEntry,
   Unsubscribe,
 } from './ports.ts';
+import { timelineEntry } from '../domain/timeline.ts';
 import { ConflictError, UnknownModelError, WardenError } from '../domain/errors.ts';
 import { subjectFor, type OutputEvent } from '../domain/events.ts';
 import type { ModelMachine } from '../machines/model-machine.ts';
@@ -81,6 +83,7 @@ interface PendingDispatch {
   readonly create: { configKey: string } | undefined;
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
+  readonly timeline: TimelineEntry | null;
   readonly outcome: Outcome | TrainingOutcome;
   readonly resolve: (outcome: Outcome | TrainingOutcome) => void;
   readonly reject: (error: unknown) => void;
@@ -409,6 +412,15 @@ export class ActorRuntime {
       create,
       outbox: publications.length === 0 ? NO_OUTBOX : this.toOutbox(publications),
       history: publications.length === 0 ? NO_HISTORY : toHistory(publications),
+      timeline: timelineEntry(
+        host.kind,
+        host.key,
+        String(before.value),
+        String(after.value),
+        event,
+        outcome,
+        publications,
+      ),
       outcome,
       resolve,
       reject,
@@ -526,6 +538,7 @@ export class ActorRuntime {
               actors: [records[i]!],
               outbox: own.flatMap((d) => d.outbox),
               history: own.flatMap((d) => d.history),
+              timeline: own.flatMap((d) => d.timeline ?? []),
             };
           }),
         );
@@ -534,6 +547,7 @@ export class ActorRuntime {
         actors: records,
         outbox: batch.flatMap((d) => d.outbox),
         history: batch.flatMap((d) => d.history),
+        timeline: batch.flatMap((d) => d.timeline ?? []),
       });
       return revisions.map((revision) => ({ ok: true, revision }));
     } catch (error) {

@@ -21,8 +21,10 @@ const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknow
   WARDEN_HTTP_HOST: { path: ['http', 'host'], parse: (raw) => raw },
   WARDEN_OPERATOR_TOKENS: { path: ['http', 'operatorTokens'], parse: parseList },
   WARDEN_PRODUCER_TOKENS: { path: ['http', 'producerTokens'], parse: parseList },
+  WARDEN_VIEWER_TOKENS: { path: ['http', 'viewerTokens'], parse: parseList },
   WARDEN_ALERT_WEBHOOK_URL: { path: ['alerts', 'webhookUrl'], parse: (raw) => raw },
   WARDEN_INSPECT: { path: ['inspect'], parse: parseBoolean },
+  WARDEN_INSPECT_HOST: { path: ['inspectHost'], parse: (raw) => raw },
 };
 
 function parseNumber(raw: string): unknown {

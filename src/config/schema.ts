@@ -145,13 +145,15 @@ export const ConfigSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         operatorTokens: z.array(bearerToken).default([]),
         producerTokens: z.array(bearerToken).default([]),
+        /** Read-only tokens (the dashboard's viewers); once any is set, every read needs a token. */
+        viewerTokens: z.array(bearerToken).default([]),
       })
       .strict()
       .refine((h) => !h.producerTokens.some((t) => h.operatorTokens.includes(t)), {
         message: 'expected a token in one list only: a token that is both operator and producer is ambiguous',
         path: ['producerTokens'],
       })
-      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] }),
+      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [], viewerTokens: [] }),
     alerts: z
       .object({
         /** Slack-compatible incoming webhook; alerts always go to <prefix>.evt.alert.* as well. */
@@ -163,6 +165,8 @@ export const ConfigSchema = z
       .default({ maxAttempts: 5, initialBackoffMs: 500 }),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
+    /** Where the inspector's relay listens; loopback unless set (0.0.0.0 in a container). */
+    inspectHost: z.string().min(1).default('127.0.0.1'),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -14,6 +14,7 @@ import {
   wardenErrorBody,
 } from './errors.ts';
 import { registerRoutes } from './routes.ts';
+import { registerUiRoutes, type UiRouteOptions } from './ui-routes.ts';
 
 /** What the API needs from the metrics (src/metrics), so this module does not depend on prom-client. */
 export interface HttpMetrics {
@@ -28,12 +29,15 @@ export interface HttpServerOptions {
   readonly port: number;
   readonly operatorTokens: readonly string[];
   readonly producerTokens: readonly string[];
+  readonly viewerTokens?: readonly string[] | undefined;
   readonly logger: Logger;
   readonly metrics?: HttpMetrics | undefined;
   /** Inputs refused at the edge are counted like those refused on the bus. */
   readonly onRejected?: ((kind: string, error: WardenError) => void) | undefined;
   /** Extra readiness (NATS mode: connected); Warden itself is started before the server listens. */
   readonly ready?: (() => boolean) | undefined;
+  /** The dashboard at /ui (its build directory, the live stream's pace). */
+  readonly ui?: UiRouteOptions | undefined;
 }
 
 export interface HttpServer {
@@ -49,6 +53,7 @@ export interface RouteContext {
   readonly logger: Logger;
   readonly metrics: HttpMetrics | undefined;
   readonly onRejected: HttpServerOptions['onRejected'];
+  readonly auth: AuthPolicy;
   /** Throws unauthorized / forbidden; otherwise the caller, for the audit log. */
   authenticate(request: FastifyRequest, access: Access): Caller;
   isReady(): { ready: true } | { ready: false; reason: string };
@@ -173,6 +178,7 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
     logger,
     metrics: options.metrics,
     onRejected: options.onRejected,
+    auth,
     authenticate(request, access) {
       const result = auth.authenticate(request.headers.authorization, access);
       if (result instanceof WardenError) throw result;
@@ -184,7 +190,17 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
       return { ready: true };
     },
   };
+  // Reads of the API need a token once viewer tokens are configured (probes and /ui's files never do).
+  app.addHook('onRequest', async (request) => {
+    if ((request.method === 'GET' || request.method === 'HEAD') && request.url.startsWith('/v1/'))
+      context.authenticate(request, 'read');
+  });
   registerRoutes(app, context);
+  const live = registerUiRoutes(app, context, options.ui);
+  app.addHook('preClose', (done) => {
+    live.close();
+    done();
+  });
 
   const url = await app.listen({ host: options.host, port: options.port });
   logger.info({ url, auth: auth.mode }, `HTTP API on ${url}; ${auth.summary}`);

@@ -60,7 +60,13 @@ describe('defaults', () => {
     expect(config.autoRollbackLimit).toEqual({ max: 3, windowSeconds: 86_400 });
     expect(config.training).toEqual({ autoResumeSeconds: null });
     expect(config.models).toEqual({});
-    expect(config.http).toEqual({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] });
+    expect(config.http).toEqual({
+      port: 8080,
+      host: '127.0.0.1',
+      operatorTokens: [],
+      producerTokens: [],
+      viewerTokens: [],
+    });
     expect(config.nats.prefix).toBe('warden');
   });
 
