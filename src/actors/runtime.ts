@@ -29,6 +29,7 @@ import type {
   TrainingStateName,
 } from '../machines/training-types.ts';
 import { Outbox } from './outbox.ts';
+import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
 
 /** Hooks for logs and metrics; every one is optional. */
 export interface RuntimeObserver {
@@ -258,7 +259,10 @@ export class ActorRuntime {
   }
 
   private newActor(kind: ActorKind, key: string, configKey: string, persisted: unknown): AnyActor {
-    const snapshot = persisted ? (persisted as { snapshot: unknown }).snapshot : undefined;
+    const machineId = kind === 'model' ? this.deps.modelMachine.id : this.deps.trainingMachine.id;
+    // A record written by an earlier machine version (another instance mid-upgrade) is migrated first.
+    const current = persisted ? migrateSnapshot(persisted as StoredSnapshot, machineId) : null;
+    const snapshot = current?.snapshot;
     const options = {
       id: `${kind}:${key}`,
       ...(snapshot ? { snapshot: snapshot as never } : {}),
@@ -315,16 +319,18 @@ export class ActorRuntime {
     return host;
   }
 
-  private restore(record: ActorRecord): void {
-    const wrapped = record.snapshot as { machine?: string; snapshot?: { context?: { configKey?: string } } };
-    const expected = record.kind === 'model' ? this.deps.modelMachine.id : this.deps.trainingMachine.id;
-    if (wrapped.machine !== expected) {
+  private restore(stored: ActorRecord): void {
+    const expected = stored.kind === 'model' ? this.deps.modelMachine.id : this.deps.trainingMachine.id;
+    const wrapped = migrateSnapshot(stored.snapshot as StoredSnapshot, expected);
+    if (wrapped === null) {
       throw new WardenError(
         'internal',
-        `cannot restore ${record.kind} ${record.key}: stored for machine ${wrapped.machine}, this build runs ${expected}`,
+        `cannot restore ${stored.kind} ${stored.key}: stored for machine ${(stored.snapshot as StoredSnapshot).machine}, this build runs ${expected}`,
       );
     }
-    this.createHost(record.kind, record.key, wrapped.snapshot?.context?.configKey ?? record.key, record);
+    const record = wrapped === stored.snapshot ? stored : { ...stored, snapshot: wrapped };
+    const configKey = (wrapped.snapshot?.context as { configKey?: string } | undefined)?.configKey;
+    this.createHost(record.kind, record.key, configKey ?? record.key, record);
   }
 
   private dispatch(

@@ -3,25 +3,24 @@ import { createModelMachine } from './model-machine.ts';
 import { createTrainingMachine } from './training-machine.ts';
 import { modelPolicyFrom } from './model-policy.ts';
 import { ConfigSchema } from '../config/schema.ts';
+import { declaredTransitions } from './walk.ts';
 
 /**
  * Mermaid state diagrams read off the machine definitions themselves (not a hand-kept copy), so the
- * README's diagrams go stale only if nobody regenerates them; a test catches that.
+ * README's diagrams go stale only if nobody regenerates them; a test catches that. Each line is one state,
+ * one target and one event, with the guards of its transitions in order of precedence (`otherwise`: the
+ * fallback when none holds); a transition that stays in its state is drawn as a loop.
  */
 export function toMermaid(machine: AnyStateMachine): string {
   const lines = ['stateDiagram-v2', `  [*] --> ${String(machine.root.initial?.target[0]?.key)}`];
-  for (const state of Object.values(machine.root.states)) {
-    const edges = new Map<string, string[]>();
-    for (const [eventType, transitions] of state.transitions) {
-      if (eventType === '*') continue;
-      for (const transition of transitions) {
-        for (const target of transition.target ?? []) {
-          const key = `${state.key} --> ${target.key}`;
-          edges.set(key, [...(edges.get(key) ?? []), eventType]);
-        }
-      }
-    }
-    for (const [edge, events] of edges) lines.push(`  ${edge} : ${[...new Set(events)].join(', ')}`);
+  const edges = new Map<string, string[]>();
+  for (const t of declaredTransitions(machine)) {
+    const key = `${t.from} --> ${t.target ?? t.from} : ${t.event}`;
+    edges.set(key, [...(edges.get(key) ?? []), t.guard ?? 'otherwise']);
+  }
+  for (const [edge, guards] of edges) {
+    const shown = guards.length === 1 && guards[0] === 'otherwise' ? '' : ` [${guards.join(' / ')}]`;
+    lines.push(`  ${edge}${shown}`);
   }
   return lines.join('\n');
 }

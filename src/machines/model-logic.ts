@@ -1,7 +1,9 @@
 /**
- * The model actor's decisions as pure functions: given the state, the context and one event, what the next
- * state, context and publications are. The XState machine (model-machine.ts) is the shell that names the
- * states and the allowed transitions; everything it does goes through `stepModel`.
+ * The model actor's policy as small pure functions, bound by name in model-machine.ts: the judgement of an
+ * input (which row of the decision table it falls in, computed once per event and shared by every guard),
+ * and the actions that carry a decision out (record the evidence, announce the regression, request an
+ * approval, start the rollback, ...). Each action takes a Draft of the context and adds to it; the
+ * publications get deterministic ids from the context's counter, so a replay republishes the same ids.
  */
 import { classify, recommendedAction } from '../policy/classify.ts';
 import { decide, escalate, type Decision } from '../policy/decide.ts';
@@ -27,14 +29,6 @@ import type {
 } from './model-types.ts';
 import { assessWithDetector, judgedStatistically } from './detector.ts';
 
-export interface Step {
-  /** null: stay in the current state. */
-  readonly target: ModelStateName | null;
-  readonly context: ModelContext;
-  readonly publish: readonly OutputEvent[];
-  readonly outcome: Outcome;
-}
-
 export function initialModelContext(modelId: string, configKey: string): ModelContext {
   return {
     modelId,
@@ -56,10 +50,11 @@ export function initialModelContext(modelId: string, configKey: string): ModelCo
   };
 }
 
-/** Builds publications with deterministic ids, so a replay after a crash republishes the same ids. */
-class Draft {
+/** Builds one transition's context and publications, with deterministic ids, and its answer to the caller. */
+export class Draft {
   context: ModelContext;
   readonly publish: OutputEvent[] = [];
+  outcome: Outcome | undefined;
 
   constructor(context: ModelContext) {
     this.context = context;
@@ -78,16 +73,12 @@ class Draft {
     this.context = { ...this.context, ...patch };
   }
 
-  step(target: ModelStateName | null, outcome: Outcome): Step {
-    return { target, context: this.context, publish: this.publish, outcome };
+  answer(outcome: Outcome): void {
+    this.outcome = outcome;
   }
 }
 
 const seconds = (ms: number): number => ms / 1000;
-
-function stay(context: ModelContext, outcome: Outcome): Step {
-  return { target: null, context, publish: [], outcome };
-}
 
 function rememberInput(context: ModelContext, inputId: string | undefined): ModelContext {
   if (inputId === undefined) return context;
@@ -118,54 +109,6 @@ function versionAfterWaiting(context: ModelContext): string | null {
 }
 
 /**
- * The gate every input passes first. A redelivered input is a duplicate. While a rollback is in flight an
- * input is not dropped but kept with the state, and so is every input behind one already waiting (order
- * per model); the runtime hands them back, oldest first, once the rollback has ended. An evaluation that
- * names no version is kept as an evaluation of the version in production when it arrived, so that it is
- * not read as one of the version rolled back to. Returns the step that ends here, or the context to go on
- * with.
- */
-function admit(state: ModelStateName, context: ModelContext, event: Input): Step | ModelContext {
-  const waiting = deferredOf(context);
-  if (event.deferredId !== undefined) {
-    if (state === 'rollingBack' || waiting[0]?.id !== event.deferredId) {
-      return stay(context, { kind: 'stale', reason: `deferred input ${event.deferredId} is not next` });
-    }
-    return { ...context, deferred: waiting.slice(1) };
-  }
-  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
-    // A redelivered input must not undo what happened since (a rollback, a later promotion).
-    return stay(context, { kind: 'duplicate', inputId: event.inputId });
-  }
-  if (state !== 'rollingBack' && waiting.length === 0) return context;
-  if (waiting.length >= DEFERRED_INPUT_LIMIT) {
-    return stay(context, { kind: 'busy', state, waiting: waiting.length });
-  }
-  const seq = context.seq + 1;
-  const kept: Input =
-    event.type === 'EVALUATED' && event.version === undefined
-      ? { ...event, version: versionAfterWaiting(context) ?? undefined, inputId: undefined }
-      : { ...event, inputId: undefined };
-  return {
-    target: null,
-    context: {
-      ...rememberInput(context, event.inputId),
-      seq,
-      deferred: [...waiting, { id: seq, event: kept }],
-    },
-    publish: [],
-    outcome: { kind: 'deferred', state, waiting: waiting.length + 1 },
-  };
-}
-
-const isStep = (x: Step | ModelContext): x is Step => 'outcome' in x;
-
-/** Where a paused or failed flow returns to: regressed while a streak is open, else healthy. */
-function restingState(context: ModelContext): ModelStateName {
-  return context.streak > 0 ? 'regressed' : 'healthy';
-}
-
-/**
  * The last known-good version: the most recent earlier promoted version that Warden never rolled back
  * from and that is not the current one. (The seed took the newest archived version, which is usually the
  * one just rolled back from, and ping-ponged.)
@@ -192,6 +135,33 @@ function recentAutoRollbacks(context: ModelContext, at: number, policy: ModelPol
 
 // -------------------------------------------------------------------------------------------------
 // Publications
+
+/** Why a manual rollback to `toVersion` cannot start, or null when it can. */
+export function manualRollbackProblem(context: ModelContext, toVersion: string | undefined): string | null {
+  if (context.productionVersion === null) return `model ${context.modelId} has no production version`;
+  if (toVersion === undefined) {
+    return lastKnownGood(context) === null ? 'no earlier known-good version to roll back to' : null;
+  }
+  if (toVersion === context.productionVersion) return `version ${toVersion} is already in production`;
+  if (!context.lineage.some((e) => e.version === toVersion)) {
+    const known = context.lineage.map((e) => e.version).join(', ');
+    return `expected one of the promoted versions (${known}), received "${toVersion}"`;
+  }
+  return null;
+}
+
+/** When the cooldown of a rolled-back model may end: its deadline, and not before the pause had its grace. */
+export function cooldownDeadline(
+  state: ModelStateName,
+  context: ModelContext,
+  policy: ModelPolicy,
+): number | null {
+  if (context.cooldownUntil === null) return null;
+  if (state === 'rolledBack' && context.lastRollback) {
+    return Math.max(context.cooldownUntil, context.lastRollback.completedAt + policy.pauseAckGraceMs);
+  }
+  return context.cooldownUntil;
+}
 
 function alert(
   draft: Draft,
@@ -246,69 +216,6 @@ function rollbackFailed(draft: Draft, at: number, plan: FailedRollback, error: s
     },
   }));
   alert(draft, at, 'critical', 'rollback_failed', `Rollback of ${modelId} failed: ${error}`);
-}
-
-function startRollback(
-  draft: Draft,
-  at: number,
-  spec: Omit<RollbackPlan, 'rollbackId' | 'startedAt' | 'fromVersion'>,
-): Step {
-  const plan: RollbackPlan = {
-    ...spec,
-    rollbackId: draft.nextId('r'),
-    fromVersion: draft.context.productionVersion!,
-    startedAt: at,
-  };
-  draft.set({ rollback: plan, pending: null });
-  return draft.step('rollingBack', {
-    kind: 'rollback_started',
-    rollbackId: plan.rollbackId,
-    toVersion: plan.toVersion,
-  });
-}
-
-// -------------------------------------------------------------------------------------------------
-// Events
-
-function onPromoted(
-  state: ModelStateName,
-  arrived: ModelContext,
-  event: Extract<ModelEvent, { type: 'PROMOTED' }>,
-): Step {
-  const admitted = admit(state, arrived, event);
-  if (isStep(admitted)) return admitted;
-  const context = admitted;
-  const entry = {
-    version: event.version,
-    elo: event.elo ?? null,
-    winRate: event.winRate ?? null,
-    promotedAt: event.at,
-    rolledBackFrom: false,
-  };
-  const previous = context.lineage.find((e) => e.version === event.version);
-  // A re-promotion keeps the version's history: once rolled back from, never a target again.
-  const lineage = [
-    ...context.lineage.filter((e) => e.version !== event.version),
-    { ...entry, rolledBackFrom: previous?.rolledBackFrom ?? false },
-  ].slice(-LINEAGE_LIMIT);
-  const next: ModelContext = {
-    ...rememberInput(context, event.inputId),
-    productionVersion: event.version,
-    baseline: { elo: entry.elo, winRate: entry.winRate },
-    lineage,
-    streak: 0,
-    lastDetection: null,
-    announcedSeverity: null,
-    cooldownUntil: null,
-    pending: null, // a new promotion supersedes a pending approval
-    sprt: null,
-  };
-  return {
-    target: 'healthy',
-    context: next,
-    publish: [],
-    outcome: { kind: 'promoted', version: event.version },
-  };
 }
 
 interface Assessment {
@@ -443,14 +350,314 @@ function announce(
   }
 }
 
-function requestApproval(
-  draft: Draft,
-  at: number,
-  detection: Detection,
-  heldBecause: HeldBecause,
-  toVersion: string,
+// -------------------------------------------------------------------------------------------------
+// Judgements: which rule of the policy an input falls under, decided once per event
+
+/** Why an input is not taken now, or `admitted`. */
+export type AdmissionRule = 'handBackOutOfTurn' | 'duplicate' | 'queueFull' | 'waitForRollback' | 'admitted';
+
+export interface Admission {
+  readonly rule: AdmissionRule;
+  /** The context to go on with: a handed-back input is off the queue. */
+  readonly context: ModelContext;
+}
+
+/**
+ * The gate every input passes first. A redelivered input is a duplicate. While a rollback is in flight an
+ * input is kept with the state, and so is every input behind one already kept (order per model); the
+ * runtime hands them back, oldest first, once the rollback has ended.
+ */
+export function admitInput(state: ModelStateName, context: ModelContext, event: Input): Admission {
+  const waiting = deferredOf(context);
+  if (event.deferredId !== undefined) {
+    if (state === 'rollingBack' || waiting[0]?.id !== event.deferredId)
+      return { rule: 'handBackOutOfTurn', context };
+    return { rule: 'admitted', context: { ...context, deferred: waiting.slice(1) } };
+  }
+  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
+    return { rule: 'duplicate', context };
+  }
+  if (state !== 'rollingBack' && waiting.length === 0) return { rule: 'admitted', context };
+  return { rule: waiting.length >= DEFERRED_INPUT_LIMIT ? 'queueFull' : 'waitForRollback', context };
+}
+
+/** The rows of the README's decision table, in its order of precedence. */
+export type EvaluationRule =
+  | Exclude<AdmissionRule, 'admitted'>
+  | 'otherVersion'
+  | 'tooFewGames'
+  | 'criticalWhileAwaitingApproval'
+  | 'evidenceForApproval'
+  | 'clean'
+  | 'repeatWithinCooldown'
+  | 'watch'
+  | 'noRollbackTarget'
+  | 'heldByCooldown'
+  | 'heldByRateLimit'
+  | 'needsApproval'
+  | 'critical'
+  | 'rollback';
+
+export interface EvaluationJudgement {
+  readonly rule: EvaluationRule;
+  /** The context after admission (what every action starts from). */
+  readonly admitted: ModelContext;
+  readonly assessment: Assessment | null;
+  /** The decision after the safety brakes (a cooldown or the rate limit hold a rollback for an operator). */
+  readonly decision: Decision;
+  readonly heldBecause: HeldBecause | null;
+  /** Inside a cooldown a repeat of the same or a milder severity is not announced again. */
+  readonly announced: boolean;
+  readonly quiet: boolean;
+}
+
+type Evaluated = Extract<ModelEvent, { type: 'EVALUATED' }>;
+
+/** An evaluation in one state: which rule it falls under, with the assessment behind it. Pure. */
+export function judgeEvaluation(
+  state: ModelStateName,
+  context: ModelContext,
+  event: Evaluated,
   policy: ModelPolicy,
-): Step {
+): EvaluationJudgement {
+  const quiet = state === 'cooldown' || state === 'rolledBack';
+  const admission = admitInput(state, context, event);
+  const verdict = (rule: EvaluationRule, rest: Partial<EvaluationJudgement> = {}): EvaluationJudgement => ({
+    rule,
+    admitted: admission.context,
+    assessment: null,
+    decision: 'watch',
+    heldBecause: null,
+    announced: true,
+    quiet,
+    ...rest,
+  });
+  if (admission.rule !== 'admitted') return verdict(admission.rule);
+  const c = admission.context;
+  if (event.version !== undefined && event.version !== c.productionVersion) return verdict('otherVersion');
+  if (
+    event.gamesPlayed < policy.detection.minGames &&
+    !judgedStatistically(c.modelId, event.outcomes, policy)
+  ) {
+    // minGames gates the threshold rule's single-window judgement only: in statistical mode every window
+    // with game outcomes counts toward the running test, however small.
+    return verdict('tooFewGames');
+  }
+  const assessment = assess(c, event, policy);
+  const { severity } = assessment;
+  if (state === 'awaitingApproval') {
+    // CRITICAL evidence rolls back now, unless the request was held by a safety brake.
+    const critical = severity === 'critical' && c.pending!.heldBecause === 'approval_required';
+    return verdict(critical ? 'criticalWhileAwaitingApproval' : 'evidenceForApproval', {
+      assessment,
+      decision: critical ? 'rollback' : 'watch',
+    });
+  }
+  if (severity === null) return verdict('clean', { assessment });
+  const announced = !(quiet && severityRank(severity) <= severityRank(c.announcedSeverity));
+  let decision = assessment.decision;
+  let heldBecause: HeldBecause | null = decision === 'await_approval' ? 'approval_required' : null;
+  if (decision === 'rollback' && quiet) {
+    decision = 'await_approval';
+    heldBecause = 'cooldown';
+  } else if (
+    decision === 'rollback' &&
+    recentAutoRollbacks(c, event.at, policy).length >= policy.autoRollbackLimit.max
+  ) {
+    decision = 'await_approval';
+    heldBecause = 'rate_limit';
+  }
+  const rest = { assessment, decision, heldBecause, announced };
+  if (decision === 'watch') return verdict(announced ? 'watch' : 'repeatWithinCooldown', rest);
+  if (lastKnownGood(c) === null) return verdict('noRollbackTarget', rest);
+  if (heldBecause === 'cooldown') return verdict('heldByCooldown', rest);
+  if (heldBecause === 'rate_limit') return verdict('heldByRateLimit', rest);
+  if (decision === 'await_approval') return verdict('needsApproval', rest);
+  return verdict(severity === 'critical' ? 'critical' : 'rollback', rest);
+}
+
+// -------------------------------------------------------------------------------------------------
+// Actions: each does one thing to the draft of the next context
+
+/** Keeps an input until the rollback in flight has ended (the runtime hands it back then). */
+export function keepUntilRollbackEnds(d: Draft, state: ModelStateName, event: Input): void {
+  const waiting = deferredOf(d.context);
+  const seq = d.context.seq + 1;
+  // An evaluation that names no version is one of the version in production when it arrived (or of a
+  // promotion kept before it), never of the version rolled back to.
+  const kept: Input =
+    event.type === 'EVALUATED' && event.version === undefined
+      ? { ...event, version: versionAfterWaiting(d.context) ?? undefined, inputId: undefined }
+      : { ...event, inputId: undefined };
+  d.context = {
+    ...rememberInput(d.context, event.inputId),
+    seq,
+    deferred: [...waiting, { id: seq, event: kept }],
+  };
+  d.answer({ kind: 'deferred', state, waiting: waiting.length + 1 });
+}
+
+export function answerInputNotTaken(
+  d: Draft,
+  state: ModelStateName,
+  event: Input,
+  rule: AdmissionRule,
+): void {
+  if (rule === 'duplicate') d.answer({ kind: 'duplicate', inputId: event.inputId! });
+  else if (rule === 'queueFull') d.answer({ kind: 'busy', state, waiting: deferredOf(d.context).length });
+  else d.answer({ kind: 'stale', reason: `deferred input ${event.deferredId} is not next` });
+}
+
+/** A new production version, with the baseline it was promoted with; a new promotion supersedes a request. */
+export function takePromotion(
+  d: Draft,
+  admitted: ModelContext,
+  event: Extract<ModelEvent, { type: 'PROMOTED' }>,
+): void {
+  const entry = {
+    version: event.version,
+    elo: event.elo ?? null,
+    winRate: event.winRate ?? null,
+    promotedAt: event.at,
+    rolledBackFrom: false,
+  };
+  const previous = admitted.lineage.find((e) => e.version === event.version);
+  // A re-promotion keeps the version's history: once rolled back from, never a target again.
+  const lineage = [
+    ...admitted.lineage.filter((e) => e.version !== event.version),
+    { ...entry, rolledBackFrom: previous?.rolledBackFrom ?? false },
+  ].slice(-LINEAGE_LIMIT);
+  d.context = {
+    ...rememberInput(admitted, event.inputId),
+    productionVersion: event.version,
+    baseline: { elo: entry.elo, winRate: entry.winRate },
+    lineage,
+    streak: 0,
+    lastDetection: null,
+    announcedSeverity: null,
+    cooldownUntil: null,
+    pending: null,
+    sprt: null,
+  };
+  d.answer({ kind: 'promoted', version: event.version });
+}
+
+export function ignoreOtherVersion(d: Draft, event: Evaluated): void {
+  d.answer({
+    kind: 'ignored_version',
+    version: event.version!,
+    productionVersion: d.context.productionVersion,
+  });
+}
+
+export function recordInsufficientEvidence(d: Draft, event: Evaluated, policy: ModelPolicy): void {
+  d.answer({
+    kind: 'insufficient_evidence',
+    gamesPlayed: event.gamesPlayed,
+    minGames: policy.detection.minGames,
+  });
+}
+
+/** The evaluation is taken: its id is remembered and its window joins the running statistical test. */
+export function takeEvaluation(d: Draft, j: EvaluationJudgement, event: Evaluated): void {
+  const remembered = rememberInput(j.admitted, event.inputId);
+  const sprt = j.assessment!.sprt;
+  d.context = sprt === j.admitted.sprt ? remembered : { ...remembered, sprt };
+}
+
+/** A clean evaluation ends an open streak of regressions, and says so. */
+export function clearRegression(d: Draft, event: Evaluated): void {
+  if (d.context.streak === 0) {
+    d.answer({ kind: 'healthy' });
+    return;
+  }
+  d.set({ streak: 0 });
+  const { modelId, configKey, productionVersion, baseline, lastDetection } = d.context;
+  const current = event.metrics.currentElo ?? null;
+  d.emit((event_id) => ({
+    type: 'REGRESSION_CLEARED',
+    payload: {
+      event_id,
+      timestamp: seconds(event.at),
+      model_id: modelId,
+      version: productionVersion!,
+      config_key: configKey,
+      elo_recovered:
+        current !== null && lastDetection?.currentElo != null ? current - lastDetection.currentElo : null,
+      current_elo: current,
+      baseline_elo: event.metrics.baselineElo ?? baseline.elo,
+      metric_name: 'elo',
+      reason: 'consecutive_regressions_cleared',
+    },
+  }));
+  d.answer({ kind: 'cleared' });
+}
+
+/** One more regression in the streak, with its detection id; remembered as the last detection. */
+export function recordDetection(
+  d: Draft,
+  j: EvaluationJudgement,
+  event: Evaluated,
+  answer: boolean,
+): Detection {
+  const a = j.assessment!;
+  const severity = a.severity!;
+  d.set({ streak: d.context.streak + 1 });
+  const detection: Detection = {
+    detectionId: d.nextId('d'),
+    severity,
+    at: event.at,
+    currentElo: event.metrics.currentElo ?? null,
+    reason: a.reason,
+  };
+  d.set({
+    lastDetection: detection,
+    announcedSeverity: j.quiet && j.announced ? severity : d.context.announcedSeverity,
+  });
+  if (answer) {
+    d.answer({
+      kind: 'regression',
+      severity,
+      decision: j.decision,
+      detectionId: detection.detectionId,
+      announced: j.announced,
+    });
+  }
+  return detection;
+}
+
+export function announceRegression(d: Draft, j: EvaluationJudgement, event: Evaluated): void {
+  announce(
+    d,
+    event,
+    { ...j.assessment!, severity: j.assessment!.severity! },
+    d.context.lastDetection!,
+    j.decision,
+  );
+}
+
+/** Evidence that arrives while an approval is pending is collected with it, never a second request. */
+export function addApprovalEvidence(d: Draft, j: EvaluationJudgement, event: Evaluated): void {
+  const a = j.assessment!;
+  if (a.severity !== null) {
+    // Counted in the streak (and its detection id spent), but the pending request stays the one.
+    d.set({ streak: d.context.streak + 1 });
+    d.nextId('d');
+  }
+  const pending = d.context.pending!;
+  const evidence = [
+    ...pending.evidence,
+    { at: event.at, severity: a.severity, reason: a.reason, gamesPlayed: event.gamesPlayed },
+  ].slice(-EVIDENCE_LIMIT);
+  const severity = severityRank(a.severity) > severityRank(pending.severity) ? a.severity! : pending.severity;
+  d.set({ pending: { ...pending, evidence, severity } });
+  d.answer({ kind: 'evidence_added', detectionId: pending.detectionId });
+}
+
+export function requestApproval(d: Draft, j: EvaluationJudgement, at: number, policy: ModelPolicy): void {
+  const detection = d.context.lastDetection!;
+  const heldBecause = j.heldBecause!;
+  const toVersion = lastKnownGood(d.context)!;
   const pending: PendingApproval = {
     detectionId: detection.detectionId,
     severity: detection.severity,
@@ -461,9 +668,9 @@ function requestApproval(
     toVersion,
     evidence: [],
   };
-  draft.set({ pending });
-  const { modelId, configKey, productionVersion } = draft.context;
-  draft.emit((event_id) => ({
+  d.set({ pending });
+  const { modelId, configKey, productionVersion } = d.context;
+  d.emit((event_id) => ({
     type: 'ROLLBACK_APPROVAL_REQUESTED',
     payload: {
       event_id,
@@ -482,297 +689,194 @@ function requestApproval(
   }));
   if (heldBecause === 'rate_limit') {
     alert(
-      draft,
+      d,
       at,
       'warning',
       'rate_limited',
       `${modelId} reached ${policy.autoRollbackLimit.max} automatic rollbacks in ${policy.autoRollbackLimit.windowMs / 3_600_000} h: an operator decides`,
     );
   }
-  return draft.step('awaitingApproval', { kind: 'approval_requested', detectionId: detection.detectionId });
 }
 
-function onEvaluated(
-  state: ModelStateName,
-  arrived: ModelContext,
-  event: Extract<ModelEvent, { type: 'EVALUATED' }>,
-  policy: ModelPolicy,
-): Step {
-  const admitted = admit(state, arrived, event);
-  if (isStep(admitted)) return admitted;
-  const context = admitted;
-  if (event.version !== undefined && event.version !== context.productionVersion) {
-    return stay(context, {
-      kind: 'ignored_version',
-      version: event.version,
-      productionVersion: context.productionVersion,
-    });
-  }
-  // minGames gates the threshold rule's single-window judgement only: in statistical mode every window
-  // with game outcomes counts toward the running test, however small.
-  if (
-    event.gamesPlayed < policy.detection.minGames &&
-    !judgedStatistically(context.modelId, event.outcomes, policy)
-  ) {
-    return stay(context, {
-      kind: 'insufficient_evidence',
-      gamesPlayed: event.gamesPlayed,
-      minGames: policy.detection.minGames,
-    });
-  }
-
-  const a = assess(context, event, policy);
-  const remembered = rememberInput(context, event.inputId);
-  // Copies only what changed: this is the path of every evaluation.
-  const draft = new Draft(a.sprt === context.sprt ? remembered : { ...remembered, sprt: a.sprt });
-  const quiet = state === 'cooldown' || state === 'rolledBack';
-
-  if (a.severity === null) {
-    if (state === 'awaitingApproval') {
-      return addEvidence(draft, event, a);
-    }
-    const hadStreak = context.streak > 0;
-    if (hadStreak) draft.set({ streak: 0 });
-    if (hadStreak) {
-      const { modelId, configKey, productionVersion, baseline, lastDetection } = draft.context;
-      const current = event.metrics.currentElo ?? null;
-      draft.emit((event_id) => ({
-        type: 'REGRESSION_CLEARED',
-        payload: {
-          event_id,
-          timestamp: seconds(event.at),
-          model_id: modelId,
-          version: productionVersion!,
-          config_key: configKey,
-          elo_recovered:
-            current !== null && lastDetection?.currentElo != null ? current - lastDetection.currentElo : null,
-          current_elo: current,
-          baseline_elo: event.metrics.baselineElo ?? baseline.elo,
-          metric_name: 'elo',
-          reason: 'consecutive_regressions_cleared',
-        },
-      }));
-    }
-    return draft.step(quiet ? null : 'healthy', hadStreak ? { kind: 'cleared' } : { kind: 'healthy' });
-  }
-
-  const severity = a.severity;
-  draft.set({ streak: context.streak + 1 });
-  const detection: Detection = {
-    detectionId: draft.nextId('d'),
-    severity,
-    at: event.at,
-    currentElo: event.metrics.currentElo ?? null,
-    reason: a.reason,
-  };
-
-  if (state === 'awaitingApproval') {
-    const pending = context.pending!;
-    // CRITICAL evidence rolls back now, unless the request was held by a safety brake.
-    if (severity === 'critical' && pending.heldBecause === 'approval_required') {
-      draft.set({ lastDetection: detection });
-      announce(draft, event, { ...a, severity }, detection, 'rollback');
-      return startRollback(draft, event.at, {
-        detectionId: detection.detectionId,
-        toVersion: pending.toVersion,
-        trigger: 'auto_regression_critical',
-        by: 'warden',
-        reason: `Auto-rollback: CRITICAL regression while awaiting approval - ${a.reason}`,
-        severity,
-      });
-    }
-    return addEvidence(draft, event, a);
-  }
-
-  // Inside a cooldown a repeat of the same or a milder severity is not announced again.
-  const announced = !(quiet && severityRank(severity) <= severityRank(context.announcedSeverity));
-  let decision = a.decision;
-  let heldBecause: HeldBecause | null = decision === 'await_approval' ? 'approval_required' : null;
-  if (decision === 'rollback') {
-    if (quiet) {
-      decision = 'await_approval';
-      heldBecause = 'cooldown';
-    } else if (recentAutoRollbacks(context, event.at, policy).length >= policy.autoRollbackLimit.max) {
-      decision = 'await_approval';
-      heldBecause = 'rate_limit';
-    }
-  }
-  draft.set({
-    lastDetection: detection,
-    announcedSeverity: quiet && announced ? severity : context.announcedSeverity,
-  });
-  if (announced || decision !== 'watch') announce(draft, event, { ...a, severity }, detection, decision);
-  const outcome: Outcome = {
-    kind: 'regression',
-    severity,
-    decision,
-    detectionId: detection.detectionId,
-    announced,
-  };
-
-  if (decision === 'watch') return { ...draft.step(quiet ? null : 'regressed', outcome) };
-
-  const target = lastKnownGood(draft.context);
-  if (target === null) {
-    rollbackFailed(
-      draft,
-      event.at,
-      {
-        rollbackId: null,
-        detectionId: detection.detectionId,
-        fromVersion: context.productionVersion!,
-        toVersion: null,
-        trigger: a.trigger,
-        by: 'warden',
-        reason: a.reason,
-      },
-      'no earlier known-good version to roll back to',
-    );
-    return draft.step(quiet ? null : 'regressed', outcome);
-  }
-  if (decision === 'await_approval') {
-    const step = requestApproval(draft, event.at, detection, heldBecause!, target, policy);
-    return { ...step, outcome };
-  }
-  const step = startRollback(draft, event.at, {
-    detectionId: detection.detectionId,
-    toVersion: target,
-    trigger: a.trigger,
-    by: 'warden',
-    reason:
-      a.trigger === 'auto_regression_sprt'
-        ? `Auto-rollback: the SPRT accepted a regression - ${a.reason}`
-        : `Auto-rollback: ${severity.toUpperCase()} regression - ${a.reason}`,
-    severity,
-  });
-  return { ...step, outcome };
-}
-
-function addEvidence(draft: Draft, event: Extract<ModelEvent, { type: 'EVALUATED' }>, a: Assessment): Step {
-  const pending = draft.context.pending!;
-  const evidence = [
-    ...pending.evidence,
-    { at: event.at, severity: a.severity, reason: a.reason, gamesPlayed: event.gamesPlayed },
-  ].slice(-EVIDENCE_LIMIT);
-  // Awaiting approval is never overwritten by a later detection: the evidence accumulates instead.
-  const severity = severityRank(a.severity) > severityRank(pending.severity) ? a.severity! : pending.severity;
-  draft.set({ pending: { ...pending, evidence, severity } });
-  return draft.step(null, { kind: 'evidence_added', detectionId: pending.detectionId });
-}
-
-function onApprove(context: ModelContext, event: Extract<ModelEvent, { type: 'APPROVE' }>): Step {
-  const pending = context.pending!;
-  const draft = new Draft(context);
-  return startRollback(draft, event.at, {
-    detectionId: pending.detectionId,
-    toVersion: pending.toVersion,
-    trigger: 'auto_regression_approved',
-    by: event.by,
-    reason: `Approved rollback: ${pending.reason}${event.note ? ` (${event.note})` : ''}`,
-    severity: pending.severity,
-  });
-}
-
-function onReject(context: ModelContext): Step {
-  // The operator accepts the current version: the streak starts over.
-  const next = { ...context, pending: null, streak: 0 };
-  return { target: 'healthy', context: next, publish: [], outcome: { kind: 'rejected' } };
-}
-
-function onApprovalExpired(
-  context: ModelContext,
-  event: Extract<ModelEvent, { type: 'APPROVAL_EXPIRED' }>,
-  policy: ModelPolicy,
-): Step {
-  const pending = context.pending!;
-  if (event.at < pending.deadline)
-    return stay(context, { kind: 'stale', reason: 'approval deadline not reached' });
-  const draft = new Draft(context);
-  alert(
-    draft,
+/** No earlier known-good version: the rollback fails at once, loudly. */
+export function reportNoRollbackTarget(
+  d: Draft,
+  j: EvaluationJudgement,
+  event: Evaluated,
+  admitted: ModelContext,
+): void {
+  rollbackFailed(
+    d,
     event.at,
+    {
+      rollbackId: null,
+      detectionId: d.context.lastDetection!.detectionId,
+      fromVersion: admitted.productionVersion!,
+      toVersion: null,
+      trigger: j.assessment!.trigger,
+      by: 'warden',
+      reason: j.assessment!.reason,
+    },
+    'no earlier known-good version to roll back to',
+  );
+}
+
+/** Puts the plan in the context (the runtime applies it to the registry) and answers with its id. */
+export function beginRollback(
+  d: Draft,
+  at: number,
+  spec: Omit<RollbackPlan, 'rollbackId' | 'startedAt' | 'fromVersion'>,
+  answer: boolean,
+): void {
+  const plan: RollbackPlan = {
+    ...spec,
+    rollbackId: d.nextId('r'),
+    fromVersion: d.context.productionVersion!,
+    startedAt: at,
+  };
+  d.set({ rollback: plan, pending: null });
+  if (answer) d.answer({ kind: 'rollback_started', rollbackId: plan.rollbackId, toVersion: plan.toVersion });
+}
+
+export function startAutomaticRollback(d: Draft, j: EvaluationJudgement, event: Evaluated): void {
+  const a = j.assessment!;
+  beginRollback(
+    d,
+    event.at,
+    {
+      detectionId: d.context.lastDetection!.detectionId,
+      toVersion: lastKnownGood(d.context)!,
+      trigger: a.trigger,
+      by: 'warden',
+      reason:
+        a.trigger === 'auto_regression_sprt'
+          ? `Auto-rollback: the SPRT accepted a regression - ${a.reason}`
+          : `Auto-rollback: ${a.severity!.toUpperCase()} regression - ${a.reason}`,
+      severity: a.severity,
+    },
+    false,
+  );
+}
+
+export function startCriticalRollback(d: Draft, j: EvaluationJudgement, event: Evaluated): void {
+  beginRollback(
+    d,
+    event.at,
+    {
+      detectionId: d.context.lastDetection!.detectionId,
+      toVersion: d.context.pending!.toVersion,
+      trigger: 'auto_regression_critical',
+      by: 'warden',
+      reason: `Auto-rollback: CRITICAL regression while awaiting approval - ${j.assessment!.reason}`,
+      severity: 'critical',
+    },
+    true,
+  );
+}
+
+export function startApprovedRollback(d: Draft, event: Extract<ModelEvent, { type: 'APPROVE' }>): void {
+  const pending = d.context.pending!;
+  beginRollback(
+    d,
+    event.at,
+    {
+      detectionId: pending.detectionId,
+      toVersion: pending.toVersion,
+      trigger: 'auto_regression_approved',
+      by: event.by,
+      reason: `Approved rollback: ${pending.reason}${event.note ? ` (${event.note})` : ''}`,
+      severity: pending.severity,
+    },
+    true,
+  );
+}
+
+/** The operator accepts the current version: the streak starts over. */
+export function rejectApproval(d: Draft): void {
+  d.set({ pending: null, streak: 0 });
+  d.answer({ kind: 'rejected' });
+}
+
+export function alertApprovalExpired(d: Draft, at: number, policy: ModelPolicy): void {
+  alert(
+    d,
+    at,
     'warning',
     'approval_expired',
-    `Approval for ${context.modelId} expired after ${policy.approvalTimeoutMs / 1000} s: ${policy.onApprovalTimeout}`,
+    `Approval for ${d.context.modelId} expired after ${policy.approvalTimeoutMs / 1000} s: ${policy.onApprovalTimeout}`,
   );
-  if (policy.onApprovalTimeout === 'reject') {
-    draft.set({ pending: null, streak: 0 });
-    return draft.step('healthy', { kind: 'rejected' });
-  }
-  return startRollback(draft, event.at, {
-    detectionId: pending.detectionId,
-    toVersion: pending.toVersion,
-    trigger: 'approval_expired',
-    by: 'warden',
-    reason: `Approval timed out after ${policy.approvalTimeoutMs / 1000} s: ${pending.reason}`,
-    severity: pending.severity,
-  });
 }
 
-/** Why a manual rollback to `toVersion` cannot start, or null when it can. */
-export function manualRollbackProblem(context: ModelContext, toVersion: string | undefined): string | null {
-  if (context.productionVersion === null) return `model ${context.modelId} has no production version`;
-  if (toVersion === undefined) {
-    return lastKnownGood(context) === null ? 'no earlier known-good version to roll back to' : null;
-  }
-  if (toVersion === context.productionVersion) return `version ${toVersion} is already in production`;
-  if (!context.lineage.some((e) => e.version === toVersion)) {
-    const known = context.lineage.map((e) => e.version).join(', ');
-    return `expected one of the promoted versions (${known}), received "${toVersion}"`;
-  }
-  return null;
+export function startRollbackOnExpiry(d: Draft, at: number, policy: ModelPolicy): void {
+  const pending = d.context.pending!;
+  beginRollback(
+    d,
+    at,
+    {
+      detectionId: pending.detectionId,
+      toVersion: pending.toVersion,
+      trigger: 'approval_expired',
+      by: 'warden',
+      reason: `Approval timed out after ${policy.approvalTimeoutMs / 1000} s: ${pending.reason}`,
+      severity: pending.severity,
+    },
+    true,
+  );
 }
 
-function onRollbackRequested(
-  state: ModelStateName,
-  context: ModelContext,
+export function reportRollbackRefused(
+  d: Draft,
   event: Extract<ModelEvent, { type: 'ROLLBACK_REQUESTED' }>,
-): Step {
-  if (state === 'rollingBack')
-    return stay(context, { kind: 'stale', reason: 'a rollback is already in flight' });
-  const problem = manualRollbackProblem(context, event.toVersion);
-  const draft = new Draft(context);
-  if (problem !== null) {
-    rollbackFailed(
-      draft,
-      event.at,
-      {
-        rollbackId: null,
-        detectionId: null,
-        fromVersion: context.productionVersion,
-        toVersion: event.toVersion ?? null,
-        trigger: 'manual',
-        by: event.by,
-        reason: event.reason,
-      },
-      problem,
-    );
-    return draft.step(null, { kind: 'rollback_refused', error: problem });
-  }
-  return startRollback(draft, event.at, {
-    detectionId: context.pending?.detectionId ?? null,
-    toVersion: event.toVersion ?? lastKnownGood(context)!,
-    trigger: 'manual',
-    by: event.by,
-    reason: event.reason,
-    severity: null,
-  });
+): void {
+  const problem = manualRollbackProblem(d.context, event.toVersion)!;
+  rollbackFailed(
+    d,
+    event.at,
+    {
+      rollbackId: null,
+      detectionId: null,
+      fromVersion: d.context.productionVersion,
+      toVersion: event.toVersion ?? null,
+      trigger: 'manual',
+      by: event.by,
+      reason: event.reason,
+    },
+    problem,
+  );
+  d.answer({ kind: 'rollback_refused', error: problem });
 }
 
-function onRollbackSucceeded(
-  context: ModelContext,
+export function startManualRollback(
+  d: Draft,
+  event: Extract<ModelEvent, { type: 'ROLLBACK_REQUESTED' }>,
+): void {
+  beginRollback(
+    d,
+    event.at,
+    {
+      detectionId: d.context.pending?.detectionId ?? null,
+      toVersion: event.toVersion ?? lastKnownGood(d.context)!,
+      trigger: 'manual',
+      by: event.by,
+      reason: event.reason,
+      severity: null,
+    },
+    true,
+  );
+}
+
+/** The registry applied the rollback: production moves back, the cooldown starts, training must pause. */
+export function completeRollback(
+  d: Draft,
   event: Extract<ModelEvent, { type: 'ROLLBACK_SUCCEEDED' }>,
   policy: ModelPolicy,
-): Step {
-  const plan = context.rollback;
-  if (plan === null || plan.rollbackId !== event.rollbackId) {
-    return stay(context, { kind: 'stale', reason: `no rollback ${event.rollbackId} in flight` });
-  }
+): void {
+  const context = d.context;
+  const plan = context.rollback!;
   const from = context.lineage.find((e) => e.version === plan.fromVersion);
   const to = context.lineage.find((e) => e.version === plan.toVersion);
   const automatic = plan.trigger !== 'manual' && plan.trigger !== 'auto_regression_approved';
-  const draft = new Draft({
-    ...context,
+  d.set({
     productionVersion: plan.toVersion,
     baseline: { elo: to?.elo ?? null, winRate: to?.winRate ?? null },
     lineage: context.lineage.map((e) =>
@@ -788,7 +892,7 @@ function onRollbackSucceeded(
       ? [...recentAutoRollbacks(context, event.at, policy), event.at]
       : recentAutoRollbacks(context, event.at, policy),
   });
-  draft.emit((event_id) => ({
+  d.emit((event_id) => ({
     type: 'PROMOTION_ROLLED_BACK',
     payload: {
       event_id,
@@ -807,101 +911,30 @@ function onRollbackSucceeded(
       action_required: 'pause_training',
     },
   }));
-  return draft.step('rolledBack', { kind: 'rolled_back', rollbackId: plan.rollbackId });
+  d.answer({ kind: 'rolled_back', rollbackId: plan.rollbackId });
 }
 
-function onRollbackFailed(
-  context: ModelContext,
+export function reportRollbackFailure(
+  d: Draft,
   event: Extract<ModelEvent, { type: 'ROLLBACK_FAILED' }>,
-): Step {
-  const plan = context.rollback;
-  if (plan === null || plan.rollbackId !== event.rollbackId) {
-    return stay(context, { kind: 'stale', reason: `no rollback ${event.rollbackId} in flight` });
-  }
-  const draft = new Draft({ ...context, rollback: null });
-  rollbackFailed(draft, event.at, plan, event.error);
-  return draft.step(restingState(draft.context), {
-    kind: 'rollback_failed',
-    rollbackId: plan.rollbackId,
-    error: event.error,
-  });
+): void {
+  const plan = d.context.rollback!;
+  d.set({ rollback: null });
+  rollbackFailed(d, event.at, plan, event.error);
+  d.answer({ kind: 'rollback_failed', rollbackId: plan.rollbackId, error: event.error });
 }
 
-function onPauseAcknowledged(
-  context: ModelContext,
-  event: Extract<ModelEvent, { type: 'PAUSE_ACKNOWLEDGED' }>,
-): Step {
-  if (context.lastRollback?.rollbackId !== event.rollbackId) {
-    return stay(context, {
-      kind: 'stale',
-      reason: `acknowledgement for another rollback (${event.rollbackId})`,
-    });
-  }
-  return { target: 'cooldown', context, publish: [], outcome: { kind: 'acknowledged' } };
+export function endCooldown(d: Draft): void {
+  d.set({ cooldownUntil: null, announcedSeverity: null });
+  d.answer({ kind: 'timer', name: 'cooldown' });
 }
 
-/** When the cooldown of a rolled-back model may end: its deadline, and not before the pause had its grace. */
-export function cooldownDeadline(
-  state: ModelStateName,
-  context: ModelContext,
-  policy: ModelPolicy,
-): number | null {
-  if (context.cooldownUntil === null) return null;
-  if (state === 'rolledBack' && context.lastRollback) {
-    return Math.max(context.cooldownUntil, context.lastRollback.completedAt + policy.pauseAckGraceMs);
-  }
-  return context.cooldownUntil;
-}
-
-function onCooldownElapsed(
-  state: ModelStateName,
-  context: ModelContext,
-  event: Extract<ModelEvent, { type: 'COOLDOWN_ELAPSED' }>,
-  policy: ModelPolicy,
-): Step {
-  const deadline = cooldownDeadline(state, context, policy);
-  if (deadline === null || event.at < deadline)
-    return stay(context, { kind: 'stale', reason: 'cooldown not over' });
-  const draft = new Draft({ ...context, cooldownUntil: null, announcedSeverity: null });
-  if (state === 'rolledBack') {
-    alert(
-      draft,
-      event.at,
-      'critical',
-      'pause_unacknowledged',
-      `Training config ${context.configKey} did not confirm the pause for rollback ${context.lastRollback?.rollbackId}`,
-    );
-  }
-  return draft.step(restingState(draft.context), { kind: 'timer', name: 'cooldown' });
-}
-
-/** One event in one state: the next state, context, publications and outcome. Pure. */
-export function stepModel(
-  state: ModelStateName,
-  context: ModelContext,
-  event: ModelEvent,
-  policy: ModelPolicy,
-): Step {
-  switch (event.type) {
-    case 'PROMOTED':
-      return onPromoted(state, context, event);
-    case 'EVALUATED':
-      return onEvaluated(state, context, event, policy);
-    case 'APPROVE':
-      return onApprove(context, event);
-    case 'REJECT':
-      return onReject(context);
-    case 'APPROVAL_EXPIRED':
-      return onApprovalExpired(context, event, policy);
-    case 'ROLLBACK_REQUESTED':
-      return onRollbackRequested(state, context, event);
-    case 'ROLLBACK_SUCCEEDED':
-      return onRollbackSucceeded(context, event, policy);
-    case 'ROLLBACK_FAILED':
-      return onRollbackFailed(context, event);
-    case 'PAUSE_ACKNOWLEDGED':
-      return onPauseAcknowledged(context, event);
-    case 'COOLDOWN_ELAPSED':
-      return onCooldownElapsed(state, context, event, policy);
-  }
+export function alertPauseUnacknowledged(d: Draft, at: number): void {
+  alert(
+    d,
+    at,
+    'critical',
+    'pause_unacknowledged',
+    `Training config ${d.context.configKey} did not confirm the pause for rollback ${d.context.lastRollback?.rollbackId}`,
+  );
 }

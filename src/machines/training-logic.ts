@@ -1,18 +1,5 @@
 import type { OutputEvent } from '../domain/events.ts';
-import type {
-  TrainingContext,
-  TrainingEvent,
-  TrainingOutcome,
-  TrainingPolicy,
-  TrainingStateName,
-} from './training-types.ts';
-
-export interface TrainingStep {
-  readonly target: TrainingStateName | null;
-  readonly context: TrainingContext;
-  readonly publish: readonly OutputEvent[];
-  readonly outcome: TrainingOutcome;
-}
+import type { TrainingContext, TrainingEvent, TrainingOutcome, TrainingPolicy } from './training-types.ts';
 
 const ROLLBACK_ID_LIMIT = 64;
 
@@ -20,66 +7,88 @@ export function initialTrainingContext(configKey: string): TrainingContext {
   return { configKey, by: null, reason: null, since: null, rollbackIds: [], autoResumeAt: null, seq: 0 };
 }
 
-function eventId(context: TrainingContext): string {
-  return `${context.configKey}.t${context.seq}`;
+/** Builds one transition's context and publications, with deterministic ids, and its answer. */
+export class TrainingDraft {
+  context: TrainingContext;
+  readonly publish: OutputEvent[] = [];
+  outcome: TrainingOutcome | undefined;
+
+  constructor(context: TrainingContext) {
+    this.context = context;
+  }
+
+  /** The next event id of this config (its counter moves with every publication). */
+  nextEventId(): string {
+    this.context = { ...this.context, seq: this.context.seq + 1 };
+    return `${this.context.configKey}.t${this.context.seq}`;
+  }
+
+  answer(outcome: TrainingOutcome): void {
+    this.outcome = outcome;
+  }
 }
 
-function onPause(
-  state: TrainingStateName,
-  context: TrainingContext,
-  event: Extract<TrainingEvent, { type: 'PAUSE' }>,
-  policy: TrainingPolicy,
-): TrainingStep {
-  const publish: OutputEvent[] = [];
-  let next = context;
-  const ack = (): void => {
-    if (event.rollbackId === undefined || event.modelId === undefined) return;
-    next = { ...next, seq: next.seq + 1 };
-    publish.push({
-      type: 'PAUSE_ACKNOWLEDGED',
-      payload: {
-        event_id: eventId(next),
-        timestamp: event.at / 1000,
-        rollback_id: event.rollbackId,
-        model_id: event.modelId,
-        config_key: context.configKey,
-      },
-    });
-  };
-  if (event.rollbackId !== undefined && context.rollbackIds.includes(event.rollbackId)) {
-    // A redelivered rollback: acknowledge again (idempotent), pause nothing (an operator may have resumed).
-    ack();
-    return {
-      target: null,
-      context: next,
-      publish,
-      outcome: { kind: 'duplicate', rollbackId: event.rollbackId },
-    };
-  }
-  const rollbackIds =
-    event.rollbackId === undefined
-      ? context.rollbackIds
-      : [...context.rollbackIds, event.rollbackId].slice(-ROLLBACK_ID_LIMIT);
-  if (state === 'paused') {
-    next = { ...context, rollbackIds };
-    ack();
-    return { target: null, context: next, publish, outcome: { kind: 'already_paused' } };
-  }
-  next = {
-    ...context,
+type Pause = Extract<TrainingEvent, { type: 'PAUSE' }>;
+
+/** A pause for a rollback this config has paused for already (a redelivery). */
+export function isRepeatedRollback(context: TrainingContext, event: Pause): boolean {
+  return event.rollbackId !== undefined && context.rollbackIds.includes(event.rollbackId);
+}
+
+export function isAutoResumeNotDue(context: TrainingContext, at: number): boolean {
+  return context.autoResumeAt === null || at < context.autoResumeAt;
+}
+
+/** Tells the model the pause for its rollback is in place (only pauses caused by a rollback). */
+export function acknowledgePause(d: TrainingDraft, event: Pause): void {
+  if (event.rollbackId === undefined || event.modelId === undefined) return;
+  const eventId = d.nextEventId();
+  d.publish.push({
+    type: 'PAUSE_ACKNOWLEDGED',
+    payload: {
+      event_id: eventId,
+      timestamp: event.at / 1000,
+      rollback_id: event.rollbackId,
+      model_id: event.modelId,
+      config_key: d.context.configKey,
+    },
+  });
+}
+
+/** A redelivered rollback: acknowledged again (idempotent), nothing paused twice (an operator may have resumed). */
+export function acknowledgeAgain(d: TrainingDraft, event: Pause): void {
+  acknowledgePause(d, event);
+  d.answer({ kind: 'duplicate', rollbackId: event.rollbackId! });
+}
+
+function withRollback(context: TrainingContext, event: Pause): readonly string[] {
+  return event.rollbackId === undefined
+    ? context.rollbackIds
+    : [...context.rollbackIds, event.rollbackId].slice(-ROLLBACK_ID_LIMIT);
+}
+
+/** Already paused: the rollback is remembered, nothing is announced. */
+export function recordRollback(d: TrainingDraft, event: Pause): void {
+  d.context = { ...d.context, rollbackIds: withRollback(d.context, event) };
+  d.answer({ kind: 'already_paused' });
+}
+
+export function pauseTraining(d: TrainingDraft, event: Pause, policy: TrainingPolicy): void {
+  d.context = {
+    ...d.context,
     by: event.by,
     reason: event.reason,
     since: event.at,
-    rollbackIds,
+    rollbackIds: withRollback(d.context, event),
     autoResumeAt: policy.autoResumeMs === null ? null : event.at + policy.autoResumeMs,
-    seq: context.seq + 1,
   };
-  publish.push({
+  const eventId = d.nextEventId();
+  d.publish.push({
     type: 'TRAINING_PAUSED',
     payload: {
-      event_id: eventId(next),
+      event_id: eventId,
       timestamp: event.at / 1000,
-      config_key: context.configKey,
+      config_key: d.context.configKey,
       reason: event.reason,
       by: event.by,
       model_id: event.modelId ?? null,
@@ -88,57 +97,23 @@ function onPause(
       to_version: event.toVersion ?? null,
     },
   });
-  ack();
-  return { target: 'paused', context: next, publish, outcome: { kind: 'paused' } };
+  d.answer({ kind: 'paused' });
 }
 
-function resume(context: TrainingContext, at: number, by: string, reason: string): TrainingStep {
-  const next: TrainingContext = {
-    ...context,
-    by,
-    reason,
-    since: at,
-    autoResumeAt: null,
-    seq: context.seq + 1,
-  };
-  return {
-    target: 'running',
-    context: next,
-    publish: [
-      {
-        type: 'TRAINING_RESUMED',
-        payload: {
-          event_id: eventId(next),
-          timestamp: at / 1000,
-          config_key: context.configKey,
-          reason,
-          by,
-          paused_seconds: context.since === null ? 0 : (at - context.since) / 1000,
-        },
-      },
-    ],
-    outcome: { kind: 'resumed' },
-  };
-}
-
-/** One event in one state of a training config. Pure. */
-export function stepTraining(
-  state: TrainingStateName,
-  context: TrainingContext,
-  event: TrainingEvent,
-  policy: TrainingPolicy,
-): TrainingStep {
-  const stay = (outcome: TrainingOutcome): TrainingStep => ({ target: null, context, publish: [], outcome });
-  switch (event.type) {
-    case 'PAUSE':
-      return onPause(state, context, event, policy);
-    case 'RESUME':
-      if (state !== 'paused') return stay({ kind: 'not_paused' });
-      return resume(context, event.at, event.by, event.note ?? 'resumed by an operator');
-    case 'AUTO_RESUME_ELAPSED':
-      if (state !== 'paused' || context.autoResumeAt === null || event.at < context.autoResumeAt) {
-        return stay({ kind: 'stale', reason: 'auto-resume not due' });
-      }
-      return resume(context, event.at, 'warden', 'auto_resume');
-  }
+export function resumeTraining(d: TrainingDraft, at: number, by: string, reason: string): void {
+  const since = d.context.since;
+  d.context = { ...d.context, by, reason, since: at, autoResumeAt: null };
+  const eventId = d.nextEventId();
+  d.publish.push({
+    type: 'TRAINING_RESUMED',
+    payload: {
+      event_id: eventId,
+      timestamp: at / 1000,
+      config_key: d.context.configKey,
+      reason,
+      by,
+      paused_seconds: since === null ? 0 : (at - since) / 1000,
+    },
+  });
+  d.answer({ kind: 'resumed' });
 }

@@ -15,15 +15,12 @@ export interface MachineGraph {
   readonly edges: MachineEdge[];
 }
 
-/** The step machine's own guard only says which target the step chose: it names no condition. */
-const GENERIC_GUARDS = new Set(['leadsTo']);
-
 function guardName(guard: unknown): string | null {
   if (!guard) return null;
   if (typeof guard === 'string') return guard;
   if (typeof guard === 'function') return guard.name || null;
   const type = (guard as { type?: unknown }).type;
-  return typeof type === 'string' && !GENERIC_GUARDS.has(type) ? type : null;
+  return typeof type === 'string' ? type : null;
 }
 
 /**

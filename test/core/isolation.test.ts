@@ -10,11 +10,9 @@ import { ActorRuntime } from '../../src/actors/runtime.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { MemoryBus } from '../../src/embedded/memory-bus.ts';
 import { SqliteStore } from '../../src/embedded/sqlite-store.ts';
-import { createStepMachine } from '../../src/machines/step-machine.ts';
-import { MODEL_TRANSITIONS, type ModelMachine } from '../../src/machines/model-machine.ts';
+import { type ModelMachine } from '../../src/machines/model-machine.ts';
 import { createTrainingMachine } from '../../src/machines/training-machine.ts';
 import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
-import { initialModelContext, stepModel } from '../../src/machines/model-logic.ts';
 import type { ModelEvent } from '../../src/machines/model-types.ts';
 import { WardenError } from '../../src/domain/errors.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
@@ -27,20 +25,19 @@ const POISON = 6666;
 
 function poisonedRuntime() {
   const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
-  // The real model logic, except that an evaluation at Elo 6666 throws deep inside a guard's step.
-  const modelMachine = createStepMachine({
-    id: 'model.v1',
-    initial: 'healthy',
-    transitions: MODEL_TRANSITIONS,
-    context: (input: { modelId: string; configKey: string }) =>
-      initialModelContext(input.modelId, input.configKey),
-    step: (from, context, event: ModelEvent) => {
-      if (event.type === 'EVALUATED' && event.metrics.currentElo === POISON) {
-        throw new RangeError('root finder: no sign change in [-1e9, 1e9] (guard leadsTo)');
-      }
-      return stepModel(from, context, event, policy);
+  // The real model machine, except that an evaluation at Elo 6666 throws deep inside a guard.
+  const real = createModelMachine(policy);
+  const provided = real.provide({
+    guards: {
+      isOtherVersion: ({ event }) => {
+        if (event.type === 'EVALUATED' && event.metrics.currentElo === POISON) {
+          throw new RangeError('root finder: no sign change in [-1e9, 1e9] (guard leadsTo)');
+        }
+        return false;
+      },
     },
-  }) as unknown as ModelMachine;
+  });
+  const modelMachine = Object.assign(provided, { outcomeOf: real.outcomeOf }) as unknown as ModelMachine;
   const logged: unknown[] = [];
   const logger = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) });
   const store = new SqliteStore(':memory:');

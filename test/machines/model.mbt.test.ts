@@ -9,13 +9,10 @@ import { createActor, getNextSnapshot, type SnapshotFrom } from 'xstate';
 import { TestModel } from '@xstate/graph';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import {
-  MODEL_TRANSITIONS,
-  createModelMachine,
-  type ModelMachine,
-} from '../../src/machines/model-machine.ts';
+import { createModelMachine, stepModel, type ModelMachine } from '../../src/machines/model-machine.ts';
+import { declaredTransitions, transitionTaken, type DeclaredTransition } from '../../src/machines/walk.ts';
 import { modelPolicyFrom, type ModelPolicy } from '../../src/machines/model-policy.ts';
-import { cooldownDeadline, lastKnownGood, stepModel } from '../../src/machines/model-logic.ts';
+import { cooldownDeadline, lastKnownGood } from '../../src/machines/model-logic.ts';
 import {
   MODEL_STATES,
   type ModelContext,
@@ -48,6 +45,15 @@ const VARIANTS: Record<string, Variant> = {
     config: { detection: { mode: 'statistical' }, approval: { requireForSevere: true, onTimeout: 'reject' } },
     outcomes: true,
   },
+  // One automatic rollback a day: the second rollback decision is held by the rate limit.
+  'threshold mode, one automatic rollback a day': {
+    config: { detection: { mode: 'threshold' }, autoRollbackLimit: { max: 1 } },
+    outcomes: false,
+  },
+  'statistical mode, one automatic rollback a day': {
+    config: { detection: { mode: 'statistical' }, autoRollbackLimit: { max: 1 } },
+    outcomes: true,
+  },
 };
 
 /** Game outcomes of one 100-game window against the baseline, by how bad they are. */
@@ -67,6 +73,31 @@ function lastTime(c: ModelContext): number {
   );
 }
 
+const DECLARED = declaredTransitions(createModelMachine(modelPolicyFrom(parseConfig({}))));
+const ACCEPTS = new Set(DECLARED.map((t) => `${t.from}:${t.event}`));
+
+/**
+ * Guards that no input, operator, registry or timer can make hold through the runtime, by design: the
+ * runtime hands kept inputs back in turn and never 33 at once beyond the queue, reports only its own
+ * rollback's result and acknowledgement, and never fires a timer before its deadline; an input without an
+ * event_id is never a duplicate. test/machines/guards.test.ts takes each of them alone.
+ */
+const NOT_THROUGH_THE_RUNTIME = new Set([
+  'isHandBackOutOfTurn',
+  'isDuplicateInput',
+  'isQueueFull',
+  'mustWaitForRollback',
+  'isAnotherRollback',
+  'isAckOfAnotherRollback',
+  'isBeforeApprovalDeadline',
+  'isCooldownNotOver',
+  // The API refuses a manual rollback that cannot be done (404/409) before the actor sees it.
+  'isManualRollbackImpossible',
+]);
+
+const show = (t: DeclaredTransition) =>
+  `${t.from} --${t.event}${t.guard ? ` [${t.guard}]` : ''}--> ${t.target ?? t.from}`;
+
 /** The concrete events a test may send in a snapshot: only those the state accepts. */
 function eventsFor(policy: ModelPolicy, outcomes: boolean) {
   return (snapshot: Snapshot): ModelEvent[] => {
@@ -75,7 +106,7 @@ function eventsFor(policy: ModelPolicy, outcomes: boolean) {
     const at = lastTime(c) + 1000;
     if (c.productionVersion === null) return [{ type: 'PROMOTED', at: 1000, version: 'v1', elo: 1500 }];
     const base = c.baseline.elo ?? 1500;
-    const evaluated = (drop: number): ModelEvent => ({
+    const evaluated = (drop: number): Extract<ModelEvent, { type: 'EVALUATED' }> => ({
       type: 'EVALUATED',
       at,
       metrics: { currentElo: base - drop },
@@ -91,6 +122,8 @@ function eventsFor(policy: ModelPolicy, outcomes: boolean) {
     const evaluations = outcomes
       ? [withOutcomes('even'), withOutcomes('bad'), evaluated(25)]
       : [evaluated(0), evaluated(25), evaluated(60), evaluated(80)];
+    // Judged before any threshold: too few games, another version.
+    evaluations.push({ ...evaluated(80), gamesPlayed: 10 }, { ...evaluated(80), version: 'v9' });
     const candidates: ModelEvent[] = [
       ...evaluations,
       { type: 'APPROVE', at, by: 'alice' },
@@ -114,7 +147,7 @@ function eventsFor(policy: ModelPolicy, outcomes: boolean) {
     const deadline = cooldownDeadline(state, c, policy);
     if (deadline !== null) candidates.push({ type: 'COOLDOWN_ELAPSED', at: Math.max(at, deadline) });
     if (c.pending) candidates.push({ type: 'APPROVAL_EXPIRED', at: Math.max(at, c.pending.deadline) });
-    return candidates.filter((e) => MODEL_TRANSITIONS[state][e.type] !== undefined);
+    return candidates.filter((e) => ACCEPTS.has(`${state}:${e.type}`));
   };
 }
 
@@ -137,6 +170,8 @@ function serialize(snapshot: Snapshot): string {
 
 function label(event: ModelEvent): string {
   if (event.type !== 'EVALUATED') return event.type;
+  if (event.version !== undefined) return `EVALUATED(version ${event.version})`;
+  if (event.gamesPlayed < 50) return `EVALUATED(${event.gamesPlayed} games)`;
   if (event.outcomes)
     return `EVALUATED(W${event.outcomes.wins}/D${event.outcomes.draws}/L${event.outcomes.losses})`;
   const drop = 1500 - (event.metrics.currentElo ?? 1500);
@@ -146,6 +181,7 @@ function label(event: ModelEvent): string {
 interface PlannedPath {
   readonly transition: string;
   readonly steps: Array<{ event: ModelEvent; before: Snapshot; after: Snapshot }>;
+  readonly taken: DeclaredTransition;
 }
 
 /** For every declared transition, the shortest path (from the walk) that ends by taking it. */
@@ -185,22 +221,17 @@ function planPaths({ config, outcomes }: Variant): { paths: PlannedPath[]; uncov
     }
     if (!replayed) continue;
     for (const event of events(before)) {
+      const taken = transitionTaken(machine, before, event);
+      if (!taken) continue;
+      const key = show(taken);
+      if (byTransition.has(key)) continue;
       const after = getNextSnapshot(machine, before, event);
-      const key = `${String(before.value)} --${event.type}--> ${String(after.value)}`;
-      const declared = MODEL_TRANSITIONS[before.value as ModelStateName][event.type]?.includes(
-        after.value as ModelStateName,
-      );
-      if (!declared || byTransition.has(key)) continue;
-      byTransition.set(key, { transition: key, steps: [...steps, { event, before, after }] });
+      byTransition.set(key, { transition: key, steps: [...steps, { event, before, after }], taken });
     }
   }
-  const uncovered: string[] = [];
-  for (const [from, byEvent] of Object.entries(MODEL_TRANSITIONS)) {
-    for (const [type, targets] of Object.entries(byEvent)) {
-      for (const to of targets!)
-        if (!byTransition.has(`${from} --${type}--> ${to}`)) uncovered.push(`${from} --${type}--> ${to}`);
-    }
-  }
+  const uncovered = DECLARED.filter((t) => !NOT_THROUGH_THE_RUNTIME.has(t.guard ?? ''))
+    .map(show)
+    .filter((key) => !byTransition.has(key));
   return { paths: [...byTransition.values()], uncovered };
 }
 
@@ -214,6 +245,7 @@ async function drive(tw: TestWarden, event: ModelEvent): Promise<void> {
     case 'EVALUATED':
       await w.evaluate({
         model_id: MODEL,
+        version: event.version,
         current_elo: event.metrics.currentElo,
         games_played: event.gamesPlayed,
         ...event.outcomes,
@@ -226,7 +258,14 @@ async function drive(tw: TestWarden, event: ModelEvent): Promise<void> {
       await w.reject(MODEL, { by: event.by });
       break;
     case 'ROLLBACK_REQUESTED':
-      await w.rollback(MODEL, { by: event.by, reason: event.reason });
+      // The API refuses a second rollback before the machine would (the machine answers it as stale).
+      if (w.status(MODEL).models[0]!.state === 'rollingBack') {
+        await expect(w.rollback(MODEL, { by: event.by, reason: event.reason })).rejects.toMatchObject({
+          code: 'conflict',
+        });
+      } else {
+        await w.rollback(MODEL, { by: event.by, reason: event.reason });
+      }
       break;
     case 'ROLLBACK_SUCCEEDED':
       tw.registry.settle('succeed');
@@ -269,9 +308,12 @@ describe('model machine: every transition, through the real runtime', () => {
     const { paths } = planPaths(variant);
     const { config } = variant;
     const policy = modelPolicyFrom(parseConfig(config));
+    const machine = createModelMachine(policy);
     describe(name, () => {
       for (const path of paths) {
-        const name = `${path.transition}   via ${path.steps.map((s) => `${String(s.before.value)} -${label(s.event)}->`).join(' ')} ${String(path.steps.at(-1)!.after.value)}`;
+        const guardOf = (s: PlannedPath['steps'][number]) =>
+          transitionTaken(machine, s.before, s.event)?.guard;
+        const name = `${path.transition}   via ${path.steps.map((s) => `${String(s.before.value)} -${label(s.event)}${guardOf(s) ? `[${guardOf(s)}]` : ''}->`).join(' ')} ${String(path.steps.at(-1)!.after.value)}`;
         it(name, async () => {
           current = await startTestWarden(config);
           const tw = current;
