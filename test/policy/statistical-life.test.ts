@@ -4,6 +4,11 @@
  * bounds are sound at the extremes, extreme counts never crash, and the running test is visible.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { parseConfig } from '../../src/config/load.ts';
+import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
+import { initialModelContext, stepModel } from '../../src/machines/model-logic.ts';
+import type { ModelContext, ModelStateName } from '../../src/machines/model-types.ts';
 import { startTestWarden, type TestWarden } from '../support/test-warden.ts';
 import { assessStatistically, DEFAULT_STATISTICAL_POLICY } from '../../src/policy/statistical.ts';
 import { eloFromScore, eloUpperBound } from '../../src/stats/index.ts';
@@ -166,6 +171,90 @@ describe('statistical mode: the running test is visible', () => {
     );
     expect(formatModel(view.models[0]!, undefined)).toMatch(
       /statistical test:\s+test 2 \(trinomial\): LLR 0\.00 within -2\.99\.\.5\.21 after 0 games in 0 windows, passed 1 of 1 \(last \S+Z\), alpha 0\.52% \(spent before: 4\.16%\)/,
+    );
+  });
+});
+
+describe('statistical mode: the pure model step with extreme counts (issue 8, finding 2)', () => {
+  const LIMIT = 1_000_000_000;
+  const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'statistical' } }));
+  const promoted = (): ModelContext => {
+    let context = initialModelContext(MODEL, MODEL);
+    for (const version of ['v1', 'v2']) {
+      context = stepModel(
+        'healthy',
+        context,
+        { type: 'PROMOTED', at: 0, version, elo: 1500 },
+        policy,
+      ).context;
+    }
+    return context;
+  };
+  const count = fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 0, max: 60 }),
+    fc.integer({ min: 0, max: LIMIT }),
+    fc.constantFrom(LIMIT, 5_000_000, 4_000_000, 25_000_000),
+  );
+  const trinomial = fc
+    .tuple(count, count, count)
+    .filter(([w, d, l]) => w + d + l > 0 && w + d + l <= LIMIT)
+    .map(([wins, draws, losses]) => ({ outcomes: { wins, draws, losses }, games: wins + draws + losses }));
+  const pentanomial = fc
+    .tuple(count, count, count, count, count)
+    .map((r) => r.map((n) => Math.floor(n / 2)) as [number, number, number, number, number])
+    .filter((r) => r.some((n) => n > 0) && r.reduce((a, b) => a + b, 0) <= LIMIT / 2)
+    .map((r) => ({ outcomes: { pentanomial: r }, games: 2 * r.reduce((a, b) => a + b, 0) }));
+
+  it('the 5,000,000-win evaluation steps without an exception and with finite statistics', () => {
+    const step = stepModel(
+      'healthy',
+      promoted(),
+      {
+        type: 'EVALUATED',
+        at: 1,
+        metrics: {},
+        gamesPlayed: 5_000_000,
+        outcomes: { wins: 5_000_000, draws: 0, losses: 0 },
+      },
+      policy,
+    );
+    expect(step.outcome.kind).toBe('healthy');
+    expect(Number.isFinite(step.context.sprt?.llr)).toBe(true);
+  });
+
+  it('property: any sequence of schema-valid windows steps without an exception; statistics stay finite', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(trinomial, pentanomial), { minLength: 1, maxLength: 5 }), (windows) => {
+        let context = promoted();
+        let state: ModelStateName = 'healthy';
+        for (const [i, w] of windows.entries()) {
+          if (state === 'rollingBack') break;
+          const step = stepModel(
+            state,
+            context,
+            {
+              type: 'EVALUATED',
+              at: 1000 * (i + 1),
+              metrics: {},
+              gamesPlayed: w.games,
+              outcomes: w.outcomes,
+            },
+            policy,
+          );
+          for (const event of step.publish) {
+            if (event.type !== 'REGRESSION_DETECTED') continue;
+            const s = event.payload.statistics!;
+            for (const v of [s.elo, s.elo_lower, s.elo_upper, s.llr, s.llr_lower, s.llr_upper]) {
+              expect(Number.isFinite(v)).toBe(true);
+            }
+          }
+          expect(Number.isFinite(step.context.sprt?.llr ?? 0)).toBe(true);
+          context = step.context;
+          state = step.target ?? state;
+        }
+      }),
+      { numRuns: 150 },
     );
   });
 });
