@@ -10,6 +10,13 @@ import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
 import { initialModelContext, stepModel } from '../../src/machines/model-logic.ts';
 import type { ModelContext, ModelStateName } from '../../src/machines/model-types.ts';
 import { startTestWarden, type TestWarden } from '../support/test-warden.ts';
+import {
+  OPERATOR_TOKEN,
+  PRODUCER_TOKEN,
+  promoteTwo,
+  startTestService,
+  type TestService,
+} from '../http/support.ts';
 import { assessStatistically, DEFAULT_STATISTICAL_POLICY } from '../../src/policy/statistical.ts';
 import { eloFromScore, eloUpperBound } from '../../src/stats/index.ts';
 import { formatModel, formatStatus } from '../../src/cli/format.ts';
@@ -256,5 +263,44 @@ describe('statistical mode: the pure model step with extreme counts (issue 8, fi
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('statistical mode over real HTTP', () => {
+  let service: TestService | undefined;
+  afterEach(async () => {
+    await service?.close();
+    service = undefined;
+  });
+
+  it('the 5,000,000-win evaluation is answered 200, and GET /v1/models/:id shows the running test', async () => {
+    service = await startTestService({ detection: { mode: 'statistical' } });
+    await promoteTwo(service);
+    const extreme = await service.api(
+      'POST',
+      '/v1/evaluations',
+      { model_id: MODEL, games_played: 5_000_000, wins: 5_000_000, draws: 0, losses: 0 },
+      PRODUCER_TOKEN,
+    );
+    expect(extreme.status).toBe(200);
+    const window = await service.api(
+      'POST',
+      '/v1/evaluations',
+      { model_id: MODEL, games_played: 50, pentanomial: [3, 6, 8, 5, 3] },
+      PRODUCER_TOKEN,
+    );
+    expect(window.status).toBe(200);
+    const reply = await service.api('GET', `/v1/models/${MODEL}`, undefined, OPERATOR_TOKEN);
+    expect(reply.status).toBe(200);
+    // The 5M-win window passed test 1 at once; the pentanomial window restarted test 2 in its format.
+    expect(reply.body.model.statistical_test).toMatchObject({
+      format: 'pentanomial',
+      test: 2,
+      tests_completed: 1,
+      tests_passed: 1,
+      games: 50,
+      windows: 1,
+    });
+    expect(Number.isFinite(reply.body.model.statistical_test.llr)).toBe(true);
   });
 });
