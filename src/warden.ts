@@ -27,7 +27,7 @@ import {
   ResumeCommandSchema,
   RollbackCommandSchema,
 } from './domain/events.ts';
-import { configKeyFor, isToken, parseModelRef } from './domain/model-ref.ts';
+import { configKeyFor, isToken, parseModelRef, resolveModelRef } from './domain/model-ref.ts';
 import { parseInput } from './domain/validation.ts';
 import {
   ConflictError,
@@ -195,6 +195,19 @@ function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingS
   };
 }
 
+/**
+ * A model that keeps as many inputs as it may while it rolls back answers `busy`: the input was not taken,
+ * and a retry later will be (HTTP 503; NATS redelivers it).
+ */
+function refuseIfBusy(modelId: string, outcome: Outcome): Outcome {
+  if (outcome.kind !== 'busy') return outcome;
+  throw new WardenError(
+    'unavailable',
+    `model ${modelId} is rolling back and already keeps ${outcome.waiting} inputs for afterwards; send this one again later`,
+    { retryable: true },
+  );
+}
+
 function requireToken(value: string, field: string): void {
   if (!isToken(value)) {
     throw new ValidationError(field, [
@@ -225,7 +238,10 @@ export class Warden {
     this.config = config;
     this.logger = deps.logger ?? silentLogger;
     this.clock = deps.clock ?? systemClock;
-    const sqlite = deps.store && deps.registry ? null : new SqliteStore(join(config.dataDir, 'warden.db'));
+    const sqlite =
+      deps.store && deps.registry
+        ? null
+        : new SqliteStore(join(config.dataDir, 'warden.db'), { durability: config.durability });
     this.store = deps.store ?? sqlite!;
     this.registry = deps.registry ?? sqlite!;
     this.bus =
@@ -263,9 +279,14 @@ export class Warden {
     await this.runtime.start();
     const p = this.prefix;
     this.unsubscribers.push(
-      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer.
-      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data)),
-      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data)),
+      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer;
+      // durable: the event is delivered only once the pause is committed (non-negotiable 3).
+      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data), {
+        durable: true,
+      }),
+      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data), {
+        durable: true,
+      }),
       this.bus.subscribe(`${p}.in.promotion.*`, (m) =>
         this.ingest(m.subject, m.data, m.raw).then(() => undefined),
       ),
@@ -273,6 +294,7 @@ export class Warden {
         this.ingest(m.subject, m.data, m.raw).then(() => undefined),
       ),
     );
+    this.runtime.startPublishing();
     this.started = true;
     this.logger.info(
       { models: this.runtime.models().length, trainings: this.runtime.trainings().length },
@@ -301,11 +323,15 @@ export class Warden {
 
   async promote(input: unknown): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
     const promotion = parseInput(PromotionInputSchema, input, 'promotion');
-    const ref = parseModelRef(promotion.model_id, promotion.version);
+    const ref = this.resolveRef(promotion.model_id, promotion.version);
     requireToken(ref.modelId, 'model_id');
     if (ref.version === undefined) {
+      const known = this.runtime.hasModel(ref.modelId) && parseModelRef(ref.modelId).version !== undefined;
       throw new ValidationError('promotion', [
-        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version`,
+        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version` +
+          (known
+            ? ` ("${ref.modelId}" is a known model, so its suffix is part of its id, not a version)`
+            : ''),
       ]);
     }
     const configKey = configKeyFor(ref.modelId, this.config.models, promotion.config_key);
@@ -324,14 +350,14 @@ export class Warden {
     return {
       model_id: ref.modelId,
       version: ref.version,
-      outcome,
+      outcome: refuseIfBusy(ref.modelId, outcome),
       state: this.runtime.model(ref.modelId)!.state,
     };
   }
 
   async evaluate(input: unknown): Promise<CommandResult<Outcome> & { model_id: string }> {
     const e = parseInput(EvaluationInputSchema, input, 'evaluation');
-    const ref = parseModelRef(e.model_id, e.version);
+    const ref = this.resolveRef(e.model_id, e.version);
     requireToken(ref.modelId, 'model_id');
     // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
     const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
@@ -352,7 +378,11 @@ export class Warden {
         : undefined,
       inputId: e.event_id,
     });
-    return { model_id: ref.modelId, outcome, state: this.runtime.modelState(ref.modelId)! };
+    return {
+      model_id: ref.modelId,
+      outcome: refuseIfBusy(ref.modelId, outcome),
+      state: this.runtime.modelState(ref.modelId)!,
+    };
   }
 
   /**
@@ -376,7 +406,7 @@ export class Warden {
       const modelRef = (data as { model_id?: unknown })?.model_id;
       if (typeof modelRef === 'string') {
         const version = (data as { version?: unknown }).version;
-        const { modelId } = parseModelRef(modelRef, typeof version === 'string' ? version : undefined);
+        const { modelId } = this.resolveRef(modelRef, typeof version === 'string' ? version : undefined);
         if (modelId !== token) {
           throw new ValidationError(kind, [
             `model_id: expected "${token}" (the subject's last token), received "${modelId}"`,
@@ -407,11 +437,26 @@ export class Warden {
   // ---------------------------------------------------------------------------------------------
   // Operator commands
 
+  /** The one reading of a model reference (src/domain/model-ref.ts): a known model id wins. */
+  private resolveRef(ref: string, version: string | undefined): { modelId: string; version?: string } {
+    return resolveModelRef(ref, version, (id) => this.runtime.hasModel(id));
+  }
+
+  /**
+   * Commands and paths name a model, never a version: a reference that reads as a known model plus a
+   * version (`hex8_2p_v42` when `hex8_2p` is known and `hex8_2p_v42` is not) is refused as such.
+   */
   private requireModel(modelId: string): { state: ModelStateName; context: ModelContext } {
     requireToken(modelId, 'model_id');
     const model = this.runtime.model(modelId);
-    if (!model) throw new UnknownModelError(modelId);
-    return model;
+    if (model) return model;
+    const ref = this.resolveRef(modelId, undefined);
+    if (ref.version !== undefined && this.runtime.hasModel(ref.modelId)) {
+      throw new ValidationError('model_id', [
+        `model_id: expected a model id, received "${modelId}", which reads as model "${ref.modelId}" version "${ref.version}" (name the model "${ref.modelId}"; commands choose versions with their own fields)`,
+      ]);
+    }
+    throw new UnknownModelError(modelId);
   }
 
   async approve(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {

@@ -21,8 +21,19 @@ const version = z
   .max(128)
   .regex(/^[A-Za-z0-9_.-]+$/, 'expected a version of letters, digits, ".", "_" or "-"');
 const eventId = z.string().min(1).max(200);
-/** Epoch seconds (the seed's convention) or an ISO 8601 string. */
-const timestamp = z.union([z.number().finite().positive(), z.iso.datetime({ offset: true })]);
+/** Epoch seconds (the seed's convention) or an ISO 8601 string; every refusal names both forms. */
+const TIMESTAMP_FORMS =
+  'expected epoch seconds (a number > 0, fractions allowed: 1767225600.25) or an ISO 8601 date-time with an offset (2026-01-01T00:00:00Z)';
+const timestamp = z.union(
+  [
+    z
+      .number({ error: TIMESTAMP_FORMS })
+      .finite({ error: TIMESTAMP_FORMS })
+      .positive({ error: TIMESTAMP_FORMS }),
+    z.iso.datetime({ offset: true, error: TIMESTAMP_FORMS }),
+  ],
+  { error: TIMESTAMP_FORMS },
+);
 
 /** A model reference: "hex8_2p" or, with the version folded in, "hex8_2p_v42". */
 const modelRef = z

@@ -106,6 +106,12 @@ export interface ModelContext {
   /** Times of automatic rollbacks, for the per-window cap. */
   readonly autoRollbacks: readonly number[];
   readonly sprt: SprtState | null;
+  /**
+   * Inputs that arrived while a rollback was in flight, oldest first: kept with the state and applied, in
+   * order, once the rollback ends (the runtime hands them back one by one). Absent in snapshots written
+   * before deferral existed: read it with `deferredOf`.
+   */
+  readonly deferred?: readonly DeferredInput[];
   /** Input event ids already applied (bounded), so a redelivered input changes nothing. */
   readonly recentInputIds: readonly string[];
   /** Monotone counter behind deterministic event, detection and rollback ids. */
@@ -119,6 +125,12 @@ export interface WindowOutcomesInput {
   readonly pentanomial?: readonly [number, number, number, number, number] | undefined;
 }
 
+/** An input kept while the model was rolling back; `id` tells the runtime's hand-back which one it is. */
+export type DeferredInput = {
+  readonly id: number;
+  readonly event: Extract<ModelEvent, { type: 'PROMOTED' | 'EVALUATED' }>;
+};
+
 export type ModelEvent =
   | {
       type: 'PROMOTED';
@@ -127,6 +139,8 @@ export type ModelEvent =
       elo?: number | undefined;
       winRate?: number | undefined;
       inputId?: string | undefined;
+      /** Set by the runtime when it hands back a deferred input (the id of the entry it takes). */
+      deferredId?: number | undefined;
     }
   | {
       type: 'EVALUATED';
@@ -136,6 +150,8 @@ export type ModelEvent =
       gamesPlayed: number;
       outcomes?: WindowOutcomesInput | undefined;
       inputId?: string | undefined;
+      /** Set by the runtime when it hands back a deferred input (the id of the entry it takes). */
+      deferredId?: number | undefined;
     }
   | { type: 'APPROVE'; at: number; by: string; note?: string | undefined }
   | { type: 'REJECT'; at: number; by: string; note?: string | undefined }
@@ -143,8 +159,9 @@ export type ModelEvent =
   | { type: 'ROLLBACK_SUCCEEDED'; at: number; rollbackId: string }
   | { type: 'ROLLBACK_FAILED'; at: number; rollbackId: string; error: string }
   | { type: 'PAUSE_ACKNOWLEDGED'; at: number; rollbackId: string }
-  | { type: 'COOLDOWN_ELAPSED'; at: number }
-  | { type: 'APPROVAL_EXPIRED'; at: number };
+  /** Timer events carry the deadline they were armed for; the runtime never sends one before it. */
+  | { type: 'COOLDOWN_ELAPSED'; at: number; deadline?: number | undefined }
+  | { type: 'APPROVAL_EXPIRED'; at: number; deadline?: number | undefined };
 
 export type ModelEventType = ModelEvent['type'];
 
@@ -164,7 +181,8 @@ export type Outcome =
   | { kind: 'insufficient_evidence'; gamesPlayed: number; minGames: number }
   | { kind: 'ignored_version'; version: string; productionVersion: string | null }
   | { kind: 'duplicate'; inputId: string }
-  | { kind: 'busy'; state: ModelStateName }
+  | { kind: 'deferred'; state: ModelStateName; waiting: number }
+  | { kind: 'busy'; state: ModelStateName; waiting: number }
   | { kind: 'rollback_started'; rollbackId: string; toVersion: string }
   | { kind: 'rollback_refused'; error: string }
   | { kind: 'approval_requested'; detectionId: string }
