@@ -195,6 +195,17 @@ describe('ui: the models list', () => {
     );
     await waitForText(page, heading, 'Models (1 of 4)');
     await waitForText(page, '.row[data-model=go9_b]', 'regressed');
+
+    // The statistical detector's running test shows with the model, once an evaluation carries outcomes.
+    await page.getByLabel('state filter').selectOption('all');
+    await warden.api(
+      'POST',
+      '/v1/evaluations',
+      { model_id: 'chess_x', games_played: 100, wins: 34, draws: 32, losses: 34 },
+      PRODUCER_TOKEN,
+    );
+    await waitForText(page, '.row[data-model=chess_x]', 'SPRT #1: LLR');
+    await waitForText(page, '.row[data-model=chess_x]', '100 games');
     await page.close();
   });
 });
