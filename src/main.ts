@@ -30,10 +30,18 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
+/** Errors that say what is wrong by themselves: ours, and the system's (a port in use, a data dir that is a file). */
+function plainly(error: unknown): string | null {
+  if (error instanceof WardenError) return error.message;
+  const system = error as { code?: unknown; syscall?: unknown; message?: unknown };
+  if (typeof system?.code === 'string' && typeof system.syscall === 'string') return String(system.message);
+  return null;
+}
+
 main().catch((error: unknown) => {
-  // Our own errors (configuration, a port in use, a store that cannot open) say what is wrong: print the
-  // message plainly, without a stack; anything else is a bug and keeps its stack.
-  if (error instanceof WardenError) console.error(`warden: cannot start: ${error.message}`);
+  // Print what is wrong without a stack; anything else is a bug and keeps its stack.
+  const message = plainly(error);
+  if (message !== null) console.error(`warden: cannot start: ${message}`);
   else console.error(error);
   process.exit(1);
 });

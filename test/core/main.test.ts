@@ -7,7 +7,7 @@
  * problem listed and exit code 1.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,6 +205,26 @@ describe('starting and stopping the service, every way it is started', { timeout
       'shutdown did not finish within 1 s (shutdownTimeoutSeconds): exiting with code 1',
     );
     expect(running.output()).not.toContain('Warden stopped');
+  });
+
+  it('a port in use or a data dir that cannot exist: one plain line saying so, exit 1', async () => {
+    const first = launchers['node dist/main.js (compiled)']!(baseEnv());
+    const port = /HTTP API on http:\/\/127\.0\.0\.1:(\d+)/.exec(await first.line('Warden is running'))![1]!;
+    const second = launchers['node dist/main.js (compiled)']!(baseEnv({ WARDEN_HTTP_PORT: port }));
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain(
+      `warden: cannot start: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+    );
+    expect(second.output()).not.toContain('    at ');
+    const notADir = join(dataDir(), 'a-file');
+    writeFileSync(notADir, '');
+    const file = launchers['node dist/main.js (compiled)']!(
+      baseEnv({ WARDEN_DATA_DIR: join(notADir, 'data') }),
+    );
+    expect(await file.exited).toBe(1);
+    expect(file.output()).toContain(
+      `warden: cannot start: ENOTDIR: not a directory, mkdir '${join(notADir, 'data')}'`,
+    );
   });
 
   it('refuses a bad configuration, listing every problem, with exit code 1', async () => {
