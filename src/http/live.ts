@@ -50,6 +50,9 @@ export interface LiveOptions {
   readonly heartbeatMs?: number;
 }
 
+/** What may wait unsent for one client before it is dropped. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
 export interface LiveHub {
   /** Takes over an HTTP response and streams server-sent events into it until either side closes. */
   attach(response: ServerResponse): void;
@@ -102,7 +105,12 @@ export function createLiveHub(warden: Warden, logger: Logger, options: LiveOptio
 
   const broadcast = (event: string, data: unknown): void => {
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const client of clients) client.write(frame);
+    for (const client of clients) {
+      // A client that does not read (a stalled tab) is dropped rather than buffered for without bound: it
+      // reconnects by itself and reloads everything.
+      if (client.writableLength > MAX_BUFFERED_BYTES) client.destroy();
+      else client.write(frame);
+    }
   };
 
   const compare = (): void => {
