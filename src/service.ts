@@ -75,7 +75,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   metrics.bind(warden);
   let httpUrl: string;
   try {
-    const alerts = startAlerts(warden, config.alerts, {
+    const alerts = await startAlerts(warden, config, {
       logger: deps.logger,
       clock: deps.clock,
       onAttempt: metrics.alertDelivery,

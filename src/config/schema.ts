@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ALERT_KINDS } from '../domain/events.ts';
 
 const nonNegative = z.number().finite().nonnegative();
 const positiveInt = z.number().int().positive();
@@ -115,13 +116,38 @@ export const ConfigSchema = z
       .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] }),
     alerts: z
       .object({
-        /** Slack-compatible incoming webhook; alerts always go to <prefix>.evt.alert.* as well. */
+        /** Slack-compatible incoming webhook for every level; alerts always go to <prefix>.evt.alert.* as well. */
         webhookUrl: z.url().optional(),
+        /** More webhooks, each for the levels (and optionally the kinds) it takes: routing by severity. */
+        routes: z
+          .array(
+            z
+              .object({
+                url: z.url(),
+                /** `slack`: Slack's text and blocks (with the alert as `warden_alert`); `json`: the alert itself. */
+                format: z.enum(['slack', 'json']).default('json'),
+                levels: z
+                  .array(z.enum(['critical', 'warning']))
+                  .min(1)
+                  .default(['critical', 'warning']),
+                kinds: z.array(z.enum(ALERT_KINDS)).min(1).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
         maxAttempts: positiveInt.default(5),
         initialBackoffMs: positiveInt.default(500),
+        maxBackoffMs: positiveInt.default(60_000),
+        attemptTimeoutMs: positiveInt.default(10_000),
       })
       .strict()
-      .default({ maxAttempts: 5, initialBackoffMs: 500 }),
+      .default({
+        routes: [],
+        maxAttempts: 5,
+        initialBackoffMs: 500,
+        maxBackoffMs: 60_000,
+        attemptTimeoutMs: 10_000,
+      }),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
     log: z

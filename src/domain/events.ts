@@ -262,19 +262,32 @@ export const TrainingResumedSchema = z.object({
   paused_seconds: z.number(),
 });
 
+export const ALERT_KINDS = [
+  'critical_regression',
+  'rollback_failed',
+  'approval_expired',
+  'rate_limited',
+  'pause_unacknowledged',
+  'approval_requested',
+  'rolled_back',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** What an alert's receiver needs to act without asking Warden first (the evidence, the deadline). */
+export const AlertDetailsSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean(), z.null()]),
+);
+export type AlertDetails = z.output<typeof AlertDetailsSchema>;
+
 export const AlertSchema = z.object({
   ...common,
   model_id: z.string(),
   config_key: z.string(),
   level: z.enum(['critical', 'warning']),
-  kind: z.enum([
-    'critical_regression',
-    'rollback_failed',
-    'approval_expired',
-    'rate_limited',
-    'pause_unacknowledged',
-  ]),
+  kind: z.enum(ALERT_KINDS),
   message: z.string(),
+  details: AlertDetailsSchema.optional(),
 });
 
 /** Internal: a training-config actor tells the model actor its rollback's pause is in place. */

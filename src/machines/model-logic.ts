@@ -6,7 +6,7 @@
 import { classify, recommendedAction } from '../policy/classify.ts';
 import { decide, escalate, type Decision } from '../policy/decide.ts';
 import { severityRank, type Severity } from '../policy/severity.ts';
-import type { OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
+import type { AlertDetails, AlertKind, OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
 import { EVIDENCE_LIMIT, LINEAGE_LIMIT, RECENT_INPUT_LIMIT, type ModelPolicy } from './model-policy.ts';
 import type {
   Detection,
@@ -128,9 +128,9 @@ function alert(
   draft: Draft,
   at: number,
   level: 'critical' | 'warning',
-  kind:
-    'critical_regression' | 'rollback_failed' | 'approval_expired' | 'rate_limited' | 'pause_unacknowledged',
+  kind: AlertKind,
   message: string,
+  details?: AlertDetails,
 ): void {
   const { modelId, configKey } = draft.context;
   draft.emit((event_id) => ({
@@ -143,6 +143,7 @@ function alert(
       level,
       kind,
       message,
+      ...(details ? { details } : {}),
     },
   }));
 }
@@ -411,6 +412,25 @@ function requestApproval(
       to_version: toVersion,
     },
   }));
+  // Someone must answer before the deadline: page them with what they need to decide.
+  alert(
+    draft,
+    at,
+    'critical',
+    'approval_requested',
+    `${modelId} ${productionVersion}: ${detection.severity.toUpperCase()} regression held for approval (${heldBecause}): ${detection.reason}. Approve or reject within ${seconds(pending.deadline - at)} s; then: ${policy.onApprovalTimeout}${toVersion ? ` to ${toVersion}` : ''}`,
+    {
+      detection_id: detection.detectionId,
+      version: productionVersion,
+      severity: detection.severity,
+      current_elo: detection.currentElo,
+      reason: detection.reason,
+      held_because: heldBecause,
+      deadline: seconds(pending.deadline),
+      on_timeout: policy.onApprovalTimeout,
+      to_version: toVersion,
+    },
+  );
   if (heldBecause === 'rate_limit') {
     alert(
       draft,
@@ -757,13 +777,31 @@ function onPauseAcknowledged(
   context: ModelContext,
   event: Extract<ModelEvent, { type: 'PAUSE_ACKNOWLEDGED' }>,
 ): Step {
-  if (context.lastRollback?.rollbackId !== event.rollbackId) {
+  const done = context.lastRollback;
+  if (done?.rollbackId !== event.rollbackId) {
     return stay(context, {
       kind: 'stale',
       reason: `acknowledgement for another rollback (${event.rollbackId})`,
     });
   }
-  return { target: 'cooldown', context, publish: [], outcome: { kind: 'acknowledged' } };
+  // The rollback and the pause are both in place: the one notification operators act on.
+  const draft = new Draft(context);
+  alert(
+    draft,
+    event.at,
+    'warning',
+    'rolled_back',
+    `${context.modelId} rolled back ${done.fromVersion} -> ${done.toVersion} (${done.trigger}, by ${done.by}); training config ${context.configKey} paused: ${done.reason}`,
+    {
+      rollback_id: done.rollbackId,
+      from_version: done.fromVersion,
+      to_version: done.toVersion,
+      triggered_by: done.trigger,
+      by: done.by,
+      reason: done.reason,
+    },
+  );
+  return draft.step('cooldown', { kind: 'acknowledged' });
 }
 
 /** When the cooldown of a rolled-back model may end: its deadline, and not before the pause had its grace. */

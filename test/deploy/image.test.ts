@@ -9,6 +9,7 @@ import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePort } from '../harness/free-port.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
+import { alertOf, startReceiver } from '../alerts/receiver.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /**
@@ -73,8 +74,9 @@ afterAll(async () => {
 });
 
 describe("the image's start command, run as a process", { timeout: 60_000 }, () => {
-  it('serves /readyz (the HEALTHCHECK passes), takes inputs from NATS and stops in order on SIGTERM', async () => {
+  it('serves /readyz (the HEALTHCHECK passes), takes inputs from NATS, alerts, and stops in order on SIGTERM', async () => {
     const port = await freePort();
+    const receiver = await startReceiver();
     const [command, ...args] = instruction('CMD');
     expect(command).toBe('node');
     const env = {
@@ -86,6 +88,7 @@ describe("the image's start command, run as a process", { timeout: 60_000 }, () 
       WARDEN_DATA_DIR: dataDir,
       WARDEN_NATS_URL: `nats://warden:${PASSWORDS.WARDEN_NATS_PASSWORD}@127.0.0.1:${server.port}`,
       WARDEN_OPERATOR_TOKENS: OPERATOR_TOKEN,
+      WARDEN_ALERT_WEBHOOK_URL: `${receiver.url}/slack`,
     };
     expect(imageEnv()).toMatchObject({
       NODE_ENV: 'production',
@@ -114,15 +117,31 @@ describe("the image's start command, run as a process", { timeout: 60_000 }, () 
       expect(await new Promise((resolve) => probe.once('exit', resolve))).toBe(0);
 
       await producer.publish('warden.in.promotion.hex8_2p', { model_id: 'hex8_2p_v1', elo: 1500 });
+      await producer.publish('warden.in.promotion.hex8_2p', { model_id: 'hex8_2p_v2', elo: 1520 });
+      await producer.publish('warden.in.evaluation.hex8_2p', {
+        model_id: 'hex8_2p_v2',
+        current_elo: 1400,
+        games_played: 200,
+      });
       await eventually(async () => {
         const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as {
-          models: Array<{ production_version: string }>;
+          models: Array<{ production_version: string; state: string }>;
         };
-        expect(models.models).toEqual([expect.objectContaining({ production_version: 'v1' })]);
+        expect(models.models).toEqual([
+          expect.objectContaining({ production_version: 'v1', state: 'cooldown' }),
+        ]);
       });
+      // Alerts go out through nats.conf's grants (the warden_alerts bucket) to the webhook.
+      await eventually(() =>
+        expect(receiver.accepted('/slack').map((r) => alertOf(r).kind)).toEqual([
+          'critical_regression',
+          'rolled_back',
+        ]),
+      );
     } finally {
       child.kill('SIGTERM');
     }
+    await receiver.close();
     expect(await exited, stderr).toBe(0);
     const messages = stdout
       .split('\n')

@@ -45,14 +45,19 @@ describe('NATS mode, end to end', () => {
     });
     await w.settled();
 
-    const events = await nats.client.stored('warden.evt.>');
-    expect(events.map((e) => e.subject)).toEqual([
-      'warden.evt.regression_detected.hex8_2p',
-      'warden.evt.regression_critical.hex8_2p',
-      'warden.evt.alert.hex8_2p',
-      'warden.evt.promotion_rolled_back.hex8_2p',
-      'warden.evt.training_paused.hex8_2p',
-    ]);
+    // The last alert (rolled back, training paused) follows the pause's acknowledgement.
+    const events = await eventually(async () => {
+      const stored = await nats.client.stored('warden.evt.>');
+      expect(stored.map((e) => e.subject)).toEqual([
+        'warden.evt.regression_detected.hex8_2p',
+        'warden.evt.regression_critical.hex8_2p',
+        'warden.evt.alert.hex8_2p',
+        'warden.evt.promotion_rolled_back.hex8_2p',
+        'warden.evt.training_paused.hex8_2p',
+        'warden.evt.alert.hex8_2p',
+      ]);
+      return stored;
+    });
     const rolledBack = PromotionRolledBackSchema.parse(events[3]!.data);
     expect(rolledBack).toMatchObject({
       model_id: 'hex8_2p',
