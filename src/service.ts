@@ -51,7 +51,8 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   }
   if (!config.nats.url) endpoints.push(`embedded mode: state in ${config.dataDir}/warden.db`);
 
-  const metrics = createMetrics();
+  const metrics = createMetrics({ clock: deps.clock, maxModelSeries: config.metrics.maxModelSeries });
+  if (nats) metrics.bindNats(nats);
   wardenDeps.observer = metrics.observer;
   wardenDeps.onRejected = metrics.onRejected;
   // Inputs from the bus (NATS); the HTTP layer times its own requests.

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerSprtCommand, UsageError } from './sprt.ts';
 import { registerOperatorCommands, CommandFailed } from './commands/index.ts';
-import { wardenVersion } from './version.ts';
+import { wardenVersion } from '../version.ts';
 
 /** Exit codes: 0 success, 1 failure at run time, 2 bad usage (options or arguments). */
 export const EXIT_USAGE = 2;

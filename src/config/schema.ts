@@ -148,6 +148,16 @@ export const ConfigSchema = z
         maxBackoffMs: 60_000,
         attemptTimeoutMs: 10_000,
       }),
+    metrics: z
+      .object({
+        /**
+         * At most this many per-model `warden_last_evaluation_timestamp_seconds` series (the stalest models);
+         * 0 keeps only the oldest time. Bounds the cardinality with very many models.
+         */
+        maxModelSeries: z.number().int().min(0).max(1_000_000).default(1000),
+      })
+      .strict()
+      .default({ maxModelSeries: 1000 }),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
     log: z

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * The version in package.json, which sits two levels above this file both in src/cli and in dist/cli (the
+ * The version in package.json, which sits one level above this file both in src/ and in dist/ (the
  * image copies it next to dist/).
  */
 export function wardenVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
       version?: unknown;
     };
     return typeof pkg.version === 'string' ? pkg.version : 'unknown';
