@@ -89,6 +89,11 @@ export interface TrainingStatus {
   status: TrainingStateName;
   /** Whether a trainer may train this config now. */
   may_train: boolean;
+  /**
+   * Whether Warden knows this config key (a model uses it, the configuration names it, or it was paused):
+   * false for a key it has never seen, so that a trainer can refuse to start on a typo.
+   */
+  known: boolean;
   reason: string | null;
   by: string | null;
   since: string | null;
@@ -149,6 +154,7 @@ function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingS
     config_key: c.configKey,
     status: state,
     may_train: state === 'running',
+    known: true,
     reason: c.reason,
     by: c.by,
     since: iso(c.since),
@@ -279,6 +285,7 @@ export class Warden {
         elo: promotion.elo,
         winRate: promotion.win_rate,
         inputId: promotion.event_id,
+        metadata: promotion.metadata,
       },
       { configKey },
     );
@@ -312,6 +319,7 @@ export class Warden {
         ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial }
         : undefined,
       inputId: e.event_id,
+      metadata: e.metadata,
     });
     return { model_id: ref.modelId, outcome, state: this.runtime.modelState(ref.modelId)! };
   }
@@ -476,7 +484,7 @@ export class Warden {
     };
   }
 
-  /** "May I train config X?" A config Warden has never paused is running. */
+  /** "May I train config X?" A config Warden has never paused is running; `known` tells a typo apart. */
   trainingStatus(configKey: string): TrainingStatus {
     requireToken(configKey, 'config_key');
     const training = this.runtime.training(configKey);
@@ -486,6 +494,9 @@ export class Warden {
           config_key: configKey,
           status: 'running',
           may_train: true,
+          known:
+            Object.entries(this.config.models).some(([id, m]) => (m.configKey ?? id) === configKey) ||
+            this.runtime.models().some((m) => m.context.configKey === configKey),
           reason: null,
           by: null,
           since: null,

@@ -24,6 +24,24 @@ const eventId = z.string().min(1).max(200);
 /** Epoch seconds (the seed's convention) or an ISO 8601 string. */
 const timestamp = z.union([z.number().finite().positive(), z.iso.datetime({ offset: true })]);
 
+/**
+ * Free-form string fields a producer attaches to an input (run id, host, commit), carried into the events
+ * it causes. Bounded: at most 16 fields, names of 1 to 64 letters, digits, ".", "_" or "-", values of at
+ * most 512 characters.
+ */
+export const METADATA_LIMITS = { fields: 16, nameLength: 64, valueLength: 512 } as const;
+export const InputMetadataSchema = z
+  .record(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a field name of 1 to 64 letters, digits, ".", "_" or "-"'),
+    z.string().max(METADATA_LIMITS.valueLength, 'expected a string of at most 512 characters'),
+  )
+  .refine((m) => Object.keys(m).length <= METADATA_LIMITS.fields, {
+    message: 'expected at most 16 fields',
+  })
+  .meta({ maxProperties: METADATA_LIMITS.fields });
+
 /** A model reference: "hex8_2p" or, with the version folded in, "hex8_2p_v42". */
 const modelRef = z
   .string()
@@ -39,6 +57,7 @@ export const PromotionInputSchema = z
     config_key: token.optional(),
     reason: z.string().max(500).optional(),
     timestamp: timestamp.optional(),
+    metadata: InputMetadataSchema.optional(),
   })
   .strict();
 export type PromotionInput = z.output<typeof PromotionInputSchema>;
@@ -63,6 +82,7 @@ export const EvaluationInputSchema = z
     pentanomial: PentanomialSchema.optional(),
     config_key: token.optional(),
     timestamp: timestamp.optional(),
+    metadata: InputMetadataSchema.optional(),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -130,6 +150,8 @@ const common = {
   event_id: z.string(),
   /** Epoch seconds, as the seed's detector used. */
   timestamp: z.number(),
+  /** The metadata of the input that caused the event, when it had some. */
+  metadata: z.record(z.string(), z.string()).optional(),
 };
 
 /** Evidence from the statistical detector, when it decided (null in threshold mode). */

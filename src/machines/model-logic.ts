@@ -846,6 +846,25 @@ export function stepModel(
   event: ModelEvent,
   policy: ModelPolicy,
 ): Step {
+  return withInputMetadata(decideStep(state, context, event, policy), event);
+}
+
+/** An input's metadata goes into every event it causes (additive: consumers may ignore it). */
+function withInputMetadata(step: Step, event: ModelEvent): Step {
+  const metadata = event.type === 'PROMOTED' || event.type === 'EVALUATED' ? event.metadata : undefined;
+  if (metadata === undefined || step.publish.length === 0) return step;
+  return {
+    ...step,
+    publish: step.publish.map((e) => ({ ...e, payload: { ...e.payload, metadata } }) as OutputEvent),
+  };
+}
+
+function decideStep(
+  state: ModelStateName,
+  context: ModelContext,
+  event: ModelEvent,
+  policy: ModelPolicy,
+): Step {
   switch (event.type) {
     case 'PROMOTED':
       return onPromoted(state, context, event);

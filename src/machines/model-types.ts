@@ -103,6 +103,8 @@ export interface WindowOutcomesInput {
   readonly pentanomial?: readonly [number, number, number, number, number] | undefined;
 }
 
+export type InputMetadata = Readonly<Record<string, string>>;
+
 export type ModelEvent =
   | {
       type: 'PROMOTED';
@@ -111,6 +113,8 @@ export type ModelEvent =
       elo?: number | undefined;
       winRate?: number | undefined;
       inputId?: string | undefined;
+      /** The input's free-form metadata (run ids, hosts), carried into the events it causes. */
+      metadata?: InputMetadata | undefined;
     }
   | {
       type: 'EVALUATED';
@@ -120,6 +124,7 @@ export type ModelEvent =
       gamesPlayed: number;
       outcomes?: WindowOutcomesInput | undefined;
       inputId?: string | undefined;
+      metadata?: InputMetadata | undefined;
     }
   | { type: 'APPROVE'; at: number; by: string; note?: string | undefined }
   | { type: 'REJECT'; at: number; by: string; note?: string | undefined }
