@@ -5,6 +5,7 @@ import type { Warden } from '../warden.ts';
 import { createAuthPolicy, type Access, type AuthPolicy, type Caller } from './auth.ts';
 import { STATUS_BY_CODE, errorBody, isClientError, wardenErrorBody } from './errors.ts';
 import { registerRoutes } from './routes.ts';
+import { collectRoutes, registerOpenApi } from './openapi.ts';
 
 /** What the API needs from the metrics (src/metrics), so this module does not depend on prom-client. */
 export interface HttpMetrics {
@@ -125,7 +126,9 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
       return { ready: true };
     },
   };
+  const routes = collectRoutes(app);
   registerRoutes(app, context);
+  registerOpenApi(app, routes);
 
   const url = await app.listen({ host: options.host, port: options.port });
   logger.info({ url, auth: auth.mode }, `HTTP API on ${url}; ${auth.summary}`);
