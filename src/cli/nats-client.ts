@@ -192,9 +192,12 @@ export class NatsClient implements WardenClient {
       reply = message.json<Reply>();
     } catch (error) {
       const why = error instanceof SyntaxError ? 'the reply is not JSON' : (error as Error).message;
+      const refused = refusal(error);
       throw new RequestFailed(
-        refusal(error) ?? 'unreachable',
-        `no answer from Warden on ${subject} (is it running in NATS mode?): ${why}`,
+        refused ?? 'unreachable',
+        refused
+          ? `NATS refused ${subject} for this user (see nats.conf's permissions): ${why}`
+          : `no answer from Warden on ${subject} (is it running in NATS mode?): ${why}`,
       );
     }
     if (reply.ok === true) {
