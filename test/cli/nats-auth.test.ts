@@ -147,6 +147,18 @@ describe("the CLI over NATS with nats.conf's users", { timeout: SPAWN_TIMEOUT_MS
     expect(approve.stderr).toMatch(/permission/i);
     const status = await warden(['status', '--nats', producerUrl]);
     expect(status.code).toBe(6);
+    // Every other command too: none of them is the producer's to send.
+    for (const command of [
+      ['history'],
+      ['approve', 'hex8_2p'],
+      ['reject', 'hex8_2p'],
+      ['pause', 'hex8_2p', '--reason', 'x'],
+      ['resume', 'hex8_2p'],
+    ]) {
+      const run = await warden([...command, '--nats', producerUrl, '--json']);
+      expect(run.code, command.join(' ')).toBe(6);
+      expect(JSON.parse(run.stdout).error.code).toBe('forbidden');
+    }
 
     const wrong = await warden(['status', '--nats', `nats://operator:not-the-password@${host}`]);
     expect(wrong.code).toBe(6);
