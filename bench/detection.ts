@@ -1,13 +1,26 @@
 /**
- * Detection benchmark: a seeded Monte Carlo that feeds the threshold mode and the statistical mode the
- * same simulated evaluation streams and measures false rollbacks, detection and games to a decision.
+ * Detection benchmark: a seeded Monte Carlo that feeds the detectors the same simulated evaluation
+ * streams, over a model's life, and measures false rollbacks, detection and games to detection.
  *
- *   npm run bench:detection -- [--runs 2000] [--seed 20240601] [--checks 20] [--games 50]
+ *   npm run bench:detection -- [--runs 300] [--seed 20240601] [--checks 200] [--windows 50,100,400]
+ *                              [--draws 0,0.3,0.6] [--formats trinomial,pentanomial] [--alternatives]
  *
- * Each run is one production version checked `checks` times; each check is a window of `games`
- * head-to-head games against the baseline, each game a win, draw or loss drawn from the true expected
- * score E(−drop) = 1/(1 + 10^(drop/400)) with the given draw ratio (P(draw) = d, P(win) = E − d/2).
- * A run ends at its first automatic rollback.
+ * A run is one production version checked up to `checks` times; each check is a window of W games
+ * against the baseline, each game a win, draw or loss drawn from the true expected score
+ * E(−drop) = 1/(1 + 10^(drop/400)) with draw ratio d (P(draw) = d, P(win) = E − d/2). Pentanomial
+ * windows are W/2 colour-swapped pairs of such games (independent here, so the pairing changes the
+ * statistic, not the information). A run ends at its first automatic rollback. Per cell (W, d, format):
+ *
+ * - drop 0: the share of runs with a (false) rollback within 20, 100 and 200 checks;
+ * - drop 50: the share caught within 20 checks;
+ * - drop 30: the mean games to the rollback (runs caught within `checks`).
+ *
+ * Detectors: `statistical` is the shipped one (advanceTest + decideStatistically: SPRTs with alpha spent
+ * over a version's tests, CRITICAL from the score bound); `per-test alpha` is the detector before issue 10
+ * (the same SPRT, alpha spent again by every test, rollback on accept_h1 only), measured in the same run
+ * as the anchor; `threshold` is the threshold rule (classify → escalate → decide, default thresholds).
+ * `--alternatives` adds the trade-off table at 50-game windows: other spending sequences, a CUSUM on the
+ * per-window LLR and a test that is never restarted, each on the same streams.
  */
 import { parseArgs } from 'node:util';
 import {
@@ -15,20 +28,20 @@ import {
   decide,
   escalate,
   type DecisionPolicy,
-  type Severity,
   type ThresholdPolicy,
 } from '../src/policy/index.ts';
 import {
-  assessStatistically,
+  advanceTest,
   decideStatistically,
   DEFAULT_STATISTICAL_POLICY,
   type SprtAccumulator,
+  type StatisticalPolicy,
+  type WindowOutcomes,
 } from '../src/policy/statistical.ts';
-import { eloFromScore, scoreFromElo } from '../src/stats/index.ts';
+import { eloFromScore, llrLogistic, scoreFromElo, sprtBounds, type GameResults } from '../src/stats/index.ts';
 
-const DROPS = [0, 10, 20, 30, 50, 75] as const;
-const DRAW_RATIOS = [0, 0.3] as const;
 const BASELINE_ELO = 1500;
+const LIVES = [20, 100, 200] as const;
 
 const THRESHOLDS: ThresholdPolicy = {
   minGames: 50,
@@ -42,6 +55,7 @@ const DECISIONS: DecisionPolicy = {
   moderateRollbackEloDrop: 30,
   requireApprovalForSevere: false,
 };
+const SHIPPED: StatisticalPolicy = DEFAULT_STATISTICAL_POLICY;
 
 // ---- seeded PRNG (bench only: src/ stays deterministic) ------------------------------------------------
 
@@ -79,192 +93,286 @@ function sfc32(seed: number): () => number {
 
 // ---- simulation ----------------------------------------------------------------------------------------
 
+type Format = 'trinomial' | 'pentanomial';
+
+interface Cell {
+  readonly games: number;
+  readonly draws: number;
+  readonly format: Format;
+}
+
+/** One window: its counts in the detector's order ([L, D, W] or the five pair counts) and its score. */
 interface Window {
-  wins: number;
-  draws: number;
-  losses: number;
+  readonly counts: number[];
+  readonly score: number;
 }
 
-function simulateWindow(random: () => number, games: number, score: number, drawRatio: number): Window {
-  const pWin = score - drawRatio / 2;
-  const window = { wins: 0, draws: 0, losses: 0 };
-  for (let g = 0; g < games; g += 1) {
+function simulateWindow(random: () => number, cell: Cell, expected: number): Window {
+  const pWin = expected - cell.draws / 2;
+  const game = (): number => {
     const u = random();
-    if (u < pWin) window.wins += 1;
-    else if (u < pWin + drawRatio) window.draws += 1;
-    else window.losses += 1;
-  }
-  return window;
-}
-
-/** What one mode did in one run. `decisionAt`: games until its first decision (rollback or accept_h0). */
-interface RunOutcome {
-  rollbackAt: number | null;
-  decisionAt: number | null;
-  alerted: boolean;
-  /** The rollback came in a test restarted after an accept_h0 (statistical modes). */
-  afterRestart: boolean;
-}
-
-/**
- * Threshold mode, as the seed ran it: per window, current Elo = baseline + logistic Elo of the window's
- * score (a 0% or 100% score is clamped to half a game), the window's score as the win rate against a
- * baseline win rate of 0.5, then classify → escalate by streak → decide.
- */
-function runThreshold(windows: readonly Window[], games: number): RunOutcome {
-  let streak = 0;
-  let alerted = false;
-  for (const [i, w] of windows.entries()) {
-    const score = (w.wins + w.draws / 2) / games;
-    const clamped = Math.min(Math.max(score, 0.5 / games), 1 - 0.5 / games);
-    const classification = classify(
-      {
-        currentElo: BASELINE_ELO + eloFromScore(clamped),
-        baselineElo: BASELINE_ELO,
-        currentWinRate: score,
-        baselineWinRate: 0.5,
-      },
-      THRESHOLDS,
-    );
-    if (classification.severity === null) {
-      streak = 0;
-      continue;
-    }
-    alerted = true;
-    streak += 1;
-    const decision = decide(
-      escalate(classification.severity, streak, DECISIONS),
-      classification.eloDrop,
-      DECISIONS,
-    );
-    if (decision !== 'watch') {
-      return { rollbackAt: (i + 1) * games, decisionAt: (i + 1) * games, alerted, afterRestart: false };
-    }
-  }
-  return { rollbackAt: null, decisionAt: null, alerted, afterRestart: false };
-}
-
-/**
- * Statistical mode, two combination rules on the same assessments:
- * - `sprt`: decideStatistically, a rollback only when the SPRT accepts H1 (the shipped rule);
- * - `withSeverity`: also roll back when the severity alone would under the threshold mode's decide()
- *   with forced = false (SEVERE or CRITICAL, or MODERATE with a lower-bound drop > 30): the naive rule.
- * The assessments do not depend on the rule, so one pass serves both.
- */
-function runStatistical(
-  windows: readonly Window[],
-  games: number,
-): { sprt: RunOutcome; withSeverity: RunOutcome } {
-  const sprt: RunOutcome = { rollbackAt: null, decisionAt: null, alerted: false, afterRestart: false };
-  const withSeverity: RunOutcome = {
-    rollbackAt: null,
-    decisionAt: null,
-    alerted: false,
-    afterRestart: false,
+    return u < pWin ? 2 : u < pWin + cell.draws ? 1 : 0; // half-points
   };
-  let accumulator: SprtAccumulator | null = null;
-  let restarted = false;
-  for (const [i, w] of windows.entries()) {
-    const played = (i + 1) * games;
-    const assessment = assessStatistically(w, accumulator, DEFAULT_STATISTICAL_POLICY);
-    accumulator = assessment.accumulator;
-    const severity: Severity | null = assessment.severity;
-    const sprtRollback = decideStatistically(assessment, DECISIONS) !== 'watch';
-    const severityRollback =
-      severity !== null &&
-      decide({ severity, forced: false }, assessment.eloDropLower, DECISIONS) !== 'watch';
-    const accepted = assessment.sprt.decision === 'accept_h0';
-    for (const [outcome, rollback] of [
-      [sprt, sprtRollback],
-      [withSeverity, sprtRollback || severityRollback],
-    ] as const) {
-      if (outcome.rollbackAt !== null) continue;
-      if (severity !== null) outcome.alerted = true;
-      if (rollback) {
-        outcome.rollbackAt = played;
-        outcome.afterRestart = restarted;
-      }
-      if ((rollback || accepted) && outcome.decisionAt === null) outcome.decisionAt = played;
-    }
-    restarted ||= accepted;
-    if (sprt.rollbackAt !== null && withSeverity.rollbackAt !== null) break;
+  if (cell.format === 'trinomial') {
+    const counts = [0, 0, 0];
+    for (let g = 0; g < cell.games; g += 1) counts[game()]! += 1;
+    return { counts, score: (counts[1]! / 2 + counts[2]!) / cell.games };
   }
-  return { sprt, withSeverity };
+  const counts = [0, 0, 0, 0, 0];
+  for (let p = 0; p < cell.games / 2; p += 1) counts[game() + game()]! += 1;
+  const points = counts.reduce((sum, n, i) => sum + n * i, 0); // half-points over the pairs
+  return { counts, score: points / 2 / cell.games };
 }
 
-// ---- aggregation and report ----------------------------------------------------------------------------
+function outcomesOf(window: Window): WindowOutcomes {
+  const c = window.counts;
+  return c.length === 5
+    ? { pentanomial: [c[0]!, c[1]!, c[2]!, c[3]!, c[4]!] }
+    : { losses: c[0]!, draws: c[1]!, wins: c[2]! };
+}
 
-const MODES = ['threshold', 'statistical', 'statistical + severity rule'] as const;
-type Mode = (typeof MODES)[number];
+// ---- detectors: each sees one window at a time and says whether it rolls back --------------------------
+
+interface Detector {
+  /** True when this window triggers an automatic rollback. */
+  next(window: Window): boolean;
+  /** The rollback came from an established CRITICAL drop (shipped detector only). */
+  critical?: boolean;
+}
+
+function shipped(): Detector {
+  let accumulator: SprtAccumulator | null = null;
+  const detector: Detector = {
+    next(window) {
+      const step = advanceTest(outcomesOf(window), accumulator, SHIPPED);
+      accumulator = step.accumulator;
+      const rollback = decideStatistically({ ...step, sprt: step }, DECISIONS) !== 'watch';
+      if (rollback) detector.critical = step.severity === 'critical' && step.decision !== 'accept_h1';
+      return rollback;
+    },
+  };
+  return detector;
+}
+
+/** SPRTs restarted after every accept_h0; the j-th gets alpha·share(j); rollback on accept_h1 only. */
+function restartedSprt(share: (test: number) => number): Detector {
+  let counts: number[] | null = null;
+  let test = 1;
+  return {
+    next(window) {
+      counts = counts === null ? [...window.counts] : counts.map((n, i) => n + window.counts[i]!);
+      const bounds = sprtBounds(SHIPPED.alpha * share(test), SHIPPED.beta);
+      const llr = llrLogistic(SHIPPED.elo0, SHIPPED.elo1, counts as unknown as GameResults);
+      if (llr >= bounds.upper) return true;
+      if (llr <= bounds.lower) {
+        counts = null;
+        test += 1;
+      }
+      return false;
+    },
+  };
+}
+
+/** Page's CUSUM on the per-window LLR: S = max(0, S + LLR(window)), alarm at h. */
+function cusum(h: number): Detector {
+  let sum = 0;
+  return {
+    next(window) {
+      sum = Math.max(
+        0,
+        sum + llrLogistic(SHIPPED.elo0, SHIPPED.elo1, window.counts as unknown as GameResults),
+      );
+      return sum >= h;
+    },
+  };
+}
+
+/** One SPRT over the whole life that never accepts H0: alarm when the LLR reaches ln(1/alpha). */
+function neverRestarted(): Detector {
+  let counts: number[] | null = null;
+  const upper = Math.log(1 / SHIPPED.alpha);
+  return {
+    next(window) {
+      counts = counts === null ? [...window.counts] : counts.map((n, i) => n + window.counts[i]!);
+      return llrLogistic(SHIPPED.elo0, SHIPPED.elo1, counts as unknown as GameResults) >= upper;
+    },
+  };
+}
+
+/**
+ * The threshold rule as the seed ran it: current Elo = baseline + logistic Elo of the window's score
+ * (a 0% or 100% score clamped to half a game), the score as the win rate against 0.5, then classify →
+ * escalate by streak → decide.
+ */
+function threshold(games: number): Detector {
+  let streak = 0;
+  return {
+    next(window) {
+      const clamped = Math.min(Math.max(window.score, 0.5 / games), 1 - 0.5 / games);
+      const classification = classify(
+        {
+          currentElo: BASELINE_ELO + eloFromScore(clamped),
+          baselineElo: BASELINE_ELO,
+          currentWinRate: window.score,
+          baselineWinRate: 0.5,
+        },
+        THRESHOLDS,
+      );
+      if (classification.severity === null) {
+        streak = 0;
+        return false;
+      }
+      streak += 1;
+      const escalation = escalate(classification.severity, streak, DECISIONS);
+      return decide(escalation, classification.eloDrop, DECISIONS) !== 'watch';
+    },
+  };
+}
+
+const ZETA_3 = 1.2020569031595942;
+const MAIN = ['statistical', 'per-test alpha', 'threshold'] as const;
+const ALTERNATIVES = {
+  'alpha/(ζ(3)·j³) (shipped rule, SPRT only)': () => restartedSprt((j) => 1 / (ZETA_3 * j ** 3)),
+  'alpha·6/(π²·j²)': () => restartedSprt((j) => 6 / (Math.PI ** 2 * j * j)),
+  'alpha/(j(j+1))': () => restartedSprt((j) => 1 / (j * (j + 1))),
+  'per-test alpha (before)': () => restartedSprt(() => 1),
+  'CUSUM, h = 6': () => cusum(6),
+  'CUSUM, h = 7': () => cusum(7),
+  'never restarted, ln(1/alpha)': () => neverRestarted(),
+} as const;
+type Name = string;
+
+function makeMain(name: (typeof MAIN)[number], games: number): Detector {
+  if (name === 'statistical') return shipped();
+  if (name === 'per-test alpha') return restartedSprt(() => 1);
+  return threshold(games);
+}
+
+/** The check (1-based) of each detector's first rollback, or null; and whether it was a CRITICAL one. */
+function runLife(
+  random: () => number,
+  cell: Cell,
+  drop: number,
+  checks: number,
+  detectors: Record<Name, Detector>,
+): Record<Name, { at: number | null; critical: boolean }> {
+  const expected = scoreFromElo(-drop);
+  const result: Record<Name, { at: number | null; critical: boolean }> = {};
+  const live = new Set(Object.keys(detectors));
+  for (const name of live) result[name] = { at: null, critical: false };
+  for (let check = 1; check <= checks && live.size > 0; check += 1) {
+    const window = simulateWindow(random, cell, expected);
+    for (const name of [...live]) {
+      const detector = detectors[name]!;
+      if (detector.next(window)) {
+        result[name] = { at: check, critical: detector.critical === true };
+        live.delete(name);
+      }
+    }
+  }
+  return result;
+}
+
+// ---- tallies and report ---------------------------------------------------------------------------------
 
 interface Tally {
   runs: number;
-  rollbacks: number;
-  rollbackGames: number;
-  decisions: number;
-  decisionGames: number;
-  alerts: number;
-  rollbacksAfterRestart: number;
+  falseWithin: number[]; // per LIVES entry
+  falseCritical: number; // false rollbacks within the longest life that came from a CRITICAL grade
+  caught50: number;
+  runs50: number;
+  games30: number[];
+  runs30: number;
 }
 
-function emptyTally(): Tally {
-  return {
-    runs: 0,
-    rollbacks: 0,
-    rollbackGames: 0,
-    decisions: 0,
-    decisionGames: 0,
-    alerts: 0,
-    rollbacksAfterRestart: 0,
-  };
-}
+const emptyTally = (): Tally => ({
+  runs: 0,
+  falseWithin: LIVES.map(() => 0),
+  falseCritical: 0,
+  caught50: 0,
+  runs50: 0,
+  games30: [],
+  runs30: 0,
+});
 
-function add(tally: Tally, outcome: RunOutcome): void {
-  tally.runs += 1;
-  if (outcome.rollbackAt !== null) {
-    tally.rollbacks += 1;
-    tally.rollbackGames += outcome.rollbackAt;
-    if (outcome.afterRestart) tally.rollbacksAfterRestart += 1;
-  }
-  if (outcome.decisionAt !== null) {
-    tally.decisions += 1;
-    tally.decisionGames += outcome.decisionAt;
-  }
-  if (outcome.alerted) tally.alerts += 1;
-}
-
-function percent(count: number, runs: number): string {
-  return `${((100 * count) / runs).toFixed(1)}%`;
-}
-
-/** A proportion with the half-width of its 95% Monte Carlo interval (normal approximation). */
+/** p with the half-width of its 95% Monte Carlo interval, in points. */
 function proportion(count: number, runs: number): string {
+  if (runs === 0) return '—';
   const p = count / runs;
-  return `${percent(count, runs)} ±${(196 * Math.sqrt((p * (1 - p)) / runs)).toFixed(1)}`;
+  return `${(100 * p).toFixed(1)}% ±${(196 * Math.sqrt((p * (1 - p)) / runs)).toFixed(1)}`;
 }
 
-function mean(total: number, count: number): string {
-  return count === 0 ? '—' : (total / count).toFixed(0);
+function meanWithError(values: readonly number[]): { mean: number; half: number } | null {
+  if (values.length === 0) return null;
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, values.length - 1);
+  return { mean, half: 1.96 * Math.sqrt(variance / values.length) };
 }
 
-function row(cells: readonly string[]): string {
-  return `| ${cells.join(' | ')} |`;
+function meanText(values: readonly number[]): string {
+  const m = meanWithError(values);
+  return m === null ? '—' : `${m.mean.toFixed(0)} ±${m.half.toFixed(0)}`;
+}
+
+const row = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+
+function tallyCell(
+  random: () => number,
+  cell: Cell,
+  runs: number,
+  checks: number,
+  names: readonly Name[],
+  make: (name: Name) => Detector,
+): Record<Name, Tally> {
+  const tallies: Record<Name, Tally> = Object.fromEntries(names.map((n) => [n, emptyTally()]));
+  const fresh = (): Record<Name, Detector> => Object.fromEntries(names.map((n) => [n, make(n)]));
+  for (let r = 0; r < runs; r += 1) {
+    const atZero = runLife(random, cell, 0, checks, fresh());
+    const atFifty = runLife(random, cell, 50, Math.min(20, checks), fresh());
+    const atThirty = runLife(random, cell, 30, checks, fresh());
+    for (const name of names) {
+      const t = tallies[name]!;
+      t.runs += 1;
+      const zero = atZero[name]!;
+      LIVES.forEach((life, i) => {
+        if (zero.at !== null && zero.at <= life) t.falseWithin[i]! += 1;
+      });
+      if (zero.at !== null && zero.critical) t.falseCritical += 1;
+      t.runs50 += 1;
+      if (atFifty[name]!.at !== null) t.caught50 += 1;
+      t.runs30 += 1;
+      const thirty = atThirty[name]!.at;
+      if (thirty !== null) t.games30.push(thirty * cell.games);
+    }
+  }
+  return tallies;
+}
+
+function parseList(value: string, what: string): number[] {
+  const list = value.split(',').map(Number);
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0)) {
+    console.error(`--${what}: expected comma-separated non-negative numbers, received ${value}`);
+    process.exit(2);
+  }
+  return list;
 }
 
 function main(): void {
   const { values } = parseArgs({
     options: {
-      runs: { type: 'string', default: '2000' },
+      runs: { type: 'string', default: '300' },
       seed: { type: 'string', default: '20240601' },
-      checks: { type: 'string', default: '20' },
-      games: { type: 'string', default: '50' },
+      checks: { type: 'string', default: '200' },
+      windows: { type: 'string', default: '50,100,400' },
+      draws: { type: 'string', default: '0,0.3,0.6' },
+      formats: { type: 'string', default: 'trinomial,pentanomial' },
+      alternatives: { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs);
   const seed = Number(values.seed);
   const checks = Number(values.checks);
-  const games = Number(values.games);
-  for (const [name, value] of Object.entries({ runs, seed, checks, games })) {
+  for (const [name, value] of Object.entries({ runs, seed, checks })) {
     if (!Number.isInteger(value) || value < (name === 'seed' ? 0 : 1)) {
       console.error(
         `--${name}: expected a ${name === 'seed' ? 'non-negative' : 'positive'} integer, received ${String(values[name as keyof typeof values])}`,
@@ -272,120 +380,205 @@ function main(): void {
       process.exit(2);
     }
   }
+  const windows = parseList(values.windows, 'windows');
+  if (windows.some((w) => !Number.isInteger(w) || w < 2 || w % 2 !== 0)) {
+    console.error(`--windows: expected even game counts of at least 2, received ${values.windows}`);
+    process.exit(2);
+  }
+  const drawRatios = parseList(values.draws, 'draws');
+  if (drawRatios.some((d) => d >= 2 * scoreFromElo(-50))) {
+    console.error(
+      `--draws: expected ratios below ${(2 * scoreFromElo(-50)).toFixed(3)}, received ${values.draws}`,
+    );
+    process.exit(2);
+  }
+  const formats = values.formats.split(',') as Format[];
+  if (formats.some((f) => f !== 'trinomial' && f !== 'pentanomial')) {
+    console.error(`--formats: expected trinomial and/or pentanomial, received ${values.formats}`);
+    process.exit(2);
+  }
 
   const random = sfc32(seed);
   const started = performance.now();
-  console.error(`detection bench: seed ${seed}, ${runs} runs per cell, ${checks} checks of ${games} games`);
-  const tallies = new Map<string, Tally>();
-  const key = (mode: Mode, drop: number, draws: number): string => `${mode}/${drop}/${draws}`;
+  console.error(`detection bench: seed ${seed}, ${runs} runs per cell, lives of up to ${checks} checks`);
 
-  for (const drawRatio of DRAW_RATIOS) {
-    for (const drop of DROPS) {
-      const score = scoreFromElo(-drop);
-      const cell = Object.fromEntries(MODES.map((mode) => [mode, emptyTally()])) as Record<Mode, Tally>;
-      for (let r = 0; r < runs; r += 1) {
-        const windows = Array.from({ length: checks }, () => simulateWindow(random, games, score, drawRatio));
-        const statistical = runStatistical(windows, games);
-        add(cell.threshold, runThreshold(windows, games));
-        add(cell.statistical, statistical.sprt);
-        add(cell['statistical + severity rule'], statistical.withSeverity);
+  const results: Array<{ cell: Cell; tallies: Record<Name, Tally> }> = [];
+  for (const format of formats) {
+    for (const games of windows) {
+      for (const draws of drawRatios) {
+        const cell = { games, draws, format };
+        const tallies = tallyCell(random, cell, runs, checks, MAIN, (n) =>
+          makeMain(n as (typeof MAIN)[number], games),
+        );
+        results.push({ cell, tallies });
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        console.error(`  ${format}, ${games} games, draws ${draws}: done (${seconds} s)`);
       }
-      for (const mode of MODES) tallies.set(key(mode, drop, drawRatio), cell[mode]);
+    }
+  }
+  const alternatives: Array<{ cell: Cell; tallies: Record<Name, Tally> }> = [];
+  if (values.alternatives) {
+    for (const draws of drawRatios.filter((d) => d === 0 || d === 0.3)) {
+      const cell: Cell = { games: 50, draws, format: 'trinomial' };
+      const names = Object.keys(ALTERNATIVES);
+      const tallies = tallyCell(random, cell, runs, checks, names, (n) =>
+        ALTERNATIVES[n as keyof typeof ALTERNATIVES](),
+      );
+      alternatives.push({ cell, tallies });
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      console.error(`  draws ${drawRatio}, drop ${drop}: done (${seconds} s)`);
+      console.error(`  alternatives, 50 games, draws ${draws}: done (${seconds} s)`);
     }
   }
   const elapsed = (performance.now() - started) / 1000;
 
   console.log(
-    `\nseed ${seed}; ${runs} runs per cell; ${checks} checks of ${games} games; run time ${elapsed.toFixed(1)} s\n`,
+    `\nseed ${seed}; ${runs} runs per cell and drop; lives of up to ${checks} checks; run time ${elapsed.toFixed(1)} s\n`,
+  );
+  console.log(
+    'False rollbacks at a true 0 Elo (share of lives with a rollback within 20/100/200 checks, ±95% MC):\n',
   );
   console.log(
     row([
-      'mode',
-      'true drop',
+      'format',
+      'games',
       'draws',
-      'P(rollback) ±95% MC',
-      'games to rollback',
-      'P(decision)',
-      'games to decision',
-      'P(alert)',
-      'P(rollback after a restart)',
+      'statistical 20',
+      'statistical 100',
+      `statistical ${checks}`,
+      'of which CRITICAL',
+      `per-test alpha ${checks}`,
+      `threshold ${Math.min(20, checks)}`,
     ]),
   );
   console.log(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
-  for (const mode of MODES) {
-    for (const drawRatio of DRAW_RATIOS) {
-      for (const drop of DROPS) {
-        const t = tallies.get(key(mode, drop, drawRatio)) as Tally;
+  for (const { cell, tallies } of results) {
+    const s = tallies.statistical!;
+    const before = tallies['per-test alpha']!;
+    const th = tallies.threshold!;
+    console.log(
+      row([
+        cell.format,
+        String(cell.games),
+        String(cell.draws),
+        ...LIVES.map((life, i) => (life <= checks ? proportion(s.falseWithin[i]!, s.runs) : '—')),
+        proportion(s.falseCritical, s.runs),
+        proportion(before.falseWithin[LIVES.length - 1]!, before.runs),
+        proportion(th.falseWithin[0]!, th.runs),
+      ]),
+    );
+  }
+
+  console.log(
+    '\nDetection: a 50-Elo drop caught within 20 checks; mean games to catch a 30-Elo drop (±95% MC), and its ratio to the per-test alpha detector:\n',
+  );
+  console.log(
+    row([
+      'format',
+      'games',
+      'draws',
+      '50 Elo: statistical',
+      '50 Elo: per-test alpha',
+      '50 Elo: threshold',
+      '30 Elo games: statistical',
+      '30 Elo games: per-test alpha',
+      'ratio',
+      '30 Elo games: threshold',
+      '30 Elo caught: statistical',
+    ]),
+  );
+  console.log(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
+  for (const { cell, tallies } of results) {
+    const s = tallies.statistical!;
+    const before = tallies['per-test alpha']!;
+    const th = tallies.threshold!;
+    const ratio = (meanWithError(s.games30)?.mean ?? NaN) / (meanWithError(before.games30)?.mean ?? NaN);
+    console.log(
+      row([
+        cell.format,
+        String(cell.games),
+        String(cell.draws),
+        proportion(s.caught50, s.runs50),
+        proportion(before.caught50, before.runs50),
+        proportion(th.caught50, th.runs50),
+        meanText(s.games30),
+        meanText(before.games30),
+        ratio.toFixed(2),
+        meanText(th.games30),
+        proportion(s.games30.length, s.runs30),
+      ]),
+    );
+  }
+
+  if (alternatives.length > 0) {
+    console.log(
+      '\nAlternatives at 50-game trinomial windows (SPRT-type rules only, no CRITICAL rule): false rollbacks over a life, 50 Elo within 20 checks, games to catch 30 Elo:\n',
+    );
+    console.log(
+      row([
+        'rule',
+        'draws',
+        `false ${LIVES[0]}`,
+        `false ${LIVES[1]}`,
+        `false ${checks}`,
+        '50 Elo',
+        '30 Elo games',
+      ]),
+    );
+    console.log(row(['---', '---:', '---:', '---:', '---:', '---:', '---:']));
+    for (const { cell, tallies } of alternatives) {
+      for (const name of Object.keys(ALTERNATIVES)) {
+        const t = tallies[name]!;
         console.log(
           row([
-            mode,
-            String(drop),
-            String(drawRatio),
-            proportion(t.rollbacks, t.runs),
-            mean(t.rollbackGames, t.rollbacks),
-            percent(t.decisions, t.runs),
-            mean(t.decisionGames, t.decisions),
-            percent(t.alerts, t.runs),
-            mode === 'threshold' ? '—' : percent(t.rollbacksAfterRestart, t.runs),
+            name,
+            String(cell.draws),
+            ...LIVES.map((life, i) => (life <= checks ? proportion(t.falseWithin[i]!, t.runs) : '—')),
+            proportion(t.caught50, t.runs50),
+            meanText(t.games30),
           ]),
         );
       }
     }
   }
-  console.log(
-    '\nP(rollback): runs with at least one automatic rollback (at drop 0 the false-rollback rate, above 0 the' +
-      ' detection probability). Games to rollback / decision: mean games played until it, over the runs that' +
-      ' reached it; a decision is a rollback, or for the statistical modes also an SPRT accept_h0. P(alert):' +
-      ' runs in which any window reported a severity. P(rollback after a restart): runs whose rollback came in an' +
-      ' SPRT restarted after an accept_h0 (included in P(rollback)).\n',
-  );
 
-  console.log('P(rollback) side by side:\n');
-  console.log(row(['true drop', 'draws', ...MODES]));
-  console.log(row(['---:', '---:', ...MODES.map(() => '---:')]));
-  for (const drawRatio of DRAW_RATIOS) {
-    for (const drop of DROPS) {
-      const cells = MODES.map((mode) => {
-        const t = tallies.get(key(mode, drop, drawRatio)) as Tally;
-        return percent(t.rollbacks, t.runs);
-      });
-      console.log(row([String(drop), String(drawRatio), ...cells]));
-    }
-  }
   console.log('');
-
   let failed = false;
-  for (const drawRatio of DRAW_RATIOS) {
-    const falseRate = tallies.get(key('statistical', 0, drawRatio)) as Tally;
-    const detection = tallies.get(key('statistical', 50, drawRatio)) as Tally;
-    const thresholdFalse = tallies.get(key('threshold', 0, drawRatio)) as Tally;
-    const thresholdDetection = tallies.get(key('threshold', 50, drawRatio)) as Tally;
-    const falseVerdict = verdict(falseRate.rollbacks, falseRate.runs, 0.05, 'at most');
-    const detectionVerdict = verdict(detection.rollbacks, detection.runs, 0.95, 'at least');
-    failed ||= falseVerdict === 'FAIL' || detectionVerdict === 'FAIL';
-    console.log(
-      `draws ${drawRatio}: statistical false-rollback ${percent(falseRate.rollbacks, falseRate.runs)} (<= 5%: ${falseVerdict}),` +
-        ` 50-Elo detection ${percent(detection.rollbacks, detection.runs)} (>= 95%: ${detectionVerdict});` +
-        ` threshold mode: ${percent(thresholdFalse.rollbacks, thresholdFalse.runs)} false, ${percent(thresholdDetection.rollbacks, thresholdDetection.runs)} detection`,
-    );
+  const verdict = (ok: boolean, unclear: boolean): string =>
+    ok ? 'PASS' : unclear ? 'within MC error' : 'FAIL';
+  for (const { cell, tallies } of results) {
+    const s = tallies.statistical!;
+    const index = LIVES.findIndex((life) => life >= checks);
+    const count = s.falseWithin[index === -1 ? LIVES.length - 1 : index]!;
+    const p = count / s.runs;
+    const half = 1.96 * Math.sqrt((p * (1 - p)) / s.runs);
+    const v = verdict(p <= 0.05, p - half <= 0.05);
+    failed ||= v === 'FAIL';
+    const name = `${cell.format}, ${cell.games} games, draws ${cell.draws}`;
+    const lines = [`${name}: false rollbacks over ${checks} checks ${(100 * p).toFixed(1)}% (<= 5%: ${v})`];
+    if (cell.games === 50 && cell.draws === 0.3) {
+      const q = s.caught50 / s.runs50;
+      const qHalf = 1.96 * Math.sqrt((q * (1 - q)) / s.runs50);
+      const w = verdict(q >= 0.99, q + qHalf >= 0.99);
+      failed ||= w === 'FAIL';
+      lines.push(`50 Elo within 20 checks ${(100 * q).toFixed(1)}% (>= 99%: ${w})`);
+    }
+    if (cell.games === 50 && (cell.draws === 0 || cell.draws === 0.3)) {
+      const now = meanWithError(s.games30);
+      const before = meanWithError(tallies['per-test alpha']!.games30);
+      if (now && before) {
+        const ratio = now.mean / before.mean;
+        // The ratio's own MC error, from the two means' (independent streams: the errors add).
+        const ratioHalf = ratio * Math.hypot(now.half / now.mean, before.half / before.mean);
+        const w = verdict(ratio <= 1.25, ratio - ratioHalf <= 1.25);
+        failed ||= w === 'FAIL';
+        lines.push(
+          `30 Elo in ${now.mean.toFixed(0)} games against ${before.mean.toFixed(0)} before, ratio ${ratio.toFixed(2)} ±${ratioHalf.toFixed(2)} (<= 1.25: ${w})`,
+        );
+      }
+    }
+    console.log(lines.join('; '));
   }
   if (failed) process.exitCode = 1;
-}
-
-/**
- * PASS when the estimate meets the limit; FAIL when its whole 95% Monte Carlo interval misses it; in
- * between the run is too small to tell (a true rate of 4.6% reads above 5% in about one run in five at
- * 2,000 runs), and the verdict says to rerun with more.
- */
-function verdict(count: number, runs: number, limit: number, side: 'at most' | 'at least'): string {
-  const p = count / runs;
-  const halfWidth = 1.96 * Math.sqrt((p * (1 - p)) / runs);
-  const meets = side === 'at most' ? p <= limit : p >= limit;
-  const clearlyMisses = side === 'at most' ? p - halfWidth > limit : p + halfWidth < limit;
-  if (meets) return 'PASS';
-  return clearlyMisses ? 'FAIL' : 'within Monte Carlo error of the limit: rerun with --runs 20000';
 }
 
 main();

@@ -1,42 +1,47 @@
 /**
- * `npm start`: the long-lived service. Configuration comes from WARDEN_CONFIG (a YAML or JSON file) and
- * WARDEN_* environment variables; see the README. Runs until SIGINT or SIGTERM, then shuts down in order.
+ * The long-lived service: `node dist/main.js` in production (after `npm run build`), `npm start` from the
+ * sources. Configuration comes from WARDEN_CONFIG (a YAML or JSON file) and WARDEN_* environment
+ * variables; see the README. Runs until SIGINT or SIGTERM, then shuts down in order within
+ * shutdownTimeoutSeconds; a second signal ends it at once.
  */
 import { loadConfig } from './config/load.ts';
 import { createLogger } from './logger.ts';
 import { buildService } from './service.ts';
 import { WardenError } from './domain/errors.ts';
+import { shutdownOnSignals, startedByNpm } from './shutdown.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.log);
   const service = await buildService(config, { logger });
-
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down: stopping intake, finishing in-flight work');
-    service.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  const stopped = shutdownOnSignals({
+    logger,
+    deadlineSeconds: config.shutdownTimeoutSeconds,
+    stop: () => service.stop(),
+    exit: (code) => process.exit(code),
+    underNpm: startedByNpm(),
+  });
   // Announced once the signal handlers are in place: from here on a signal stops it in order.
   logger.info(
-    { endpoints: service.endpoints },
+    { endpoints: service.endpoints, pid: process.pid },
     `Warden is running (${service.endpoints.join('; ')}). Ctrl-C stops it.`,
   );
+  await stopped;
+  process.exit(0);
+}
+
+/** Errors that say what is wrong by themselves: ours, and the system's (a port in use, a data dir that is a file). */
+function plainly(error: unknown): string | null {
+  if (error instanceof WardenError) return error.message;
+  const system = error as { code?: unknown; syscall?: unknown; message?: unknown };
+  if (typeof system?.code === 'string' && typeof system.syscall === 'string') return String(system.message);
+  return null;
 }
 
 main().catch((error: unknown) => {
-  // Configuration errors list every problem; print them plainly, without a stack.
-  if (error instanceof WardenError && error.code === 'invalid_config') console.error(error.message);
+  // Print what is wrong without a stack; anything else is a bug and keeps its stack.
+  const message = plainly(error);
+  if (message !== null) console.error(`warden: cannot start: ${message}`);
   else console.error(error);
   process.exit(1);
 });

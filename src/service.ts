@@ -58,7 +58,14 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   // Inputs from the bus (NATS); the HTTP layer times its own requests.
   wardenDeps.onProcessed = metrics.observeProcessing;
   const inspection = config.inspect
-    ? await startInspection(deps.inspection ?? inspectionTargetFromEnv(process.env), deps.logger)
+    ? await startInspection(
+        {
+          host: config.inspectHost,
+          dashboardPort: config.http.port,
+          ...(deps.inspection ?? inspectionTargetFromEnv(process.env)),
+        },
+        deps.logger,
+      )
     : null;
   if (inspection) {
     wardenDeps.inspect = inspection.inspect;

@@ -15,7 +15,7 @@ import { createModelMachine } from './machines/model-machine.ts';
 import { createTrainingMachine } from './machines/training-machine.ts';
 import { modelPolicyFrom } from './machines/model-policy.ts';
 import { manualRollbackProblem } from './machines/model-logic.ts';
-import type { ModelContext, ModelStateName, Outcome } from './machines/model-types.ts';
+import type { ModelContext, ModelStateName, Outcome, SprtState } from './machines/model-types.ts';
 import type { TrainingContext, TrainingOutcome, TrainingStateName } from './machines/training-types.ts';
 import {
   ApproveCommandSchema,
@@ -27,7 +27,7 @@ import {
   ResumeCommandSchema,
   RollbackCommandSchema,
 } from './domain/events.ts';
-import { configKeyFor, isToken, parseModelRef } from './domain/model-ref.ts';
+import { configKeyFor, isToken, parseModelRef, resolveModelRef } from './domain/model-ref.ts';
 import { parseInput } from './domain/validation.ts';
 import {
   ConflictError,
@@ -75,6 +75,25 @@ export interface ModelStatus {
   } | null;
   rolling_back: { rollback_id: string; from_version: string; to_version: string; trigger: string } | null;
   cooldown_until: string | null;
+  /**
+   * The statistical detector's running test of the production version (null in threshold mode and before
+   * its first window with game outcomes): its LLR and Wald bounds, games and windows so far, which test of
+   * this version it is, how many the version completed and passed, and the alpha spent.
+   */
+  statistical_test: {
+    format: 'trinomial' | 'pentanomial';
+    test: number;
+    tests_completed: number;
+    tests_passed: number;
+    last_passed_at: string | null;
+    llr: number | null;
+    llr_lower: number | null;
+    llr_upper: number | null;
+    games: number;
+    windows: number;
+    alpha: number | null;
+    alpha_spent: number | null;
+  } | null;
   versions: Array<{
     version: string;
     elo: number | null;
@@ -108,6 +127,25 @@ export interface CommandResult<T> {
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
+function statisticalTest(t: SprtState): ModelStatus['statistical_test'] {
+  const test = t.test ?? 1; // a state persisted before alpha spending was always the first test
+  const samples = t.results.reduce((sum, n) => sum + n, 0);
+  return {
+    format: t.kind,
+    test,
+    tests_completed: test - 1,
+    tests_passed: t.passes ?? 0,
+    last_passed_at: iso(t.lastPassedAt),
+    llr: t.llr ?? null,
+    llr_lower: t.lower ?? null,
+    llr_upper: t.upper ?? null,
+    games: t.kind === 'pentanomial' ? 2 * samples : samples,
+    windows: t.windows,
+    alpha: t.alpha ?? null,
+    alpha_spent: t.alphaSpent ?? null,
+  };
+}
+
 function modelStatus(state: ModelStateName, c: ModelContext): ModelStatus {
   return {
     model_id: c.modelId,
@@ -139,6 +177,7 @@ function modelStatus(state: ModelStateName, c: ModelContext): ModelStatus {
       trigger: c.rollback.trigger,
     },
     cooldown_until: state === 'cooldown' || state === 'rolledBack' ? iso(c.cooldownUntil) : null,
+    statistical_test: c.sprt && statisticalTest(c.sprt),
     versions: c.lineage.map((e) => ({
       version: e.version,
       elo: e.elo,
@@ -160,6 +199,19 @@ function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingS
     since: iso(c.since),
     auto_resume_at: state === 'paused' ? iso(c.autoResumeAt) : null,
   };
+}
+
+/**
+ * A model that keeps as many inputs as it may while it rolls back answers `busy`: the input was not taken,
+ * and a retry later will be (HTTP 503; NATS redelivers it).
+ */
+function refuseIfBusy(modelId: string, outcome: Outcome): Outcome {
+  if (outcome.kind !== 'busy') return outcome;
+  throw new WardenError(
+    'unavailable',
+    `model ${modelId} is rolling back and already keeps ${outcome.waiting} inputs for afterwards; send this one again later`,
+    { retryable: true },
+  );
 }
 
 function requireToken(value: string, field: string): void {
@@ -192,7 +244,10 @@ export class Warden {
     this.config = config;
     this.logger = deps.logger ?? silentLogger;
     this.clock = deps.clock ?? systemClock;
-    const sqlite = deps.store && deps.registry ? null : new SqliteStore(join(config.dataDir, 'warden.db'));
+    const sqlite =
+      deps.store && deps.registry
+        ? null
+        : new SqliteStore(join(config.dataDir, 'warden.db'), { durability: config.durability });
     this.store = deps.store ?? sqlite!;
     this.registry = deps.registry ?? sqlite!;
     this.bus =
@@ -230,9 +285,14 @@ export class Warden {
     await this.runtime.start();
     const p = this.prefix;
     this.unsubscribers.push(
-      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer.
-      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data)),
-      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data)),
+      // The training-config actors learn of rollbacks from the rollback event itself, like any consumer;
+      // durable: the event is delivered only once the pause is committed (non-negotiable 3).
+      this.bus.subscribe(`${p}.evt.promotion_rolled_back.*`, (m) => this.onRolledBack(m.data), {
+        durable: true,
+      }),
+      this.bus.subscribe(`${p}.int.pause_acknowledged.*`, (m) => this.onPauseAcknowledged(m.data), {
+        durable: true,
+      }),
       this.bus.subscribe(`${p}.in.promotion.*`, (m) =>
         this.ingest(m.subject, m.data, m.raw).then(() => undefined),
       ),
@@ -240,6 +300,7 @@ export class Warden {
         this.ingest(m.subject, m.data, m.raw).then(() => undefined),
       ),
     );
+    this.runtime.startPublishing();
     this.started = true;
     this.logger.info(
       { models: this.runtime.models().length, trainings: this.runtime.trainings().length },
@@ -268,11 +329,15 @@ export class Warden {
 
   async promote(input: unknown): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
     const promotion = parseInput(PromotionInputSchema, input, 'promotion');
-    const ref = parseModelRef(promotion.model_id, promotion.version);
+    const ref = this.resolveRef(promotion.model_id, promotion.version);
     requireToken(ref.modelId, 'model_id');
     if (ref.version === undefined) {
+      const known = this.runtime.hasModel(ref.modelId) && parseModelRef(ref.modelId).version !== undefined;
       throw new ValidationError('promotion', [
-        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version`,
+        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version` +
+          (known
+            ? ` ("${ref.modelId}" is a known model, so its suffix is part of its id, not a version)`
+            : ''),
       ]);
     }
     const configKey = configKeyFor(ref.modelId, this.config.models, promotion.config_key);
@@ -292,14 +357,14 @@ export class Warden {
     return {
       model_id: ref.modelId,
       version: ref.version,
-      outcome,
+      outcome: refuseIfBusy(ref.modelId, outcome),
       state: this.runtime.model(ref.modelId)!.state,
     };
   }
 
   async evaluate(input: unknown): Promise<CommandResult<Outcome> & { model_id: string }> {
     const e = parseInput(EvaluationInputSchema, input, 'evaluation');
-    const ref = parseModelRef(e.model_id, e.version);
+    const ref = this.resolveRef(e.model_id, e.version);
     requireToken(ref.modelId, 'model_id');
     // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
     const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
@@ -321,7 +386,11 @@ export class Warden {
       inputId: e.event_id,
       metadata: e.metadata,
     });
-    return { model_id: ref.modelId, outcome, state: this.runtime.modelState(ref.modelId)! };
+    return {
+      model_id: ref.modelId,
+      outcome: refuseIfBusy(ref.modelId, outcome),
+      state: this.runtime.modelState(ref.modelId)!,
+    };
   }
 
   /**
@@ -345,7 +414,7 @@ export class Warden {
       const modelRef = (data as { model_id?: unknown })?.model_id;
       if (typeof modelRef === 'string') {
         const version = (data as { version?: unknown }).version;
-        const { modelId } = parseModelRef(modelRef, typeof version === 'string' ? version : undefined);
+        const { modelId } = this.resolveRef(modelRef, typeof version === 'string' ? version : undefined);
         if (modelId !== token) {
           throw new ValidationError(kind, [
             `model_id: expected "${token}" (the subject's last token), received "${modelId}"`,
@@ -376,11 +445,26 @@ export class Warden {
   // ---------------------------------------------------------------------------------------------
   // Operator commands
 
+  /** The one reading of a model reference (src/domain/model-ref.ts): a known model id wins. */
+  private resolveRef(ref: string, version: string | undefined): { modelId: string; version?: string } {
+    return resolveModelRef(ref, version, (id) => this.runtime.hasModel(id));
+  }
+
+  /**
+   * Commands and paths name a model, never a version: a reference that reads as a known model plus a
+   * version (`hex8_2p_v42` when `hex8_2p` is known and `hex8_2p_v42` is not) is refused as such.
+   */
   private requireModel(modelId: string): { state: ModelStateName; context: ModelContext } {
     requireToken(modelId, 'model_id');
     const model = this.runtime.model(modelId);
-    if (!model) throw new UnknownModelError(modelId);
-    return model;
+    if (model) return model;
+    const ref = this.resolveRef(modelId, undefined);
+    if (ref.version !== undefined && this.runtime.hasModel(ref.modelId)) {
+      throw new ValidationError('model_id', [
+        `model_id: expected a model id, received "${modelId}", which reads as model "${ref.modelId}" version "${ref.version}" (name the model "${ref.modelId}"; commands choose versions with their own fields)`,
+      ]);
+    }
+    throw new UnknownModelError(modelId);
   }
 
   async approve(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {

@@ -6,6 +6,14 @@ interface Timer {
   readonly fn: () => void;
 }
 
+export interface ManualClockOptions {
+  /**
+   * When a timer really fires, relative to its deadline: negative fires it early (as Node's setTimeout
+   * does, by a millisecond or so, by the wall clock), positive late. Given the timer's delay as it was set.
+   */
+  readonly skew?: (delayMs: number) => number;
+}
+
 /**
  * A clock that moves only when told. Tests and the demo advance it; due timers fire in deadline order.
  */
@@ -13,9 +21,11 @@ export class ManualClock implements Clock {
   private current: number;
   private timers: Timer[] = [];
   private nextId = 1;
+  private readonly skew: (delayMs: number) => number;
 
-  constructor(start = Date.UTC(2026, 0, 1)) {
+  constructor(start = Date.UTC(2026, 0, 1), options: ManualClockOptions = {}) {
     this.current = start;
+    this.skew = options.skew ?? (() => 0);
   }
 
   now(): number {
@@ -23,7 +33,13 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { id: this.nextId++, at: this.current + Math.max(ms, 0), fn };
+    const delay = Math.max(ms, 0);
+    // Never before now: a timer fires at the earliest when it is set.
+    const timer = {
+      id: this.nextId++,
+      at: Math.max(this.current, this.current + delay + this.skew(delay)),
+      fn,
+    };
     this.timers.push(timer);
     return timer.id;
   }

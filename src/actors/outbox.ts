@@ -14,6 +14,8 @@ export class Outbox {
   private queue: OutboxEntry[] = [];
   private running: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Nothing is published before `start`: the subscribers who must act on events are not there yet. */
+  private started = false;
 
   constructor(
     private readonly store: StateStore,
@@ -28,19 +30,33 @@ export class Outbox {
     this.kick();
   }
 
-  /** On start: whatever was committed but not yet published. */
-  resumePending(): void {
+  /** Starts publishing: first whatever was committed but not yet published, then what comes. */
+  start(): void {
+    this.started = true;
+    this.resumePending();
+  }
+
+  /** Everything left from before, in commit order, ahead of what was committed since (no page is left behind). */
+  private resumePending(): void {
     this.running = (async () => {
-      const pending = await this.store.pendingOutbox(PAGE);
-      this.queue.unshift(...pending.filter((p) => !this.queue.some((q) => q.id === p.id)));
+      const pending = await this.store.pendingOutbox(Number.MAX_SAFE_INTEGER);
+      const queued = new Set(this.queue.map((q) => q.id));
+      this.queue.unshift(...pending.filter((p) => !queued.has(p.id)));
     })().finally(() => {
       this.running = null;
       this.kick();
     });
   }
 
+  /** Stops publishing; what is still queued stays in the store for the next start. */
+  stop(): void {
+    this.started = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
   isIdle(): boolean {
-    return this.queue.length === 0 && this.running === null;
+    return !this.started || (this.queue.length === 0 && this.running === null);
   }
 
   async idle(): Promise<void> {
@@ -48,11 +64,17 @@ export class Outbox {
   }
 
   private kick(): void {
-    if (this.running || this.queue.length === 0) return;
-    this.running = this.drain().finally(() => {
-      this.running = null;
-      if (this.queue.length > 0 && this.retryTimer === null) this.kick();
-    });
+    if (!this.started || this.running || this.queue.length === 0) return;
+    this.running = this.drain()
+      .catch((error: unknown) => {
+        // The store could not be told (it is closing, or failing): the entries are published again later,
+        // under the same ids, which consumers deduplicate.
+        this.logger.warn({ err: error }, 'could not mark events as published');
+      })
+      .finally(() => {
+        this.running = null;
+        if (this.queue.length > 0 && this.retryTimer === null) this.kick();
+      });
   }
 
   private async drain(): Promise<void> {
@@ -69,11 +91,13 @@ export class Outbox {
         // Keep order: what was not published goes back to the front and is retried later.
         this.queue.unshift(...entries.slice(done.length));
         this.logger.warn({ err: error }, 'publishing failed; retrying');
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.kick();
-        }, RETRY_MS);
-        this.retryTimer.unref();
+        if (this.started) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.kick();
+          }, RETRY_MS);
+          this.retryTimer.unref();
+        }
         await this.store.markPublished(done);
         return;
       }

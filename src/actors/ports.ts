@@ -29,10 +29,28 @@ export interface BusMessage {
 
 export type Unsubscribe = () => void;
 
+export interface SubscribeOptions {
+  /**
+   * The subscriber must act on every message (a training config pauses on a rollback): a publication is
+   * delivered only once its handler has finished, and a failing handler fails the publication, which is
+   * then kept and published again. In NATS mode these are the durable consumers; in the embedded mode the
+   * outbox keeps an event until every such handler has committed.
+   */
+  readonly durable?: boolean;
+}
+
 /** Subjects and wildcards follow NATS: tokens separated by ".", `*` one token, `>` the rest. */
 export interface EventBus {
+  /**
+   * Resolves once the message is delivered: stored by NATS, or, in process, handled by every durable
+   * subscriber (so that the outbox forgets an event only after those who must act on it have).
+   */
   publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<void>;
-  subscribe(pattern: string, handler: (message: BusMessage) => Promise<void> | void): Unsubscribe;
+  subscribe(
+    pattern: string,
+    handler: (message: BusMessage) => Promise<void> | void,
+    options?: SubscribeOptions,
+  ): Unsubscribe;
   /** Resolves when everything published so far has been handled (tests and the demo wait on it). */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -89,10 +107,29 @@ export interface HistoryRecord {
   readonly payload: Record<string, unknown>;
 }
 
+/** One line of an actor's timeline (what the dashboard shows): every committed input, with who and why. */
+export interface TimelineEntry {
+  readonly at: number;
+  readonly kind: ActorKind;
+  /** The model id, or the training-config key. */
+  readonly key: string;
+  /** The input: PROMOTED, EVALUATED, APPROVE, PAUSE, ... */
+  readonly event: string;
+  /** What it led to (the outcome kind: healthy, regression, rolled_back, paused, ...). */
+  readonly outcome: string;
+  readonly from: string;
+  readonly to: string;
+  readonly by: string | null;
+  /** One line for a person: what happened and why. */
+  readonly summary: string;
+}
+
 export interface CommitBatch {
   readonly actors: readonly ActorRecord[];
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
+  /** Optional: stores that keep a timeline write it with the rest, in the same atomic step. */
+  readonly timeline?: readonly TimelineEntry[];
 }
 
 /** The result of committing one part of a batch (see `StateStore.commitEach`). */
@@ -111,6 +148,8 @@ export interface StateStore {
   pendingOutbox(limit: number): Promise<OutboxEntry[]>;
   markPublished(ids: readonly string[]): Promise<void>;
   history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]>;
+  /** Optional: an actor's timeline, newest first (bounded per actor by the store). */
+  timeline?(kind: ActorKind, key: string, limit: number): Promise<TimelineEntry[]>;
   close(): Promise<void>;
   /**
    * Optional, for stores that are atomic per actor rather than per batch (NATS KV): commits every part (one

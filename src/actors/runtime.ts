@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import type {
@@ -10,14 +11,16 @@ import type {
   OutboxEntry,
   PartResult,
   StateStore,
+  TimelineEntry,
   Unsubscribe,
 } from './ports.ts';
+import { timelineEntry } from '../domain/timeline.ts';
 import { ConflictError, UnknownModelError, WardenError } from '../domain/errors.ts';
 import { subjectFor, type OutputEvent } from '../domain/events.ts';
 import type { ModelMachine } from '../machines/model-machine.ts';
 import type { TrainingMachine } from '../machines/training-machine.ts';
 import type { ModelPolicy } from '../machines/model-policy.ts';
-import { cooldownDeadline } from '../machines/model-logic.ts';
+import { cooldownDeadline, deferredOf } from '../machines/model-logic.ts';
 import type { ModelContext, ModelEvent, ModelStateName, Outcome } from '../machines/model-types.ts';
 import type {
   TrainingContext,
@@ -46,6 +49,8 @@ export interface RuntimeDeps {
   readonly logger: Logger;
   readonly prefix: string;
   readonly observer?: RuntimeObserver | undefined;
+  /** How long `stop` waits for registry calls still out (default 5 s); a wall-clock bound on shutdown. */
+  readonly registryStopWaitMs?: number | undefined;
   /** XState inspection (the Stately inspector); off unless given. */
   readonly inspect?: ((event: InspectionEvent) => void) | undefined;
 }
@@ -61,9 +66,16 @@ interface Host {
   /** The last committed snapshot: what a failed commit reverts to. */
   persisted: unknown;
   emitted: Array<{ type: 'publish'; event: OutputEvent }>;
-  timer: { at: number; handle: unknown } | null;
+  timer: { at: number; type: TimerEvent; handle: unknown } | null;
+  /** The deferred input being handed back (its id), so that it is handed back once. */
+  handingBack: number | null;
   log: Logger;
 }
+
+type TimerEvent = 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED';
+
+/** How long a timer whose event could not be processed (a failed commit) waits before it fires again. */
+const TIMER_RETRY_MS = 1000;
 
 interface PendingDispatch {
   readonly host: Host;
@@ -71,6 +83,7 @@ interface PendingDispatch {
   readonly create: { configKey: string } | undefined;
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
+  readonly timeline: TimelineEntry | null;
   readonly outcome: Outcome | TrainingOutcome;
   readonly resolve: (outcome: Outcome | TrainingOutcome) => void;
   readonly reject: (error: unknown) => void;
@@ -122,15 +135,22 @@ export class ActorRuntime {
     this.outbox = new Outbox(deps.store, deps.bus, deps.logger, (event) => deps.observer?.published?.(event));
   }
 
-  /** Restores every persisted actor, re-arms timers, resumes unfinished effects and publications. */
+  /**
+   * Restores every persisted actor, re-arms timers and resumes unfinished effects. Publishing starts with
+   * `startPublishing`, once those who must act on events (the training configs) are subscribed.
+   */
   async start(): Promise<void> {
     for (const kind of ['model', 'training'] as const) {
       for (const record of await this.deps.store.loadActors(kind)) this.restore(record);
     }
     for (const host of this.hosts.values()) this.afterCommit(host);
     await this.reconcileRegistry();
-    this.outbox.resumePending();
     this.unwatch = this.deps.store.watch?.((record) => this.adopt(record)) ?? null;
+  }
+
+  /** Publishes what was committed but not yet published (a crash between the two), then what comes. */
+  startPublishing(): void {
+    this.outbox.start();
   }
 
   /** The model actors, for status views. */
@@ -197,11 +217,27 @@ export class ActorRuntime {
   /** Stops intake, finishes in-flight work and publications, and cancels timers. */
   async stop(): Promise<void> {
     await this.idle();
-    while (this.registryCalls.size > 0) {
-      await Promise.all([...this.registryCalls]);
+    // A registry that does not answer must not hold the shutdown: the rollback stays stored in rollingBack
+    // and is applied again (idempotent by its id) on the next start.
+    const deadline = Date.now() + (this.deps.registryStopWaitMs ?? 5_000);
+    while (this.registryCalls.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
+        timer.unref();
+      });
+      await Promise.race([Promise.all([...this.registryCalls]), late]);
+      clearTimeout(timer);
       await this.idle();
     }
+    if (this.registryCalls.size > 0) {
+      this.deps.logger.warn(
+        { calls: this.registryCalls.size },
+        'stopping with registry calls unanswered; their rollbacks resume on the next start',
+      );
+    }
     this.stopped = true;
+    this.outbox.stop();
     this.unwatch?.();
     for (const host of this.hosts.values()) {
       if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
@@ -236,7 +272,29 @@ export class ActorRuntime {
   private attach(host: Host, actor: AnyActor): void {
     host.actor = actor;
     (actor as Actor<ModelMachine>).on('*', (emitted) => host.emitted.push(emitted));
+    // An actor without an error observer makes XState rethrow a failed step as an uncaught exception, which
+    // would end the process; `apply` reads the error from the snapshot and answers the one input instead.
+    (actor as Actor<ModelMachine>).subscribe({ error: () => undefined });
     actor.start();
+  }
+
+  /**
+   * The error an input gets when processing it failed inside Warden: a stable code and an error id; the
+   * details go to the log only, under that id.
+   */
+  private internalFailure(
+    host: { kind: ActorKind; key: string; log: Logger },
+    event: { type: string },
+    cause: unknown,
+  ) {
+    const errorId = randomUUID();
+    host.log.error({ err: cause, errorId, event: event.type }, `processing ${event.type} failed`);
+    this.deps.observer?.effectFailed?.('processing', cause);
+    return new WardenError(
+      'internal',
+      `Warden could not process ${event.type} for ${host.kind} ${host.key}: internal error ${errorId} (the log has the details); its state is unchanged`,
+      { cause },
+    );
   }
 
   private createHost(kind: ActorKind, key: string, configKey: string, record?: ActorRecord): Host {
@@ -249,6 +307,7 @@ export class ActorRuntime {
       persisted: record?.snapshot ?? null,
       emitted: [],
       timer: null,
+      handingBack: null,
       log: this.deps.logger.child(kind === 'model' ? { modelId: key } : { configKey: key }),
     };
     this.attach(host, this.newActor(kind, key, configKey, host.persisted));
@@ -279,13 +338,24 @@ export class ActorRuntime {
     let host = this.hosts.get(`${kind}:${key}`);
     if (!host) {
       if (!create) return Promise.reject(new UnknownModelError(key));
-      host = this.createHost(kind, key, create.configKey);
+      try {
+        host = this.createHost(kind, key, create.configKey);
+      } catch (error) {
+        return Promise.reject(this.internalFailure({ kind, key, log: this.deps.logger }, event, error));
+      }
     }
+    const target = host;
     return new Promise((resolve, reject) => {
       try {
-        this.apply(host, event, create, resolve, reject);
+        this.apply(target, event, create, resolve, reject);
       } catch (error) {
-        reject(error);
+        // Whatever failed, the actor goes back to its committed state and only this input fails.
+        try {
+          this.replaceActor(target);
+        } catch (restoreError) {
+          target.log.error({ err: restoreError }, 'could not restore the committed state');
+        }
+        reject(this.internalFailure(target, event, error));
       }
     });
   }
@@ -304,12 +374,9 @@ export class ActorRuntime {
     if (after.status === 'error') {
       // A bug in a step: put the actor back as it was committed and report it, never crash the service.
       const error = after.error;
+      host.emitted = [];
       this.replaceActor(host);
-      reject(
-        new WardenError('internal', `${host.kind} ${host.key} failed on ${event.type}: ${String(error)}`, {
-          cause: error,
-        }),
-      );
+      reject(this.internalFailure(host, event, error));
       return;
     }
     const emitted = host.emitted;
@@ -345,6 +412,15 @@ export class ActorRuntime {
       create,
       outbox: publications.length === 0 ? NO_OUTBOX : this.toOutbox(publications),
       history: publications.length === 0 ? NO_HISTORY : toHistory(publications),
+      timeline: timelineEntry(
+        host.kind,
+        host.key,
+        String(before.value),
+        String(after.value),
+        event,
+        outcome,
+        publications,
+      ),
       outcome,
       resolve,
       reject,
@@ -372,7 +448,13 @@ export class ActorRuntime {
     // setImmediate lets every dispatch of this tick join one transaction.
     setImmediate(() => {
       this.flushScheduled = false;
-      this.flushing = this.flushing.then(() => this.flush());
+      this.flushing = this.flushing
+        .then(() => this.flush())
+        .catch((error: unknown) => {
+          // A bug in the commit path must not stop every later commit (nor the process).
+          this.deps.logger.error({ err: error }, 'committing a batch failed unexpectedly');
+          this.deps.observer?.effectFailed?.('commit', error);
+        });
     });
   }
 
@@ -380,6 +462,16 @@ export class ActorRuntime {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
+    try {
+      await this.commitBatch(batch, attempt);
+    } catch (error) {
+      // Every caller hears back (a settled promise ignores a second answer); nobody waits forever.
+      for (const d of batch) d.reject(this.internalFailure(d.host, d.event, error));
+      throw error;
+    }
+  }
+
+  private async commitBatch(batch: PendingDispatch[], attempt: number): Promise<void> {
     const hosts = [...new Set(batch.map((d) => d.host))];
     const records: ActorRecord[] = hosts.map((host) => ({
       kind: host.kind,
@@ -446,6 +538,7 @@ export class ActorRuntime {
               actors: [records[i]!],
               outbox: own.flatMap((d) => d.outbox),
               history: own.flatMap((d) => d.history),
+              timeline: own.flatMap((d) => d.timeline ?? []),
             };
           }),
         );
@@ -454,6 +547,7 @@ export class ActorRuntime {
         actors: records,
         outbox: batch.flatMap((d) => d.outbox),
         history: batch.flatMap((d) => d.history),
+        timeline: batch.flatMap((d) => d.timeline ?? []),
       });
       return revisions.map((revision) => ({ ok: true, revision }));
     } catch (error) {
@@ -581,43 +675,115 @@ export class ActorRuntime {
     }
   }
 
+  /** Committed state decides what runs next: the rollback effect, deferred inputs, the timer. */
   private afterCommit(host: Host): void {
-    if (host.kind === 'model') {
-      const { state, context } = this.modelView(host);
-      if (state === 'rollingBack' && context.rollback) this.runRollback(host, context);
-      const deadline =
-        state === 'awaitingApproval'
-          ? (context.pending?.deadline ?? null)
-          : state === 'cooldown' || state === 'rolledBack'
-            ? cooldownDeadline(state, context, this.deps.modelPolicy)
-            : null;
-      this.armTimer(host, deadline, state === 'awaitingApproval' ? 'APPROVAL_EXPIRED' : 'COOLDOWN_ELAPSED');
-    } else {
-      const { state, context } = this.trainingView(host);
-      this.armTimer(host, state === 'paused' ? context.autoResumeAt : null, 'AUTO_RESUME_ELAPSED');
+    try {
+      this.startWhatIsDue(host);
+    } catch (error) {
+      host.log.error({ err: error }, 'could not start the effects and timers of committed state');
+      this.deps.observer?.effectFailed?.('afterCommit', error);
     }
   }
 
-  /** One timer per actor, armed from the deadline in its context: the same after a restart. */
-  private armTimer(
-    host: Host,
-    at: number | null,
-    type: 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED',
-  ): void {
-    if (host.timer && host.timer.at === at) return;
+  private startWhatIsDue(host: Host): void {
+    if (host.kind === 'model') {
+      const { state, context } = this.modelView(host);
+      if (state === 'rollingBack' && context.rollback) this.runRollback(host, context);
+      if (state !== 'rollingBack') this.handBackDeferred(host, context);
+    }
+    this.armTimers(host);
+  }
+
+  /** The next input kept while a rollback was in flight goes back to its actor, oldest first. */
+  private handBackDeferred(host: Host, context: ModelContext): void {
+    const next = deferredOf(context)[0];
+    if (next === undefined || host.handingBack === next.id || this.stopped) return;
+    host.handingBack = next.id;
+    host.log.info(
+      { deferredId: next.id, event: next.event.type },
+      'applying an input kept during the rollback',
+    );
+    const event: ModelEvent = { ...next.event, at: this.deps.clock.now(), deferredId: next.id };
+    this.track(
+      this.dispatch('model', host.key, event, undefined)
+        .catch((error) => host.log.error({ err: error }, 'could not apply a deferred input'))
+        .finally(() => {
+          if (host.handingBack === next.id) host.handingBack = null;
+          // Its commit handed back the next one already; a stale or failed one is looked at again here.
+          if (!this.pendingFor(host)) this.afterCommit(host);
+        }),
+    );
+  }
+
+  /** An event of this actor waits for its commit (then `afterCommit` follows anyway). */
+  private pendingFor(host: Host): boolean {
+    return this.committing.has(host) || this.batch.some((d) => d.host === host);
+  }
+
+  /** The deadline in the actor's committed context, and the event it fires. */
+  private deadlineOf(host: Host): { at: number | null; type: TimerEvent } {
+    if (host.kind === 'training') {
+      const { state, context } = this.trainingView(host);
+      return { at: state === 'paused' ? context.autoResumeAt : null, type: 'AUTO_RESUME_ELAPSED' };
+    }
+    const { state, context } = this.modelView(host);
+    if (state === 'awaitingApproval')
+      return { at: context.pending?.deadline ?? null, type: 'APPROVAL_EXPIRED' };
+    const cooldown =
+      state === 'cooldown' || state === 'rolledBack'
+        ? cooldownDeadline(state, context, this.deps.modelPolicy)
+        : null;
+    return { at: cooldown, type: 'COOLDOWN_ELAPSED' };
+  }
+
+  private armTimers(host: Host): void {
+    const { at, type } = this.deadlineOf(host);
+    this.armTimer(host, at, type);
+  }
+
+  /**
+   * One timer per actor, armed from the deadline in its committed context (the same after a restart). A
+   * timer never delivers its event before the deadline by the clock the machine reads: a platform timer
+   * that fires early (Node's often does, by a millisecond) waits for the rest. The event carries the
+   * deadline it was armed for; whatever the machine makes of it, the timer is armed again from the
+   * committed state afterwards, so no deadline is ever left without a timer.
+   */
+  private armTimer(host: Host, at: number | null, type: TimerEvent, delayMs?: number): void {
+    if (delayMs === undefined && host.timer && host.timer.at === at && host.timer.type === type) return;
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;
     if (at === null || this.stopped) return;
-    const handle = this.deps.clock.setTimeout(() => {
+    const deadline = at;
+    const fire = (): void => {
       host.timer = null;
-      const event = { type, at: this.deps.clock.now() };
+      const now = this.deps.clock.now();
+      if (now < deadline) {
+        this.armTimer(host, deadline, type);
+        return;
+      }
+      const event = { type, at: now, deadline } as ModelEvent | TrainingEvent;
       this.track(
-        this.dispatch(host.kind, host.key, event as ModelEvent | TrainingEvent, undefined).catch((error) => {
-          host.log.error({ err: error }, `timer ${type} failed`);
-        }),
+        this.dispatch(host.kind, host.key, event, undefined).then(
+          (outcome) => {
+            if (this.pendingFor(host)) return;
+            const next = this.deadlineOf(host);
+            if (outcome.kind === 'stale' && next.at === deadline && next.type === type) {
+              // The machine and the runtime disagree on a deadline: a bug; never spin on it.
+              host.log.error({ type, deadline }, 'timer event refused at its deadline; trying again later');
+              this.armTimer(host, deadline, type, TIMER_RETRY_MS);
+              return;
+            }
+            this.armTimer(host, next.at, next.type);
+          },
+          (error: unknown) => {
+            host.log.error({ err: error }, `timer ${type} failed; trying again`);
+            if (!this.pendingFor(host)) this.armTimer(host, deadline, type, TIMER_RETRY_MS);
+          },
+        ),
       );
-    }, at - this.deps.clock.now());
-    host.timer = { at, handle };
+    };
+    const ms = delayMs ?? Math.max(deadline - this.deps.clock.now(), 0);
+    host.timer = { at: deadline, type, handle: this.deps.clock.setTimeout(fire, ms) };
   }
 
   /** Applies the rollback to the registry (idempotent by id) and reports the result to the actor. */

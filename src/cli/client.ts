@@ -141,6 +141,14 @@ export class HttpClient implements WardenClient {
     if (response.ok) return reply as T;
     const error = (reply as { error?: { code?: string; message?: string; issues?: string[] } }).error;
     const code = KNOWN_CODES.has(error?.code as CliErrorCode) ? (error!.code as CliErrorCode) : 'internal';
+    if (code === 'unauthorized') throw new RequestFailed(code, this.tokenAdvice(), error?.issues);
     throw new RequestFailed(code, error?.message ?? `HTTP ${response.status}`, error?.issues);
+  }
+
+  /** A person at a terminal needs to know where the token goes, not which header the server wanted. */
+  private tokenAdvice(): string {
+    return this.options.token
+      ? `Warden at ${this.base} does not know the token given (--token or WARDEN_TOKEN): expected one of its operator tokens (WARDEN_OPERATOR_TOKENS)`
+      : `this command needs an operator token: set WARDEN_TOKEN or pass --token (Warden at ${this.base} has tokens configured)`;
   }
 }

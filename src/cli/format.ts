@@ -51,8 +51,58 @@ export function formatStatus(view: StatusView): string {
           ]),
         ),
   );
+  const tested = view.models.filter((m) => m.statistical_test);
+  if (tested.length > 0) parts.push(formatStatisticalTests(tested));
   if (view.training.length > 0) parts.push(formatTraining(view.training));
   return parts.join('\n\n');
+}
+
+const fixed = (value: number | null, digits: number): string | null =>
+  value === null ? null : value.toFixed(digits);
+const percent = (value: number | null): string | null =>
+  value === null ? null : `${Number((value * 100).toPrecision(3))}%`;
+
+/** The running SPRT of each model in statistical mode: where its LLR stands, and what it has spent. */
+export function formatStatisticalTests(models: readonly ModelStatus[]): string {
+  return table(
+    ['MODEL', 'TEST', 'FORMAT', 'LLR', 'BOUNDS', 'GAMES', 'WINDOWS', 'PASSED', 'ALPHA', 'ALPHA SPENT'],
+    models.flatMap((m) => {
+      const t = m.statistical_test;
+      if (!t) return [];
+      return [
+        [
+          m.model_id,
+          t.test,
+          t.format,
+          fixed(t.llr, 2),
+          t.llr_lower === null || t.llr_upper === null
+            ? null
+            : `${t.llr_lower.toFixed(2)}..${t.llr_upper.toFixed(2)}`,
+          t.games,
+          t.windows,
+          t.tests_passed,
+          percent(t.alpha),
+          percent(t.alpha_spent),
+        ],
+      ];
+    }),
+  );
+}
+
+function statisticalTestSummary(model: ModelStatus): string | null {
+  const t = model.statistical_test;
+  if (!t) return null;
+  const bounds =
+    t.llr_lower === null || t.llr_upper === null
+      ? ''
+      : ` within ${t.llr_lower.toFixed(2)}..${t.llr_upper.toFixed(2)}`;
+  const passed =
+    t.tests_passed > 0
+      ? `, passed ${t.tests_passed} of ${t.tests_completed} (last ${when(t.last_passed_at) ?? '-'})`
+      : `, ${t.tests_completed} completed`;
+  const alpha =
+    t.alpha === null ? '' : `, alpha ${percent(t.alpha)} (spent before: ${percent(t.alpha_spent) ?? '-'})`;
+  return `test ${t.test} (${t.format}): LLR ${fixed(t.llr, 2) ?? '-'}${bounds} after ${t.games} games in ${t.windows} window${t.windows === 1 ? '' : 's'}${passed}${alpha}`;
 }
 
 export function formatTraining(training: readonly TrainingStatus[]): string {
@@ -84,6 +134,7 @@ export function formatModel(model: ModelStatus, training: TrainingStatus | undef
         `${model.rolling_back.from_version} -> ${model.rolling_back.to_version} (${model.rolling_back.trigger})`,
     ],
     ['cooldown until', when(model.cooldown_until)],
+    ['statistical test', statisticalTestSummary(model)],
     [
       'training config',
       training

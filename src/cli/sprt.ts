@@ -92,7 +92,7 @@ function signed(value: number, digits: number): string {
 
 const DECISION_TEXT: Record<SprtDecision, string> = {
   accept_h1: 'accept_h1 (H1 holds: roll back)',
-  accept_h0: 'accept_h0 (H0 holds: healthy, restart the test)',
+  accept_h0: 'accept_h0 (H0 holds: the version passes this test; the detector starts the next)',
   continue: 'continue (play more games)',
 };
 

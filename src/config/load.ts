@@ -8,6 +8,7 @@ import { formatIssues } from '../domain/validation.ts';
 /** Environment variables that override the file, each mapped to one path in the configuration. */
 const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknown }> = {
   WARDEN_DATA_DIR: { path: ['dataDir'], parse: (raw) => raw },
+  WARDEN_DURABILITY: { path: ['durability'], parse: (raw) => raw },
   WARDEN_NATS_URL: { path: ['nats', 'url'], parse: (raw) => raw },
   WARDEN_NATS_CREDS: { path: ['nats', 'credsFile'], parse: (raw) => raw },
   WARDEN_NATS_PREFIX: { path: ['nats', 'prefix'], parse: (raw) => raw },
@@ -15,12 +16,15 @@ const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknow
   WARDEN_DETECTION_MODE: { path: ['detection', 'mode'], parse: (raw) => raw },
   WARDEN_REQUIRE_APPROVAL_FOR_SEVERE: { path: ['approval', 'requireForSevere'], parse: parseBoolean },
   WARDEN_COOLDOWN_SECONDS: { path: ['cooldownSeconds'], parse: parseNumber },
+  WARDEN_SHUTDOWN_TIMEOUT_SECONDS: { path: ['shutdownTimeoutSeconds'], parse: parseNumber },
   WARDEN_HTTP_PORT: { path: ['http', 'port'], parse: parseNumber },
   WARDEN_HTTP_HOST: { path: ['http', 'host'], parse: (raw) => raw },
   WARDEN_OPERATOR_TOKENS: { path: ['http', 'operatorTokens'], parse: parseList },
   WARDEN_PRODUCER_TOKENS: { path: ['http', 'producerTokens'], parse: parseList },
+  WARDEN_VIEWER_TOKENS: { path: ['http', 'viewerTokens'], parse: parseList },
   WARDEN_ALERT_WEBHOOK_URL: { path: ['alerts', 'webhookUrl'], parse: (raw) => raw },
   WARDEN_INSPECT: { path: ['inspect'], parse: parseBoolean },
+  WARDEN_INSPECT_HOST: { path: ['inspectHost'], parse: (raw) => raw },
 };
 
 function parseNumber(raw: string): unknown {
@@ -59,10 +63,20 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** Where the configuration holds secrets: a refusal names the field, never the value. */
+function isSecretPath(path: ReadonlyArray<PropertyKey>): boolean {
+  const [section, field] = path.map(String);
+  if (section === 'http') return field === 'operatorTokens' || field === 'producerTokens';
+  if (section === 'nats') return field === 'pass' || field === 'token' || field === 'url';
+  return section === 'alerts' && field === 'webhookUrl';
+}
+
 /** Validates a configuration object once; every problem is listed in one error. The result is frozen. */
 export function parseConfig(input: unknown, source = 'configuration'): Config {
   const result = ConfigSchema.safeParse(input ?? {});
-  if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues, input ?? {}));
+  if (!result.success) {
+    throw new ConfigError(source, formatIssues(result.error.issues, input ?? {}, { isSecret: isSecretPath }));
+  }
   return deepFreeze(result.data);
 }
 

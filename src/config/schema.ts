@@ -8,6 +8,18 @@ const token = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,128}$/, 'expected a single token of letters, digits, "_" or "-" (at most 128)');
 
+/**
+ * A bearer token: sent as `Authorization: Bearer <token>`, so it must be one run of printable ASCII;
+ * a token with a space inside could never authenticate.
+ */
+const bearerToken = z
+  .string()
+  .min(16, 'expected a token of at least 16 characters')
+  .regex(
+    /^[\x21-\x7e]*$/,
+    'expected a token of printable ASCII without spaces or control characters (it travels in an HTTP header)',
+  );
+
 function ascendingLadder(value: z.ZodNumber) {
   return z
     .object({ minor: value, moderate: value, severe: value, critical: value })
@@ -22,10 +34,18 @@ export const StatisticalSchema = z
     /** Simultaneous confidence of the severity's lower bound over the looks of one SPRT run. */
     confidence: z.number().gt(0).lt(1).default(0.95),
     /** H0 and H1 of the SPRT, in logistic Elo of the production version against its baseline. */
-    elo0: z.number().finite().default(0),
-    elo1: z.number().finite().default(-30),
+    elo0: z.number().min(-1000).max(1000).default(0),
+    elo1: z.number().min(-1000).max(1000).default(-30),
+    /** The false-rollback budget of a healthy version: over its whole life (`life`) or per test. */
     alpha: z.number().gt(0).lt(0.5).default(0.05),
     beta: z.number().gt(0).lt(0.5).default(0.05),
+    /**
+     * `life`: the tests of one version share alpha (test j gets alpha/(ζ(3)·j³)), so a healthy version is
+     * rolled back with probability about alpha over its life. `per_test`: every test after an accept_h0
+     * spends alpha again, as before; over hundreds of checks a healthy version is then rolled back sooner
+     * or later (docs/detection.md).
+     */
+    alphaSpending: z.enum(['life', 'per_test']).default('life'),
   })
   .strict()
   .refine((s) => s.elo1 < s.elo0, { message: 'expected elo1 < elo0: H1 is a regression', path: ['elo1'] });
@@ -73,6 +93,11 @@ export const ConfigSchema = z
       .strict()
       .default({ requireForSevere: false, timeoutSeconds: 3600, onTimeout: 'rollback' }),
     cooldownSeconds: nonNegative.default(300),
+    /**
+     * How long an orderly shutdown (SIGINT/SIGTERM) may take before the process exits with code 1. The
+     * default stays under Docker's 10 s stop timeout, so the log says why rather than a SIGKILL.
+     */
+    shutdownTimeoutSeconds: z.number().positive().max(3600).default(8),
     /** At most this many automatic rollbacks per model per window; beyond it a human decides. */
     autoRollbackLimit: z
       .object({ max: positiveInt.default(3), windowSeconds: z.number().positive().default(86_400) })
@@ -93,6 +118,12 @@ export const ConfigSchema = z
       )
       .default({}),
     dataDir: z.string().min(1).default('./data'),
+    /**
+     * Embedded mode: what an acknowledged input survives. `process`: a crash of the process (SQLite WAL
+     * with synchronous=NORMAL); `power`: also a power loss or an OS crash (synchronous=FULL: every commit
+     * waits for the disk, so slower).
+     */
+    durability: z.enum(['process', 'power']).default('process'),
     nats: z
       .object({
         url: z.string().min(1).optional(),
@@ -103,27 +134,37 @@ export const ConfigSchema = z
         token: z.string().optional(),
       })
       .strict()
+      .refine((n) => (n.user === undefined) === (n.pass === undefined), {
+        message: 'expected nats.user and nats.pass together: one without the other can never authenticate',
+        path: ['pass'],
+      })
       .default({ prefix: 'warden' }),
     http: z
       .object({
         port: z.number().int().min(0).max(65_535).default(8080),
         /** Loopback by default: with no tokens configured, only loopback may change anything. */
         host: z.string().min(1).default('127.0.0.1'),
-        operatorTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
-        producerTokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).default([]),
+        operatorTokens: z.array(bearerToken).default([]),
+        producerTokens: z.array(bearerToken).default([]),
+        /** Read-only tokens (the dashboard's viewers); once any is set, every read needs a token. */
+        viewerTokens: z.array(bearerToken).default([]),
       })
       .strict()
-      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] }),
+      .refine((h) => !h.producerTokens.some((t) => h.operatorTokens.includes(t)), {
+        message: 'expected a token in one list only: a token that is both operator and producer is ambiguous',
+        path: ['producerTokens'],
+      })
+      .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [], viewerTokens: [] }),
     alerts: z
       .object({
         /** Slack-compatible incoming webhook for every level; alerts always go to <prefix>.evt.alert.* as well. */
-        webhookUrl: z.url().optional(),
+        webhookUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
         /** More webhooks, each for the levels (and optionally the kinds) it takes: routing by severity. */
         routes: z
           .array(
             z
               .object({
-                url: z.url(),
+                url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
                 /** `slack`: Slack's text and blocks (with the alert as `warden_alert`); `json`: the alert itself. */
                 format: z.enum(['slack', 'json']).default('json'),
                 levels: z
@@ -160,6 +201,8 @@ export const ConfigSchema = z
       .default({ maxModelSeries: 1000 }),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
+    /** Where the inspector's relay listens; loopback unless set (0.0.0.0 in a container). */
+    inspectHost: z.string().min(1).default('127.0.0.1'),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -21,8 +21,19 @@ const version = z
   .max(128)
   .regex(/^[A-Za-z0-9_.-]+$/, 'expected a version of letters, digits, ".", "_" or "-"');
 const eventId = z.string().min(1).max(200);
-/** Epoch seconds (the seed's convention) or an ISO 8601 string. */
-const timestamp = z.union([z.number().finite().positive(), z.iso.datetime({ offset: true })]);
+/** Epoch seconds (the seed's convention) or an ISO 8601 string; every refusal names both forms. */
+const TIMESTAMP_FORMS =
+  'expected epoch seconds (a number > 0, fractions allowed: 1767225600.25) or an ISO 8601 date-time with an offset (2026-01-01T00:00:00Z)';
+const timestamp = z.union(
+  [
+    z
+      .number({ error: TIMESTAMP_FORMS })
+      .finite({ error: TIMESTAMP_FORMS })
+      .positive({ error: TIMESTAMP_FORMS }),
+    z.iso.datetime({ offset: true, error: TIMESTAMP_FORMS }),
+  ],
+  { error: TIMESTAMP_FORMS },
+);
 
 /**
  * Free-form string fields a producer attaches to an input (run id, host, commit), carried into the events
@@ -167,6 +178,11 @@ export const StatisticsSchema = z
     llr_upper: z.number().nullable(),
     sprt_decision: z.enum(['accept_h0', 'accept_h1', 'continue']).nullable(),
     games: z.number().nullable(),
+    /** The SPRT's hypotheses (logistic Elo), the input format and which test of this version it is. */
+    elo0: z.number().nullable(),
+    elo1: z.number().nullable(),
+    format: z.enum(['trinomial', 'pentanomial']).nullable(),
+    test_number: z.number().int().nullable(),
   })
   .nullable();
 

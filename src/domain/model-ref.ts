@@ -29,6 +29,28 @@ export function parseModelRef(ref: string, explicitVersion?: string): ModelRef {
   return { modelId: ref, version: undefined };
 }
 
+/** Whether a model id names a model Warden already watches (the runtime answers). */
+export type IsKnownModel = (modelId: string) => boolean;
+
+/**
+ * The one reading of a model reference, used by promotions, evaluations, commands and HTTP paths alike:
+ * a reference that is exactly a known model is that model, whatever its suffix; otherwise it is read by
+ * parseModelRef (a `_v<N>` suffix, or the explicit version's suffix, names the version). So once
+ * `resnet_v2` is a model, "resnet_v2" always means it, and never model `resnet`, version `v2`.
+ *
+ * The case no rule can decide: a first promotion of `resnet_v2` with no `version` field, when no model
+ * `resnet_v2` exists yet, is model `resnet`, version `v2`. To create a model whose id ends in `_v<N>`,
+ * send `version` explicitly.
+ */
+export function resolveModelRef(
+  ref: string,
+  explicitVersion: string | undefined,
+  isKnown: IsKnownModel,
+): ModelRef {
+  if (isKnown(ref)) return { modelId: ref, version: explicitVersion };
+  return parseModelRef(ref, explicitVersion);
+}
+
 export function isToken(value: string): boolean {
   return TOKEN_PATTERN.test(value);
 }

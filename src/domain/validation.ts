@@ -23,7 +23,16 @@ function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
  * One line per issue, naming the field, what was expected and what was received:
  * `games_played: expected a number >= 0, received -3`.
  */
-export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, root?: unknown): string[] {
+export interface FormatOptions {
+  /** Fields whose value is a secret (tokens, passwords, URLs with credentials): never echoed back. */
+  readonly isSecret?: (path: ReadonlyArray<PropertyKey>) => boolean;
+}
+
+export function formatIssues(
+  issues: ReadonlyArray<z.core.$ZodIssue>,
+  root?: unknown,
+  options: FormatOptions = {},
+): string[] {
   return issues.map((issue) => {
     const field = issue.path.length > 0 ? issue.path.join('.') : '(root)';
     if (issue.code === 'unrecognized_keys') {
@@ -41,7 +50,13 @@ export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, root?: unk
     let message = issue.message;
     if (root !== undefined && !/received/.test(message)) {
       const value = valueAt(root, issue.path);
-      message += `, received ${value === undefined ? 'nothing' : describeReceived(value)}`;
+      const received =
+        value === undefined
+          ? 'nothing'
+          : options.isSecret?.(issue.path) && typeof value === 'string'
+            ? `a secret of ${value.length} characters (not shown)`
+            : describeReceived(value);
+      message += `, received ${received}`;
     }
     return `${field}: ${message}`;
   });

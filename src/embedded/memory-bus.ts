@@ -1,10 +1,17 @@
-import type { BusMessage, EventBus, Unsubscribe } from '../actors/ports.ts';
+import type { BusMessage, EventBus, SubscribeOptions, Unsubscribe } from '../actors/ports.ts';
 import { subjectMatches } from './subjects.ts';
+
+interface Delivery {
+  readonly message: BusMessage;
+  /** Settles the publisher's wait (durable subscriptions only). */
+  readonly done: ((error?: unknown) => void) | null;
+}
 
 interface Subscription {
   readonly pattern: string;
   readonly handler: (message: BusMessage) => Promise<void> | void;
-  readonly queue: BusMessage[];
+  readonly durable: boolean;
+  readonly queue: Delivery[];
   draining: boolean;
   active: boolean;
 }
@@ -14,6 +21,11 @@ interface Subscription {
  * message (broadcast, as in NATS core), in order, one at a time, and never inside the publisher's call
  * stack: a handler may publish without re-entering an actor mid-transition. A handler that throws is
  * reported to `onError` and the next message is still delivered.
+ *
+ * `publish` resolves when every durable subscriber has handled the message, and rejects when one of them
+ * failed: the outbox then keeps the event and publishes it again, as JetStream would redeliver it. So a
+ * rollback's event is forgotten only after the training config's pause is committed, whatever instant the
+ * process dies.
  */
 export class MemoryBus implements EventBus {
   private readonly subscriptions = new Set<Subscription>();
@@ -27,38 +39,72 @@ export class MemoryBus implements EventBus {
     if (this.closed) throw new Error(`bus closed: cannot publish on ${subject}`);
     // Subscribers get their own copy, as they would over the wire.
     const message: BusMessage = { subject, data: structuredClone(payload) };
+    const handled: Array<Promise<void>> = [];
     for (const sub of this.subscriptions) {
       if (!subjectMatches(sub.pattern, subject)) continue;
-      sub.queue.push(message);
+      let done: Delivery['done'] = null;
+      if (sub.durable) {
+        handled.push(
+          new Promise<void>((resolve, reject) => {
+            done = (error) => (error === undefined ? resolve() : reject(error));
+          }),
+        );
+      }
+      sub.queue.push({ message, done });
       this.pending++;
       if (!sub.draining) {
         sub.draining = true;
         queueMicrotask(() => void this.drain(sub));
       }
     }
+    await Promise.all(handled);
   }
 
-  subscribe(pattern: string, handler: (message: BusMessage) => Promise<void> | void): Unsubscribe {
-    const sub: Subscription = { pattern, handler, queue: [], draining: false, active: true };
+  subscribe(
+    pattern: string,
+    handler: (message: BusMessage) => Promise<void> | void,
+    options: SubscribeOptions = {},
+  ): Unsubscribe {
+    const sub: Subscription = {
+      pattern,
+      handler,
+      durable: options.durable ?? false,
+      queue: [],
+      draining: false,
+      active: true,
+    };
     this.subscriptions.add(sub);
     return () => {
       sub.active = false;
       this.subscriptions.delete(sub);
+      // Whoever waits on this subscriber's deliveries hears that they were not handled.
+      for (const delivery of sub.queue.splice(0)) {
+        delivery.done?.(
+          new Error(`unsubscribed from ${pattern} before handling ${delivery.message.subject}`),
+        );
+        this.settleOne();
+      }
     };
   }
 
   private async drain(sub: Subscription): Promise<void> {
     while (sub.queue.length > 0) {
-      const message = sub.queue.shift()!;
+      const delivery = sub.queue.shift()!;
       try {
-        if (sub.active) await sub.handler(message);
+        if (sub.active) await sub.handler(delivery.message);
+        delivery.done?.();
       } catch (error) {
-        this.onError(error, message);
+        delivery.done?.(error ?? new Error('handler failed'));
+        this.onError(error, delivery.message);
       } finally {
-        this.pending--;
+        this.settleOne();
       }
     }
     sub.draining = false;
+  }
+
+  private settleOne(): void {
+    this.pending--;
     if (this.pending === 0) {
       const waiters = this.waiters;
       this.waiters = [];

@@ -11,6 +11,7 @@ import type {
   ProductionPointer,
   RollbackRequest,
   StateStore,
+  TimelineEntry,
 } from '../actors/ports.ts';
 import { ConflictError } from '../domain/errors.ts';
 
@@ -27,11 +28,18 @@ CREATE TABLE IF NOT EXISTS history (
   payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_model ON history (model_id, seq);
+CREATE TABLE IF NOT EXISTS timeline (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_by_actor ON timeline (kind, key, seq);
 CREATE TABLE IF NOT EXISTS registry (
   model_id TEXT PRIMARY KEY, version TEXT NOT NULL, since INTEGER NOT NULL, reason TEXT NOT NULL,
   last_rollback_id TEXT
 );
 `;
+
+/** Timeline lines kept per actor (the newest); older ones are pruned. */
+const TIMELINE_KEEP = 1000;
 
 /**
  * The embedded mode's durable state, in one SQLite file: actor snapshots, the outbox of publications not
@@ -42,12 +50,16 @@ export class SqliteStore implements StateStore, ModelRegistry {
   private readonly db: Database.Database;
   private readonly statements;
 
-  constructor(path: string) {
+  /**
+   * `durability: 'process'` (WAL with synchronous=NORMAL): a commit survives a crash of the process; an OS
+   * crash or a power loss may lose the last ones. `'power'` (synchronous=FULL): every commit is on disk
+   * before it is acknowledged.
+   */
+  constructor(path: string, options: { durability?: 'process' | 'power' } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode: a commit survives a process crash; only an OS crash may lose the last ones.
-    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(options.durability === 'power' ? 'synchronous = FULL' : 'synchronous = NORMAL');
     this.db.exec(SCHEMA);
     this.statements = {
       loadAll: this.db.prepare<[string], { key: string; snapshot: string; revision: number }>(
@@ -73,6 +85,15 @@ export class SqliteStore implements StateStore, ModelRegistry {
         [string, number],
         { at: number; model_id: string; kind: string; payload: string }
       >('SELECT at, model_id, kind, payload FROM history WHERE model_id = ? ORDER BY seq DESC LIMIT ?'),
+      insertTimeline: this.db.prepare('INSERT INTO timeline (kind, key, entry) VALUES (?, ?, ?)'),
+      timeline: this.db.prepare<[string, string, number], { entry: string }>(
+        'SELECT entry FROM timeline WHERE kind = ? AND key = ? ORDER BY seq DESC LIMIT ?',
+      ),
+      // Keeps the newest TIMELINE_KEEP lines of one actor.
+      pruneTimeline: this.db.prepare(
+        `DELETE FROM timeline WHERE kind = ? AND key = ? AND seq <= (
+           SELECT seq FROM timeline WHERE kind = ? AND key = ? ORDER BY seq DESC LIMIT 1 OFFSET ${TIMELINE_KEEP})`,
+      ),
       getPointer: this.db.prepare<
         [string],
         { version: string; since: number; reason: string; last_rollback_id: string | null }
@@ -129,6 +150,13 @@ export class SqliteStore implements StateStore, ModelRegistry {
           JSON.stringify(record.payload),
         );
       }
+      for (const line of batch.timeline ?? []) {
+        const seq = Number(
+          this.statements.insertTimeline.run(line.kind, line.key, JSON.stringify(line)).lastInsertRowid,
+        );
+        // Pruning now and then keeps each actor's timeline bounded at a small amortised cost.
+        if (seq % 64 === 0) this.statements.pruneTimeline.run(line.kind, line.key, line.kind, line.key);
+      }
       return revisions;
     })();
   }
@@ -156,6 +184,10 @@ export class SqliteStore implements StateStore, ModelRegistry {
       kind: row.kind as HistoryRecord['kind'],
       payload: JSON.parse(row.payload),
     }));
+  }
+
+  async timeline(kind: ActorKind, key: string, limit: number): Promise<TimelineEntry[]> {
+    return this.statements.timeline.all(kind, key, limit).map((row) => JSON.parse(row.entry));
   }
 
   // ModelRegistry: the built-in production pointer.

@@ -99,8 +99,11 @@ interface Operation {
   readonly query?: z.ZodType;
   readonly body?: { readonly ref: string; readonly required: boolean };
   readonly response?: { readonly description: string; readonly schema?: JsonSchema };
-  /** `producer`: an input; `operator`: a command; both need a bearer token once tokens are configured. */
-  readonly token?: 'producer' | 'operator';
+  /**
+   * `producer`: an input; `operator`: a command; both need a bearer token once tokens are configured.
+   * `read`: a read, which needs a token (viewer, producer or operator) once viewer tokens are configured.
+   */
+  readonly token?: 'producer' | 'operator' | 'read';
   readonly errors?: readonly number[];
 }
 
@@ -120,25 +123,81 @@ export const OPERATIONS: Record<string, Operation> = {
     response: { description: 'text/plain; version=0.0.4' },
   },
   'GET /openapi.json': { summary: 'This document', tags: ['probes'] },
-  'GET /v1/models': { summary: 'Every model: state, production version, pending approval', tags: ['reads'] },
+  'GET /v1/models': {
+    summary: 'Every model: state, production version, pending approval',
+    tags: ['reads'],
+    token: 'read',
+  },
   'GET /v1/models/:model_id': {
     summary: 'One model in detail, with its training config',
     tags: ['reads'],
+    token: 'read',
     params: ModelParamsSchema,
     errors: [400, 404],
   },
-  'GET /v1/training': { summary: 'Every training config Warden has acted on', tags: ['reads'] },
+  'GET /v1/training': {
+    summary: 'Every training config Warden has acted on',
+    tags: ['reads'],
+    token: 'read',
+  },
   'GET /v1/training/:config_key': {
     summary: '"May I train?": may_train, and known: false for a config key Warden has never seen',
     tags: ['reads'],
+    token: 'read',
     params: ConfigParamsSchema,
     errors: [400],
   },
   'GET /v1/rollbacks': {
     summary: 'Rollbacks, newest first',
     tags: ['reads'],
+    token: 'read',
     query: HistoryQuerySchema,
     errors: [400],
+  },
+  'GET /ui': {
+    summary: 'The operator dashboard (HTML; 503 while it is not built)',
+    tags: ['dashboard'],
+    response: { description: 'text/html' },
+    errors: [503],
+  },
+  'GET /ui/': {
+    summary: 'The operator dashboard (HTML; 503 while it is not built)',
+    tags: ['dashboard'],
+    response: { description: 'text/html' },
+    errors: [503],
+  },
+  'GET /ui/assets/*': {
+    summary: "The dashboard's built files (content-hashed names)",
+    tags: ['dashboard'],
+    params: z.object({ asset: z.string().regex(/^[\w.-]+$/) }),
+    response: { description: 'application/octet-stream' },
+    errors: [404],
+  },
+  'GET /ui/api/session': {
+    summary: 'Who the token is, its role, and whether it may act',
+    tags: ['dashboard'],
+    token: 'read',
+    errors: [401, 403],
+  },
+  'GET /ui/api/machines': {
+    summary: 'The two state machines as graphs',
+    tags: ['dashboard'],
+    token: 'read',
+    errors: [401, 403],
+  },
+  'GET /ui/api/models/:model_id/timeline': {
+    summary: "A model's timeline: its transitions, its training config's, and its rollbacks",
+    tags: ['dashboard'],
+    params: ModelParamsSchema,
+    token: 'read',
+    errors: [400, 401, 403, 404],
+  },
+  'GET /ui/api/live': {
+    summary: 'The live stream of changes (server-sent events)',
+    tags: ['dashboard'],
+    token: 'read',
+    response: { description: 'text/event-stream' },
+    errors: [401, 403],
   },
   'POST /v1/evaluations': {
     summary: "An evaluation of a model's production version",
@@ -234,8 +293,8 @@ function operation(key: string, op: Operation): JsonSchema {
   const responses: Record<string, JsonSchema> = {
     '200': {
       description: op.response?.description ?? 'OK',
-      ...(op.response?.description?.startsWith('text/')
-        ? { content: { 'text/plain': { schema: { type: 'string' } } } }
+      ...(op.response?.description?.includes('/')
+        ? { content: { [op.response.description.split(/[;\s]/)[0]!]: { schema: { type: 'string' } } } }
         : { content: { 'application/json': { schema: op.response?.schema ?? anyObject } } }),
     },
   };
@@ -266,8 +325,14 @@ function operation(key: string, op: Operation): JsonSchema {
       : {}),
     ...(op.token
       ? {
-          security: [{ bearer: [] }],
-          description: `Needs a${op.token === 'operator' ? 'n operator' : ' producer (or operator)'} token once tokens are configured; without tokens, only loopback callers.`,
+          security: op.token === 'read' ? [{}, { bearer: [] }] : [{ bearer: [] }],
+          description: {
+            operator:
+              'Needs an operator token once tokens are configured; without tokens, only loopback callers.',
+            producer:
+              'Needs a producer (or operator) token once tokens are configured; without tokens, only loopback callers.',
+            read: 'Open, or a token (viewer, producer or operator) once viewer tokens are configured.',
+          }[op.token],
         }
       : {}),
     responses,
@@ -282,7 +347,8 @@ export function openApiDocument(routes: readonly string[]): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of [...routes].sort()) {
     const [method, url] = route.split(' ') as [string, string];
-    const path = url.replace(/:([A-Za-z_]+)/g, '{$1}');
+    // fastify's `:name` and a trailing `*` (the asset routes) are OpenAPI path parameters.
+    const path = url.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\*$/, '{asset}');
     const op = OPERATIONS[route];
     (paths[path] ??= {})[method.toLowerCase()] = op
       ? operation(route, op)

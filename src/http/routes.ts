@@ -83,12 +83,13 @@ function registerInputs(app: FastifyInstance, ctx: RouteContext): void {
         return result;
       } catch (caught) {
         const error = toWardenError(caught);
-        // Counted like inputs refused on the bus; failures of Warden itself are not the producer's.
-        if (error.code !== 'internal' && error.code !== 'unavailable') ctx.onRejected?.(kind, error);
-        ctx.logger.warn(
-          { kind, from: caller.identity, code: error.code },
-          `rejected ${kind}: ${error.message}`,
-        );
+        // The error handler counts the refusal and logs internal failures with their error id.
+        if (error.code !== 'internal') {
+          ctx.logger.warn(
+            { kind, from: caller.identity, code: error.code },
+            `rejected ${kind}: ${error.message}`,
+          );
+        }
         throw error;
       }
     });

@@ -3,9 +3,19 @@ import type { Logger } from 'pino';
 import { WardenError } from '../domain/errors.ts';
 import type { Warden } from '../warden.ts';
 import { createAuthPolicy, type Access, type AuthPolicy, type Caller } from './auth.ts';
-import { STATUS_BY_CODE, errorBody, isClientError, wardenErrorBody } from './errors.ts';
+import {
+  JSON_CONTENT_TYPE,
+  STATUS_BY_CODE,
+  describeClientError,
+  errorBody,
+  internalErrorBody,
+  isClientError,
+  newErrorId,
+  wardenErrorBody,
+} from './errors.ts';
 import { registerRoutes } from './routes.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
+import { registerUiRoutes, type UiRouteOptions } from './ui-routes.ts';
 
 /** What the API needs from the metrics (src/metrics), so this module does not depend on prom-client. */
 export interface HttpMetrics {
@@ -20,12 +30,15 @@ export interface HttpServerOptions {
   readonly port: number;
   readonly operatorTokens: readonly string[];
   readonly producerTokens: readonly string[];
+  readonly viewerTokens?: readonly string[] | undefined;
   readonly logger: Logger;
   readonly metrics?: HttpMetrics | undefined;
   /** Inputs refused at the edge are counted like those refused on the bus. */
   readonly onRejected?: ((kind: string, error: WardenError) => void) | undefined;
   /** Extra readiness (NATS mode: connected); Warden itself is started before the server listens. */
   readonly ready?: (() => boolean) | undefined;
+  /** The dashboard at /ui (its build directory, the live stream's pace). */
+  readonly ui?: UiRouteOptions | undefined;
 }
 
 export interface HttpServer {
@@ -41,15 +54,34 @@ export interface RouteContext {
   readonly logger: Logger;
   readonly metrics: HttpMetrics | undefined;
   readonly onRejected: HttpServerOptions['onRejected'];
+  readonly auth: AuthPolicy;
   /** Throws unauthorized / forbidden; otherwise the caller, for the audit log. */
   authenticate(request: FastifyRequest, access: Access): Caller;
   isReady(): { ready: true } | { ready: false; reason: string };
 }
 
-/** Empty bodies are `undefined` (commands default their fields); anything else must be JSON. */
+/** The largest body the API reads; larger ones get a 413 that says this limit. */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+/**
+ * Path parameters up to this length reach our own validation (ids are 1 to 128, and a longer one gets a
+ * 400 saying so); fastify's default of 100 answered its own 414 to ids the contract allows.
+ */
+export const MAX_PARAM_LENGTH = 1024;
+
+/** The routes that take producer inputs: every refusal on them is counted, under its kind. */
+const INPUT_ROUTES: Readonly<Record<string, 'evaluation' | 'promotion'>> = {
+  '/v1/evaluations': 'evaluation',
+  '/v1/promotions': 'promotion',
+};
+
+/**
+ * JSON is the only body the API reads: any other content type (text/plain included, which fastify would
+ * otherwise hand over as a string) is a 415. Empty bodies are `undefined` (commands default their
+ * fields).
+ */
 function installJsonParser(app: FastifyInstance): void {
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(JSON_CONTENT_TYPE, { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
     try {
@@ -64,10 +96,19 @@ function installJsonParser(app: FastifyInstance): void {
   });
 }
 
-function replyError(reply: FastifyReply, error: WardenError): FastifyReply {
+function replyError(
+  reply: FastifyReply,
+  error: WardenError,
+  status = STATUS_BY_CODE[error.code],
+): FastifyReply {
   if (error.code === 'unauthorized') reply.header('www-authenticate', 'Bearer');
-  return reply.code(STATUS_BY_CODE[error.code]).send(wardenErrorBody(error));
+  return reply.code(status).send(wardenErrorBody(error));
 }
+
+const header = (request: FastifyRequest, name: string): string | undefined => {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+};
 
 /**
  * The HTTP API over a running Warden: the same operations, semantics and error codes as the NATS
@@ -77,22 +118,45 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
   const logger = options.logger.child({ component: 'http' });
   const auth = createAuthPolicy(options);
   let closing = false;
-  const app = Fastify({ logger: false, return503OnClosing: true, forceCloseConnections: 'idle' });
+  const app = Fastify({
+    logger: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // A bad URL or an over-long path parameter is refused before routing: same error shape as the rest.
+    frameworkErrors: (error, request, reply) => handleError(error, request, reply),
+  });
   installJsonParser(app);
 
-  app.setErrorHandler((error, request, reply) => {
-    if (error instanceof WardenError) {
-      if (error.code === 'internal') logger.error({ err: error, url: request.url }, 'request failed');
-      return replyError(reply, error);
+  const handleError = (error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    let refusal: WardenError | null = error instanceof WardenError ? error : null;
+    let status = refusal ? STATUS_BY_CODE[refusal.code] : 500;
+    if (!refusal && isClientError(error)) {
+      // fastify refused the request before a handler ran: wrong content type, body too large, bad URL.
+      ({ status, error: refusal } = describeClientError(error, {
+        contentType: header(request, 'content-type'),
+        contentLength: header(request, 'content-length'),
+        bodyLimit: BODY_LIMIT_BYTES,
+        maxParamLength: MAX_PARAM_LENGTH,
+      }));
     }
-    if (isClientError(error)) {
-      // fastify refused the request before a handler ran: wrong content type, body too large, bad JSON.
-      const hint = error.statusCode === 415 ? ' (expected Content-Type: application/json)' : '';
-      return reply.code(error.statusCode).send(errorBody('invalid_input', `${error.message}${hint}`));
+    if (!refusal || status >= 500) {
+      if (refusal?.code === 'unavailable') return replyError(reply, refusal);
+      // Details (guards, stack, cause) go to the log only, under an id the caller can quote.
+      const errorId = newErrorId();
+      logger.error(
+        { err: error, error_id: errorId, method: request.method, url: request.url },
+        'request failed',
+      );
+      return reply.code(500).send(internalErrorBody(errorId));
     }
-    logger.error({ err: error, url: request.url }, 'request failed');
-    return replyError(reply, new WardenError('internal', 'internal error; the service log has the details'));
-  });
+    // Every refused producer input is counted, whatever refused it: fastify, auth or validation.
+    const kind = INPUT_ROUTES[request.routeOptions?.url ?? ''];
+    if (kind) options.onRejected?.(kind, refusal);
+    return replyError(reply, refusal, status);
+  };
+  app.setErrorHandler((error, request, reply) => handleError(error, request, reply));
 
   app.setNotFoundHandler((request, reply) => {
     reply
@@ -115,6 +179,7 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
     logger,
     metrics: options.metrics,
     onRejected: options.onRejected,
+    auth,
     authenticate(request, access) {
       const result = auth.authenticate(request.headers.authorization, access);
       if (result instanceof WardenError) throw result;
@@ -126,9 +191,19 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
       return { ready: true };
     },
   };
+  // Reads of the API need a token once viewer tokens are configured (probes and /ui's files never do).
+  app.addHook('onRequest', async (request) => {
+    if ((request.method === 'GET' || request.method === 'HEAD') && request.url.startsWith('/v1/'))
+      context.authenticate(request, 'read');
+  });
   const routes = collectRoutes(app);
   registerRoutes(app, context);
+  const live = registerUiRoutes(app, context, options.ui);
   registerOpenApi(app, routes);
+  app.addHook('preClose', (done) => {
+    live.close();
+    done();
+  });
 
   const url = await app.listen({ host: options.host, port: options.port });
   logger.info({ url, auth: auth.mode }, `HTTP API on ${url}; ${auth.summary}`);

@@ -8,6 +8,10 @@ import { SocketAdapter } from './socket-adapter.ts';
 export interface InspectionTarget {
   readonly url?: string | undefined;
   readonly relayPort?: number | undefined;
+  /** Where the relay Warden opens listens (default loopback; 0.0.0.0 to reach it in a container). */
+  readonly host?: string | undefined;
+  /** Warden's HTTP port, for the relay page's pointer to the dashboard at /ui. */
+  readonly dashboardPort?: number | undefined;
 }
 
 export const DEFAULT_RELAY_PORT = 8090;
@@ -52,7 +56,11 @@ export async function startInspection(target: InspectionTarget, logger: Logger):
   let relay: Relay | null = null;
   if (target.url === undefined) {
     try {
-      relay = await startRelay({ port: target.relayPort ?? DEFAULT_RELAY_PORT });
+      relay = await startRelay({
+        port: target.relayPort ?? DEFAULT_RELAY_PORT,
+        host: target.host,
+        dashboardPort: target.dashboardPort,
+      });
     } catch (error) {
       log.error(
         { err: error },

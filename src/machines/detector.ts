@@ -1,8 +1,9 @@
 /**
  * Chooses the detector for one evaluation. Threshold mode classifies point estimates (model-logic does it
  * with src/policy). Statistical mode, when the evaluation carries game outcomes against the baseline,
- * decides from an SPRT across the evaluation windows of the production version and grades the drop by a
- * confidence bound (src/policy/statistical.ts; docs/detection.md has the numbers behind the choice).
+ * decides from a sequence of SPRTs across the evaluation windows of the production version, with alpha
+ * spent over the tests of its life, and grades the drop by a confidence bound (src/policy/statistical.ts;
+ * docs/detection.md has the numbers behind the choice).
  */
 import type { Statistics } from '../domain/events.ts';
 import type { EvaluationMetrics } from '../policy/classify.ts';
@@ -33,8 +34,11 @@ export interface DetectorInput {
   readonly modelId: string;
   readonly metrics: EvaluationMetrics;
   readonly outcomes: WindowOutcomesInput | undefined;
+  readonly gamesPlayed: number;
   readonly sprt: SprtState | null;
   readonly policy: ModelPolicy;
+  /** When the evaluation happened (epoch ms): dates a passed test. */
+  readonly at: number;
 }
 
 function windowOf(outcomes: WindowOutcomesInput | undefined): WindowOutcomes | null {
@@ -45,16 +49,33 @@ function windowOf(outcomes: WindowOutcomesInput | undefined): WindowOutcomes | n
   return null;
 }
 
+/**
+ * Whether this evaluation goes to the statistical test: statistical mode for the model and game outcomes
+ * in the evaluation. Such a window counts however small (the test weighs it by its games); `minGames`
+ * gates only the threshold rule's single-window judgement.
+ */
+export function judgedStatistically(
+  modelId: string,
+  outcomes: WindowOutcomesInput | undefined,
+  policy: ModelPolicy,
+): boolean {
+  const mode = policy.modeByModel[modelId] ?? policy.detection.mode;
+  return mode === 'statistical' && windowOf(outcomes) !== null;
+}
+
 export function assessWithDetector(input: DetectorInput): DetectorResult {
   const { policy } = input;
-  const mode = policy.modeByModel[input.modelId] ?? policy.detection.mode;
-  const window = mode === 'statistical' ? windowOf(input.outcomes) : null;
+  const window = judgedStatistically(input.modelId, input.outcomes, policy) ? windowOf(input.outcomes) : null;
   if (window === null) return { kind: 'threshold' };
 
-  const assessment = assessStatistically(window, input.sprt, policy.statistical);
+  const assessment = assessStatistically(window, input.sprt, policy.statistical, input.at);
   const errorRate = input.metrics.errorRate ?? null;
-  // The error rate is not a game statistic: at or above its threshold it is SEVERE, as in threshold mode.
-  const errorSevere = errorRate !== null && errorRate >= policy.detection.errorRateSevere;
+  // The error rate is not a game statistic: at or above its threshold it is SEVERE, as in threshold mode,
+  // and like the threshold rule it is judged only on a window of at least minGames games.
+  const errorSevere =
+    errorRate !== null &&
+    errorRate >= policy.detection.errorRateSevere &&
+    input.gamesPlayed >= policy.detection.minGames;
   const sprtAccepted = assessment.sprt.decision === 'accept_h1';
   // An SPRT acceptance with no graded drop yet is reported as MINOR: a regression is likely, its size is not.
   let severity = maxSeverity(assessment.severity, errorSevere ? 'severe' : null);
@@ -89,6 +110,10 @@ export function assessWithDetector(input: DetectorInput): DetectorResult {
       llr_upper: assessment.sprt.upper,
       sprt_decision: assessment.sprt.decision,
       games: assessment.sprt.games,
+      elo0: assessment.sprt.elo0,
+      elo1: assessment.sprt.elo1,
+      format: assessment.sprt.kind,
+      test_number: assessment.sprt.test,
     },
     sprt: assessment.accumulator,
   };

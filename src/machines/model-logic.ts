@@ -7,8 +7,15 @@ import { classify, recommendedAction } from '../policy/classify.ts';
 import { decide, escalate, type Decision } from '../policy/decide.ts';
 import { severityRank, type Severity } from '../policy/severity.ts';
 import type { AlertDetails, AlertKind, OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
-import { EVIDENCE_LIMIT, LINEAGE_LIMIT, RECENT_INPUT_LIMIT, type ModelPolicy } from './model-policy.ts';
+import {
+  DEFERRED_INPUT_LIMIT,
+  EVIDENCE_LIMIT,
+  LINEAGE_LIMIT,
+  RECENT_INPUT_LIMIT,
+  type ModelPolicy,
+} from './model-policy.ts';
 import type {
+  DeferredInput,
   Detection,
   HeldBecause,
   ModelContext,
@@ -18,7 +25,7 @@ import type {
   PendingApproval,
   RollbackPlan,
 } from './model-types.ts';
-import { assessWithDetector } from './detector.ts';
+import { assessWithDetector, judgedStatistically } from './detector.ts';
 
 export interface Step {
   /** null: stay in the current state. */
@@ -90,6 +97,68 @@ function rememberInput(context: ModelContext, inputId: string | undefined): Mode
     recentInputIds: ids.length > RECENT_INPUT_LIMIT ? ids.slice(-RECENT_INPUT_LIMIT) : ids,
   };
 }
+
+const NO_DEFERRED: readonly DeferredInput[] = Object.freeze([]);
+
+/** The inputs waiting for a rollback to end (snapshots from before deferral have none). */
+export function deferredOf(context: ModelContext): readonly DeferredInput[] {
+  return context.deferred ?? NO_DEFERRED;
+}
+
+type Input = Extract<ModelEvent, { type: 'PROMOTED' | 'EVALUATED' }>;
+
+/** The version the inputs already waiting leave in production: the last waiting promotion's, if any. */
+function versionAfterWaiting(context: ModelContext): string | null {
+  const waiting = deferredOf(context);
+  for (let i = waiting.length - 1; i >= 0; i--) {
+    const e = waiting[i]!.event;
+    if (e.type === 'PROMOTED') return e.version;
+  }
+  return context.productionVersion;
+}
+
+/**
+ * The gate every input passes first. A redelivered input is a duplicate. While a rollback is in flight an
+ * input is not dropped but kept with the state, and so is every input behind one already waiting (order
+ * per model); the runtime hands them back, oldest first, once the rollback has ended. An evaluation that
+ * names no version is kept as an evaluation of the version in production when it arrived, so that it is
+ * not read as one of the version rolled back to. Returns the step that ends here, or the context to go on
+ * with.
+ */
+function admit(state: ModelStateName, context: ModelContext, event: Input): Step | ModelContext {
+  const waiting = deferredOf(context);
+  if (event.deferredId !== undefined) {
+    if (state === 'rollingBack' || waiting[0]?.id !== event.deferredId) {
+      return stay(context, { kind: 'stale', reason: `deferred input ${event.deferredId} is not next` });
+    }
+    return { ...context, deferred: waiting.slice(1) };
+  }
+  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
+    // A redelivered input must not undo what happened since (a rollback, a later promotion).
+    return stay(context, { kind: 'duplicate', inputId: event.inputId });
+  }
+  if (state !== 'rollingBack' && waiting.length === 0) return context;
+  if (waiting.length >= DEFERRED_INPUT_LIMIT) {
+    return stay(context, { kind: 'busy', state, waiting: waiting.length });
+  }
+  const seq = context.seq + 1;
+  const kept: Input =
+    event.type === 'EVALUATED' && event.version === undefined
+      ? { ...event, version: versionAfterWaiting(context) ?? undefined, inputId: undefined }
+      : { ...event, inputId: undefined };
+  return {
+    target: null,
+    context: {
+      ...rememberInput(context, event.inputId),
+      seq,
+      deferred: [...waiting, { id: seq, event: kept }],
+    },
+    publish: [],
+    outcome: { kind: 'deferred', state, waiting: waiting.length + 1 },
+  };
+}
+
+const isStep = (x: Step | ModelContext): x is Step => 'outcome' in x;
 
 /** Where a paused or failed flow returns to: regressed while a streak is open, else healthy. */
 function restingState(context: ModelContext): ModelStateName {
@@ -204,14 +273,12 @@ function startRollback(
 
 function onPromoted(
   state: ModelStateName,
-  context: ModelContext,
+  arrived: ModelContext,
   event: Extract<ModelEvent, { type: 'PROMOTED' }>,
 ): Step {
-  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
-    // A redelivered promotion must not undo what happened since (a rollback, a later promotion).
-    return stay(context, { kind: 'duplicate', inputId: event.inputId });
-  }
-  if (state === 'rollingBack') return stay(context, { kind: 'busy', state });
+  const admitted = admit(state, arrived, event);
+  if (isStep(admitted)) return admitted;
+  const context = admitted;
   const entry = {
     version: event.version,
     elo: event.elo ?? null,
@@ -276,8 +343,10 @@ function assess(
     modelId: context.modelId,
     metrics,
     outcomes: event.outcomes,
+    gamesPlayed: event.gamesPlayed,
     sprt: context.sprt,
     policy,
+    at: event.at,
   });
   if (detected.kind === 'statistical') {
     const { severity } = detected;
@@ -445,14 +514,13 @@ function requestApproval(
 
 function onEvaluated(
   state: ModelStateName,
-  context: ModelContext,
+  arrived: ModelContext,
   event: Extract<ModelEvent, { type: 'EVALUATED' }>,
   policy: ModelPolicy,
 ): Step {
-  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
-    return stay(context, { kind: 'duplicate', inputId: event.inputId });
-  }
-  if (state === 'rollingBack') return stay(context, { kind: 'busy', state });
+  const admitted = admit(state, arrived, event);
+  if (isStep(admitted)) return admitted;
+  const context = admitted;
   if (event.version !== undefined && event.version !== context.productionVersion) {
     return stay(context, {
       kind: 'ignored_version',
@@ -460,7 +528,12 @@ function onEvaluated(
       productionVersion: context.productionVersion,
     });
   }
-  if (event.gamesPlayed < policy.detection.minGames) {
+  // minGames gates the threshold rule's single-window judgement only: in statistical mode every window
+  // with game outcomes counts toward the running test, however small.
+  if (
+    event.gamesPlayed < policy.detection.minGames &&
+    !judgedStatistically(context.modelId, event.outcomes, policy)
+  ) {
     return stay(context, {
       kind: 'insufficient_evidence',
       gamesPlayed: event.gamesPlayed,
@@ -675,7 +748,8 @@ function onRollbackRequested(
   context: ModelContext,
   event: Extract<ModelEvent, { type: 'ROLLBACK_REQUESTED' }>,
 ): Step {
-  if (state === 'rollingBack') return stay(context, { kind: 'busy', state });
+  if (state === 'rollingBack')
+    return stay(context, { kind: 'stale', reason: 'a rollback is already in flight' });
   const problem = manualRollbackProblem(context, event.toVersion);
   const draft = new Draft(context);
   if (problem !== null) {

@@ -21,6 +21,11 @@ export interface ModelPolicy {
 export const LINEAGE_LIMIT = 50;
 export const EVIDENCE_LIMIT = 20;
 export const RECENT_INPUT_LIMIT = 64;
+/**
+ * Inputs kept while a rollback is in flight; beyond this the model answers "busy" (retryable), so a
+ * producer or the NATS intake sends it again later instead of Warden growing a snapshot without bound.
+ */
+export const DEFERRED_INPUT_LIMIT = 32;
 
 export function modelPolicyFrom(config: Config): ModelPolicy {
   return Object.freeze({

@@ -64,11 +64,27 @@ export interface RollbackPlan {
   readonly startedAt: number;
 }
 
-/** The statistical detector's running test, persisted with the actor (null in threshold mode). */
+/**
+ * The statistical detector's running test of the production version, persisted with the actor (null in
+ * threshold mode and before the first window). The fields after `windows` are absent in states persisted
+ * before alpha spending; the detector reads those as the first test.
+ */
 export interface SprtState {
   readonly kind: 'trinomial' | 'pentanomial';
   readonly results: readonly number[];
   readonly windows: number;
+  /** The running test's number, from 1: each test of a version spends its share of alpha. */
+  readonly test?: number;
+  /** Tests this version passed (accept_h0), and when it last did (epoch ms). */
+  readonly passes?: number;
+  readonly lastPassedAt?: number | null;
+  /** The running test's LLR and its Wald bounds. */
+  readonly llr?: number;
+  readonly lower?: number;
+  readonly upper?: number;
+  /** The running test's alpha, and the alpha this version's completed tests spent. */
+  readonly alpha?: number;
+  readonly alphaSpent?: number;
 }
 
 export interface ModelContext {
@@ -90,6 +106,12 @@ export interface ModelContext {
   /** Times of automatic rollbacks, for the per-window cap. */
   readonly autoRollbacks: readonly number[];
   readonly sprt: SprtState | null;
+  /**
+   * Inputs that arrived while a rollback was in flight, oldest first: kept with the state and applied, in
+   * order, once the rollback ends (the runtime hands them back one by one). Absent in snapshots written
+   * before deferral existed: read it with `deferredOf`.
+   */
+  readonly deferred?: readonly DeferredInput[];
   /** Input event ids already applied (bounded), so a redelivered input changes nothing. */
   readonly recentInputIds: readonly string[];
   /** Monotone counter behind deterministic event, detection and rollback ids. */
@@ -105,6 +127,12 @@ export interface WindowOutcomesInput {
 
 export type InputMetadata = Readonly<Record<string, string>>;
 
+/** An input kept while the model was rolling back; `id` tells the runtime's hand-back which one it is. */
+export type DeferredInput = {
+  readonly id: number;
+  readonly event: Extract<ModelEvent, { type: 'PROMOTED' | 'EVALUATED' }>;
+};
+
 export type ModelEvent =
   | {
       type: 'PROMOTED';
@@ -115,6 +143,8 @@ export type ModelEvent =
       inputId?: string | undefined;
       /** The input's free-form metadata (run ids, hosts), carried into the events it causes. */
       metadata?: InputMetadata | undefined;
+      /** Set by the runtime when it hands back a deferred input (the id of the entry it takes). */
+      deferredId?: number | undefined;
     }
   | {
       type: 'EVALUATED';
@@ -125,6 +155,8 @@ export type ModelEvent =
       outcomes?: WindowOutcomesInput | undefined;
       inputId?: string | undefined;
       metadata?: InputMetadata | undefined;
+      /** Set by the runtime when it hands back a deferred input (the id of the entry it takes). */
+      deferredId?: number | undefined;
     }
   | { type: 'APPROVE'; at: number; by: string; note?: string | undefined }
   | { type: 'REJECT'; at: number; by: string; note?: string | undefined }
@@ -132,8 +164,9 @@ export type ModelEvent =
   | { type: 'ROLLBACK_SUCCEEDED'; at: number; rollbackId: string }
   | { type: 'ROLLBACK_FAILED'; at: number; rollbackId: string; error: string }
   | { type: 'PAUSE_ACKNOWLEDGED'; at: number; rollbackId: string }
-  | { type: 'COOLDOWN_ELAPSED'; at: number }
-  | { type: 'APPROVAL_EXPIRED'; at: number };
+  /** Timer events carry the deadline they were armed for; the runtime never sends one before it. */
+  | { type: 'COOLDOWN_ELAPSED'; at: number; deadline?: number | undefined }
+  | { type: 'APPROVAL_EXPIRED'; at: number; deadline?: number | undefined };
 
 export type ModelEventType = ModelEvent['type'];
 
@@ -153,7 +186,8 @@ export type Outcome =
   | { kind: 'insufficient_evidence'; gamesPlayed: number; minGames: number }
   | { kind: 'ignored_version'; version: string; productionVersion: string | null }
   | { kind: 'duplicate'; inputId: string }
-  | { kind: 'busy'; state: ModelStateName }
+  | { kind: 'deferred'; state: ModelStateName; waiting: number }
+  | { kind: 'busy'; state: ModelStateName; waiting: number }
   | { kind: 'rollback_started'; rollbackId: string; toVersion: string }
   | { kind: 'rollback_refused'; error: string }
   | { kind: 'approval_requested'; detectionId: string }

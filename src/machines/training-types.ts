@@ -26,7 +26,8 @@ export type TrainingEvent =
       toVersion?: string | undefined;
     }
   | { type: 'RESUME'; at: number; by: string; note?: string | undefined }
-  | { type: 'AUTO_RESUME_ELAPSED'; at: number };
+  /** Carries the deadline it was armed for; the runtime never sends it before that. */
+  | { type: 'AUTO_RESUME_ELAPSED'; at: number; deadline?: number | undefined };
 
 export type TrainingEventType = TrainingEvent['type'];
 

@@ -8,6 +8,7 @@ import type {
   OutboxEntry,
   PartResult,
   StateStore,
+  TimelineEntry,
   Unsubscribe,
 } from '../actors/ports.ts';
 import { ConflictError, WardenError } from '../domain/errors.ts';
@@ -19,7 +20,12 @@ interface ActorValue {
   snapshot: unknown;
   outbox: OutboxEntry[];
   history: HistoryRecord[];
+  /** The newest timeline lines (bounded), written with the snapshot in the same revision-checked write. */
+  timeline?: TimelineEntry[];
 }
+
+/** Timeline lines kept in an actor's value. */
+const TIMELINE_KEEP = 100;
 
 /** `history.<model_id>`: the rollback history of one model, oldest first, bounded. */
 interface HistoryValue {
@@ -210,6 +216,11 @@ export class KvStore implements StateStore {
     return records.slice(0, query.limit).map((r) => r.record);
   }
 
+  async timeline(kind: ActorKind, key: string, limit: number): Promise<TimelineEntry[]> {
+    const value = this.cache.get(actorKey(kind, key))?.value as ActorValue | undefined;
+    return (value?.timeline ?? []).slice(-limit).reverse();
+  }
+
   watch(listener: (record: ActorRecord) => void): Unsubscribe {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -247,6 +258,7 @@ export class KvStore implements StateStore {
         ...(previous?.history ?? []).filter((h) => !this.published.has(eventIdOf(h))),
         ...part.history,
       ],
+      timeline: [...(previous?.timeline ?? []), ...(part.timeline ?? [])].slice(-TIMELINE_KEEP),
     };
     const json = JSON.stringify(value);
     try {
@@ -337,6 +349,7 @@ export class KvStore implements StateStore {
         snapshot: value.snapshot,
         outbox: value.outbox.filter((e) => !this.published.has(e.id)),
         history: value.history.filter((h) => !this.published.has(eventIdOf(h))),
+        timeline: value.timeline ?? [],
       };
       try {
         const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);

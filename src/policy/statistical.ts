@@ -3,7 +3,9 @@ import { SEVERITIES, type Severity } from './severity.ts';
 import { roundDrop, type DecisionPolicy, type Ladder } from './thresholds.ts';
 import {
   eloEstimate,
+  eloScoreInterval,
   eloUpperBound,
+  eloDropEstablished,
   gamesOf,
   llrLogistic,
   sprtBounds,
@@ -17,8 +19,11 @@ import {
 /**
  * The statistical detector. Each evaluation window (games of the production version against its baseline)
  * is added to a running total, and a sequential probability ratio test on that total decides between
- * "no regression" and "a regression of |elo1 − elo0| Elo" with error rates α and β, however many windows
- * it takes. The severity grades the drop we are confident of. Pure: the state is passed in and returned.
+ * "no regression" and "a regression of |elo1 − elo0| Elo", however many windows it takes. An accept_h0
+ * passes the version and starts the next test; the tests of one version share one false-rollback budget
+ * α (alpha spending: the j-th test gets α/(ζ(3)·j³)), so a healthy version is rolled back with probability
+ * at most about α over its whole life, not α per test. The severity grades the drop we are confident of
+ * (a score-type bound); CRITICAL rolls back on its own. Pure: the state is passed in and returned.
  */
 
 export interface StatisticalPolicy {
@@ -28,10 +33,14 @@ export interface StatisticalPolicy {
   readonly elo0: number;
   /** H1 (-30: a 30-Elo regression); must be below elo0. */
   readonly elo1: number;
-  /** P(accept H1 | H0): the false-rollback rate of one test. */
+  /**
+   * P(accept H1 | H0) over a version's life with `alphaSpending: life` (the tests share it), or per test
+   * with `per_test` (every test spends it again: the behaviour before alpha spending, kept for comparison).
+   */
   readonly alpha: number;
   /** P(accept H0 | H1): the missed-regression rate of one test. */
   readonly beta: number;
+  readonly alphaSpending: 'life' | 'per_test';
   /** The same severity ladder as threshold mode, applied to the lower bound of the drop. */
   readonly eloDrop: Readonly<Ladder>;
 }
@@ -42,28 +51,73 @@ export const DEFAULT_STATISTICAL_POLICY: StatisticalPolicy = Object.freeze({
   elo1: -30,
   alpha: 0.05,
   beta: 0.05,
+  alphaSpending: 'life',
   eloDrop: Object.freeze({ minor: 20, moderate: 35, severe: 50, critical: 75 }),
 });
 
-/** The SPRT's state: results since the last reset. JSON-safe, persisted in the model actor's context. */
+/**
+ * The running test of one production version. JSON-safe, persisted in the model actor's context. Right
+ * after a decision it is a fresh test with no window yet (windows 0, all counts 0).
+ */
 export interface SprtAccumulator {
   readonly kind: 'trinomial' | 'pentanomial';
-  /** [losses, draws, wins] or the five pentanomial pair counts. */
+  /** [losses, draws, wins] or the five pentanomial pair counts, since the running test started. */
   readonly results: readonly number[];
   readonly windows: number;
+  /** The running test's number for this version, from 1; each test spends its share of α. */
+  readonly test: number;
+  /** Tests of this version that ended in accept_h0: the version passed them. */
+  readonly passes: number;
+  /** When the last accept_h0 came (epoch ms), or null. */
+  readonly lastPassedAt: number | null;
+  /** The running test's LLR and Wald bounds (at its α), for status. */
+  readonly llr: number;
+  readonly lower: number;
+  readonly upper: number;
+  /** The running test's α, and the α the version's completed tests spent before it. */
+  readonly alpha: number;
+  readonly alphaSpent: number;
 }
+
+/** An accumulator as persisted: a state written before alpha spending has only kind, results, windows. */
+export type StoredAccumulator = Pick<SprtAccumulator, 'kind' | 'results' | 'windows'> &
+  Partial<Omit<SprtAccumulator, 'kind' | 'results' | 'windows'>>;
 
 /** One evaluation's games against the baseline, as single games or as colour-swapped pairs. */
 export type WindowOutcomes =
   | { readonly wins: number; readonly draws: number; readonly losses: number }
   | { readonly pentanomial: Pentanomial };
 
+/** What one window does to the test: the decision and the severity, without the report (cheap). */
+export interface TestStep {
+  readonly severity: Severity | null;
+  /** The established drop; null when the bound does not reach the ladder's first step (not computed). */
+  readonly eloDropLower: number | null;
+  readonly llr: number;
+  readonly lower: number;
+  readonly upper: number;
+  /** α of the test this window belonged to. */
+  readonly alpha: number;
+  readonly decision: SprtDecision;
+  readonly games: number;
+  readonly windows: number;
+  readonly test: number;
+  readonly kind: SprtAccumulator['kind'];
+  /** The counts of the test this window belonged to (cumulative). */
+  readonly results: readonly number[];
+  /** The format changed, so this window started the test over. */
+  readonly restarted: boolean;
+  readonly previousKind: SprtAccumulator['kind'] | null;
+  /** The state to keep: after a decision, a fresh test with the next number. */
+  readonly accumulator: SprtAccumulator;
+}
+
 export interface StatisticalAssessment {
   /** From the lower confidence bound of the cumulative drop; null when not even MINOR is established. */
   readonly severity: Severity | null;
   /** The drop (baseline − current, Elo) we are `confidence` sure of, simultaneously over the run's looks. */
   readonly eloDropLower: number;
-  /** Current against baseline over the SPRT run (negative: worse), with fishtest's per-look interval. */
+  /** Current against baseline over the SPRT run (negative: worse), with a score-type interval. */
   readonly elo: EloEstimate;
   readonly sprt: {
     readonly llr: number;
@@ -74,9 +128,12 @@ export interface StatisticalAssessment {
     readonly decision: SprtDecision;
     readonly games: number;
     readonly windows: number;
+    readonly kind: SprtAccumulator['kind'];
+    readonly test: number;
+    readonly alpha: number;
   };
-  /** The state to keep: null after a decision (accept_h0 restarts the test, accept_h1 is a rollback). */
-  readonly accumulator: SprtAccumulator | null;
+  /** The state to keep: after a decision, a fresh test with the next number. */
+  readonly accumulator: SprtAccumulator;
   readonly reason: string;
 }
 
@@ -172,29 +229,106 @@ function assertPolicy(policy: StatisticalPolicy): void {
       );
     }
   }
+  if (policy.alphaSpending !== 'life' && policy.alphaSpending !== 'per_test') {
+    problems.push(`alphaSpending: expected "life" or "per_test", received ${describe(policy.alphaSpending)}`);
+  }
   if (problems.length > 0) throw new RangeError(`statistical policy: ${problems.join('; ')}`);
   sprtBounds(policy.alpha, policy.beta); // throws on alpha/beta outside (0, 1) or alpha + beta >= 1
 }
 
-function assertAccumulator(previous: SprtAccumulator): void {
+/**
+ * Reads a persisted accumulator: checks its shape and fills the fields that a state persisted before alpha
+ * spending lacks (it was then always the first test). Throws a RangeError rather than guess.
+ */
+function readAccumulator(previous: StoredAccumulator, policy: StatisticalPolicy): SprtAccumulator {
   const length = previous.kind === 'pentanomial' ? 5 : previous.kind === 'trinomial' ? 3 : -1;
+  const test = previous.test ?? 1;
+  const passes = previous.passes ?? 0;
   const valid =
     length > 0 &&
     Array.isArray(previous.results) &&
     previous.results.length === length &&
     previous.results.every(isCount) &&
     Number.isInteger(previous.windows) &&
-    previous.windows > 0;
+    previous.windows >= 0 &&
+    previous.windows > 0 === previous.results.some((n) => n > 0) &&
+    Number.isInteger(test) &&
+    test >= 1 &&
+    Number.isInteger(passes) &&
+    passes >= 0 &&
+    passes < test;
   if (!valid) {
     throw new RangeError(
-      `SPRT accumulator: expected {kind: "trinomial", results: 3 counts} or {kind: "pentanomial", results: 5 counts} with windows >= 1, received ${JSON.stringify(previous)}`,
+      `SPRT accumulator: expected {kind: "trinomial", results: 3 counts} or {kind: "pentanomial", results: 5 counts} with windows >= 0 (0 exactly when no game) and test > passes >= 0, received ${JSON.stringify(previous)}`,
     );
   }
+  return {
+    ...freshTest(previous.kind, test, passes, previous.lastPassedAt ?? null, policy),
+    results: previous.results,
+    windows: previous.windows,
+    llr: previous.llr ?? 0,
+  };
 }
 
 function windowResults(window: WindowOutcomes): { kind: SprtAccumulator['kind']; results: number[] } {
   if ('pentanomial' in window) return { kind: 'pentanomial', results: [...window.pentanomial] };
   return { kind: 'trinomial', results: [window.losses, window.draws, window.wins] };
+}
+
+/** ζ(3) = Σ 1/j³: the j-th test's share of α is 1/(ζ(3)·j³), and the shares add up to exactly 1. */
+const ZETA_3 = 1.2020569031595942;
+
+/**
+ * α of the j-th test of a version. With `life` spending the shares fall as 1/j³: the first test gets 83%
+ * of α, so the first test, which catches almost every real regression, is barely slower than a lone
+ * α-test (its upper bound is ln((1−β)/0.0416) = 3.13 instead of 2.94), while a healthy version that
+ * passes test after test spends at most α in all. docs/detection.md compares 1/(j(j+1)) and 6/(π²j²),
+ * which wait longer in the first test, CUSUM and a never-restarted test.
+ */
+export function testAlpha(policy: Pick<StatisticalPolicy, 'alpha' | 'alphaSpending'>, test: number): number {
+  return policy.alphaSpending === 'per_test' ? policy.alpha : policy.alpha / (ZETA_3 * test ** 3);
+}
+
+/** The α spent by the first `tests` tests: what a healthy version has already risked. */
+export function alphaSpent(
+  policy: Pick<StatisticalPolicy, 'alpha' | 'alphaSpending'>,
+  tests: number,
+): number {
+  if (policy.alphaSpending === 'per_test') return policy.alpha * tests;
+  if (tests <= 64) {
+    let spent = 0;
+    for (let j = 1; j <= tests; j += 1) spent += testAlpha(policy, j);
+    return spent;
+  }
+  // Σ_{j>k} 1/j³ = 1/(2k²) − 1/(2k³) + 1/(4k⁴) + O(k⁻⁶) (Euler–Maclaurin): a long life costs no loop.
+  const k = tests;
+  const tail = 1 / (2 * k * k) - 1 / (2 * k ** 3) + 1 / (4 * k ** 4);
+  return policy.alpha * (1 - tail / ZETA_3);
+}
+
+/** A fresh test with no window yet. */
+function freshTest(
+  kind: SprtAccumulator['kind'],
+  test: number,
+  passes: number,
+  lastPassedAt: number | null,
+  policy: StatisticalPolicy,
+): SprtAccumulator {
+  const alpha = testAlpha(policy, test);
+  const bounds = sprtBounds(alpha, policy.beta);
+  return {
+    kind,
+    results: kind === 'pentanomial' ? [0, 0, 0, 0, 0] : [0, 0, 0],
+    windows: 0,
+    test,
+    passes,
+    lastPassedAt,
+    llr: 0,
+    lower: bounds.lower,
+    upper: bounds.upper,
+    alpha,
+    alphaSpent: alphaSpent(policy, test - 1),
+  };
 }
 
 /**
@@ -228,62 +362,123 @@ function describeHypothesis(policy: StatisticalPolicy): string {
 }
 
 /**
- * Adds one window to the SPRT of the current production version and grades the drop.
+ * Adds one window to the running test and decides; the core of the detector, without the report.
  *
- * - The SPRT uses the logistic LLR (fishtest LLR_logistic) on the results since the last reset, with
- *   Wald's bounds for α and β: accept_h1 is a rollback decision, accept_h0 accepts the version and
- *   restarts the test (accumulator null); either way the caller starts the next window from null, as it
- *   does after a promotion.
- * - The severity comes from the same cumulative results: the largest ladder step that the lower
- *   confidence bound of the drop reaches, at the confidence for this look (see confidenceAtLook).
- * - A window whose format differs from the accumulator's (trinomial after pentanomial or the reverse)
- *   restarts the test: pair counts cannot be split into games, nor games paired, and throwing would stall
- *   the model on a format change. The reason says so.
+ * - The SPRT uses the logistic LLR (fishtest LLR_logistic) on the results since the test started, with
+ *   Wald's bounds for the test's α (testAlpha) and β: accept_h1 is a rollback decision, accept_h0 passes
+ *   the version; either way the next window starts the next test.
+ * - The severity comes from the same cumulative results: the largest ladder step that the score-type
+ *   lower bound of the drop reaches, at the confidence for this look of the test (confidenceAtLook).
+ *   The bound is solved for only when it reaches the ladder's first step (one score test says whether).
+ * - A window whose format differs from the test's (trinomial after pentanomial or the reverse) starts the
+ *   test over under the same number: pair counts cannot be split into games, nor games paired.
  *
- * Throws a RangeError for invalid outcomes, policy or accumulator.
+ * `at` (epoch ms) dates an accept_h0. Throws a RangeError for invalid outcomes, policy or accumulator.
  */
-export function assessStatistically(
+export function advanceTest(
   window: WindowOutcomes,
-  previous: SprtAccumulator | null,
+  previous: StoredAccumulator | null,
   policy: StatisticalPolicy,
-): StatisticalAssessment {
+  at: number | null = null,
+): TestStep {
   const problems = validateOutcomes(window);
   if (problems.length > 0) throw new RangeError(`window outcomes: ${problems.join('; ')}`);
   assertPolicy(policy);
-  if (previous !== null) assertAccumulator(previous);
-
   const current = windowResults(window);
-  const restarted = previous !== null && previous.kind !== current.kind;
-  const base = previous !== null && !restarted ? previous : null;
+  const prior = previous === null ? null : readAccumulator(previous, policy);
+  const restarted = prior !== null && prior.windows > 0 && prior.kind !== current.kind;
+  const test = prior?.test ?? 1;
+  const passes = prior?.passes ?? 0;
+  const lastPassedAt = prior?.lastPassedAt ?? null;
+  const base = prior !== null && prior.kind === current.kind ? prior : null;
   const results =
     base === null ? current.results : base.results.map((count, i) => count + (current.results[i] as number));
   const windows = (base?.windows ?? 0) + 1;
   const cumulative = results as unknown as GameResults;
 
-  const bounds = sprtBounds(policy.alpha, policy.beta);
+  const alpha = testAlpha(policy, test);
+  const bounds = sprtBounds(alpha, policy.beta);
   const llr = llrLogistic(policy.elo0, policy.elo1, cumulative);
   const decision = sprtDecision(llr, bounds);
-  const elo = eloEstimate(cumulative, policy.confidence);
-  const eloDropLower = roundDrop(-eloUpperBound(cumulative, confidenceAtLook(policy.confidence, windows)));
-  const severity = severityOfDrop(eloDropLower, policy.eloDrop);
-  const games = gamesOf(cumulative);
+  const lookConfidence = confidenceAtLook(policy.confidence, windows);
+  // One score test at the first step decides whether the bound is worth solving for; the small margin
+  // keeps a bound that lands exactly on the step graded by the solved bound, as everywhere else.
+  const reachesMinor = eloDropEstablished(cumulative, lookConfidence, policy.eloDrop.minor, -1e-9);
+  const eloDropLower = reachesMinor ? roundDrop(-eloUpperBound(cumulative, lookConfidence)) : null;
+  const severity = eloDropLower === null ? null : severityOfDrop(eloDropLower, policy.eloDrop);
+
+  let accumulator: SprtAccumulator;
+  if (decision === 'accept_h0') accumulator = freshTest(current.kind, test + 1, passes + 1, at, policy);
+  else if (decision === 'accept_h1')
+    accumulator = freshTest(current.kind, test + 1, passes, lastPassedAt, policy);
+  else
+    accumulator = { ...freshTest(current.kind, test, passes, lastPassedAt, policy), results, windows, llr };
+  return {
+    severity,
+    eloDropLower,
+    llr,
+    lower: bounds.lower,
+    upper: bounds.upper,
+    alpha,
+    decision,
+    games: gamesOf(cumulative),
+    windows,
+    test,
+    kind: current.kind,
+    results,
+    restarted,
+    previousKind: prior?.kind ?? null,
+    accumulator,
+  };
+}
+
+function percentOf(value: number): string {
+  return `${Number((value * 100).toPrecision(3))}%`;
+}
+
+/**
+ * Adds one window to the running test of the current production version, decides and reports: the
+ * decision and severity of advanceTest, with the Elo estimate and its score-type interval over the test,
+ * the established drop, and a reason for people.
+ */
+export function assessStatistically(
+  window: WindowOutcomes,
+  previous: StoredAccumulator | null,
+  policy: StatisticalPolicy,
+  at: number | null = null,
+): StatisticalAssessment {
+  const step = advanceTest(window, previous, policy, at);
+  const cumulative = step.results as unknown as GameResults;
+  const estimate = eloEstimate(cumulative, policy.confidence);
+  const interval = eloScoreInterval(cumulative, policy.confidence);
+  const elo: EloEstimate = {
+    ...estimate,
+    lower: interval.lower,
+    upper: interval.upper,
+    elo95: (interval.upper - interval.lower) / 2,
+  };
+  const eloDropLower =
+    step.eloDropLower ??
+    roundDrop(-eloUpperBound(cumulative, confidenceAtLook(policy.confidence, step.windows)));
+  const { severity, llr, lower, upper, decision, games, windows, test } = step;
 
   const percent = `${Number((policy.confidence * 100).toFixed(2))}%`;
-  const estimate = `Elo ${signed(elo.elo, 1)} ± ${fixed(elo.elo95, 1)} (${percent}) over ${games} games`;
+  const described = `Elo ${signed(elo.elo, 1)} (${percent} interval ${signed(elo.lower, 1)} to ${signed(elo.upper, 1)}) over ${games} games`;
   const established =
     severity === null
       ? `no drop of ${policy.eloDrop.minor} Elo or more established at ${percent}`
       : `a drop of at least ${fixed(eloDropLower, 1)} Elo established at ${percent} (${severity})`;
+  const testName = `SPRT test ${test} (alpha ${percentOf(step.alpha)})`;
   let verdict: string;
   if (decision === 'accept_h1') {
-    verdict = `SPRT accepted H1 (LLR ${fixed(llr, 2)} >= ${fixed(bounds.upper, 2)}): ${describeHypothesis(policy)} is likely`;
+    verdict = `${testName} accepted H1 (LLR ${fixed(llr, 2)} >= ${fixed(upper, 2)}): ${describeHypothesis(policy)} is likely`;
   } else if (decision === 'accept_h0') {
-    verdict = `SPRT accepted H0 (LLR ${fixed(llr, 2)} <= ${fixed(bounds.lower, 2)}): no sign of ${describeHypothesis(policy)}, the test restarts`;
+    verdict = `${testName} accepted H0 (LLR ${fixed(llr, 2)} <= ${fixed(lower, 2)}): no sign of ${describeHypothesis(policy)}, the version passes and test ${test + 1} starts`;
   } else {
-    verdict = `SPRT continues (LLR ${fixed(llr, 2)} within ${fixed(bounds.lower, 2)}..${fixed(bounds.upper, 2)}, window ${windows})`;
+    verdict = `${testName} continues (LLR ${fixed(llr, 2)} within ${fixed(lower, 2)}..${fixed(upper, 2)}, window ${windows})`;
   }
-  const prefix = restarted
-    ? `Outcome format changed from ${previous?.kind} to ${current.kind}, so the SPRT restarted. `
+  const prefix = step.restarted
+    ? `Outcome format changed from ${step.previousKind} to ${step.kind}, so the SPRT restarted. `
     : '';
 
   return {
@@ -292,28 +487,42 @@ export function assessStatistically(
     elo,
     sprt: {
       llr,
-      lower: bounds.lower,
-      upper: bounds.upper,
+      lower,
+      upper,
       elo0: policy.elo0,
       elo1: policy.elo1,
       decision,
       games,
       windows,
+      kind: step.kind,
+      test,
+      alpha: step.alpha,
     },
-    accumulator: decision === 'continue' ? { kind: current.kind, results, windows } : null,
-    reason: `${prefix}${verdict}; ${estimate}; ${established}`,
+    accumulator: step.accumulator,
+    reason: `${prefix}${verdict}; ${described}; ${established}`,
   };
 }
 
 /**
- * The statistical mode's decision: only the SPRT triggers a rollback. Its acceptance of H1 is treated as
- * a forced action of the threshold mode's decide(), so the approval policy is the same (CRITICAL never
- * waits; otherwise requireApprovalForSevere sends it to an operator). The severity alone never rolls back:
- * the benchmark shows that letting a confident SEVERE or MODERATE (> moderateRollbackEloDrop) drop roll
- * back on its own pushes the false-rollback rate past α while saving only a few games on large drops
- * (docs/detection.md). No escalation by streak either: it amplifies noise.
+ * The statistical mode's decision, through the threshold mode's decide() so the approval policy is the
+ * same (CRITICAL never waits; otherwise requireApprovalForSevere sends it to an operator):
+ * - a CRITICAL drop established by the score-type bound rolls back, whatever the SPRT says: worse evidence
+ *   is never handled less automatically than in threshold mode, and the bound, spent over the looks, keeps
+ *   a lucky small window from claiming it;
+ * - the SPRT's acceptance of H1 rolls back as a forced action;
+ * - a milder severity alone never rolls back: the benchmark showed that letting a confident SEVERE or
+ *   MODERATE drop roll back on its own pushes the false-rollback rate past α while saving few games
+ *   (docs/detection.md). No escalation by streak either: it amplifies noise.
  */
-export function decideStatistically(assessment: StatisticalAssessment, policy: DecisionPolicy): Decision {
+export function decideStatistically(
+  assessment: {
+    readonly severity: Severity | null;
+    readonly eloDropLower: number | null;
+    readonly sprt: { readonly decision: SprtDecision };
+  },
+  policy: DecisionPolicy,
+): Decision {
+  if (assessment.severity === 'critical') return 'rollback';
   if (assessment.sprt.decision !== 'accept_h1') return 'watch';
   return decide({ severity: assessment.severity ?? 'minor', forced: true }, assessment.eloDropLower, policy);
 }

@@ -66,13 +66,3 @@ export function eloEstimate(results: GameResults, confidence = 0.95): EloEstimat
     confidence,
   };
 }
-
-/**
- * The one-sided upper confidence bound of the Elo: we are `confidence` sure the true Elo is at most
- * this. Its negation is the drop we are `confidence` sure of.
- */
-export function eloUpperBound(results: GameResults, confidence: number): number {
-  assertConfidence(confidence);
-  const { score, standardError } = scoreAndStandardError(results);
-  return eloFromScore(score + normalQuantile(confidence) * standardError);
-}

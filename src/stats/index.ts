@@ -6,14 +6,8 @@ export {
   gamesOf,
   isPentanomial,
 } from './results.ts';
-export {
-  type EloEstimate,
-  eloEstimate,
-  eloFromScore,
-  eloUpperBound,
-  scoreFromElo,
-  scoreAndStandardError,
-} from './elo.ts';
+export { type EloEstimate, eloEstimate, eloFromScore, scoreFromElo, scoreAndStandardError } from './elo.ts';
+export { eloDropEstablished, eloScoreInterval, eloUpperBound } from './bounds.ts';
 export { llrLogistic, llrNormalized, NELO_PER_T } from './llr.ts';
 export { type SprtBounds, type SprtDecision, sprtBounds, sprtDecision } from './sprt.ts';
 export { erfc, normalCdf, normalPdf, normalQuantile } from './normal.ts';

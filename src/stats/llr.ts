@@ -13,33 +13,62 @@ import { empiricalDistribution, isPentanomial, moments, type GameResults } from 
 export const NELO_PER_T = 800 / Math.LN10;
 
 /**
- * Solves the secular equation Σ p̂ᵢ·φᵢ/(1 + θ·φᵢ) = 0 for θ. The left side decreases strictly in θ and
- * runs from +∞ to −∞ between its poles −1/max φ and −1/min φ, so a root exists and is unique as long as
- * the φᵢ take both signs (the constraint is reachable). The bracket stays 1e-9 inside the poles.
+ * Solves the secular equation Σ p̂ᵢ·φᵢ/(1 + θ·φᵢ) = 0 and returns the denominators dᵢ = 1 + θ·φᵢ at its
+ * root (the tilted distribution is p̂ᵢ/dᵢ). The left side decreases strictly in θ and runs from +∞ to −∞
+ * between its poles −1/max φ and −1/min φ, so a root exists and is unique as long as the φᵢ take both
+ * signs (the constraint is reachable).
+ *
+ * With lopsided counts (5,000,000 wins and no loss) the root lies closer to a pole than any fixed margin
+ * (1e-9 earlier, which made the solve throw), so θ is never stored as such: the root is sought as the
+ * distance from the nearer pole, on a log scale, and every dᵢ is computed from that distance without
+ * cancellation. The distance can be as small as 1e-300, far below what any schema-valid count needs.
  */
-function solveSecular(probabilities: readonly number[], phi: readonly number[]): number {
-  const smallest = Math.min(...phi);
-  const largest = Math.max(...phi);
+export function secularDenominators(probabilities: readonly number[], phi: readonly number[]): number[] {
+  let iMax = 0;
+  let iMin = 0;
+  for (let i = 1; i < phi.length; i += 1) {
+    if ((phi[i] as number) > (phi[iMax] as number)) iMax = i;
+    if ((phi[i] as number) < (phi[iMin] as number)) iMin = i;
+  }
+  const largest = phi[iMax] as number;
+  const smallest = phi[iMin] as number;
   if (!(smallest < 0 && largest > 0)) {
     throw new RangeError(
       `LLR: expected the hypothesis to be reachable (deviations of both signs), received deviations in [${smallest}, ${largest}]`,
     );
   }
-  const f = (theta: number): number => {
+  // θ runs over (−1/largest, −1/smallest), an interval of this width.
+  const width = 1 / largest - 1 / smallest;
+  const n = phi.length;
+  const weights = phi.map((f, i) => (probabilities[i] as number) * f);
+  // At distance t above the lower pole dᵢ = (largest − φᵢ)/largest + t·φᵢ (exactly t·largest at iMax);
+  // at distance t below the upper pole dᵢ = (φᵢ − smallest)/|smallest| − t·φᵢ (exactly t·|smallest| at
+  // iMin). Either way dᵢ = cᵢ + t·kᵢ, with no cancellation near the pole.
+  const lowerC = phi.map((f) => (largest - f) / largest);
+  const upperC = phi.map((f) => (f - smallest) / -smallest);
+  const upperK = phi.map((f) => -f);
+  const secular = (c: readonly number[], k: readonly number[], t: number): number => {
     let sum = 0;
-    for (let i = 0; i < phi.length; i += 1) {
-      const deviation = phi[i] as number;
-      sum += ((probabilities[i] as number) * deviation) / (1 + theta * deviation);
-    }
+    for (let i = 0; i < n; i += 1) sum += (weights[i] as number) / ((c[i] as number) + t * (k[i] as number));
     return sum;
   };
-  const margin = 1e-9;
-  return findRoot(f, -1 / largest + margin, -1 / smallest - margin);
+  const denominators = (c: readonly number[], k: readonly number[], t: number): number[] =>
+    c.map((ci, i) => ci + t * (k[i] as number));
+  const half = width / 2;
+  const atMiddle = secular(lowerC, phi, half);
+  if (atMiddle === 0) return denominators(lowerC, phi, half);
+  // The left side decreases in θ: positive in the middle puts the root in the upper half, where it
+  // increases in the distance t from the upper pole; in the lower half it decreases in t.
+  const [c, k, sign] = atMiddle > 0 ? [upperC, upperK, -1] : [lowerC, phi, 1];
+  const g = (logDistance: number): number => sign * secular(c, k, Math.exp(logDistance));
+  const top = Math.log(half);
+  const logDistance = findRoot(g, top - 690, top, { xTolerance: 1e-14 });
+  return denominators(c, k, Math.exp(logDistance));
 }
 
-/** pᵢ = p̂ᵢ / (1 + θ·φᵢ): the stationary point of the Lagrangian for a constraint with gradient φ. */
-function tilt(probabilities: readonly number[], phi: readonly number[], theta: number): number[] {
-  return probabilities.map((p, i) => p / (1 + theta * (phi[i] as number)));
+/** pᵢ = p̂ᵢ / dᵢ: the stationary point of the Lagrangian for a constraint with gradient φ. */
+function tilt(probabilities: readonly number[], denominators: readonly number[]): number[] {
+  return probabilities.map((p, i) => p / (denominators[i] as number));
 }
 
 /**
@@ -52,7 +81,7 @@ export function mleWithExpectedScore(
   score: number,
 ): number[] {
   const phi = values.map((a) => a - score);
-  return tilt(probabilities, phi, solveSecular(probabilities, phi));
+  return tilt(probabilities, secularDenominators(probabilities, phi));
 }
 
 /**
@@ -107,7 +136,7 @@ function iterateTValue(
     const sigma = Math.sqrt(variance);
     const phi = values.map((a) => a - reference - (t * (variance + (a - mean) ** 2)) / (2 * sigma));
     if (!(Math.min(...phi) < 0 && Math.max(...phi) > 0)) return null;
-    const next = tilt(probabilities, phi, solveSecular(probabilities, phi));
+    const next = tilt(probabilities, secularDenominators(probabilities, phi));
     const moved = Math.max(...next.map((p, i) => Math.abs(p - (current[i] as number))));
     current = next;
     if (moved < T_VALUE_TOLERANCE) break;
@@ -145,9 +174,20 @@ export function llrLogistic(elo0: number, elo1: number, results: GameResults): n
   assertFinite(elo0, 'elo0');
   assertFinite(elo1, 'elo1');
   const { values, probabilities, samples } = empiricalDistribution(results);
-  const h0 = mleWithExpectedScore(values, probabilities, scoreFromElo(elo0));
-  const h1 = mleWithExpectedScore(values, probabilities, scoreFromElo(elo1));
-  return logLikelihoodRatio(samples, probabilities, h0, h1);
+  const d0 = secularDenominators(
+    probabilities,
+    values.map((a) => a - scoreFromElo(elo0)),
+  );
+  const d1 = secularDenominators(
+    probabilities,
+    values.map((a) => a - scoreFromElo(elo1)),
+  );
+  // pₖᵢ = p̂ᵢ/dₖᵢ, so ln p₁ᵢ − ln p₀ᵢ = ln d₀ᵢ − ln d₁ᵢ: no probability is formed, none can underflow.
+  let sum = 0;
+  for (let i = 0; i < probabilities.length; i += 1) {
+    sum += (probabilities[i] as number) * (Math.log(d0[i] as number) - Math.log(d1[i] as number));
+  }
+  return samples * sum;
 }
 
 /**

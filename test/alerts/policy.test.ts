@@ -100,7 +100,15 @@ describe('alert bodies', () => {
       kind: fc.constantFrom(...ALERT_KINDS),
       message: fc.string({ maxLength: 5000 }),
       details: fc.option(
-        fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.double(), fc.boolean(), fc.constant(null))),
+        fc.dictionary(
+          fc.string(),
+          fc.oneof(
+            fc.string(),
+            fc.double({ noNaN: true, noDefaultInfinity: true }),
+            fc.boolean(),
+            fc.constant(null),
+          ),
+        ),
         {
           nil: undefined,
         },

@@ -134,6 +134,32 @@ describe('cli: reading', { timeout: SPAWN_TIMEOUT_MS }, () => {
     expect(run.stderr).toContain(`cannot reach Warden at http://127.0.0.1:${port}`);
   });
 
+  it('a --url or WARDEN_URL that is not an http(s) URL is bad usage: exit 2, saying what was expected', async () => {
+    const run = await warden(['status', '--url', 'not a url']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('expected an http:// or https:// URL');
+    const fromEnv = await warden(['status'], { WARDEN_URL: 'ftp://127.0.0.1:8080' });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('received the scheme "ftp:"');
+  });
+
+  it('a 128-character id (the contract allows 128) works in every command (issue 8, finding 5)', async () => {
+    const id = `c${'y'.repeat(126)}z`;
+    await promoteTwo(t, id);
+    const env = operator();
+    const status = await warden(['status', id, '--json'], env);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout).models[0].model_id).toBe(id);
+    expect((await warden(['approve', id], env)).code).toBe(4); // reached: nothing pending
+    expect((await warden(['reject', id], env)).code).toBe(4);
+    expect((await warden(['pause', id, '--reason', 'long id'], env)).code).toBe(0);
+    expect((await warden(['resume', id], env)).code).toBe(0);
+    expect((await warden(['rollback', id, '--to', 'v1', '--reason', 'long id'], env)).code).toBe(0);
+    const history = await warden(['history', id, '--json'], env);
+    expect(history.code).toBe(0);
+    expect(JSON.parse(history.stdout).rollbacks[0]).toMatchObject({ model_id: id });
+  });
+
   it('diagram prints both machines as Mermaid', async () => {
     const run = await warden(['diagram']);
     expect(run.code).toBe(0);
@@ -148,7 +174,14 @@ describe('cli: commands', { timeout: SPAWN_TIMEOUT_MS }, () => {
   it('refuses without a token (6), and with a producer token (6); nothing changes', async () => {
     const none = await warden(['approve', 'hex8_2p'], api);
     expect(none.code).toBe(6);
-    expect(none.stderr).toContain('expected an "Authorization: Bearer <token>" header');
+    // Issue 8, finding 8: where the token goes, not the raw header text the server expected.
+    expect(none.stderr).toBe(
+      `warden: this command needs an operator token: set WARDEN_TOKEN or pass --token (Warden at ${t.url} has tokens configured)\n`,
+    );
+    const wrong = await warden(['approve', 'hex8_2p', '--token', 'not-a-known-token-0123'], api);
+    expect(wrong.code).toBe(6);
+    expect(wrong.stderr).toContain('does not know the token given (--token or WARDEN_TOKEN)');
+    expect(wrong.stderr).not.toContain('not-a-known-token');
     const producer = await warden(['approve', 'hex8_2p', '--json'], { ...api, WARDEN_TOKEN: PRODUCER_TOKEN });
     expect(producer.code).toBe(6);
     expect(JSON.parse(producer.stdout).error.code).toBe('forbidden');

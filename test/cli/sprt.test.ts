@@ -123,12 +123,23 @@ describe('cli: warden sprt', () => {
       ['--results', '1,2,3', '--elo0', '5', '--elo1', '5'],
       /--elo1: expected a value different from --elo0 \(5\), received 5/,
     ],
-    [['--results', '984030,0,0', '--elo1', '1000'], /expected a reachable t-value, received t = 2.87/],
   ])('rejects %j on stderr with exit code 2', (args, message) => {
     const run = warden('sprt', ...args);
     expect(run.status).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(message);
+  });
+
+  it('computes lopsided results that the solver used to refuse (984030-0-0, H1 +1000; 5,000,000 wins)', () => {
+    for (const args of [
+      ['--results', '984030,0,0', '--elo1', '1000'],
+      ['--results', '0,0,5000000'],
+    ]) {
+      const run = warden('sprt', ...args);
+      expect(run.status).toBe(0);
+      expect(run.stdout).toMatch(/^llr_normalized\s+-\d+\.\d{4} /m);
+      expect(run.stdout).toMatch(/^decision\s+accept_h0/m);
+    }
   });
 
   it('reports every problem at once', () => {

@@ -46,7 +46,7 @@ describe('defaults', () => {
     const config = parseConfig({});
     expect(config.detection).toEqual({
       mode: 'statistical',
-      statistical: { confidence: 0.95, elo0: 0, elo1: -30, alpha: 0.05, beta: 0.05 },
+      statistical: { confidence: 0.95, elo0: 0, elo1: -30, alpha: 0.05, beta: 0.05, alphaSpending: 'life' },
       minGames: 50,
       eloDrop: { minor: 20, moderate: 35, severe: 50, critical: 75 },
       winRateDrop: { minor: 0.025, moderate: 0.05, severe: 0.1, critical: 0.15 },
@@ -60,7 +60,13 @@ describe('defaults', () => {
     expect(config.autoRollbackLimit).toEqual({ max: 3, windowSeconds: 86_400 });
     expect(config.training).toEqual({ autoResumeSeconds: null });
     expect(config.models).toEqual({});
-    expect(config.http).toEqual({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [] });
+    expect(config.http).toEqual({
+      port: 8080,
+      host: '127.0.0.1',
+      operatorTokens: [],
+      producerTokens: [],
+      viewerTokens: [],
+    });
     expect(config.nats.prefix).toBe('warden');
   });
 
@@ -204,7 +210,7 @@ describe('a bad configuration lists every problem at once', () => {
     ],
     [
       { http: { operatorTokens: ['short'] } },
-      /^http\.operatorTokens\.0: expected a token of at least 16 characters, received "short"$/,
+      /^http\.operatorTokens\.0: expected a token of at least 16 characters, received a secret of 5 characters \(not shown\)$/,
     ],
   ])('%j is rejected', (input, issue) => {
     const error = configError(() => parseConfig(input));
@@ -410,7 +416,47 @@ describe('environment variables override the file', () => {
     expect(error.issues).toEqual([
       'approval.requireForSevere: Invalid input: expected boolean, received string',
       'cooldownSeconds: Invalid input: expected number, received string',
-      'http.operatorTokens.0: expected a token of at least 16 characters, received "short"',
+      'http.operatorTokens.0: expected a token of at least 16 characters, received a secret of 5 characters (not shown)',
     ]);
+  });
+});
+
+describe('secrets never appear, and a configuration that can never work is refused (issue 8, finding 8)', () => {
+  it('a short token is refused without being printed, from the environment and from a file', () => {
+    const fromEnv = configError(() => loadConfig({ WARDEN_OPERATOR_TOKENS: 'hunter2' }));
+    expect(fromEnv.message).not.toContain('hunter2');
+    expect(fromEnv.issues).toEqual([
+      'http.operatorTokens.0: expected a token of at least 16 characters, received a secret of 7 characters (not shown)',
+    ]);
+    const path = file('warden.yaml', 'http:\n  producerTokens: ["hunter2"]\nnats:\n  user: warden\n');
+    const fromFile = configError(() => loadConfig({}, path));
+    expect(fromFile.message).not.toContain('hunter2');
+  });
+
+  it('a token with whitespace inside could never authenticate: refused at start-up, not printed', () => {
+    const error = configError(() => loadConfig({ WARDEN_OPERATOR_TOKENS: 'correct horse battery staple' }));
+    expect(error.message).not.toContain('horse');
+    expect(error.issues).toEqual([
+      'http.operatorTokens.0: expected a token of printable ASCII without spaces or control characters (it travels in an HTTP header), received a secret of 28 characters (not shown)',
+    ]);
+    expect(() => parseConfig({ http: { operatorTokens: ['tab\tinside-0123456789'] } })).toThrow(ConfigError);
+    expect(() => parseConfig({ http: { operatorTokens: ['é-accented-0123456789'] } })).toThrow(ConfigError);
+  });
+
+  it('a token in both lists, a user without a password, a webhook that is not http(s): refused, secrets hidden', () => {
+    const token = 'same-token-0123456789';
+    const error = configError(() =>
+      parseConfig({
+        http: { operatorTokens: [token], producerTokens: [token] },
+        nats: { url: 'nats://127.0.0.1:4222', user: 'warden' },
+        alerts: { webhookUrl: 'ftp://hooks.example/T000/B000/s3cr3t' },
+      }),
+    );
+    expect(error.issues).toEqual([
+      'nats.pass: expected nats.user and nats.pass together: one without the other can never authenticate, received nothing',
+      'http.producerTokens: expected a token in one list only: a token that is both operator and producer is ambiguous, received array',
+      'alerts.webhookUrl: expected an http:// or https:// URL, received a secret of 36 characters (not shown)',
+    ]);
+    expect(error.message).not.toMatch(/same-token|s3cr3t/);
   });
 });

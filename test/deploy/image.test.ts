@@ -131,6 +131,15 @@ describe("the image's start command, run as a process", { timeout: 60_000 }, () 
           expect.objectContaining({ production_version: 'v1', state: 'cooldown' }),
         ]);
       });
+      // The CLI as the image puts it on PATH (`exec node /app/dist/cli/bin.js "$@"`).
+      const wrapper = runtime.match(/exec node \/app\/(dist\/cli\/bin\.js) "\$@"/)![1]!;
+      const cli = (args: string[]) =>
+        promisify(execFile)(process.execPath, [wrapper, ...args], {
+          cwd: APP,
+          env: { PATH: process.env.PATH!, WARDEN_URL: `http://127.0.0.1:${port}` },
+        });
+      expect((await cli(['--version'])).stdout).toBe('0.1.0\n');
+      expect((await cli(['status'])).stdout).toMatch(/^MODEL\s+STATE\s+PRODUCTION/);
       // Alerts go out through nats.conf's grants (the warden_alerts bucket) to the webhook.
       await eventually(() =>
         expect(receiver.accepted('/slack').map((r) => alertOf(r).kind)).toEqual([

@@ -5,7 +5,13 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { TOKEN_PATTERN, configKeyFor, isToken, parseModelRef } from '../../src/domain/model-ref.ts';
+import {
+  TOKEN_PATTERN,
+  configKeyFor,
+  isToken,
+  parseModelRef,
+  resolveModelRef,
+} from '../../src/domain/model-ref.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
 
 describe('parseModelRef', () => {
@@ -63,6 +69,53 @@ describe('parseModelRef', () => {
         (modelId, n) => {
           expect(parseModelRef(`${modelId}_v${n}`)).toEqual({ modelId, version: `v${n}` });
           expect(parseModelRef(`${modelId}_v${n}`, `v${n}`)).toEqual({ modelId, version: `v${n}` });
+        },
+      ),
+    );
+  });
+});
+
+describe('resolveModelRef: a known model id wins over the suffix reading (issue 8, finding 4)', () => {
+  const known =
+    (...ids: string[]) =>
+    (id: string) =>
+      ids.includes(id);
+
+  it('a reference that is exactly a known model is that model, with or without a version', () => {
+    expect(resolveModelRef('resnet_v2', undefined, known('resnet_v2'))).toEqual({
+      modelId: 'resnet_v2',
+      version: undefined,
+    });
+    expect(resolveModelRef('resnet_v2', 'v2', known('resnet_v2'))).toEqual({
+      modelId: 'resnet_v2',
+      version: 'v2',
+    });
+    // Both readings name a known model: the exact one wins.
+    expect(resolveModelRef('resnet_v2', undefined, known('resnet', 'resnet_v2')).modelId).toBe('resnet_v2');
+  });
+
+  it('anything else is read by parseModelRef, including the undecidable first promotion', () => {
+    expect(resolveModelRef('resnet_v2', undefined, known('resnet'))).toEqual({
+      modelId: 'resnet',
+      version: 'v2',
+    });
+    expect(resolveModelRef('resnet_v2', undefined, known())).toEqual({ modelId: 'resnet', version: 'v2' });
+    expect(resolveModelRef('resnet_v2_v8', undefined, known('resnet_v2'))).toEqual({
+      modelId: 'resnet_v2',
+      version: 'v8',
+    });
+  });
+
+  it('for any reference and any set of known models: exactly-known wins, otherwise parseModelRef', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z]{1,6}(_v\d{1,3}){0,2}$/),
+        fc.option(fc.stringMatching(/^v\d{1,3}$/), { nil: undefined }),
+        fc.array(fc.stringMatching(/^[a-z]{1,6}(_v\d{1,3}){0,2}$/), { maxLength: 5 }),
+        (ref, version, ids) => {
+          const resolved = resolveModelRef(ref, version, (id) => ids.includes(id));
+          if (ids.includes(ref)) expect(resolved).toEqual({ modelId: ref, version });
+          else expect(resolved).toEqual(parseModelRef(ref, version));
         },
       ),
     );
@@ -154,5 +207,56 @@ describe('every component derives the same key: through the facade', () => {
       ['canonical_hex8_2p', 'hex8_2p', 'v1'],
       ['square8_2p', 'square8_shared', 'v42'],
     ]);
+  });
+
+  it('issue 8 finding 4: "resnet_v2" promoted with version v7 is one model for evaluations, commands and reads', async () => {
+    const w = await start();
+    await w.promote({ model_id: 'resnet_v2', version: 'v6', elo: 1500 });
+    const promoted = await w.promote({ model_id: 'resnet_v2', version: 'v7', elo: 1510 });
+    expect(promoted).toMatchObject({ model_id: 'resnet_v2', version: 'v7' });
+    // Today's main read this as model "resnet", version "v2", and refused it as an unknown model.
+    const evaluated = await w.evaluate({ model_id: 'resnet_v2', current_elo: 1505, games_played: 100 });
+    expect(evaluated).toMatchObject({ model_id: 'resnet_v2', outcome: { kind: 'healthy' } });
+    // The bus path checks the subject's token with the same reading.
+    const ingested = await w.ingest('warden.in.evaluation.resnet_v2', {
+      model_id: 'resnet_v2',
+      current_elo: 1505,
+      games_played: 100,
+    });
+    expect(ingested).toMatchObject({ ok: true, result: { model_id: 'resnet_v2' } });
+    expect(w.status('resnet_v2').models[0]).toMatchObject({
+      model_id: 'resnet_v2',
+      production_version: 'v7',
+    });
+    const rolled = await w.rollback('resnet_v2', { by: 'alice', reason: 'test', to_version: 'v6' });
+    expect(rolled.outcome.kind).toBe('rollback_started');
+    await w.idle();
+    expect(w.status().models.map((m) => m.model_id)).toEqual(['resnet_v2']);
+  });
+
+  it('a known "resnet_v2" without a version field is refused as a promotion, saying why', async () => {
+    const w = await start();
+    await w.promote({ model_id: 'resnet_v2', version: 'v7' });
+    await expect(w.promote({ model_id: 'resnet_v2' })).rejects.toMatchObject({
+      code: 'invalid_input',
+      issues: [expect.stringContaining('"resnet_v2" is a known model, so its suffix is part of its id')],
+    });
+  });
+
+  it('commands and paths name a model: a versioned reference of a known model is refused with the reading', async () => {
+    const w = await start();
+    await w.promote({ model_id: 'hex8_2p', version: 'v42' });
+    expect(() => w.status('hex8_2p_v42')).toThrow(
+      expect.objectContaining({
+        code: 'invalid_input',
+        issues: [expect.stringContaining('reads as model "hex8_2p" version "v42"')],
+      }),
+    );
+    expect(() => w.status('nothing_v1')).toThrow(expect.objectContaining({ code: 'unknown_model' }));
+  });
+
+  it('the undecidable case: a first promotion of "resnet_v2" with no version is model resnet, version v2', async () => {
+    const w = await start();
+    expect(await w.promote({ model_id: 'resnet_v2' })).toMatchObject({ model_id: 'resnet', version: 'v2' });
   });
 });

@@ -2,15 +2,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { connectInspector } from '../../src/inspect/inspector.ts';
-import { startRelay } from '../../src/inspect/relay.ts';
+import { originAllowed, startRelay } from '../../src/inspect/relay.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { createWarden } from '../../src/warden.ts';
 import { PRODUCER_TOKEN, startTestService } from '../http/support.ts';
+import { launchBrowser } from '../ui/support.ts';
 
 interface Message {
   type: string;
@@ -145,5 +147,109 @@ describe('inspect: Stately inspector', () => {
     const page = await fetch(relay.pageUrl);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(await page.text()).toContain('https://stately.ai/inspect');
+  });
+});
+
+/** Opens a WebSocket to the relay with the given headers; resolves with the HTTP status it was refused with, or 101. */
+function handshake(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    socket.once('open', () => {
+      socket.terminate();
+      resolve(101);
+    });
+    socket.once('unexpected-response', (_request, response) => {
+      resolve(response.statusCode ?? 0);
+      socket.terminate();
+    });
+    socket.once('error', (error) => reject(error));
+  });
+}
+
+describe('inspect: the relay is only for its own page', () => {
+  it('refuses a WebSocket from a foreign origin, and from a host name a page chose (DNS rebinding)', async () => {
+    const relay = await startRelay({ port: 0 });
+    closers.push(relay.close);
+    const own = new URL(relay.pageUrl).origin;
+    const port = new URL(relay.pageUrl).port;
+    expect(await handshake(relay.eventsUrl, { origin: 'http://evil.example' })).toBe(403);
+    expect(
+      await handshake(relay.eventsUrl, {
+        origin: `http://evil.example:${port}`,
+        host: `evil.example:${port}`,
+      }),
+    ).toBe(403);
+    expect(await handshake(relay.eventsUrl, { origin: own })).toBe(101);
+    expect(
+      await handshake(relay.eventsUrl, { origin: `http://localhost:${port}`, host: `localhost:${port}` }),
+    ).toBe(101);
+    // Warden's own inspector is not a browser: it sends no Origin.
+    expect(await handshake(relay.eventsUrl, {})).toBe(101);
+  });
+
+  it('listens where it is told (0.0.0.0 in a container), and Warden still sends to it over loopback', async () => {
+    const relay = await startRelay({ port: 0, host: '0.0.0.0' });
+    closers.push(relay.close);
+    expect(relay.eventsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/events$/);
+    expect(await handshake(relay.eventsUrl, {})).toBe(101);
+    expect((await fetch(relay.pageUrl)).status).toBe(200);
+  });
+
+  it('never throws on hostile Origin and Host headers, and only lets a same-origin page through', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.webUrl(),
+          fc.constant('null'),
+          fc.constant('http://[::1'),
+          fc.string({ maxLength: 5000 }),
+        ),
+        fc.oneof(fc.string(), fc.domain(), fc.constant('127.0.0.1:8090')),
+        (origin, host) => {
+          const allowed = originAllowed(origin, host, '127.0.0.1');
+          if (allowed) {
+            const url = new URL(origin);
+            expect(url.host).toBe(host.toLowerCase());
+          }
+        },
+      ),
+    );
+  });
+});
+
+describe('inspect: the relay page in a real browser', () => {
+  it('says plainly when stately.ai cannot be reached, points to /ui, and reconnects after a restart', async () => {
+    // An inspector URL that cannot answer stands in for stately.ai on a cluster without internet.
+    const options = {
+      port: 0,
+      inspectorUrl: 'http://127.0.0.1:9/inspect',
+      dashboardPort: 8080,
+      readyTimeoutMs: 300,
+    };
+    let relay = await startRelay(options);
+    const port = Number(new URL(relay.pageUrl).port);
+    const browser = await launchBrowser();
+    closers.push(async () => {
+      await browser.close();
+      await relay.close();
+    });
+    const page = await browser.context.newPage();
+    await page.goto(relay.pageUrl);
+    await page
+      .getByRole('alert')
+      .getByText('The Stately inspector cannot be reached')
+      .waitFor({ timeout: 10_000 });
+    expect(await page.getByRole('link', { name: 'open the dashboard at /ui' }).getAttribute('href')).toBe(
+      'http://127.0.0.1:8080/ui',
+    );
+    await page.getByRole('status').getByText('connected to Warden').waitFor({ timeout: 10_000 });
+    await relay.close();
+    await page.getByRole('status').getByText('disconnected from Warden').waitFor({ timeout: 10_000 });
+    relay = await startRelay({ ...options, port });
+    await page
+      .getByRole('status')
+      .getByText('connected to Warden', { exact: true })
+      .waitFor({ timeout: 10_000 });
   });
 });

@@ -1,4 +1,4 @@
-import type { BusMessage, EventBus, Unsubscribe } from '../../src/actors/ports.ts';
+import type { BusMessage, EventBus, SubscribeOptions, Unsubscribe } from '../../src/actors/ports.ts';
 import { MemoryBus } from '../../src/embedded/memory-bus.ts';
 import { subjectMatches } from '../../src/embedded/subjects.ts';
 
@@ -45,8 +45,12 @@ export class HoldingBus implements EventBus {
     await this.inner.publish(subject, payload);
   }
 
-  subscribe(pattern: string, handler: (message: BusMessage) => Promise<void> | void): Unsubscribe {
-    return this.inner.subscribe(pattern, handler);
+  subscribe(
+    pattern: string,
+    handler: (message: BusMessage) => Promise<void> | void,
+    options?: SubscribeOptions,
+  ): Unsubscribe {
+    return this.inner.subscribe(pattern, handler, options);
   }
 
   idle(): Promise<void> {

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { TOKEN_PATTERN } from '../../domain/model-ref.ts';
 import { HttpClient, type WardenClient } from '../client.ts';
 import { CommandFailed, EXIT, RequestFailed, exitCodeFor, type CliErrorCode } from '../exit-codes.ts';
@@ -36,9 +36,30 @@ Exit codes:
   6  refused: missing or wrong token, or a token not allowed to do this
 `;
 
+/** `--url` / WARDEN_URL: refused as bad usage (exit 2) unless it is an http(s) URL. */
+export function parseHttpUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new InvalidArgumentError(`expected an http:// or https:// URL such as ${DEFAULT_URL}.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidArgumentError(
+      `expected an http:// or https:// URL, received the scheme "${url.protocol}".`,
+    );
+  }
+  return raw;
+}
+
 export function withConnectionOptions(command: Command): Command {
   return command
-    .addOption(new Option('--url <url>', 'Warden HTTP API').env('WARDEN_URL').default(DEFAULT_URL))
+    .addOption(
+      new Option('--url <url>', 'Warden HTTP API')
+        .env('WARDEN_URL')
+        .default(DEFAULT_URL)
+        .argParser(parseHttpUrl),
+    )
     .addOption(
       new Option('--token <token>', 'bearer token for commands (an operator token)').env('WARDEN_TOKEN'),
     )

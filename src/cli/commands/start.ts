@@ -28,20 +28,6 @@ function environmentFor(options: StartOptions): NodeJS.ProcessEnv {
   return env;
 }
 
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: string) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      // A second Ctrl-C while shutting down ends the process at once.
-      process.once('SIGINT', () => process.exit(130));
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
-
 /**
  * `warden start`: the service in the foreground, as `npm start` runs it. It returns after an orderly
  * shutdown, and the process then ends by itself: nothing Warden opened (HTTP server, inspector, alert
@@ -66,13 +52,19 @@ export function registerStartCommand(program: Command): void {
     )
     .action(async (options: StartOptions) => {
       // Loaded here, not at the top: the other commands start faster without the whole service.
-      const [{ loadConfig }, { createLogger }, { buildService }, { inspectionTargetFromEnv }] =
-        await Promise.all([
-          import('../../config/load.ts'),
-          import('../../logger.ts'),
-          import('../../service.ts'),
-          import('../../inspect/inspector.ts'),
-        ]);
+      const [
+        { loadConfig },
+        { createLogger },
+        { buildService },
+        { inspectionTargetFromEnv },
+        { shutdownOnSignals, startedByNpm },
+      ] = await Promise.all([
+        import('../../config/load.ts'),
+        import('../../logger.ts'),
+        import('../../service.ts'),
+        import('../../inspect/inspector.ts'),
+        import('../../shutdown.ts'),
+      ]);
       const env = environmentFor(options);
       let config;
       try {
@@ -84,13 +76,18 @@ export function registerStartCommand(program: Command): void {
       }
       const logger = createLogger(config.log);
       const service = await buildService(config, { logger, inspection: inspectionTargetFromEnv(env) });
+      const stopped = shutdownOnSignals({
+        logger,
+        deadlineSeconds: config.shutdownTimeoutSeconds,
+        stop: () => service.stop(),
+        exit: (code) => process.exit(code),
+        underNpm: startedByNpm(env),
+      });
       logger.info(
-        { endpoints: service.endpoints },
+        { endpoints: service.endpoints, pid: process.pid },
         `Warden is running (${service.endpoints.join('; ')}). Ctrl-C stops it.`,
       );
-      const signal = await untilSignal();
-      logger.info({ signal }, 'shutting down: stopping intake, finishing in-flight work');
-      await service.stop();
+      await stopped;
       setTimeout(() => {
         logger.error(
           `still running ${EXIT_GRACE_MS} ms after shutdown: something holds the process open; exiting`,

@@ -1,0 +1,252 @@
+/**
+ * Issue 8, findings 2 and 3, in the runtime: a step that throws fails only its own input (a stable code and
+ * an error id, no internals, the committed state kept, the service alive), and an input that arrives while
+ * a rollback is in flight is kept and applied, in order, once the rollback ends.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { parseConfig } from '../../src/config/load.ts';
+import { ActorRuntime } from '../../src/actors/runtime.ts';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import { MemoryBus } from '../../src/embedded/memory-bus.ts';
+import { SqliteStore } from '../../src/embedded/sqlite-store.ts';
+import { createStepMachine } from '../../src/machines/step-machine.ts';
+import { MODEL_TRANSITIONS, type ModelMachine } from '../../src/machines/model-machine.ts';
+import { createTrainingMachine } from '../../src/machines/training-machine.ts';
+import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
+import { initialModelContext, stepModel } from '../../src/machines/model-logic.ts';
+import type { ModelEvent } from '../../src/machines/model-types.ts';
+import { WardenError } from '../../src/domain/errors.ts';
+import { FakeRegistry } from '../support/fake-registry.ts';
+import { makeDataDir, startTestWarden, type TestWarden } from '../support/test-warden.ts';
+import { createModelMachine } from '../../src/machines/model-machine.ts';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+
+const POISON = 6666;
+
+function poisonedRuntime() {
+  const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+  // The real model logic, except that an evaluation at Elo 6666 throws deep inside a guard's step.
+  const modelMachine = createStepMachine({
+    id: 'model.v1',
+    initial: 'healthy',
+    transitions: MODEL_TRANSITIONS,
+    context: (input: { modelId: string; configKey: string }) =>
+      initialModelContext(input.modelId, input.configKey),
+    step: (from, context, event: ModelEvent) => {
+      if (event.type === 'EVALUATED' && event.metrics.currentElo === POISON) {
+        throw new RangeError('root finder: no sign change in [-1e9, 1e9] (guard leadsTo)');
+      }
+      return stepModel(from, context, event, policy);
+    },
+  }) as unknown as ModelMachine;
+  const logged: unknown[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+  const store = new SqliteStore(':memory:');
+  const runtime = new ActorRuntime({
+    modelMachine,
+    trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+    modelPolicy: policy,
+    store,
+    registry: new FakeRegistry(),
+    bus: new MemoryBus(),
+    clock: new ManualClock(),
+    logger,
+    prefix: 'warden',
+  });
+  return { runtime, store, logged };
+}
+
+const evaluated = (currentElo: number, at: number): ModelEvent => ({
+  type: 'EVALUATED',
+  at,
+  metrics: { currentElo },
+  gamesPlayed: 100,
+});
+
+describe('a failing step fails only its input', () => {
+  it('answers with a stable code and an error id, keeps the committed state, and goes on', async () => {
+    const { runtime, store, logged } = poisonedRuntime();
+    await runtime.start();
+    runtime.startPublishing();
+    await runtime.dispatchModel(
+      'm',
+      { type: 'PROMOTED', at: 1, version: 'v1', elo: 1500 },
+      { configKey: 'm' },
+    );
+    await runtime.dispatchModel('m', evaluated(1490, 2));
+    const before = runtime.persistedSnapshot('model', 'm');
+
+    const failure = await runtime.dispatchModel('m', evaluated(POISON, 3)).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(WardenError);
+    const error = failure as WardenError;
+    expect(error.code).toBe('internal');
+    expect(error.message).toMatch(/internal error [0-9a-f-]{36}/);
+    // The answer names no internals; the log has them, under the same id.
+    expect(error.message).not.toMatch(/root finder|leadsTo|guard/);
+    const errorId = /internal error ([0-9a-f-]{36})/.exec(error.message)![1];
+    expect(logged).toContainEqual(expect.objectContaining({ errorId }));
+    expect(JSON.stringify(logged)).toContain('root finder');
+
+    // The actor is back on its committed state and takes the next input.
+    expect(runtime.model('m')!.state).toBe('healthy');
+    expect(runtime.persistedSnapshot('model', 'm')).toEqual(before);
+    const next = await runtime.dispatchModel('m', evaluated(1420, 4));
+    expect(next.kind).toBe('regression');
+    await runtime.idle();
+    await store.close();
+  });
+
+  it('many failing inputs in one batch beside good ones: each good one has its effect', async () => {
+    const { runtime, store } = poisonedRuntime();
+    await runtime.start();
+    runtime.startPublishing();
+    for (const id of ['a', 'b', 'c'])
+      await runtime.dispatchModel(
+        id,
+        { type: 'PROMOTED', at: 1, version: 'v1', elo: 1500 },
+        { configKey: id },
+      );
+    const results = await Promise.allSettled(
+      ['a', 'b', 'c'].flatMap((id, i) => [
+        runtime.dispatchModel(id, evaluated(POISON, 10 + i)),
+        runtime.dispatchModel(id, { type: 'PROMOTED', at: 20 + i, version: 'v2', elo: 1600 }),
+      ]),
+    );
+    expect(results.map((r) => r.status)).toEqual([
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    await runtime.idle();
+    for (const id of ['a', 'b', 'c']) expect(runtime.model(id)!.context.productionVersion).toBe('v2');
+    await store.close();
+  });
+});
+
+describe('inputs during a rollback are kept, not dropped (finding 3)', () => {
+  let tw: TestWarden | null = null;
+  afterEach(async () => {
+    await tw?.close();
+    tw = null;
+  });
+
+  const promotedVersions = (t: TestWarden) => t.warden.status('m').models[0]!.versions.map((v) => v.version);
+
+  it('a promotion during a rollback is applied when the rollback ends, and an evaluation of the old version stays with it', async () => {
+    tw = await startTestWarden({ detection: { mode: 'threshold' } });
+    for (const version of ['v1', 'v2']) await tw.warden.promote({ model_id: 'm', version, elo: 1500 });
+    expect((await tw.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 100 })).state).toBe(
+      'rollingBack',
+    );
+    // Measured on v2 while it was being rolled back: it must not count against v1 or v3.
+    const late = await tw.warden.evaluate({ model_id: 'm', current_elo: 1300, games_played: 100 });
+    expect(late.outcome).toEqual({ kind: 'deferred', state: 'rollingBack', waiting: 1 });
+    const promoted = await tw.warden.promote({ model_id: 'm', version: 'v3', elo: 1520, event_id: 'p3' });
+    expect(promoted.outcome).toEqual({ kind: 'deferred', state: 'rollingBack', waiting: 2 });
+    // The same promotion again (a redelivery) is a duplicate, not a second deferred input.
+    const again = await tw.warden.promote({ model_id: 'm', version: 'v3', elo: 1520, event_id: 'p3' });
+    expect(again.outcome.kind).toBe('duplicate');
+
+    tw.registry.settle('succeed');
+    await tw.warden.idle();
+    const model = tw.warden.status('m').models[0]!;
+    expect(model.production_version).toBe('v3');
+    expect(model.state).toBe('healthy');
+    expect(promotedVersions(tw)).toEqual(['v1', 'v2', 'v3']);
+    expect(tw.bus.log.filter((m) => m.subject.includes('.evt.promotion_rolled_back.'))).toHaveLength(1);
+    expect(tw.bus.log.filter((m) => m.subject.includes('.evt.regression_detected.'))).toHaveLength(1);
+    expect(tw.warden.trainingStatus('m').status).toBe('paused');
+  });
+
+  it('kept inputs survive a crash and are applied after the restarted rollback', async () => {
+    tw = await startTestWarden({ detection: { mode: 'threshold' } });
+    for (const version of ['v1', 'v2']) await tw.warden.promote({ model_id: 'm', version, elo: 1500 });
+    await tw.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 100 });
+    await tw.warden.promote({ model_id: 'm', version: 'v3', elo: 1520 });
+    await tw.warden.idle();
+    tw = await tw.crash();
+    expect(tw.warden.status('m').models[0]!.state).toBe('rollingBack');
+    tw.registry.settle('succeed');
+    await tw.warden.idle();
+    expect(tw.warden.status('m').models[0]!.production_version).toBe('v3');
+    expect(tw.registry.applied.map((r) => [r.fromVersion, r.toVersion])).toEqual([['v2', 'v1']]);
+  });
+
+  it('a failed rollback hands the kept inputs back too, in order', async () => {
+    tw = await startTestWarden({ detection: { mode: 'threshold' } });
+    for (const version of ['v1', 'v2']) await tw.warden.promote({ model_id: 'm', version, elo: 1500 });
+    await tw.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 100 });
+    await tw.warden.promote({ model_id: 'm', version: 'v3', elo: 1520 });
+    await tw.warden.promote({ model_id: 'm', version: 'v4', elo: 1530 });
+    tw.registry.settle('fail', 'registry unavailable');
+    await tw.warden.idle();
+    expect(tw.warden.status('m').models[0]!.production_version).toBe('v4');
+    expect(promotedVersions(tw)).toEqual(['v1', 'v2', 'v3', 'v4']);
+  });
+
+  it('beyond 32 kept inputs the model answers busy (retryable), and the kept ones are all applied', async () => {
+    tw = await startTestWarden({ detection: { mode: 'threshold' } });
+    for (const version of ['v1', 'v2']) await tw.warden.promote({ model_id: 'm', version, elo: 1500 });
+    await tw.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 100 });
+    for (let i = 3; i < 35; i++) await tw.warden.promote({ model_id: 'm', version: `v${i}`, elo: 1500 });
+    await expect(tw.warden.promote({ model_id: 'm', version: 'v35', elo: 1500 })).rejects.toMatchObject({
+      code: 'unavailable',
+      retryable: true,
+    });
+    tw.registry.settle('succeed');
+    await tw.warden.idle();
+    expect(tw.warden.status('m').models[0]!.production_version).toBe('v34');
+    await tw.warden.promote({ model_id: 'm', version: 'v35', elo: 1500 });
+    expect(tw.warden.status('m').models[0]!.production_version).toBe('v35');
+  });
+
+  it('stopping does not wait without bound for a registry that never answers; the rollback resumes on start', async () => {
+    const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+    const dir = await makeDataDir();
+    const registry = new FakeRegistry();
+    const make = (store: SqliteStore) =>
+      new ActorRuntime({
+        modelMachine: createModelMachine(policy),
+        trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+        modelPolicy: policy,
+        store,
+        registry,
+        bus: new MemoryBus(),
+        clock: new ManualClock(),
+        logger: pino({ level: 'silent' }),
+        prefix: 'warden',
+        registryStopWaitMs: 50,
+      });
+    const store = new SqliteStore(join(dir, 'warden.db'));
+    const runtime = make(store);
+    await runtime.start();
+    runtime.startPublishing();
+    for (const version of ['v1', 'v2'])
+      await runtime.dispatchModel('m', { type: 'PROMOTED', at: 1, version, elo: 1500 }, { configKey: 'm' });
+    await runtime.dispatchModel('m', evaluated(1400, 2));
+    expect(registry.pendingCount()).toBe(1);
+    await runtime.stop();
+    await store.close();
+    registry.abandonPending();
+
+    const again = new SqliteStore(join(dir, 'warden.db'));
+    const restarted = make(again);
+    await restarted.start();
+    restarted.startPublishing();
+    expect(restarted.model('m')!.state).toBe('rollingBack');
+    expect(registry.pendingCount()).toBe(1);
+    registry.settle('succeed');
+    await restarted.idle();
+    expect(restarted.model('m')!.state).not.toBe('rollingBack');
+    expect(registry.applied).toHaveLength(1);
+    registry.autoSettle = true;
+    await restarted.stop();
+    await again.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
