@@ -16,6 +16,7 @@ const TITLES: Record<Alert['kind'], string> = {
   approval_expired: 'Approval expired',
   rate_limited: 'Automatic rollbacks rate-limited',
   pause_unacknowledged: 'Training pause not acknowledged',
+  input_dead_lettered: 'Input moved to the dead letter',
   approval_requested: 'Approval requested',
   rolled_back: 'Rolled back, training paused',
 };

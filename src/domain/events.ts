@@ -306,6 +306,8 @@ export const ALERT_KINDS = [
   'approval_expired',
   'rate_limited',
   'pause_unacknowledged',
+  // Published by the NATS intake (the nats branch) when it gives up on an input.
+  'input_dead_lettered',
   'approval_requested',
   'rolled_back',
 ] as const;

@@ -99,6 +99,16 @@ describe('alerts: every kind, routed by level, exactly once (embedded)', () => {
       kind: 'pause_unacknowledged',
       message: 'Training config go9 did not confirm the pause for rollback go9.r1',
     });
+    // And the NATS intake's own (a dead-lettered input), which the delivery treats like any other.
+    await warden.bus.publish('warden.evt.alert.go9', {
+      event_id: 'go9.dead.1',
+      timestamp: clock.now() / 1000,
+      model_id: 'go9',
+      config_key: 'go9',
+      level: 'critical',
+      kind: 'input_dead_lettered',
+      message: 'evaluation of go9 moved to the dead letter after 10 deliveries',
+    });
     await warden.idle();
     await alerts.idle();
 
@@ -117,6 +127,7 @@ describe('alerts: every kind, routed by level, exactly once (embedded)', () => {
         'go9:critical_regression',
         'go9:rollback_failed',
         'go9:pause_unacknowledged',
+        'go9:input_dead_lettered',
       ].sort(),
     );
     expect(new Set(json.map((x) => alertOf(x).kind))).toEqual(new Set(ALERT_KINDS));

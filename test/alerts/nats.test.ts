@@ -103,7 +103,13 @@ describe('alerts in NATS mode (real nats-server)', { timeout: 60_000 }, () => {
     });
     // The other kinds, as the actors would publish them; the receiver fails some first attempts.
     r.statuses.push(503, 500, 429);
-    const others = ['approval_expired', 'rate_limited', 'rollback_failed', 'pause_unacknowledged'] as const;
+    const others = [
+      'approval_expired',
+      'rate_limited',
+      'rollback_failed',
+      'pause_unacknowledged',
+      'input_dead_lettered',
+    ] as const;
     for (const [i, kind] of others.entries()) {
       const { subject, payload } = synthetic(prefix, kind, 100 + i);
       await publish(subject, payload);
@@ -113,7 +119,7 @@ describe('alerts in NATS mode (real nats-server)', { timeout: 60_000 }, () => {
       () => {
         const kinds = r.accepted('/json').map((x) => String(alertOf(x).kind));
         expect(new Set(kinds)).toEqual(new Set(ALERT_KINDS));
-        expect(kinds).toHaveLength(7);
+        expect(kinds).toHaveLength(8);
         const critical = r.accepted('/json').filter((x) => alertOf(x).level === 'critical');
         expect(r.accepted('/slack')).toHaveLength(critical.length);
       },
