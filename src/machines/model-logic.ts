@@ -827,6 +827,23 @@ function onRollbackSucceeded(
       action_required: 'pause_training',
     },
   }));
+  // The notification operators act on, with the rollback itself (not with the pause's acknowledgement, whose
+  // arrival order varies): pause_unacknowledged follows if the training config does not confirm.
+  alert(
+    draft,
+    event.at,
+    'warning',
+    'rolled_back',
+    `${context.modelId} rolled back ${plan.fromVersion} -> ${plan.toVersion} (${plan.trigger}, by ${plan.by}); training config ${context.configKey} pauses with it: ${plan.reason}`,
+    {
+      rollback_id: plan.rollbackId,
+      from_version: plan.fromVersion,
+      to_version: plan.toVersion,
+      triggered_by: plan.trigger,
+      by: plan.by,
+      reason: plan.reason,
+    },
+  );
   return draft.step('rolledBack', { kind: 'rolled_back', rollbackId: plan.rollbackId });
 }
 
@@ -851,31 +868,13 @@ function onPauseAcknowledged(
   context: ModelContext,
   event: Extract<ModelEvent, { type: 'PAUSE_ACKNOWLEDGED' }>,
 ): Step {
-  const done = context.lastRollback;
-  if (done?.rollbackId !== event.rollbackId) {
+  if (context.lastRollback?.rollbackId !== event.rollbackId) {
     return stay(context, {
       kind: 'stale',
       reason: `acknowledgement for another rollback (${event.rollbackId})`,
     });
   }
-  // The rollback and the pause are both in place: the one notification operators act on.
-  const draft = new Draft(context);
-  alert(
-    draft,
-    event.at,
-    'warning',
-    'rolled_back',
-    `${context.modelId} rolled back ${done.fromVersion} -> ${done.toVersion} (${done.trigger}, by ${done.by}); training config ${context.configKey} paused: ${done.reason}`,
-    {
-      rollback_id: done.rollbackId,
-      from_version: done.fromVersion,
-      to_version: done.toVersion,
-      triggered_by: done.trigger,
-      by: done.by,
-      reason: done.reason,
-    },
-  );
-  return draft.step('cooldown', { kind: 'acknowledged' });
+  return { target: 'cooldown', context, publish: [], outcome: { kind: 'acknowledged' } };
 }
 
 /** When the cooldown of a rolled-back model may end: its deadline, and not before the pause had its grace. */

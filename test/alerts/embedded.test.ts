@@ -159,7 +159,9 @@ describe('alerts: every kind, routed by level, exactly once (embedded)', () => {
     expect(slackRequest.text).toMatch(/^\[CRITICAL\] Approval requested: hex8_2p: /);
     expect(JSON.stringify(slackRequest.blocks)).toContain('*deadline*\\n2026-01-01T00:01:00.000Z');
     const rolledBack = json.map(alertOf).find((a) => a.kind === 'rolled_back' && a.model_id === 'sq9_4p')!;
-    expect(rolledBack.message).toMatch(/^sq9_4p rolled back v2 -> v1 .*training config sq9_4p paused/);
+    expect(rolledBack.message).toMatch(
+      /^sq9_4p rolled back v2 -> v1 .*training config sq9_4p pauses with it/,
+    );
   });
 });
 

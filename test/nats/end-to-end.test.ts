@@ -45,19 +45,16 @@ describe('NATS mode, end to end', () => {
     });
     await w.settled();
 
-    // The last alert (rolled back, training paused) follows the pause's acknowledgement.
-    const events = await eventually(async () => {
-      const stored = await nats.client.stored('warden.evt.>');
-      expect(stored.map((e) => e.subject)).toEqual([
-        'warden.evt.regression_detected.hex8_2p',
-        'warden.evt.regression_critical.hex8_2p',
-        'warden.evt.alert.hex8_2p',
-        'warden.evt.promotion_rolled_back.hex8_2p',
-        'warden.evt.training_paused.hex8_2p',
-        'warden.evt.alert.hex8_2p',
-      ]);
-      return stored;
-    });
+    const events = await nats.client.stored('warden.evt.>');
+    expect(events.map((e) => e.subject)).toEqual([
+      'warden.evt.regression_detected.hex8_2p',
+      'warden.evt.regression_critical.hex8_2p',
+      'warden.evt.alert.hex8_2p',
+      'warden.evt.promotion_rolled_back.hex8_2p',
+      // The "rolled back" alert, published with the rollback.
+      'warden.evt.alert.hex8_2p',
+      'warden.evt.training_paused.hex8_2p',
+    ]);
     const rolledBack = PromotionRolledBackSchema.parse(events[3]!.data);
     expect(rolledBack).toMatchObject({
       model_id: 'hex8_2p',
@@ -65,7 +62,7 @@ describe('NATS mode, end to end', () => {
       to_version: 'v1',
       triggered_by: 'auto_regression_critical',
     });
-    const paused = TrainingPausedSchema.parse(events[4]!.data);
+    const paused = TrainingPausedSchema.parse(events[5]!.data);
     expect(paused).toMatchObject({
       config_key: 'hex8_2p',
       by: 'warden',
