@@ -6,6 +6,8 @@ import {
   OUTPUT_EVENTS,
   PromotionInputSchema,
 } from '../domain/events.ts';
+import { MODEL_STATES } from '../machines/model-types.ts';
+import { TRAINING_STATES } from '../machines/training-types.ts';
 import { wardenVersion } from '../version.ts';
 import { STATUS_BY_CODE } from './errors.ts';
 import {
@@ -60,6 +62,41 @@ const ErrorSchema = z
   })
   .strict();
 
+/** The trainer's "may I train?" answer (src/warden.ts TrainingStatus): every field, no other. */
+const TrainingStatusSchema = z
+  .object({
+    config_key: z.string(),
+    status: z.enum(TRAINING_STATES),
+    may_train: z.boolean(),
+    /** false: Warden has never seen this config key (a typo?): refuse to train. */
+    known: z.boolean(),
+    reason: z.string().nullable(),
+    by: z.string().nullable(),
+    since: z.iso.datetime().nullable(),
+    auto_resume_at: z.iso.datetime().nullable(),
+  })
+  .strict();
+
+/** A model's status (src/warden.ts ModelStatus): the fields a client relies on; more may come. */
+const ModelStatusSchema = z.looseObject({
+  model_id: z.string(),
+  config_key: z.string(),
+  state: z.enum(MODEL_STATES),
+  production_version: z.string().nullable(),
+  consecutive_regressions: z.number().int(),
+  pending_approval: z
+    .looseObject({
+      detection_id: z.string(),
+      severity: z.string(),
+      deadline: z.iso.datetime(),
+      to_version: z.string(),
+    })
+    .nullable(),
+  versions: z.array(z.looseObject({ version: z.string(), promoted_at: z.iso.datetime() })),
+});
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
 /** Every wire payload with a JSON Schema, by the file name it gets in docs/schemas/. */
 export function wireSchemas(): Record<string, JsonSchema> {
   const schemas: Record<string, JsonSchema> = {
@@ -72,6 +109,8 @@ export function wireSchemas(): Record<string, JsonSchema> {
     'pause-command': requestSchema(HttpPauseSchema),
     'resume-command': requestSchema(HttpResumeSchema),
     error: responseSchema(ErrorSchema),
+    'training-status': responseSchema(TrainingStatusSchema),
+    'model-status': responseSchema(ModelStatusSchema),
   };
   const seen = new Set<z.ZodType>();
   for (const spec of Object.values(OUTPUT_EVENTS)) {
@@ -127,11 +166,22 @@ export const OPERATIONS: Record<string, Operation> = {
     summary: 'Every model: state, production version, pending approval',
     tags: ['reads'],
     token: 'read',
+    response: {
+      description: 'OK',
+      schema: { type: 'object', properties: { models: { type: 'array', items: ref('ModelStatus') } } },
+    },
   },
   'GET /v1/models/:model_id': {
     summary: 'One model in detail, with its training config',
     tags: ['reads'],
     token: 'read',
+    response: {
+      description: 'OK',
+      schema: {
+        type: 'object',
+        properties: { model: ref('ModelStatus'), training: ref('TrainingStatus') },
+      },
+    },
     params: ModelParamsSchema,
     errors: [400, 404],
   },
@@ -144,6 +194,7 @@ export const OPERATIONS: Record<string, Operation> = {
     summary: '"May I train?": may_train, and known: false for a config key Warden has never seen',
     tags: ['reads'],
     token: 'read',
+    response: { description: 'OK', schema: ref('TrainingStatus') },
     params: ConfigParamsSchema,
     errors: [400],
   },
@@ -265,6 +316,8 @@ const COMPONENT_NAMES: Record<string, string> = {
   'pause-command': 'PauseCommand',
   'resume-command': 'ResumeCommand',
   error: 'Error',
+  'training-status': 'TrainingStatus',
+  'model-status': 'ModelStatus',
 };
 
 /** `rollback_failed` -> `RollbackFailed` (the events' component names). */

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvaluationInputSchema, PromotionInputSchema } from '../../src/domain/events.ts';
 import { OPERATIONS, schemaFile, wireSchemas } from '../../src/http/openapi.ts';
-import { OPERATOR_TOKEN, startTestService, type TestService } from '../http/support.ts';
+import { OPERATOR_TOKEN, PRODUCER_TOKEN, startTestService, type TestService } from '../http/support.ts';
 
 const SCHEMA_DIR = fileURLToPath(new URL('../../docs/schemas/', import.meta.url));
 /* eslint-disable @typescript-eslint/no-explicit-any -- the document is JSON, read field by field */
@@ -84,6 +84,37 @@ describe('/openapi.json', () => {
       ['limit', 'query', false],
     ]);
     expect(doc.components.schemas.AlertEvent.properties.kind.enum).toContain('approval_requested');
+  });
+});
+
+describe('/openapi.json responses', () => {
+  it('the reads answer what the document says (TrainingStatus exactly, ModelStatus in its fields)', async () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    for (const [name, schema] of Object.entries(doc.components.schemas as Record<string, object>))
+      ajv.addSchema(schema, `#/components/schemas/${name}`);
+    const check = (schema: object, body: unknown) => {
+      const validate = ajv.compile({ ...schema });
+      expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
+    };
+    await t.api('POST', '/v1/promotions', { model_id: 'docs_m', version: 'v1', elo: 1500 }, PRODUCER_TOKEN);
+    await t.api('POST', '/v1/training/docs_m/pause', { reason: 'checking the schema' }, OPERATOR_TOKEN);
+    const schemaOf = (path: string) =>
+      doc.paths[path].get.responses['200'].content['application/json'].schema;
+    for (const [path, url] of [
+      ['/v1/training/{config_key}', '/v1/training/docs_m'],
+      ['/v1/training/{config_key}', '/v1/training/never_seen'],
+      ['/v1/training', '/v1/training'],
+      ['/v1/models', '/v1/models'],
+      ['/v1/models/{model_id}', '/v1/models/docs_m'],
+    ] as const) {
+      const reply = await t.api('GET', url);
+      expect(reply.status, url).toBe(200);
+      check(schemaOf(path), reply.body);
+    }
+    // Strict where it matters: a field the trainer contract does not have is a failure.
+    const strict = ajv.compile({ $ref: '#/components/schemas/TrainingStatus' });
+    expect(strict({ ...(await t.api('GET', '/v1/training/docs_m')).body, surprise: 1 })).toBe(false);
   });
 });
 
