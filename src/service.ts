@@ -52,7 +52,8 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   }
   if (!config.nats.url) endpoints.push(`embedded mode: state in ${config.dataDir}/warden.db`);
 
-  const metrics = createMetrics();
+  const metrics = createMetrics({ clock: deps.clock, maxModelSeries: config.metrics.maxModelSeries });
+  if (nats) metrics.bindNats(nats);
   // The dashboard's live view hears which actors took an input (and reads only those).
   const changes = createChangeFeed();
   wardenDeps.observer = changes.wrap(metrics.observer);
@@ -85,7 +86,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   metrics.bind(warden);
   let httpUrl: string;
   try {
-    const alerts = startAlerts(warden, config.alerts, {
+    const alerts = await startAlerts(warden, config, {
       logger: deps.logger,
       clock: deps.clock,
       onAttempt: metrics.alertDelivery,

@@ -14,6 +14,7 @@ import {
   wardenErrorBody,
 } from './errors.ts';
 import { registerRoutes } from './routes.ts';
+import { collectRoutes, registerOpenApi } from './openapi.ts';
 import { registerUiRoutes, type UiRouteOptions } from './ui-routes.ts';
 
 /** What the API needs from the metrics (src/metrics), so this module does not depend on prom-client. */
@@ -195,8 +196,10 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
     if ((request.method === 'GET' || request.method === 'HEAD') && request.url.startsWith('/v1/'))
       context.authenticate(request, 'read');
   });
+  const routes = collectRoutes(app);
   registerRoutes(app, context);
   const live = registerUiRoutes(app, context, options.ui);
+  registerOpenApi(app, routes);
   app.addHook('preClose', (done) => {
     live.close();
     done();

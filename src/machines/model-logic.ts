@@ -6,7 +6,7 @@
 import { classify, recommendedAction } from '../policy/classify.ts';
 import { decide, escalate, type Decision } from '../policy/decide.ts';
 import { severityRank, type Severity } from '../policy/severity.ts';
-import type { OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
+import type { AlertDetails, AlertKind, OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
 import {
   DEFERRED_INPUT_LIMIT,
   EVIDENCE_LIMIT,
@@ -197,9 +197,9 @@ function alert(
   draft: Draft,
   at: number,
   level: 'critical' | 'warning',
-  kind:
-    'critical_regression' | 'rollback_failed' | 'approval_expired' | 'rate_limited' | 'pause_unacknowledged',
+  kind: AlertKind,
   message: string,
+  details?: AlertDetails,
 ): void {
   const { modelId, configKey } = draft.context;
   draft.emit((event_id) => ({
@@ -212,6 +212,7 @@ function alert(
       level,
       kind,
       message,
+      ...(details ? { details } : {}),
     },
   }));
 }
@@ -480,6 +481,25 @@ function requestApproval(
       to_version: toVersion,
     },
   }));
+  // Someone must answer before the deadline: page them with what they need to decide.
+  alert(
+    draft,
+    at,
+    'critical',
+    'approval_requested',
+    `${modelId} ${productionVersion}: ${detection.severity.toUpperCase()} regression held for approval (${heldBecause}): ${detection.reason}. Approve or reject within ${seconds(pending.deadline - at)} s; then: ${policy.onApprovalTimeout}${toVersion ? ` to ${toVersion}` : ''}`,
+    {
+      detection_id: detection.detectionId,
+      version: productionVersion,
+      severity: detection.severity,
+      current_elo: detection.currentElo,
+      reason: detection.reason,
+      held_because: heldBecause,
+      deadline: seconds(pending.deadline),
+      on_timeout: policy.onApprovalTimeout,
+      to_version: toVersion,
+    },
+  );
   if (heldBecause === 'rate_limit') {
     alert(
       draft,
@@ -807,6 +827,23 @@ function onRollbackSucceeded(
       action_required: 'pause_training',
     },
   }));
+  // The notification operators act on, with the rollback itself (not with the pause's acknowledgement, whose
+  // arrival order varies): pause_unacknowledged follows if the training config does not confirm.
+  alert(
+    draft,
+    event.at,
+    'warning',
+    'rolled_back',
+    `${context.modelId} rolled back ${plan.fromVersion} -> ${plan.toVersion} (${plan.trigger}, by ${plan.by}); training config ${context.configKey} pauses with it: ${plan.reason}`,
+    {
+      rollback_id: plan.rollbackId,
+      from_version: plan.fromVersion,
+      to_version: plan.toVersion,
+      triggered_by: plan.trigger,
+      by: plan.by,
+      reason: plan.reason,
+    },
+  );
   return draft.step('rolledBack', { kind: 'rolled_back', rollbackId: plan.rollbackId });
 }
 
@@ -877,6 +914,25 @@ function onCooldownElapsed(
 
 /** One event in one state: the next state, context, publications and outcome. Pure. */
 export function stepModel(
+  state: ModelStateName,
+  context: ModelContext,
+  event: ModelEvent,
+  policy: ModelPolicy,
+): Step {
+  return withInputMetadata(decideStep(state, context, event, policy), event);
+}
+
+/** An input's metadata goes into every event it causes (additive: consumers may ignore it). */
+function withInputMetadata(step: Step, event: ModelEvent): Step {
+  const metadata = event.type === 'PROMOTED' || event.type === 'EVALUATED' ? event.metadata : undefined;
+  if (metadata === undefined || step.publish.length === 0) return step;
+  return {
+    ...step,
+    publish: step.publish.map((e) => ({ ...e, payload: { ...e.payload, metadata } }) as OutputEvent),
+  };
+}
+
+function decideStep(
   state: ModelStateName,
   context: ModelContext,
   event: ModelEvent,
