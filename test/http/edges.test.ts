@@ -244,6 +244,20 @@ describe('http: errors say what was expected; 500s show no internals (issue 8, f
     expect((await rejectedCounts(t)).size).toBe(0);
   });
 
+  it('the 500 reuses the error id the runtime already logged the failure under', async () => {
+    const t = await start();
+    const errorId = '0b7d8f52-5c1e-4a39-9d0e-2f4c6a8b1e37';
+    vi.spyOn(t.service.warden, 'promote').mockRejectedValue(
+      new WardenError('internal', `Warden could not process PROMOTED: internal error ${errorId}`, {
+        cause: new Error('boom'),
+        errorId,
+      }),
+    );
+    const reply = await t.api('POST', '/v1/promotions', { model_id: 'm', version: 'v1' }, PRODUCER_TOKEN);
+    expect(reply.status).toBe(500);
+    expect(reply.body.error.error_id).toBe(errorId);
+  });
+
   it('a thrown non-Warden error is a 500 the same way', async () => {
     const t = await start();
     vi.spyOn(t.service.warden, 'status').mockImplementation(() => {
