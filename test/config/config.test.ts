@@ -179,9 +179,9 @@ describe('a bad configuration lists every problem at once', () => {
   it('a partial ladder names each missing step', () => {
     const error = configError(() => parseConfig({ detection: { eloDrop: { minor: 20 } } }));
     expect(error.issues).toEqual([
-      'detection.eloDrop.moderate: Invalid input: expected number, received undefined',
-      'detection.eloDrop.severe: Invalid input: expected number, received undefined',
-      'detection.eloDrop.critical: Invalid input: expected number, received undefined',
+      'detection.eloDrop.moderate: required: expected number, received nothing',
+      'detection.eloDrop.severe: required: expected number, received nothing',
+      'detection.eloDrop.critical: required: expected number, received nothing',
     ]);
   });
 

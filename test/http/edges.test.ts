@@ -188,6 +188,19 @@ describe('http: errors say what was expected; 500s show no internals (issue 8, f
     });
   });
 
+  it('a missing field or an empty body says "required" and "received nothing", not JavaScript\'s undefined', async () => {
+    const t = await start();
+    const empty = await raw(t, '/v1/evaluations', {
+      headers: { authorization: `Bearer ${PRODUCER_TOKEN}`, 'content-type': 'application/json' },
+      body: '',
+    });
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.issues).toEqual(['(root): required: expected object, received nothing']);
+    const missing = await t.api('POST', '/v1/evaluations', { model_id: 'hex8_2p' }, PRODUCER_TOKEN);
+    expect(missing.body.error.issues).toEqual(['games_played: required: expected number, received nothing']);
+    expect(missing.text).not.toContain('undefined');
+  });
+
   it('the 413 says the limit', async () => {
     const t = await start();
     const body = JSON.stringify({ pad: 'x'.repeat(1024 * 1024) });
