@@ -459,4 +459,19 @@ describe('secrets never appear, and a configuration that can never work is refus
     ]);
     expect(error.message).not.toMatch(/same-token|s3cr3t/);
   });
+
+  it('a NATS URL that can never connect is refused without printing it (it may hold a password)', () => {
+    for (const url of ['http://warden:pw@127.0.0.1:4222', 'not a url', 'nats://', ' , ']) {
+      const error = configError(() => loadConfig({ WARDEN_NATS_URL: url }));
+      expect(error.issues).toEqual([
+        expect.stringMatching(
+          /^nats\.url: expected nats:\/\/host:port or tls:\/\/host:port \(several separated by commas\), received a secret of \d+ characters \(not shown\)$/,
+        ),
+      ]);
+      expect(error.message).not.toContain('pw@');
+    }
+    for (const url of ['nats://127.0.0.1:4222', '127.0.0.1:4222', 'nats://a:1,tls://u:p@b:2', 'localhost']) {
+      expect(loadConfig({ WARDEN_NATS_URL: url }).nats.url).toBe(url);
+    }
+  });
 });
