@@ -13,6 +13,13 @@ import { shutdownOnSignals, startedByNpm } from './shutdown.ts';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.log);
+  // Start-up can wait (NATS not reachable yet): say so, rather than nothing until it is up.
+  logger.info(
+    { pid: process.pid, mode: config.nats.url ? 'nats' : 'embedded' },
+    config.nats.url
+      ? 'starting Warden in NATS mode: connecting (it waits until NATS answers; Ctrl-C ends it)'
+      : `starting Warden in embedded mode (state in ${config.dataDir})`,
+  );
   const service = await buildService(config, { logger });
   const stopped = shutdownOnSignals({
     logger,
