@@ -177,6 +177,14 @@ export const ConfigSchema = z
         message: 'expected a token in one list only: a token that is both operator and producer is ambiguous',
         path: ['producerTokens'],
       })
+      .refine(
+        (h) => !h.viewerTokens.some((t) => h.operatorTokens.includes(t) || h.producerTokens.includes(t)),
+        {
+          message:
+            'expected a token in one list only: a viewer token that is also an operator or producer token is ambiguous',
+          path: ['viewerTokens'],
+        },
+      )
       .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [], viewerTokens: [] }),
     alerts: z
       .object({

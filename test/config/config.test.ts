@@ -460,6 +460,18 @@ describe('secrets never appear, and a configuration that can never work is refus
     expect(error.message).not.toMatch(/same-token|s3cr3t/);
   });
 
+  it('viewer tokens are secrets too, and a viewer token may not also be an operator or producer token', () => {
+    const short = configError(() => loadConfig({ WARDEN_VIEWER_TOKENS: 'peek' }));
+    expect(short.message).not.toContain('peek');
+    const shared = 'shared-token-0123456789';
+    const both = configError(() =>
+      parseConfig({ http: { operatorTokens: [shared], viewerTokens: [shared] } }),
+    );
+    expect(both.issues).toEqual([
+      'http.viewerTokens: expected a token in one list only: a viewer token that is also an operator or producer token is ambiguous, received array',
+    ]);
+  });
+
   it('a NATS URL that can never connect is refused without printing it (it may hold a password)', () => {
     for (const url of ['http://warden:pw@127.0.0.1:4222', 'not a url', 'nats://', ' , ']) {
       const error = configError(() => loadConfig({ WARDEN_NATS_URL: url }));
