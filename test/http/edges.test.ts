@@ -129,6 +129,9 @@ describe('http: every id the contract allows reaches every route (issue 8, findi
       200,
     );
     expect((await t.api('GET', `/v1/rollbacks?model_id=${id}`)).body.rollbacks.length).toBeGreaterThan(0);
+    // The dashboard's route with an id in its path too.
+    const timeline = await t.api('GET', `/ui/api/models/${id}/timeline`);
+    expect(timeline).toMatchObject({ status: 200, body: { model_id: id } });
   });
 
   it('an id one character too long gets our 400 saying 1 to 128; an absurd one a 414 saying the limit', async () => {
