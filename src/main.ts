@@ -27,6 +27,8 @@ async function main(): Promise<void> {
     stop: () => service.stop(),
     exit: (code) => process.exit(code),
     underNpm: startedByNpm(),
+    // Under npm a shell may sit in between: if Warden is left behind, it stops as if sent SIGTERM.
+    parentPid: startedByNpm() ? () => process.ppid : undefined,
   });
   // Announced once the signal handlers are in place: from here on a signal stops it in order.
   logger.info(

@@ -184,6 +184,17 @@ describe('starting and stopping the service, every way it is started', { timeout
     });
   }
 
+  it('npx warden start: SIGTERM to npx ends the shell between them; Warden notices and stops in order', async () => {
+    const running = launch('npx', ['--offline', 'warden', 'start'], baseEnv());
+    const line = await running.line('Warden is running', 60_000);
+    const pid = Number(/"pid":(\d+)/.exec(line)![1]);
+    running.child.kill('SIGTERM');
+    await running.exited;
+    await eventually(() => expect(alive(pid)).toBe(false), { timeoutMs: 15_000 });
+    expect(running.output()).toMatch(/shutting down on SIGTERM \(the parent process \d+ has gone\)/);
+    expect(running.output()).toContain('Warden stopped');
+  });
+
   it('a second SIGINT (a second Ctrl-C) ends it at once with 130', async () => {
     const running = launchers['node dist/main.js (compiled)']!(baseEnv());
     const line = await running.line('Warden is running');
