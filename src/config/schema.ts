@@ -20,6 +20,25 @@ const bearerToken = z
     'expected a token of printable ASCII without spaces or control characters (it travels in an HTTP header)',
   );
 
+/** `nats://host:port` or `tls://host:port` (or `host:port`), several separated by commas. */
+function isNatsServerList(value: string): boolean {
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+  return (
+    entries.length > 0 &&
+    entries.every((entry) => {
+      try {
+        const url = new URL(entry.includes('://') ? entry : `nats://${entry}`);
+        return (url.protocol === 'nats:' || url.protocol === 'tls:') && url.hostname !== '';
+      } catch {
+        return false;
+      }
+    })
+  );
+}
+
 function ascendingLadder(value: z.ZodNumber) {
   return z
     .object({ minor: value, moderate: value, severe: value, critical: value })
@@ -126,7 +145,12 @@ export const ConfigSchema = z
     durability: z.enum(['process', 'power']).default('process'),
     nats: z
       .object({
-        url: z.string().min(1).optional(),
+        url: z
+          .string()
+          .refine(isNatsServerList, {
+            message: 'expected nats://host:port or tls://host:port (several separated by commas)',
+          })
+          .optional(),
         prefix: token.default('warden'),
         credsFile: z.string().min(1).optional(),
         user: z.string().optional(),
@@ -154,6 +178,14 @@ export const ConfigSchema = z
         message: 'expected a token in one list only: a token that is both operator and producer is ambiguous',
         path: ['producerTokens'],
       })
+      .refine(
+        (h) => !h.viewerTokens.some((t) => h.operatorTokens.includes(t) || h.producerTokens.includes(t)),
+        {
+          message:
+            'expected a token in one list only: a viewer token that is also an operator or producer token is ambiguous',
+          path: ['viewerTokens'],
+        },
+      )
       .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [], viewerTokens: [] }),
     alerts: z
       .object({

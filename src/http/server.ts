@@ -144,7 +144,8 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
     if (!refusal || status >= 500) {
       if (refusal?.code === 'unavailable') return replyError(reply, refusal);
       // Details (guards, stack, cause) go to the log only, under an id the caller can quote.
-      const errorId = newErrorId();
+      // One id for one failure: the runtime's, when it has logged the failure under one already.
+      const errorId = (error instanceof WardenError ? error.errorId : undefined) ?? newErrorId();
       logger.error(
         { err: error, error_id: errorId, method: request.method, url: request.url },
         'request failed',
