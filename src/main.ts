@@ -13,6 +13,13 @@ import { shutdownOnSignals, startedByNpm } from './shutdown.ts';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.log);
+  // Start-up can wait (NATS not reachable yet): say so, rather than nothing until it is up.
+  logger.info(
+    { pid: process.pid, mode: config.nats.url ? 'nats' : 'embedded' },
+    config.nats.url
+      ? 'starting Warden in NATS mode: connecting (it waits until NATS answers; Ctrl-C ends it)'
+      : `starting Warden in embedded mode (state in ${config.dataDir})`,
+  );
   const service = await buildService(config, { logger });
   const stopped = shutdownOnSignals({
     logger,
@@ -20,6 +27,8 @@ async function main(): Promise<void> {
     stop: () => service.stop(),
     exit: (code) => process.exit(code),
     underNpm: startedByNpm(),
+    // Under npm a shell may sit in between: if Warden is left behind, it stops as if sent SIGTERM.
+    parentPid: startedByNpm() ? () => process.ppid : undefined,
   });
   // Announced once the signal handlers are in place: from here on a signal stops it in order.
   logger.info(

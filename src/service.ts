@@ -5,6 +5,7 @@ import { createWarden, type Warden, type WardenDeps } from './warden.ts';
 import { createNatsAdapters } from './nats/index.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { startHttpServer } from './http/server.ts';
+import { createChangeFeed } from './http/live.ts';
 import { startAlerts } from './alerts/index.ts';
 import { inspectionTargetFromEnv, startInspection, type InspectionTarget } from './inspect/inspector.ts';
 
@@ -51,8 +52,11 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   }
   if (!config.nats.url) endpoints.push(`embedded mode: state in ${config.dataDir}/warden.db`);
 
-  const metrics = createMetrics();
-  wardenDeps.observer = metrics.observer;
+  const metrics = createMetrics({ clock: deps.clock, maxModelSeries: config.metrics.maxModelSeries });
+  if (nats) metrics.bindNats(nats);
+  // The dashboard's live view hears which actors took an input (and reads only those).
+  const changes = createChangeFeed();
+  wardenDeps.observer = changes.wrap(metrics.observer);
   wardenDeps.onRejected = metrics.onRejected;
   // Inputs from the bus (NATS); the HTTP layer times its own requests.
   wardenDeps.onProcessed = metrics.observeProcessing;
@@ -82,7 +86,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   metrics.bind(warden);
   let httpUrl: string;
   try {
-    const alerts = startAlerts(warden, config.alerts, {
+    const alerts = await startAlerts(warden, config, {
       logger: deps.logger,
       clock: deps.clock,
       onAttempt: metrics.alertDelivery,
@@ -97,6 +101,8 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
       metrics,
       onRejected: metrics.onRejected,
       ready: nats ? () => nats.ready() : undefined,
+      // A full comparison catches what another instance changed silently; embedded, nobody else does.
+      ui: { live: { changes, fullEveryMs: nats ? 5000 : 60_000 } },
     });
     closers.push(() => http.close());
     endpoints.push(`HTTP API on ${http.url}: ${http.auth.summary}`);

@@ -27,6 +27,13 @@ export interface ShutdownOptions {
   /** Whether npm started this process (it forwards the terminal's Ctrl-C a second time). */
   readonly underNpm?: boolean;
   readonly now?: () => number;
+  /**
+   * Under npm, a shell may sit between npm and Warden (`npx warden start`): SIGTERM to npm ends the shell
+   * and Warden is left running, re-parented. Given the parent pid as read now, a change of parent
+   * starts the same orderly shutdown as a signal. Checked every `parentCheckMs` (default 500 ms).
+   */
+  readonly parentPid?: () => number;
+  readonly parentCheckMs?: number;
 }
 
 /**
@@ -41,16 +48,19 @@ export function shutdownOnSignals(options: ShutdownOptions): Promise<void> {
   return new Promise<void>((resolve) => {
     let first: { signal: ShutdownSignal; at: number } | null = null;
     let deadline: NodeJS.Timeout | undefined;
+    let parentWatch: NodeJS.Timeout | undefined;
     const detach = () => {
       for (const signal of SIGNALS) signals.off(signal, handlers[signal]);
       clearTimeout(deadline);
+      clearInterval(parentWatch);
     };
-    const onSignal = (signal: ShutdownSignal) => {
+    const onSignal = (signal: ShutdownSignal, why?: string) => {
       if (first === null) {
         first = { signal, at: now() };
+        clearInterval(parentWatch);
         logger.info(
           { signal, deadline_seconds: deadlineSeconds },
-          `shutting down on ${signal}: stopping intake, finishing in-flight work (at most ${deadlineSeconds} s; a second SIGINT or SIGTERM ends Warden at once)`,
+          `shutting down on ${why ?? signal}: stopping intake, finishing in-flight work (at most ${deadlineSeconds} s; a second SIGINT or SIGTERM ends Warden at once)`,
         );
         deadline = setTimeout(() => {
           detach();
@@ -88,6 +98,14 @@ export function shutdownOnSignals(options: ShutdownOptions): Promise<void> {
     };
     const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
     for (const signal of SIGNALS) signals.on(signal, handlers[signal]);
+    const { parentPid } = options;
+    if (parentPid) {
+      const parent = parentPid();
+      parentWatch = setInterval(() => {
+        if (parentPid() !== parent) onSignal('SIGTERM', `SIGTERM (the parent process ${parent} has gone)`);
+      }, options.parentCheckMs ?? 500);
+      parentWatch.unref();
+    }
   });
 }
 

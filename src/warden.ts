@@ -108,6 +108,11 @@ export interface TrainingStatus {
   status: TrainingStateName;
   /** Whether a trainer may train this config now. */
   may_train: boolean;
+  /**
+   * Whether Warden knows this config key (a model uses it, the configuration names it, or it was paused):
+   * false for a key it has never seen, so that a trainer can refuse to start on a typo.
+   */
+  known: boolean;
   reason: string | null;
   by: string | null;
   since: string | null;
@@ -188,6 +193,7 @@ function trainingStatus(state: TrainingStateName, c: TrainingContext): TrainingS
     config_key: c.configKey,
     status: state,
     may_train: state === 'running',
+    known: true,
     reason: c.reason,
     by: c.by,
     since: iso(c.since),
@@ -344,6 +350,7 @@ export class Warden {
         elo: promotion.elo,
         winRate: promotion.win_rate,
         inputId: promotion.event_id,
+        metadata: promotion.metadata,
       },
       { configKey },
     );
@@ -377,6 +384,7 @@ export class Warden {
         ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial }
         : undefined,
       inputId: e.event_id,
+      metadata: e.metadata,
     });
     return {
       model_id: ref.modelId,
@@ -560,7 +568,7 @@ export class Warden {
     };
   }
 
-  /** "May I train config X?" A config Warden has never paused is running. */
+  /** "May I train config X?" A config Warden has never paused is running; `known` tells a typo apart. */
   trainingStatus(configKey: string): TrainingStatus {
     requireToken(configKey, 'config_key');
     const training = this.runtime.training(configKey);
@@ -570,6 +578,9 @@ export class Warden {
           config_key: configKey,
           status: 'running',
           may_train: true,
+          known:
+            Object.entries(this.config.models).some(([id, m]) => (m.configKey ?? id) === configKey) ||
+            this.runtime.models().some((m) => m.context.configKey === configKey),
           reason: null,
           by: null,
           since: null,

@@ -297,7 +297,7 @@ export class ActorRuntime {
     return new WardenError(
       'internal',
       `Warden could not process ${event.type} for ${host.kind} ${host.key}: internal error ${errorId} (the log has the details); its state is unchanged`,
-      { cause },
+      { cause, errorId },
     );
   }
 

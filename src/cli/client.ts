@@ -141,14 +141,20 @@ export class HttpClient implements WardenClient {
     if (response.ok) return reply as T;
     const error = (reply as { error?: { code?: string; message?: string; issues?: string[] } }).error;
     const code = KNOWN_CODES.has(error?.code as CliErrorCode) ? (error!.code as CliErrorCode) : 'internal';
-    if (code === 'unauthorized') throw new RequestFailed(code, this.tokenAdvice(), error?.issues);
+    if (code === 'unauthorized') throw new RequestFailed(code, this.tokenAdvice(method), error?.issues);
     throw new RequestFailed(code, error?.message ?? `HTTP ${response.status}`, error?.issues);
   }
 
   /** A person at a terminal needs to know where the token goes, not which header the server wanted. */
-  private tokenAdvice(): string {
+  private tokenAdvice(method: 'GET' | 'POST'): string {
+    // Reads need a token only once viewer tokens are configured; then any configured token does.
+    const kind = method === 'GET' ? 'a token (viewer, operator or producer)' : 'an operator token';
+    const lists =
+      method === 'GET'
+        ? 'WARDEN_VIEWER_TOKENS, WARDEN_OPERATOR_TOKENS or WARDEN_PRODUCER_TOKENS'
+        : 'WARDEN_OPERATOR_TOKENS';
     return this.options.token
-      ? `Warden at ${this.base} does not know the token given (--token or WARDEN_TOKEN): expected one of its operator tokens (WARDEN_OPERATOR_TOKENS)`
-      : `this command needs an operator token: set WARDEN_TOKEN or pass --token (Warden at ${this.base} has tokens configured)`;
+      ? `Warden at ${this.base} does not know the token given (--token or WARDEN_TOKEN): expected ${kind} (${lists})`
+      : `this command needs ${kind}: set WARDEN_TOKEN or pass --token (Warden at ${this.base} has tokens configured)`;
   }
 }

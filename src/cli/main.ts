@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerSprtCommand, UsageError } from './sprt.ts';
 import { registerOperatorCommands, CommandFailed } from './commands/index.ts';
+import { wardenVersion } from '../version.ts';
 
 /** Exit codes: 0 success, 1 failure at run time, 2 bad usage (options or arguments). */
 export const EXIT_USAGE = 2;
@@ -13,6 +14,7 @@ export const EXIT_USAGE = 2;
 export function buildProgram(): Command {
   const program = new Command('warden')
     .description('Guards continuously trained models: detects regressions and rolls them back')
+    .version(wardenVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   registerSprtCommand(program);

@@ -66,7 +66,7 @@ function deepFreeze<T>(value: T): T {
 /** Where the configuration holds secrets: a refusal names the field, never the value. */
 function isSecretPath(path: ReadonlyArray<PropertyKey>): boolean {
   const [section, field] = path.map(String);
-  if (section === 'http') return field === 'operatorTokens' || field === 'producerTokens';
+  if (section === 'http') return field !== undefined && field.endsWith('Tokens');
   if (section === 'nats') return field === 'pass' || field === 'token' || field === 'url';
   return section === 'alerts' && field === 'webhookUrl';
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ALERT_KINDS } from '../domain/events.ts';
 
 const nonNegative = z.number().finite().nonnegative();
 const positiveInt = z.number().int().positive();
@@ -18,6 +19,25 @@ const bearerToken = z
     /^[\x21-\x7e]*$/,
     'expected a token of printable ASCII without spaces or control characters (it travels in an HTTP header)',
   );
+
+/** `nats://host:port` or `tls://host:port` (or `host:port`), several separated by commas. */
+function isNatsServerList(value: string): boolean {
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+  return (
+    entries.length > 0 &&
+    entries.every((entry) => {
+      try {
+        const url = new URL(entry.includes('://') ? entry : `nats://${entry}`);
+        return (url.protocol === 'nats:' || url.protocol === 'tls:') && url.hostname !== '';
+      } catch {
+        return false;
+      }
+    })
+  );
+}
 
 function ascendingLadder(value: z.ZodNumber) {
   return z
@@ -125,7 +145,12 @@ export const ConfigSchema = z
     durability: z.enum(['process', 'power']).default('process'),
     nats: z
       .object({
-        url: z.string().min(1).optional(),
+        url: z
+          .string()
+          .refine(isNatsServerList, {
+            message: 'expected nats://host:port or tls://host:port (several separated by commas)',
+          })
+          .optional(),
         prefix: token.default('warden'),
         credsFile: z.string().min(1).optional(),
         user: z.string().optional(),
@@ -153,16 +178,59 @@ export const ConfigSchema = z
         message: 'expected a token in one list only: a token that is both operator and producer is ambiguous',
         path: ['producerTokens'],
       })
+      .refine(
+        (h) => !h.viewerTokens.some((t) => h.operatorTokens.includes(t) || h.producerTokens.includes(t)),
+        {
+          message:
+            'expected a token in one list only: a viewer token that is also an operator or producer token is ambiguous',
+          path: ['viewerTokens'],
+        },
+      )
       .default({ port: 8080, host: '127.0.0.1', operatorTokens: [], producerTokens: [], viewerTokens: [] }),
     alerts: z
       .object({
-        /** Slack-compatible incoming webhook; alerts always go to <prefix>.evt.alert.* as well. */
+        /** Slack-compatible incoming webhook for every level; alerts always go to <prefix>.evt.alert.* as well. */
         webhookUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+        /** More webhooks, each for the levels (and optionally the kinds) it takes: routing by severity. */
+        routes: z
+          .array(
+            z
+              .object({
+                url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+                /** `slack`: Slack's text and blocks (with the alert as `warden_alert`); `json`: the alert itself. */
+                format: z.enum(['slack', 'json']).default('json'),
+                levels: z
+                  .array(z.enum(['critical', 'warning']))
+                  .min(1)
+                  .default(['critical', 'warning']),
+                kinds: z.array(z.enum(ALERT_KINDS)).min(1).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
         maxAttempts: positiveInt.default(5),
         initialBackoffMs: positiveInt.default(500),
+        maxBackoffMs: positiveInt.default(60_000),
+        attemptTimeoutMs: positiveInt.default(10_000),
       })
       .strict()
-      .default({ maxAttempts: 5, initialBackoffMs: 500 }),
+      .default({
+        routes: [],
+        maxAttempts: 5,
+        initialBackoffMs: 500,
+        maxBackoffMs: 60_000,
+        attemptTimeoutMs: 10_000,
+      }),
+    metrics: z
+      .object({
+        /**
+         * At most this many per-model `warden_last_evaluation_timestamp_seconds` series (the stalest models);
+         * 0 keeps only the oldest time. Bounds the cardinality with very many models.
+         */
+        maxModelSeries: z.number().int().min(0).max(1_000_000).default(1000),
+      })
+      .strict()
+      .default({ maxModelSeries: 1000 }),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
     /** Where the inspector's relay listens; loopback unless set (0.0.0.0 in a container). */

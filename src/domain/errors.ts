@@ -26,17 +26,23 @@ export class WardenError extends Error {
   readonly issues: string[] | undefined;
   /** Retrying the same request may succeed (transports nak these instead of terminating). */
   readonly retryable: boolean;
+  /**
+   * For internal errors: the id of the log line that has the details, when one was already written
+   * (transports answer with it instead of inventing another).
+   */
+  readonly errorId: string | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { issues?: string[]; cause?: unknown; retryable?: boolean } = {},
+    options: { issues?: string[]; cause?: unknown; retryable?: boolean; errorId?: string } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.issues = options.issues;
     this.retryable = options.retryable ?? false;
+    this.errorId = options.errorId;
   }
 
   toJSON(): ErrorBody {

@@ -35,6 +35,24 @@ const timestamp = z.union(
   { error: TIMESTAMP_FORMS },
 );
 
+/**
+ * Free-form string fields a producer attaches to an input (run id, host, commit), carried into the events
+ * it causes. Bounded: at most 16 fields, names of 1 to 64 letters, digits, ".", "_" or "-", values of at
+ * most 512 characters.
+ */
+export const METADATA_LIMITS = { fields: 16, nameLength: 64, valueLength: 512 } as const;
+export const InputMetadataSchema = z
+  .record(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a field name of 1 to 64 letters, digits, ".", "_" or "-"'),
+    z.string().max(METADATA_LIMITS.valueLength, 'expected a string of at most 512 characters'),
+  )
+  .refine((m) => Object.keys(m).length <= METADATA_LIMITS.fields, {
+    message: 'expected at most 16 fields',
+  })
+  .meta({ maxProperties: METADATA_LIMITS.fields });
+
 /** A model reference: "hex8_2p" or, with the version folded in, "hex8_2p_v42". */
 const modelRef = z
   .string()
@@ -50,6 +68,7 @@ export const PromotionInputSchema = z
     config_key: token.optional(),
     reason: z.string().max(500).optional(),
     timestamp: timestamp.optional(),
+    metadata: InputMetadataSchema.optional(),
   })
   .strict();
 export type PromotionInput = z.output<typeof PromotionInputSchema>;
@@ -74,6 +93,7 @@ export const EvaluationInputSchema = z
     pentanomial: PentanomialSchema.optional(),
     config_key: token.optional(),
     timestamp: timestamp.optional(),
+    metadata: InputMetadataSchema.optional(),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -141,6 +161,8 @@ const common = {
   event_id: z.string(),
   /** Epoch seconds, as the seed's detector used. */
   timestamp: z.number(),
+  /** The metadata of the input that caused the event, when it had some. */
+  metadata: z.record(z.string(), z.string()).optional(),
 };
 
 /** Evidence from the statistical detector, when it decided (null in threshold mode). */
@@ -278,19 +300,34 @@ export const TrainingResumedSchema = z.object({
   paused_seconds: z.number(),
 });
 
+export const ALERT_KINDS = [
+  'critical_regression',
+  'rollback_failed',
+  'approval_expired',
+  'rate_limited',
+  'pause_unacknowledged',
+  // Published by the NATS intake (the nats branch) when it gives up on an input.
+  'input_dead_lettered',
+  'approval_requested',
+  'rolled_back',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** What an alert's receiver needs to act without asking Warden first (the evidence, the deadline). */
+export const AlertDetailsSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean(), z.null()]),
+);
+export type AlertDetails = z.output<typeof AlertDetailsSchema>;
+
 export const AlertSchema = z.object({
   ...common,
   model_id: z.string(),
   config_key: z.string(),
   level: z.enum(['critical', 'warning']),
-  kind: z.enum([
-    'critical_regression',
-    'rollback_failed',
-    'approval_expired',
-    'rate_limited',
-    'pause_unacknowledged',
-  ]),
+  kind: z.enum(ALERT_KINDS),
   message: z.string(),
+  details: AlertDetailsSchema.optional(),
 });
 
 /** Internal: a training-config actor tells the model actor its rollback's pause is in place. */

@@ -47,6 +47,10 @@ export function formatIssues(
       const inner = issue.issues.map((i) => i.message).join('; ');
       return `${field}: invalid key: ${inner}, received "${key}"`;
     }
+    // A missing field: zod says "received undefined", which is JavaScript, not what the caller sent.
+    if (issue.code === 'invalid_type' && root !== undefined && valueAt(root, issue.path) === undefined) {
+      return `${field}: required: expected ${issue.expected}, received nothing`;
+    }
     let message = issue.message;
     if (root !== undefined && !/received/.test(message)) {
       const value = valueAt(root, issue.path);
@@ -65,6 +69,13 @@ export function formatIssues(
 /** Parses at the edge; bad input becomes a ValidationError that lists every problem. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const result = schema.safeParse(input);
-  if (!result.success) throw new ValidationError(what, formatIssues(result.error.issues, input));
+  if (!result.success) {
+    // Nothing at all (an empty body): one line, rather than zod's "received undefined".
+    const rootIssue = result.error.issues.find((i) => i.path.length === 0 && i.code === 'invalid_type');
+    if (input === undefined && rootIssue?.code === 'invalid_type') {
+      throw new ValidationError(what, [`(root): required: expected ${rootIssue.expected}, received nothing`]);
+    }
+    throw new ValidationError(what, formatIssues(result.error.issues, input));
+  }
   return result.data;
 }

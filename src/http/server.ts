@@ -14,6 +14,7 @@ import {
   wardenErrorBody,
 } from './errors.ts';
 import { registerRoutes } from './routes.ts';
+import { collectRoutes, registerOpenApi } from './openapi.ts';
 import { registerUiRoutes, type UiRouteOptions } from './ui-routes.ts';
 
 /** What the API needs from the metrics (src/metrics), so this module does not depend on prom-client. */
@@ -143,7 +144,8 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
     if (!refusal || status >= 500) {
       if (refusal?.code === 'unavailable') return replyError(reply, refusal);
       // Details (guards, stack, cause) go to the log only, under an id the caller can quote.
-      const errorId = newErrorId();
+      // One id for one failure: the runtime's, when it has logged the failure under one already.
+      const errorId = (error instanceof WardenError ? error.errorId : undefined) ?? newErrorId();
       logger.error(
         { err: error, error_id: errorId, method: request.method, url: request.url },
         'request failed',
@@ -195,8 +197,10 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
     if ((request.method === 'GET' || request.method === 'HEAD') && request.url.startsWith('/v1/'))
       context.authenticate(request, 'read');
   });
+  const routes = collectRoutes(app);
   registerRoutes(app, context);
   const live = registerUiRoutes(app, context, options.ui);
+  registerOpenApi(app, routes);
   app.addHook('preClose', (done) => {
     live.close();
     done();

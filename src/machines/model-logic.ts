@@ -8,7 +8,7 @@
 import { classify, recommendedAction } from '../policy/classify.ts';
 import { decide, escalate, type Decision } from '../policy/decide.ts';
 import { severityRank, type Severity } from '../policy/severity.ts';
-import type { OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
+import type { AlertDetails, AlertKind, OutputEvent, RollbackTrigger, Statistics } from '../domain/events.ts';
 import {
   DEFERRED_INPUT_LIMIT,
   EVIDENCE_LIMIT,
@@ -56,7 +56,11 @@ export class Draft {
   readonly publish: OutputEvent[] = [];
   outcome: Outcome | undefined;
 
-  constructor(context: ModelContext) {
+  /** `metadata`: the input's own (run ids, hosts), carried into every event it causes. */
+  constructor(
+    context: ModelContext,
+    private readonly metadata?: Readonly<Record<string, string>>,
+  ) {
     this.context = context;
   }
 
@@ -66,7 +70,12 @@ export class Draft {
   }
 
   emit(build: (eventId: string) => OutputEvent): void {
-    this.publish.push(build(this.nextId('e')));
+    const event = build(this.nextId('e'));
+    this.publish.push(
+      this.metadata === undefined
+        ? event
+        : ({ ...event, payload: { ...event.payload, metadata: this.metadata } } as OutputEvent),
+    );
   }
 
   set(patch: Partial<ModelContext>): void {
@@ -167,9 +176,9 @@ function alert(
   draft: Draft,
   at: number,
   level: 'critical' | 'warning',
-  kind:
-    'critical_regression' | 'rollback_failed' | 'approval_expired' | 'rate_limited' | 'pause_unacknowledged',
+  kind: AlertKind,
   message: string,
+  details?: AlertDetails,
 ): void {
   const { modelId, configKey } = draft.context;
   draft.emit((event_id) => ({
@@ -182,6 +191,7 @@ function alert(
       level,
       kind,
       message,
+      ...(details ? { details } : {}),
     },
   }));
 }
@@ -687,6 +697,25 @@ export function requestApproval(d: Draft, j: EvaluationJudgement, at: number, po
       to_version: toVersion,
     },
   }));
+  // Someone must answer before the deadline: page them with what they need to decide.
+  alert(
+    d,
+    at,
+    'critical',
+    'approval_requested',
+    `${modelId} ${productionVersion}: ${detection.severity.toUpperCase()} regression held for approval (${heldBecause}): ${detection.reason}. Approve or reject within ${seconds(pending.deadline - at)} s; then: ${policy.onApprovalTimeout}${toVersion ? ` to ${toVersion}` : ''}`,
+    {
+      detection_id: detection.detectionId,
+      version: productionVersion,
+      severity: detection.severity,
+      current_elo: detection.currentElo,
+      reason: detection.reason,
+      held_because: heldBecause,
+      deadline: seconds(pending.deadline),
+      on_timeout: policy.onApprovalTimeout,
+      to_version: toVersion,
+    },
+  );
   if (heldBecause === 'rate_limit') {
     alert(
       d,
@@ -911,6 +940,23 @@ export function completeRollback(
       action_required: 'pause_training',
     },
   }));
+  // The notification operators act on, with the rollback itself (not with the pause's acknowledgement, whose
+  // arrival order varies): pause_unacknowledged follows if the training config does not confirm.
+  alert(
+    d,
+    event.at,
+    'warning',
+    'rolled_back',
+    `${context.modelId} rolled back ${plan.fromVersion} -> ${plan.toVersion} (${plan.trigger}, by ${plan.by}); training config ${context.configKey} pauses with it: ${plan.reason}`,
+    {
+      rollback_id: plan.rollbackId,
+      from_version: plan.fromVersion,
+      to_version: plan.toVersion,
+      triggered_by: plan.trigger,
+      by: plan.by,
+      reason: plan.reason,
+    },
+  );
   d.answer({ kind: 'rolled_back', rollbackId: plan.rollbackId });
 }
 

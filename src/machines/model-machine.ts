@@ -100,7 +100,15 @@ export function createModelMachine(policy: ModelPolicy) {
         : admitInput((params as Params).state, context, event as Input).rule === rule;
 
   const act = (run: (d: Draft, event: ModelEvent, params: Params) => void): never =>
-    pureAction(outcomes, (context: ModelContext) => new Draft(context), run as never);
+    pureAction(
+      outcomes,
+      (context: ModelContext, event: ModelEvent) =>
+        new Draft(
+          context,
+          event.type === 'PROMOTED' || event.type === 'EVALUATED' ? event.metadata : undefined,
+        ),
+      run as never,
+    );
 
   const machineSetup = setup({
     types: {

@@ -125,6 +125,8 @@ export interface WindowOutcomesInput {
   readonly pentanomial?: readonly [number, number, number, number, number] | undefined;
 }
 
+export type InputMetadata = Readonly<Record<string, string>>;
+
 /** An input kept while the model was rolling back; `id` tells the runtime's hand-back which one it is. */
 export type DeferredInput = {
   readonly id: number;
@@ -139,6 +141,8 @@ export type ModelEvent =
       elo?: number | undefined;
       winRate?: number | undefined;
       inputId?: string | undefined;
+      /** The input's free-form metadata (run ids, hosts), carried into the events it causes. */
+      metadata?: InputMetadata | undefined;
       /** Set by the runtime when it hands back a deferred input (the id of the entry it takes). */
       deferredId?: number | undefined;
     }
@@ -150,6 +154,7 @@ export type ModelEvent =
       gamesPlayed: number;
       outcomes?: WindowOutcomesInput | undefined;
       inputId?: string | undefined;
+      metadata?: InputMetadata | undefined;
       /** Set by the runtime when it hands back a deferred input (the id of the entry it takes). */
       deferredId?: number | undefined;
     }

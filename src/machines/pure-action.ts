@@ -20,7 +20,7 @@ export interface ActionDraft<TContext, TPublish, TOutcome> {
  */
 export function pureAction<TContext, TEvent extends EventObject, TParams, TPublish, TOutcome>(
   outcomes: WeakMap<object, TOutcome>,
-  draftOf: (context: TContext) => ActionDraft<TContext, TPublish, TOutcome>,
+  draftOf: (context: TContext, event: TEvent) => ActionDraft<TContext, TPublish, TOutcome>,
   run: (draft: ActionDraft<TContext, TPublish, TOutcome>, event: TEvent, params: TParams) => void,
 ): never {
   const collect = (
@@ -35,7 +35,7 @@ export function pureAction<TContext, TEvent extends EventObject, TParams, TPubli
     },
     params: TParams,
   ) => {
-    const draft = draftOf(context);
+    const draft = draftOf(context, event);
     run(draft, event, params);
     if (draft.context !== context) enqueue.assign(() => draft.context);
     for (const published of draft.publish) enqueue.emit({ type: 'publish', event: published });

@@ -1,4 +1,6 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { systemClock, type Clock } from '../actors/ports.ts';
+import { wardenVersion } from '../version.ts';
 import type { RuntimeObserver } from '../actors/runtime.ts';
 import type { WardenError } from '../domain/errors.ts';
 import type { OutputEvent } from '../domain/events.ts';
@@ -8,6 +10,22 @@ import type { Warden } from '../warden.ts';
 /** Where the gauges read the current state at scrape time (the Warden, once it exists). */
 export type StatusSource = Pick<Warden, 'status'>;
 
+/** What the NATS adapters tell about themselves (connected; taking the inputs or standing by). */
+export interface NatsSource {
+  ready(): boolean;
+  role(): 'active' | 'standby';
+}
+
+export interface MetricsOptions {
+  /** Times of the last evaluation per model are read off this clock (the service's). */
+  readonly clock?: Clock;
+  /**
+   * At most this many `warden_last_evaluation_timestamp_seconds` series, the stalest models first (the
+   * ones to look at); 0: none, only the oldest time. Bounds the cardinality with very many models.
+   */
+  readonly maxModelSeries?: number;
+}
+
 export interface WardenMetrics {
   readonly registry: Registry;
   /** Pass in WardenDeps.observer. */
@@ -16,6 +34,8 @@ export interface WardenMetrics {
   readonly onRejected: (kind: string, error: WardenError) => void;
   /** The gauges (models by state, pending approvals, paused configs) read from here at scrape time. */
   bind(source: StatusSource): void;
+  /** NATS mode: the connection and the input lease, read at scrape time. */
+  bindNats(nats: NatsSource): void;
   /** Time from an input's arrival to its committed result, per kind (evaluation, promotion, command). */
   observeProcessing(kind: string, seconds: number): void;
   httpRequest(method: string, route: string, status: number): void;
@@ -29,10 +49,36 @@ export interface WardenMetrics {
  * tests do). Counters move with what the actors do (RuntimeObserver) and what they publish; gauges are
  * read from the actors' state when scraped, so they are right after a restart too.
  */
-export function createMetrics(): WardenMetrics {
+export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
   const registry = new Registry();
   const registers = [registry];
+  const clock = options.clock ?? systemClock;
+  const maxModelSeries = options.maxModelSeries ?? 1000;
   let source: StatusSource | null = null;
+  let nats: NatsSource | null = null;
+  /** Model id -> epoch seconds of its last evaluation processed by this process. */
+  const lastEvaluation = new Map<string, number>();
+
+  // Process and Node.js: CPU, memory, heap, event loop lag, handles, GC (prom-client's defaults).
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'warden_build_info',
+    help: 'Always 1; the version of Warden and of Node.js that runs it, as labels',
+    labelNames: ['version', 'node'],
+    registers,
+  }).set({ version: wardenVersion(), node: process.version }, 1);
+  new Gauge({
+    name: 'warden_last_evaluation_timestamp_seconds',
+    help: 'When this process last processed an evaluation of the model (epoch seconds); at most metrics.maxModelSeries models, stalest first',
+    labelNames: ['model_id'],
+    registers,
+    collect() {
+      this.reset();
+      if (maxModelSeries === 0) return;
+      const models = [...lastEvaluation].sort((a, b) => a[1] - b[1]).slice(0, maxModelSeries);
+      for (const [model_id, at] of models) this.set({ model_id }, at);
+    },
+  });
 
   const evaluations = new Counter({
     name: 'warden_evaluations_total',
@@ -141,6 +187,43 @@ export function createMetrics(): WardenMetrics {
     },
   });
 
+  // Gauges without labels show 0 until set: these are made when there is something to show, so that an
+  // embedded service has no NATS series and "oldest" is absent rather than 1970 before any evaluation.
+  const registerNatsGauges = (): void => {
+    new Gauge({
+      name: 'warden_nats_connected',
+      help: 'NATS mode: 1 while connected to NATS, 0 while reconnecting (absent in embedded mode)',
+      registers,
+      collect() {
+        this.set(nats?.ready() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'warden_input_lease_held',
+      help: 'NATS mode: 1 while this instance takes the inputs (holds their lease), 0 while it stands by',
+      registers,
+      collect() {
+        this.set(nats?.role() === 'active' ? 1 : 0);
+      },
+    });
+  };
+  let oldestRegistered = false;
+  const registerOldestGauge = (): void => {
+    if (oldestRegistered) return;
+    oldestRegistered = true;
+    new Gauge({
+      name: 'warden_last_evaluation_oldest_timestamp_seconds',
+      help: 'The stalest model: the oldest of the last evaluation times of every model (absent before the first)',
+      registers,
+      collect() {
+        this.reset();
+        let oldest = Infinity;
+        for (const at of lastEvaluation.values()) oldest = Math.min(oldest, at);
+        this.set(oldest);
+      },
+    });
+  };
+
   const published = (event: OutputEvent): void => {
     switch (event.type) {
       case 'PROMOTION_ROLLED_BACK':
@@ -167,10 +250,12 @@ export function createMetrics(): WardenMetrics {
     registry,
     observer: {
       transition: (kind, _key, from, to) => transitions.inc({ actor: kind, from, to }),
-      outcome: (kind, _key, event, outcome) => {
+      outcome: (kind, key, event, outcome) => {
         if (kind !== 'model') return;
         if (event === 'PROMOTED') promotions.inc({ outcome: outcome.kind });
         if (event !== 'EVALUATED') return;
+        lastEvaluation.set(key, clock.now() / 1000);
+        registerOldestGauge();
         evaluations.inc({ outcome: outcome.kind });
         if (outcome.kind === 'regression')
           regressions.inc({ severity: outcome.severity, decision: outcome.decision });
@@ -181,6 +266,10 @@ export function createMetrics(): WardenMetrics {
     onRejected: (kind, error) => rejected.inc({ kind, reason: error.code }),
     bind(s) {
       source = s;
+    },
+    bindNats(n) {
+      if (nats === null) registerNatsGauges();
+      nats = n;
     },
     observeProcessing: (kind, seconds) => processing.observe({ kind }, seconds),
     httpRequest: (method, route, status) => httpRequests.inc({ method, route, status: String(status) }),

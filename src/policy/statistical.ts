@@ -5,7 +5,6 @@ import {
   eloEstimate,
   eloScoreInterval,
   eloUpperBound,
-  eloDropEstablished,
   gamesOf,
   llrLogistic,
   sprtBounds,
@@ -91,8 +90,8 @@ export type WindowOutcomes =
 /** What one window does to the test: the decision and the severity, without the report (cheap). */
 export interface TestStep {
   readonly severity: Severity | null;
-  /** The established drop; null when the bound does not reach the ladder's first step (not computed). */
-  readonly eloDropLower: number | null;
+  /** The drop (baseline − current, Elo) we are `confidence` sure of at this look (negative: none). */
+  readonly eloDropLower: number;
   readonly llr: number;
   readonly lower: number;
   readonly upper: number;
@@ -369,7 +368,6 @@ function describeHypothesis(policy: StatisticalPolicy): string {
  *   the version; either way the next window starts the next test.
  * - The severity comes from the same cumulative results: the largest ladder step that the score-type
  *   lower bound of the drop reaches, at the confidence for this look of the test (confidenceAtLook).
- *   The bound is solved for only when it reaches the ladder's first step (one score test says whether).
  * - A window whose format differs from the test's (trinomial after pentanomial or the reverse) starts the
  *   test over under the same number: pair counts cannot be split into games, nor games paired.
  *
@@ -401,11 +399,8 @@ export function advanceTest(
   const llr = llrLogistic(policy.elo0, policy.elo1, cumulative);
   const decision = sprtDecision(llr, bounds);
   const lookConfidence = confidenceAtLook(policy.confidence, windows);
-  // One score test at the first step decides whether the bound is worth solving for; the small margin
-  // keeps a bound that lands exactly on the step graded by the solved bound, as everywhere else.
-  const reachesMinor = eloDropEstablished(cumulative, lookConfidence, policy.eloDrop.minor, -1e-9);
-  const eloDropLower = reachesMinor ? roundDrop(-eloUpperBound(cumulative, lookConfidence)) : null;
-  const severity = eloDropLower === null ? null : severityOfDrop(eloDropLower, policy.eloDrop);
+  const eloDropLower = roundDrop(-eloUpperBound(cumulative, lookConfidence));
+  const severity = severityOfDrop(eloDropLower, policy.eloDrop);
 
   let accumulator: SprtAccumulator;
   if (decision === 'accept_h0') accumulator = freshTest(current.kind, test + 1, passes + 1, at, policy);
@@ -457,10 +452,7 @@ export function assessStatistically(
     upper: interval.upper,
     elo95: (interval.upper - interval.lower) / 2,
   };
-  const eloDropLower =
-    step.eloDropLower ??
-    roundDrop(-eloUpperBound(cumulative, confidenceAtLook(policy.confidence, step.windows)));
-  const { severity, llr, lower, upper, decision, games, windows, test } = step;
+  const { eloDropLower, severity, llr, lower, upper, decision, games, windows, test } = step;
 
   const percent = `${Number((policy.confidence * 100).toFixed(2))}%`;
   const described = `Elo ${signed(elo.elo, 1)} (${percent} interval ${signed(elo.lower, 1)} to ${signed(elo.upper, 1)}) over ${games} games`;

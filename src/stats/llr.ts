@@ -59,10 +59,40 @@ export function secularDenominators(probabilities: readonly number[], phi: reado
   if (atMiddle === 0) return denominators(lowerC, phi, half);
   // The left side decreases in θ: positive in the middle puts the root in the upper half, where it
   // increases in the distance t from the upper pole; in the lower half it decreases in t.
-  const [c, k, sign] = atMiddle > 0 ? [upperC, upperK, -1] : [lowerC, phi, 1];
+  const [c, k, sign, pole] = atMiddle > 0 ? [upperC, upperK, -1, iMin] : [lowerC, phi, 1, iMax];
+  // g decreases in x = ln t on both sides: +∞ at the pole, sign·atMiddle < 0 in the middle.
   const g = (logDistance: number): number => sign * secular(c, k, Math.exp(logDistance));
   const top = Math.log(half);
-  const logDistance = findRoot(g, top - 690, top, { xTolerance: 1e-14 });
+  const bottom = top - 690;
+  // Where the pole's term w/(k·t) balances the others taken at the pole: usually within a factor of a few
+  // of the root, so a short geometric search brackets it and Brent needs few steps.
+  let rest = 0;
+  for (let i = 0; i < n; i += 1) if (i !== pole) rest += (weights[i] as number) / (c[i] as number);
+  const estimate = -(weights[pole] as number) / ((k[pole] as number) * rest);
+  let start = estimate > 0 ? Math.log(estimate) : (top + bottom) / 2;
+  start = Math.min(Math.max(start, bottom), top);
+  let lower = bottom;
+  let upper = top;
+  if (g(start) > 0) {
+    lower = start;
+    for (let step = 1; lower + step < top; step *= 2) {
+      if (g(lower + step) < 0) {
+        upper = lower + step;
+        break;
+      }
+      lower += step;
+    }
+  } else {
+    upper = start;
+    for (let step = 1; upper - step > bottom; step *= 2) {
+      if (g(upper - step) > 0) {
+        lower = upper - step;
+        break;
+      }
+      upper -= step;
+    }
+  }
+  const logDistance = findRoot(g, lower, upper, { xTolerance: 1e-14 });
   return denominators(c, k, Math.exp(logDistance));
 }
 

@@ -39,6 +39,11 @@ export async function ensureUiBuilt(
   const scratch = mkdtempSync(join(parent, '.dashboard-'));
   try {
     await build({ configFile: CONFIG, build: { outDir: scratch, emptyOutDir: true } });
+    if (!options.force && !stale()) {
+      // Another process built it meanwhile (test files in parallel on a fresh clone): keep theirs, in use.
+      rmSync(scratch, { recursive: true, force: true });
+      return { dir: UI_BUILD_DIR, built: false };
+    }
     rmSync(UI_BUILD_DIR, { recursive: true, force: true });
     chmodSync(scratch, 0o755); // mkdtemp makes it private; the service may run as another user
     renameSync(scratch, UI_BUILD_DIR);

@@ -134,6 +134,24 @@ describe('cli: reading', { timeout: SPAWN_TIMEOUT_MS }, () => {
     expect(run.stderr).toContain(`cannot reach Warden at http://127.0.0.1:${port}`);
   });
 
+  it('reads where viewer tokens are configured: no token says which tokens a read takes (exit 6)', async () => {
+    const viewed = await startTestService({ http: { viewerTokens: ['viewer-token-0123456789'] } });
+    try {
+      const none = await warden(['status'], { WARDEN_URL: viewed.url });
+      expect(none.code).toBe(6);
+      expect(none.stderr).toBe(
+        `warden: this command needs a token (viewer, operator or producer): set WARDEN_TOKEN or pass --token (Warden at ${viewed.url} has tokens configured)\n`,
+      );
+      const viewer = await warden(['status'], {
+        WARDEN_URL: viewed.url,
+        WARDEN_TOKEN: 'viewer-token-0123456789',
+      });
+      expect(viewer.code).toBe(0);
+    } finally {
+      await viewed.close();
+    }
+  });
+
   it('a --url or WARDEN_URL that is not an http(s) URL is bad usage: exit 2, saying what was expected', async () => {
     const run = await warden(['status', '--url', 'not a url']);
     expect(run.code).toBe(2);
@@ -179,6 +197,7 @@ describe('cli: commands', { timeout: SPAWN_TIMEOUT_MS }, () => {
       `warden: this command needs an operator token: set WARDEN_TOKEN or pass --token (Warden at ${t.url} has tokens configured)\n`,
     );
     const wrong = await warden(['approve', 'hex8_2p', '--token', 'not-a-known-token-0123'], api);
+    expect(wrong.stderr).toContain('expected an operator token (WARDEN_OPERATOR_TOKENS)');
     expect(wrong.code).toBe(6);
     expect(wrong.stderr).toContain('does not know the token given (--token or WARDEN_TOKEN)');
     expect(wrong.stderr).not.toContain('not-a-known-token');

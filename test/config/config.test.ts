@@ -179,9 +179,9 @@ describe('a bad configuration lists every problem at once', () => {
   it('a partial ladder names each missing step', () => {
     const error = configError(() => parseConfig({ detection: { eloDrop: { minor: 20 } } }));
     expect(error.issues).toEqual([
-      'detection.eloDrop.moderate: Invalid input: expected number, received undefined',
-      'detection.eloDrop.severe: Invalid input: expected number, received undefined',
-      'detection.eloDrop.critical: Invalid input: expected number, received undefined',
+      'detection.eloDrop.moderate: required: expected number, received nothing',
+      'detection.eloDrop.severe: required: expected number, received nothing',
+      'detection.eloDrop.critical: required: expected number, received nothing',
     ]);
   });
 
@@ -458,5 +458,32 @@ describe('secrets never appear, and a configuration that can never work is refus
       'alerts.webhookUrl: expected an http:// or https:// URL, received a secret of 36 characters (not shown)',
     ]);
     expect(error.message).not.toMatch(/same-token|s3cr3t/);
+  });
+
+  it('viewer tokens are secrets too, and a viewer token may not also be an operator or producer token', () => {
+    const short = configError(() => loadConfig({ WARDEN_VIEWER_TOKENS: 'peek' }));
+    expect(short.message).not.toContain('peek');
+    const shared = 'shared-token-0123456789';
+    const both = configError(() =>
+      parseConfig({ http: { operatorTokens: [shared], viewerTokens: [shared] } }),
+    );
+    expect(both.issues).toEqual([
+      'http.viewerTokens: expected a token in one list only: a viewer token that is also an operator or producer token is ambiguous, received array',
+    ]);
+  });
+
+  it('a NATS URL that can never connect is refused without printing it (it may hold a password)', () => {
+    for (const url of ['http://warden:pw@127.0.0.1:4222', 'not a url', 'nats://', ' , ']) {
+      const error = configError(() => loadConfig({ WARDEN_NATS_URL: url }));
+      expect(error.issues).toEqual([
+        expect.stringMatching(
+          /^nats\.url: expected nats:\/\/host:port or tls:\/\/host:port \(several separated by commas\), received a secret of \d+ characters \(not shown\)$/,
+        ),
+      ]);
+      expect(error.message).not.toContain('pw@');
+    }
+    for (const url of ['nats://127.0.0.1:4222', '127.0.0.1:4222', 'nats://a:1,tls://u:p@b:2', 'localhost']) {
+      expect(loadConfig({ WARDEN_NATS_URL: url }).nats.url).toBe(url);
+    }
   });
 });

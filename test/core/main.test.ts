@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../harness/eventually.ts';
+import { startNatsServer } from '../harness/nats-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The compiled service, built once for this file (`npm run build` compiles to dist/ the same way). */
@@ -183,6 +184,17 @@ describe('starting and stopping the service, every way it is started', { timeout
     });
   }
 
+  it('npx warden start: SIGTERM to npx ends the shell between them; Warden notices and stops in order', async () => {
+    const running = launch('npx', ['--offline', 'warden', 'start'], baseEnv());
+    const line = await running.line('Warden is running', 60_000);
+    const pid = Number(/"pid":(\d+)/.exec(line)![1]);
+    running.child.kill('SIGTERM');
+    await running.exited;
+    await eventually(() => expect(alive(pid)).toBe(false), { timeoutMs: 15_000 });
+    expect(running.output()).toMatch(/shutting down on SIGTERM \(the parent process \d+ has gone\)/);
+    expect(running.output()).toContain('Warden stopped');
+  });
+
   it('a second SIGINT (a second Ctrl-C) ends it at once with 130', async () => {
     const running = launchers['node dist/main.js (compiled)']!(baseEnv());
     const line = await running.line('Warden is running');
@@ -205,6 +217,25 @@ describe('starting and stopping the service, every way it is started', { timeout
       'shutdown did not finish within 1 s (shutdownTimeoutSeconds): exiting with code 1',
     );
     expect(running.output()).not.toContain('Warden stopped');
+  });
+
+  it('NATS mode with NATS gone: SIGTERM still ends the process by the deadline, saying how', async () => {
+    await using nats = await startNatsServer();
+    const running = launchers['node dist/main.js (compiled)']!(
+      baseEnv({ WARDEN_NATS_URL: nats.url, WARDEN_SHUTDOWN_TIMEOUT_SECONDS: '3' }),
+    );
+    const line = await running.line('Warden is running');
+    expect(line).toContain('NATS');
+    await nats.stop();
+    running.child.kill('SIGTERM');
+    await running.line('shutting down on SIGTERM');
+    const code = await running.exited;
+    // Within the deadline it exits 0; at the deadline it exits 1 and says so. Never later, never hung.
+    if (code === 1) {
+      expect(running.output()).toContain('shutdown did not finish within 3 s (shutdownTimeoutSeconds)');
+    } else {
+      expect(code).toBe(0);
+    }
   });
 
   it('a port in use or a data dir that cannot exist: one plain line saying so, exit 1', async () => {

@@ -12,7 +12,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function setUp(options: { underNpm?: boolean; stop?: () => Promise<void> } = {}) {
+function setUp(options: { underNpm?: boolean; stop?: () => Promise<void>; parentPid?: () => number } = {}) {
   vi.useFakeTimers();
   const signals = new EventEmitter();
   const exits: number[] = [];
@@ -27,6 +27,7 @@ function setUp(options: { underNpm?: boolean; stop?: () => Promise<void> } = {})
     signals: signals as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
     underNpm: options.underNpm ?? false,
     now: () => time,
+    ...(options.parentPid ? { parentPid: options.parentPid, parentCheckMs: 500 } : {}),
   });
   return {
     signals,
@@ -103,5 +104,24 @@ describe('shutdown on signals', () => {
     s.signals.emit('SIGTERM');
     s.signals.emit('SIGTERM');
     expect(s.exits).toEqual([143]);
+  });
+
+  it('under npm, a parent that has gone (npx: the shell between npm and Warden ended) starts the shutdown', async () => {
+    let parent = 4242;
+    let stops = 0;
+    const s = setUp({
+      parentPid: () => parent,
+      stop: async () => {
+        stops += 1;
+      },
+    });
+    s.advance(2_000);
+    expect(stops).toBe(0);
+    parent = 1; // re-parented to init
+    s.advance(500);
+    await s.done;
+    expect(stops).toBe(1);
+    expect(s.log.text()).toContain('shutting down on SIGTERM (the parent process 4242 has gone)');
+    expect(s.exits).toEqual([]);
   });
 });

@@ -133,7 +133,7 @@ describe('bad input: a WardenError naming the field, expected and received; noth
       name: 'a missing games_played',
       call: (w) => w.evaluate({ model_id: 'square8_2p', current_elo: 1400, baseline_elo: 1600 }),
       code: 'invalid_input',
-      message: /games_played: .*expected number, received undefined/,
+      message: /games_played: required: expected number, received nothing/,
     },
     {
       name: 'a huge Elo',
@@ -211,7 +211,7 @@ describe('bad input: a WardenError naming the field, expected and received; noth
       name: 'a rollback command without `by`',
       call: (w) => w.rollback('square8_2p', { reason: 'looks bad' }),
       code: 'invalid_input',
-      message: /^invalid rollback command: by: .*expected string, received undefined/,
+      message: /^invalid rollback command: by: required: expected string, received nothing/,
     },
     {
       name: 'a rollback to a version never promoted',

@@ -32,7 +32,15 @@ export async function connectClient(
   url: string,
   auth: { user?: string; pass?: string } = {},
 ): Promise<TestClient> {
-  const nc = await connect({ servers: url, ...auth, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  // nats.conf lets each user read its own reply inboxes only (`_INBOX_<user>.>`).
+  const inboxPrefix = auth.user === undefined ? {} : { inboxPrefix: `_INBOX_${auth.user}` };
+  const nc = await connect({
+    servers: url,
+    ...auth,
+    ...inboxPrefix,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 200,
+  });
   const js = jetstream(nc);
   // No API check on connect: a producer may not call $JS.API.INFO.
   const jsm = await jetstreamManager(nc, { checkAPI: false });

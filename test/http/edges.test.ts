@@ -129,6 +129,9 @@ describe('http: every id the contract allows reaches every route (issue 8, findi
       200,
     );
     expect((await t.api('GET', `/v1/rollbacks?model_id=${id}`)).body.rollbacks.length).toBeGreaterThan(0);
+    // The dashboard's route with an id in its path too.
+    const timeline = await t.api('GET', `/ui/api/models/${id}/timeline`);
+    expect(timeline).toMatchObject({ status: 200, body: { model_id: id } });
   });
 
   it('an id one character too long gets our 400 saying 1 to 128; an absurd one a 414 saying the limit', async () => {
@@ -188,6 +191,19 @@ describe('http: errors say what was expected; 500s show no internals (issue 8, f
     });
   });
 
+  it('a missing field or an empty body says "required" and "received nothing", not JavaScript\'s undefined', async () => {
+    const t = await start();
+    const empty = await raw(t, '/v1/evaluations', {
+      headers: { authorization: `Bearer ${PRODUCER_TOKEN}`, 'content-type': 'application/json' },
+      body: '',
+    });
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.issues).toEqual(['(root): required: expected object, received nothing']);
+    const missing = await t.api('POST', '/v1/evaluations', { model_id: 'hex8_2p' }, PRODUCER_TOKEN);
+    expect(missing.body.error.issues).toEqual(['games_played: required: expected number, received nothing']);
+    expect(missing.text).not.toContain('undefined');
+  });
+
   it('the 413 says the limit', async () => {
     const t = await start();
     const body = JSON.stringify({ pad: 'x'.repeat(1024 * 1024) });
@@ -242,6 +258,20 @@ describe('http: errors say what was expected; 500s show no internals (issue 8, f
     expect(JSON.stringify(logged)).toContain('no root in bracket');
     // Not the producer's fault: not counted as a rejected input.
     expect((await rejectedCounts(t)).size).toBe(0);
+  });
+
+  it('the 500 reuses the error id the runtime already logged the failure under', async () => {
+    const t = await start();
+    const errorId = '0b7d8f52-5c1e-4a39-9d0e-2f4c6a8b1e37';
+    vi.spyOn(t.service.warden, 'promote').mockRejectedValue(
+      new WardenError('internal', `Warden could not process PROMOTED: internal error ${errorId}`, {
+        cause: new Error('boom'),
+        errorId,
+      }),
+    );
+    const reply = await t.api('POST', '/v1/promotions', { model_id: 'm', version: 'v1' }, PRODUCER_TOKEN);
+    expect(reply.status).toBe(500);
+    expect(reply.body.error.error_id).toBe(errorId);
   });
 
   it('a thrown non-Warden error is a 500 the same way', async () => {

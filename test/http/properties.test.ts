@@ -9,7 +9,13 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PRODUCER_TOKEN, parseMetrics, startTestService, type TestService } from './support.ts';
+import {
+  OPERATOR_TOKEN,
+  PRODUCER_TOKEN,
+  parseMetrics,
+  startTestService,
+  type TestService,
+} from './support.ts';
 
 let t: TestService;
 let goodVersion = 0;
@@ -194,6 +200,53 @@ describe('http properties: the whole input path', () => {
         /^warden_rejected_inputs_total\{kind="(evaluation|promotion)",reason="(invalid_input|unknown_model|unknown_version|unauthorized|forbidden|conflict|no_pending_approval)"\}$/,
       );
     }
+  }, 120_000);
+
+  it('any body on any operator command route: a clear answer, never a 500; good promotions keep working', async () => {
+    const routes = [
+      '/v1/models/fuzz_model/approve',
+      '/v1/models/fuzz_model/reject',
+      '/v1/models/fuzz_model/rollback',
+      '/v1/models/ghost/rollback',
+      '/v1/training/fuzz_model/pause',
+      '/v1/training/fuzz_model/resume',
+    ];
+    const commandBody = fc.oneof(
+      body,
+      fc
+        .record(
+          {
+            by: fc.oneof(fc.string({ maxLength: 300 }), hostileNumber),
+            note: fc.oneof(fc.string({ maxLength: 1200 }), hostileNumber),
+            reason: fc.oneof(fc.string({ maxLength: 600 }), hostileNumber),
+            to_version: fc.oneof(fc.constantFrom('v1', 'v2', 'v9', ''), fc.string({ maxLength: 10 })),
+          },
+          { requiredKeys: [] },
+        )
+        .map((v) => JSON.stringify(v)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...routes), contentType, commandBody, async (path, type, payload) => {
+        const headers: Record<string, string> = { authorization: `Bearer ${OPERATOR_TOKEN}` };
+        if (type !== undefined) headers['content-type'] = type;
+        const response = await fetch(`${t.url}${path}`, {
+          method: 'POST',
+          headers,
+          body: payload,
+          signal: AbortSignal.timeout(10_000),
+        });
+        const text = await response.text();
+        expect(response.status === 200 || REFUSALS.has(response.status), `${response.status} ${text}`).toBe(
+          true,
+        );
+        const parsed = JSON.parse(text) as { error?: { code: string; message: string }; state?: string };
+        if (response.status === 200) expect(parsed.state).toEqual(expect.any(String));
+        else expect(parsed.error?.message.length).toBeGreaterThan(10);
+        await t.service.warden.idle();
+        await goodPromotion();
+      }),
+      { numRuns: 80 },
+    );
   }, 120_000);
 
   it('any valid evaluation (small counts) is processed: 200 with an outcome, never a refusal or a 500', async () => {

@@ -218,7 +218,8 @@ describe('inspect: the relay is only for its own page', () => {
   });
 });
 
-describe('inspect: the relay page in a real browser', () => {
+// The first browser test of a fresh clone also builds the dashboard (launchBrowser does): allow for it.
+describe('inspect: the relay page in a real browser', { timeout: 90_000 }, () => {
   it('says plainly when stately.ai cannot be reached, points to /ui, and reconnects after a restart', async () => {
     // An inspector URL that cannot answer stands in for stately.ai on a cluster without internet.
     const options = {

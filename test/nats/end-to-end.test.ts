@@ -51,6 +51,8 @@ describe('NATS mode, end to end', () => {
       'warden.evt.regression_critical.hex8_2p',
       'warden.evt.alert.hex8_2p',
       'warden.evt.promotion_rolled_back.hex8_2p',
+      // The "rolled back" alert, published with the rollback.
+      'warden.evt.alert.hex8_2p',
       'warden.evt.training_paused.hex8_2p',
     ]);
     const rolledBack = PromotionRolledBackSchema.parse(events[3]!.data);
@@ -60,7 +62,7 @@ describe('NATS mode, end to end', () => {
       to_version: 'v1',
       triggered_by: 'auto_regression_critical',
     });
-    const paused = TrainingPausedSchema.parse(events[4]!.data);
+    const paused = TrainingPausedSchema.parse(events[5]!.data);
     expect(paused).toMatchObject({
       config_key: 'hex8_2p',
       by: 'warden',

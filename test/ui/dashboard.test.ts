@@ -195,6 +195,49 @@ describe('ui: the models list', () => {
     );
     await waitForText(page, heading, 'Models (1 of 4)');
     await waitForText(page, '.row[data-model=go9_b]', 'regressed');
+
+    // The statistical detector's running test shows with the model, once an evaluation carries outcomes.
+    await page.getByLabel('state filter').selectOption('all');
+    await warden.api(
+      'POST',
+      '/v1/evaluations',
+      { model_id: 'chess_x', games_played: 100, wins: 34, draws: 32, losses: 34 },
+      PRODUCER_TOKEN,
+    );
+    await waitForText(page, '.row[data-model=chess_x]', 'SPRT #1: LLR');
+    await waitForText(page, '.row[data-model=chess_x]', '100 games');
+    await page.close();
+  });
+
+  it('rolls back to a chosen version, asking for a reason, and shows the result', async () => {
+    for (const version of ['v2', 'v3'])
+      await warden.api('POST', '/v1/promotions', { model_id: 'go9_a', version, elo: 1500 }, PRODUCER_TOKEN);
+    const page = await context.newPage();
+    await signIn(page, warden.url, OPERATOR_TOKEN);
+    await page.goto(`${warden.url}/ui#/model/go9_a`);
+    await waitForText(page, '[data-testid=production]', 'v3');
+    await page.getByRole('button', { name: 'Roll back…' }).click();
+    const dialog = page.getByRole('dialog');
+    // The last known-good version is offered first; any earlier one may be chosen.
+    expect(await dialog.locator('select option').allTextContents()).toEqual(['v2', 'v1']);
+    await dialog.locator('select').selectOption('v1');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await waitForText(page, '.dialog .result', 'a reason is required');
+    await dialog.locator('textarea').fill('v2 and v3 share the broken tokenizer');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await waitForText(page, '.dialog .result', 'done: rollback_started; now rollingBack');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await waitForText(page, '[data-testid=production]', 'v1');
+    await waitForText(
+      page,
+      '.timeline li[data-event=ROLLBACK_REQUESTED]',
+      'rollback to v1 requested by operator:',
+    );
+    await waitForText(
+      page,
+      '.timeline li[data-event=ROLLBACK_REQUESTED]',
+      'v2 and v3 share the broken tokenizer',
+    );
     await page.close();
   });
 });

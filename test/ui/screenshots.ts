@@ -37,6 +37,9 @@ async function seed(warden: Warden): Promise<void> {
   for (const [i, id] of ids.entries())
     if (i % 9 === 3)
       await post('/v1/evaluations', { model_id: id, current_elo: 1500 + i - 25, games_played: 400 });
+  // Some pipelines send game outcomes: the statistical detector runs its test on those.
+  for (const id of ['chess_0p', 'chess_1p', 'go9_0p'])
+    await post('/v1/evaluations', { model_id: id, games_played: 400, wins: 128, draws: 140, losses: 132 });
   warden.clock.advance(20 * 60_000);
   // Two severe regressions wait for a person; one was approved before and is cooling down.
   await post('/v1/evaluations', { model_id: 'hex8_0p', current_elo: 1440, games_played: 400 });

@@ -3,6 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { TOKEN_PATTERN } from '../../domain/model-ref.ts';
 import { HttpClient, type WardenClient } from '../client.ts';
 import { CommandFailed, EXIT, RequestFailed, exitCodeFor, type CliErrorCode } from '../exit-codes.ts';
+import { UsageError } from '../sprt.ts';
 
 /** The options every command that talks to a running Warden takes. */
 export interface ConnectionOptions {
@@ -11,12 +12,20 @@ export interface ConnectionOptions {
   nats?: string;
   natsPrefix: string;
   natsCreds?: string;
+  user?: string;
+  password?: string;
+  natsToken?: string;
   json?: boolean;
 }
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
 export const EXIT_CODES_HELP = `
+Where the CLI connects (the service's own WARDEN_NATS_URL is never read here):
+  --nats, then --url, then WARDEN_CLI_NATS_URL, then WARDEN_URL, then ${DEFAULT_URL}
+  NATS credentials: --user/--password, --nats-token or --nats-creds (or their WARDEN_CLI_NATS_* variables),
+  else the user:password@ or token@ part of the NATS URL
+
 Exit codes:
   0  done
   1  the request failed in Warden (internal error) or the reply made no sense
@@ -54,27 +63,56 @@ export function withConnectionOptions(command: Command): Command {
     .addOption(
       new Option('--token <token>', 'bearer token for commands (an operator token)').env('WARDEN_TOKEN'),
     )
-    .addOption(new Option('--nats <url>', 'talk to Warden over NATS instead of HTTP').env('WARDEN_NATS_URL'))
+    .addOption(
+      new Option('--nats <url>', 'talk to Warden over NATS instead of HTTP').env('WARDEN_CLI_NATS_URL'),
+    )
     .addOption(
       new Option('--nats-prefix <prefix>', 'Warden subject prefix on NATS')
         .env('WARDEN_NATS_PREFIX')
         .default('warden'),
     )
-    .addOption(new Option('--nats-creds <file>', 'NATS credentials file').env('WARDEN_NATS_CREDS'))
+    .addOption(new Option('--user <name>', 'NATS user').env('WARDEN_CLI_NATS_USER'))
+    .addOption(new Option('--password <password>', 'NATS password').env('WARDEN_CLI_NATS_PASSWORD'))
+    .addOption(new Option('--nats-token <token>', 'NATS token').env('WARDEN_CLI_NATS_TOKEN'))
+    .addOption(new Option('--nats-creds <file>', 'NATS credentials file').env('WARDEN_CLI_NATS_CREDS'))
     .option('--json', 'print JSON for scripts instead of tables')
     .addHelpText('after', EXIT_CODES_HELP);
 }
 
-/** NATS when --nats is on the command line, or when WARDEN_NATS_URL is set and --url is not given. */
-export async function clientFor(command: Command, options: ConnectionOptions): Promise<WardenClient> {
-  const natsFromCli = command.getOptionValueSource('nats') === 'cli';
-  const urlFromCli = command.getOptionValueSource('url') === 'cli';
-  if (options.nats && (natsFromCli || !urlFromCli)) {
-    // The NATS client library loads only when it is used.
-    const { NatsClient } = await import('../nats-client.ts');
-    return new NatsClient({ url: options.nats, prefix: options.natsPrefix, credsFile: options.natsCreds });
+/** Where the command line says to connect; a flag beats an environment variable, NATS beats HTTP. */
+export function transportFor(
+  command: Command,
+  options: ConnectionOptions,
+): { kind: 'nats'; url: string } | { kind: 'http'; url: string } {
+  const source = (name: string) => command.getOptionValueSource(name);
+  if (source('nats') === 'cli' && source('url') === 'cli') {
+    throw new UsageError(['expected --url or --nats, received both']);
   }
-  return new HttpClient({ url: options.url, token: options.token });
+  if (source('nats') === 'cli') return { kind: 'nats', url: options.nats! };
+  if (source('url') === 'cli') return { kind: 'http', url: options.url };
+  if (options.nats && source('url') === 'env') {
+    throw new UsageError([
+      'expected WARDEN_URL or WARDEN_CLI_NATS_URL, received both: pass --url or --nats to choose',
+    ]);
+  }
+  if (options.nats) return { kind: 'nats', url: options.nats };
+  return { kind: 'http', url: options.url };
+}
+
+export async function clientFor(command: Command, options: ConnectionOptions): Promise<WardenClient> {
+  const transport = transportFor(command, options);
+  if (transport.kind === 'nats') {
+    // The NATS client library loads only when it is used.
+    const { NatsClient, natsCredentials } = await import('../nats-client.ts');
+    const { servers, auth } = natsCredentials(transport.url, {
+      user: options.user,
+      password: options.password,
+      token: options.natsToken,
+      credsFile: options.natsCreds,
+    });
+    return new NatsClient({ servers, auth, prefix: options.natsPrefix });
+  }
+  return new HttpClient({ url: transport.url, token: options.token });
 }
 
 /** Who the audit log records as asking, unless --by or WARDEN_BY says otherwise: the user name. */

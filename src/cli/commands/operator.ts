@@ -1,7 +1,9 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { CommandReply, WardenClient } from '../client.ts';
+import type { CommandReply, StatusView, WardenClient } from '../client.ts';
+import { abortableSleep, watch } from '../watch.ts';
 import { formatCommandReply, formatHistory, formatModel, formatStatus } from '../format.ts';
 import {
+  clientFor,
   defaultOperator,
   requireKey,
   runRequest,
@@ -19,6 +21,45 @@ function parseLimit(raw: string): number {
 }
 
 type WithBy = ConnectionOptions & { by: string };
+type StatusOptions = ConnectionOptions & { watch?: boolean; interval: number; count?: number };
+
+function parseInterval(raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || value < 0.2 || value > 3600)
+    throw new InvalidArgumentError('expected a number of seconds from 0.2 to 3600.');
+  return value;
+}
+
+/** `status --watch`: renders again on every change until Ctrl-C (or --count renders), then exits 0. */
+async function watchStatus(
+  command: Command,
+  options: StatusOptions,
+  model: string | undefined,
+  render: (view: StatusView) => string,
+): Promise<void> {
+  const client = await clientFor(command, options);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await watch({
+      fetch: () => client.status(model),
+      render: options.json ? (view) => JSON.stringify(view) : render,
+      write: (text) => process.stdout.write(text),
+      sleep: abortableSleep,
+      intervalMs: options.interval * 1000,
+      maxRenders: options.count,
+      signal: stop.signal,
+      clear: !options.json && process.stdout.isTTY === true,
+      bare: options.json === true,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await client.close();
+  }
+}
 
 /** A command acting on one model or config: validates the key, sends, prints one line (or the JSON). */
 function registerAction(
@@ -66,15 +107,19 @@ export function registerOperatorCommands(program: Command): void {
       .command('status [model]')
       .description(
         'Every model and training config, or one model in detail (state, versions, pending approval)',
-      ),
-  ).action(async (model: string | undefined, options: ConnectionOptions, self: Command) => {
+      )
+      .option('--watch', 'look again every --interval and show it again when it changed, until Ctrl-C')
+      .option('--interval <seconds>', 'with --watch: seconds between looks (0.2 to 3600)', parseInterval, 2)
+      .option('--count <n>', 'with --watch: stop after this many renders (1 to 1000)', parseLimit),
+  ).action(async (model: string | undefined, options: StatusOptions, self: Command) => {
     if (model !== undefined) requireKey(options, 'model', model);
-    await runRequest(
-      self,
-      options,
-      (client) => client.status(model),
-      (view) => (model === undefined ? formatStatus(view) : formatModel(view.models[0]!, view.training[0])),
-    );
+    const render = (view: StatusView) =>
+      model === undefined ? formatStatus(view) : formatModel(view.models[0]!, view.training[0]);
+    if (!options.watch) {
+      await runRequest(self, options, (client) => client.status(model), render);
+      return;
+    }
+    await watchStatus(self, options, model, render);
   });
 
   withConnectionOptions(

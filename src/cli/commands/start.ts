@@ -82,6 +82,8 @@ export function registerStartCommand(program: Command): void {
         stop: () => service.stop(),
         exit: (code) => process.exit(code),
         underNpm: startedByNpm(env),
+        // `npx warden start` has a shell between npm and Warden: if Warden is left behind, it stops.
+        parentPid: startedByNpm(env) ? () => process.ppid : undefined,
       });
       logger.info(
         { endpoints: service.endpoints, pid: process.pid },

@@ -77,9 +77,16 @@ export interface ModelStatus {
     promoted_at: string;
     rolled_back_from: boolean;
   }>;
-  /** The statistical detector's running test, when the status carries it. */
-  statistics?: Record<string, unknown> | null;
-  sprt?: Record<string, unknown> | null;
+  /** The statistical detector's running test (null in threshold mode and before its first window). */
+  statistical_test?: {
+    format: string;
+    test: number;
+    llr: number | null;
+    llr_lower: number | null;
+    llr_upper: number | null;
+    games: number;
+    windows: number;
+  } | null;
 }
 
 export interface TrainingStatus {

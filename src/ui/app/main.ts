@@ -48,15 +48,11 @@ function deadlineOf(model: ModelStatus): string {
   return '';
 }
 
-/** The running statistical test, when the status carries one (LLR against its bounds, games). */
+/** The running statistical test, when the status carries one: its LLR against the Wald bounds, games. */
 function statisticsText(model: ModelStatus): string {
-  const s = (model.statistics ?? model.sprt) as Record<string, number | string | null> | null | undefined;
-  if (!s) return '';
-  const llr = s.llr ?? null;
-  if (llr === null) return '';
-  const lower = s.llr_lower ?? s.lower ?? null;
-  const upper = s.llr_upper ?? s.upper ?? null;
-  return `LLR ${fmtNum(Number(llr), 2)} in [${fmtNum(Number(lower), 2)}, ${fmtNum(Number(upper), 2)}]${s.games ? `, ${s.games} games` : ''}`;
+  const t = model.statistical_test;
+  if (!t || t.llr === null) return '';
+  return `SPRT #${t.test}: LLR ${fmtNum(t.llr, 2)} in [${fmtNum(t.llr_lower, 2)}, ${fmtNum(t.llr_upper, 2)}], ${t.games} games`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -304,7 +300,12 @@ function ModelList(props: { store: Store; session: Session; act: (s: ActionSpec)
                 <span>${m.production_version ?? '–'}</span><span>${fmtNum(m.baseline.elo)}</span>
                 <span>${m.consecutive_regressions}</span>
                 <span title=${m.last_detection?.reason ?? ''}
-                  >${m.last_detection ? `${m.last_detection.severity}: ${m.last_detection.reason}` : ''}${statisticsText(m) && ` · ${statisticsText(m)}`}</span
+                  >${[
+                    m.last_detection ? `${m.last_detection.severity}: ${m.last_detection.reason}` : '',
+                    statisticsText(m),
+                  ]
+                    .filter(Boolean)
+                    .join(' · ')}</span
                 >
                 <span>${deadlineOf(m)}</span></a
               >`,

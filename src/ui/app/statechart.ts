@@ -61,10 +61,9 @@ export function Statechart(props: { graph: MachineGraph; current: string }) {
         ><title>${edge.from} → ${edge.to}: ${label(edge)}</title>
         <path
           d=${`M ${a.x - 25} ${top} C ${a.x - 35} ${top - 34}, ${a.x + 35} ${top - 34}, ${a.x + 25} ${top}`}
-          marker-end="url(#arrow)"
+          marker-end=${next ? 'url(#arrow-next)' : 'url(#arrow)'}
         />
-        ${next && html`<text x=${a.x} y=${top - 30} text-anchor="middle">${label(edge)}</text>`}</g
-      >`;
+      </g>`;
     }
     const forward = b.x >= a.x;
     // Forward arrows bow one way, backward ones the other, so a pair never overlaps.
@@ -91,10 +90,10 @@ export function Statechart(props: { graph: MachineGraph; current: string }) {
         d=${`M ${s.x} ${s.y} Q ${cx} ${cy} ${e.x} ${e.y}`}
         marker-end=${next ? 'url(#arrow-next)' : 'url(#arrow)'}
       />
-      ${next && html`<text x=${(s.x + 2 * cx + e.x) / 4} y=${(s.y + 2 * cy + e.y) / 4 - 4} text-anchor="middle">${label(edge)}</text>`}</g
-    >`;
+    </g>`;
   });
-  return html`<svg
+  const nextEdges = graph.edges.filter((edge) => edge.from === current);
+  const chart = html`<svg
     class="statechart"
     viewBox=${`0 0 ${width} ${height}`}
     role="img"
@@ -134,4 +133,13 @@ export function Statechart(props: { graph: MachineGraph; current: string }) {
       >`;
     })}
   </svg>`;
+  return html`<figure class="chart">
+    ${chart}
+    <figcaption>
+      From <strong>${current}</strong>:
+      <ul class="next">
+        ${nextEdges.map((edge) => html`<li>${label(edge)} → <strong>${edge.to}</strong></li>`)}
+      </ul>
+    </figcaption>
+  </figure>`;
 }
