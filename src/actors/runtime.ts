@@ -715,6 +715,13 @@ export class ActorRuntime {
         .catch((error) => host.log.error({ err: error }, 'could not apply a deferred input'))
         .finally(() => {
           if (host.handingBack === next.id) host.handingBack = null;
+          const head = deferredOf(this.modelView(host).context)[0];
+          if (head?.id === next.id) {
+            // The machine did not take it off the queue: a bug; never spin on it (a restart tries again).
+            host.log.error({ deferredId: next.id }, 'a deferred input was handed back but not taken');
+            host.handingBack = next.id;
+            return;
+          }
           // Its commit handed back the next one already; a stale or failed one is looked at again here.
           if (!this.pendingFor(host)) this.afterCommit(host);
         }),

@@ -492,18 +492,16 @@ export function judgeEvaluation(
 /** Keeps an input until the rollback in flight has ended (the runtime hands it back then). */
 export function keepUntilRollbackEnds(d: Draft, state: ModelStateName, event: Input): void {
   const waiting = deferredOf(d.context);
-  const seq = d.context.seq + 1;
+  // Numbered within the queue, not from the event counter: the ids of the events this model publishes do
+  // not depend on whether an input happened to arrive during a rollback.
+  const id = (waiting.at(-1)?.id ?? 0) + 1;
   // An evaluation that names no version is one of the version in production when it arrived (or of a
   // promotion kept before it), never of the version rolled back to.
   const kept: Input =
     event.type === 'EVALUATED' && event.version === undefined
       ? { ...event, version: versionAfterWaiting(d.context) ?? undefined, inputId: undefined }
       : { ...event, inputId: undefined };
-  d.context = {
-    ...rememberInput(d.context, event.inputId),
-    seq,
-    deferred: [...waiting, { id: seq, event: kept }],
-  };
+  d.context = { ...rememberInput(d.context, event.inputId), deferred: [...waiting, { id, event: kept }] };
   d.answer({ kind: 'deferred', state, waiting: waiting.length + 1 });
 }
 

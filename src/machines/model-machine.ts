@@ -161,10 +161,15 @@ export function createModelMachine(policy: ModelPolicy) {
       takePromotion: act((d, event, { state }) =>
         takePromotion(d, admitInput(state, d.context, event as Input).context, event as Of<'PROMOTED'>),
       ),
-      ignoreOtherVersion: act((d, event) => ignoreOtherVersion(d, event as Of<'EVALUATED'>)),
-      recordInsufficientEvidence: act((d, event) =>
-        recordInsufficientEvidence(d, event as Of<'EVALUATED'>, policy),
-      ),
+      // Not judged, but taken: a handed-back input leaves the queue all the same.
+      ignoreOtherVersion: act((d, event) => {
+        d.context = judged(event as Of<'EVALUATED'>).admitted;
+        ignoreOtherVersion(d, event as Of<'EVALUATED'>);
+      }),
+      recordInsufficientEvidence: act((d, event) => {
+        d.context = judged(event as Of<'EVALUATED'>).admitted;
+        recordInsufficientEvidence(d, event as Of<'EVALUATED'>, policy);
+      }),
       takeEvaluation: act((d, event) =>
         takeEvaluation(d, judged(event as Of<'EVALUATED'>), event as Of<'EVALUATED'>),
       ),
