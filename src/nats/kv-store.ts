@@ -22,6 +22,17 @@ interface ActorValue {
   history: HistoryRecord[];
   /** The newest timeline lines (bounded), written with the snapshot in the same revision-checked write. */
   timeline?: TimelineEntry[];
+  /** The input stream sequence of the last input applied (model actors; see ActorRecord.position). */
+  position?: number;
+  /** The input lease epoch of the instance that last wrote or claimed it. */
+  epoch?: number;
+}
+
+/** What fences writes that apply inputs: the input lease (see Lease). */
+export interface WriteFence {
+  /** Held and recently renewed: this instance may apply inputs now. */
+  valid(): boolean;
+  readonly epoch: number;
 }
 
 /** Timeline lines kept in an actor's value. */
@@ -51,6 +62,10 @@ export interface KvStoreOptions {
   readonly historyLimit: number;
   /** Runs once the store is closed. */
   readonly afterClose?: () => Promise<void>;
+  /** Writes that apply an input (a new position) need it valid, and carry its epoch. */
+  readonly fence?: WriteFence;
+  /** Counts operations that failed for NATS reasons (timeouts, disconnections) and were left to retry. */
+  readonly onTransientFailure?: (what: string, error: unknown) => void;
 }
 
 export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
@@ -60,11 +75,25 @@ export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
 };
 
 const MAX_ATTEMPTS = 20;
+const CLOSE_DEADLINE_MS = 3_000;
 const PUBLISHED_MEMORY = 20_000;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
 const historyKey = (modelId: string): string => `history.${modelId}`;
 const eventIdOf = (record: HistoryRecord): string => String(record.payload.event_id ?? '');
+/** What a write changed beyond outbox bookkeeping: the snapshot, the position, or the epoch (a claim). */
+const identityOf = (value: ActorValue | HistoryValue): string =>
+  'snapshot' in value ? JSON.stringify([value.snapshot, value.position ?? 0, value.epoch ?? 0]) : '';
+const recordOf = (kind: ActorKind, key: string, cached: Cached): ActorRecord => {
+  const value = cached.value as ActorValue;
+  return {
+    kind,
+    key,
+    snapshot: value.snapshot,
+    revision: cached.revision,
+    ...(value.position !== undefined ? { position: value.position } : {}),
+  };
+};
 
 function parseKey(key: string): { kind: ActorKind | 'history'; id: string } | null {
   const dot = key.indexOf('.');
@@ -133,17 +162,52 @@ export class KvStore implements StateStore {
     return Array.isArray(ids) && ids.includes(inputId);
   }
 
+  /** The stream sequence of the last input the model applied, as committed (0: none). */
+  appliedPosition(modelId: string): number {
+    const cached = this.cache.get(actorKey('model', modelId));
+    return (cached?.value as ActorValue | undefined)?.position ?? 0;
+  }
+
+  /**
+   * Before this instance applies the first input of a model under a new lease epoch: reads the model's
+   * latest committed state from NATS (the runtime follows it) and writes it back marked with the epoch, a
+   * revision-checked write after which NATS refuses every write the previous holder still attempts.
+   */
+  async claim(modelId: string, epoch: number): Promise<void> {
+    const key = actorKey('model', modelId);
+    await this.serial(key, async () => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const entry = await this.kv.get(key);
+        this.absorb(entry, key);
+        const cached = this.cache.get(key);
+        if (!entry || entryText(entry) === null || !cached || !('outbox' in cached.value)) return;
+        const value = cached.value;
+        if ((value.epoch ?? 0) > epoch) {
+          throw new WardenError('unavailable', `model ${modelId} was claimed by a newer lease epoch`, {
+            retryable: true,
+          });
+        }
+        if (value.epoch === epoch) return;
+        const next: ActorValue = { ...value, epoch };
+        try {
+          const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
+          this.store(key, revision, next);
+          return;
+        } catch (error) {
+          if (!isWrongRevision(error)) throw error;
+        }
+      }
+      throw new WardenError('unavailable', `could not claim model ${modelId}: it kept changing`, {
+        retryable: true,
+      });
+    });
+  }
+
   async loadActors(kind: ActorKind): Promise<ActorRecord[]> {
     const records: ActorRecord[] = [];
     for (const [key, cached] of this.cache) {
       const parsed = parseKey(key);
-      if (parsed?.kind === kind)
-        records.push({
-          kind,
-          key: parsed.id,
-          snapshot: (cached.value as ActorValue).snapshot,
-          revision: cached.revision,
-        });
+      if (parsed?.kind === kind) records.push(recordOf(kind, parsed.id, cached));
     }
     return records;
   }
@@ -153,9 +217,7 @@ export class KvStore implements StateStore {
     const entry = await this.kv.get(actorKey(kind, key));
     this.absorb(entry, actorKey(kind, key));
     const cached = this.cache.get(actorKey(kind, key));
-    return cached
-      ? { kind, key, snapshot: (cached.value as ActorValue).snapshot, revision: cached.revision }
-      : null;
+    return cached ? recordOf(kind, key, cached) : null;
   }
 
   async commit(batch: CommitBatch): Promise<number[]> {
@@ -182,13 +244,26 @@ export class KvStore implements StateStore {
     return pending.slice(0, limit);
   }
 
+  /**
+   * Never rejects: the ids are remembered at once (nothing is published twice from here), and clearing them
+   * from the actors' values is bookkeeping that a timeout only postpones (the sweeper and the next write of
+   * the actor carry it out).
+   */
   async markPublished(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.remember(id);
+    const wanted = new Set(ids);
     const keys = new Set<string>();
     for (const [key, cached] of this.cache) {
-      if ('outbox' in cached.value && cached.value.outbox.some((e) => ids.includes(e.id))) keys.add(key);
+      if ('outbox' in cached.value && cached.value.outbox.some((e) => wanted.has(e.id))) keys.add(key);
     }
-    await Promise.all([...keys].map((key) => this.serial(key, () => this.settle(key))));
+    await Promise.all(
+      [...keys].map((key) =>
+        this.serial(key, () => this.settle(key)).catch((error: unknown) => {
+          this.options.onTransientFailure?.('outbox_settle', error);
+          this.logger.warn({ err: error, key }, 'could not clear published events yet; will again');
+        }),
+      ),
+    );
   }
 
   async history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]> {
@@ -230,7 +305,17 @@ export class KvStore implements StateStore {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+    // Background bookkeeping gets a bounded time (NATS may be down): what it did not finish is still
+    // stored (unpublished entries stay in the actors' values) and is done by the next start.
+    const deadline = performance.now() + CLOSE_DEADLINE_MS;
+    while (this.tasks.size > 0 && performance.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.tasks]),
+        new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now())))),
+      ]);
+      clearTimeout(timer);
+    }
     this.watcher?.stop();
     await this.watching;
     await this.options.afterClose?.();
@@ -251,7 +336,22 @@ export class KvStore implements StateStore {
     const unchangedSince =
       cached && actor.revision >= cached.snapshotRevision && actor.revision <= cached.revision;
     const expected = unchangedSince ? cached.revision : actor.revision;
+    const fence = this.options.fence;
+    const applies = actor.position !== undefined && actor.position > (previous?.position ?? 0);
+    if (fence && applies && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
+      return {
+        ok: false,
+        error: new WardenError(
+          'unavailable',
+          `${actor.kind} ${actor.key}: this instance no longer holds the input lease`,
+          { retryable: true },
+        ),
+      };
+    }
+    const epoch = fence && applies ? fence.epoch : previous?.epoch;
     const value: ActorValue = {
+      ...(actor.position !== undefined ? { position: actor.position } : {}),
+      ...(epoch !== undefined ? { epoch } : {}),
       snapshot: actor.snapshot,
       outbox: [...(previous?.outbox ?? []).filter((e) => !this.published.has(e.id)), ...part.outbox],
       history: [
@@ -284,7 +384,7 @@ export class KvStore implements StateStore {
    */
   private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
     const before = this.cache.get(key);
-    const snapshotJson = 'snapshot' in value ? JSON.stringify(value.snapshot) : '';
+    const snapshotJson = identityOf(value);
     const changed = !before || before.snapshotJson !== snapshotJson;
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
@@ -319,12 +419,7 @@ export class KvStore implements StateStore {
     if (parsed.kind === 'history') return;
     const actor = value as ActorValue;
     if (changed) {
-      const record: ActorRecord = {
-        kind: parsed.kind,
-        key: parsed.id,
-        snapshot: actor.snapshot,
-        revision: entry!.revision,
-      };
+      const record = recordOf(parsed.kind, parsed.id, this.cache.get(key)!);
       for (const listener of this.listeners) listener(record);
     }
     // Someone carried over entries already published: clear them.
@@ -346,7 +441,7 @@ export class KvStore implements StateStore {
       const modelId = parseKey(key)!.id;
       if (moving.length > 0) await this.appendHistory(modelId, moving);
       const next: ActorValue = {
-        snapshot: value.snapshot,
+        ...value,
         outbox: value.outbox.filter((e) => !this.published.has(e.id)),
         history: value.history.filter((h) => !this.published.has(eventIdOf(h))),
         timeline: value.timeline ?? [],
