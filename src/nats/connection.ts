@@ -31,7 +31,7 @@ export function connectionOptions(settings: Config['nats'], name: string): Conne
     name,
     // Never give up: after a NATS restart the service reconnects and carries on.
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
+    reconnectTimeWait: 200,
     waitOnFirstConnect: true,
     pingInterval: 10_000,
     maxPingOut: 3,

@@ -30,6 +30,9 @@ export type { RegistryEntry } from './registry.ts';
 export type { TrainingEntry } from './training-state.ts';
 export type { JetStreamSettings } from './setup.ts';
 
+/** How long the next input of a model waits for its rollback to finish before it is handed over anyway. */
+const ROLLBACK_WAIT_MS = 10_000;
+
 /** The input kinds Warden takes; any other kind token is counted and published as `unknown`. */
 const INPUT_KINDS = new Set(['promotion', 'evaluation']);
 
@@ -101,7 +104,10 @@ function durableSpecs(
       // one input per model at a time, resuming from the acknowledgement floor on every take-over.
       lease: inputLease,
       ordered: true,
+      positions: true,
     },
+    // The rollback events and pause acknowledgements change state too: taken by the same instance, in
+    // order per model, so that a frozen instance's late delivery cannot overtake a later one.
     {
       ...common,
       durable: names.durable('rolled_back'),
@@ -109,6 +115,8 @@ function durableSpecs(
       filter: `${p}.evt.promotion_rolled_back.*`,
       deliver: 'all',
       stampEventIds: false,
+      lease: inputLease,
+      ordered: true,
     },
     {
       ...common,
@@ -117,6 +125,8 @@ function durableSpecs(
       filter: `${p}.int.pause_acknowledged.*`,
       deliver: 'all',
       stampEventIds: false,
+      lease: inputLease,
+      ordered: true,
     },
     {
       ...common,
@@ -268,6 +278,9 @@ export async function createNatsAdapters(
         const eventId = (message.data as { event_id?: unknown } | null)?.event_id;
         return typeof eventId === 'string' && kvStore.hasApplied(modelId, eventId);
       },
+      // The next input of a model waits while its rollback is in flight (bounded: then it is kept in the
+      // model's state and handed back after the rollback, as the runtime does for any input).
+      ready: (modelId) => (isToken(modelId) ? kvStore.whenSettled(modelId, ROLLBACK_WAIT_MS) : null),
       // A key that is not a model id (a bad subject) has no state to claim: it is refused further on.
       claim: (modelId, epoch) => (isToken(modelId) ? kvStore.claim(modelId, epoch) : Promise.resolve()),
     };
@@ -312,7 +325,25 @@ export async function createNatsAdapters(
     );
     const registry = new KvRegistry(registryKv);
 
+    /**
+     * Commands are answered by the instance that takes the inputs (the single writer, with the freshest
+     * state); a standby starts answering when it takes over.
+     */
+    let answering = false;
+    const followLease = (): void => {
+      if (!answering || !attached) return;
+      if (inputLease.isHeld && responder === null) {
+        responder = new CommandResponder(link.nc, attached, p, names.commandQueue, log);
+      } else if (!inputLease.isHeld && responder !== null) {
+        const current = responder;
+        responder = null;
+        void current.close();
+      }
+    };
+    inputLease.onChange(followLease);
+
     const detach = async (): Promise<void> => {
+      answering = false;
       const current = responder;
       if (!current) return;
       await current.close();
@@ -329,10 +360,23 @@ export async function createNatsAdapters(
       ready: () => link.connected(),
       role: () => (inputLease.isHeld ? 'active' : 'standby'),
       async attach(target: Warden) {
-        if (responder)
+        if (answering)
           throw new WardenError('internal', 'the NATS adapters are already attached to a Warden');
         attached = target;
-        responder = new CommandResponder(link.nc, target, p, names.commandQueue, log);
+        answering = true;
+        // A lone instance takes the lease at once: wait for it (bounded), so that commands work on return.
+        if (!inputLease.isHeld) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, settings.leaseTtlMs + 500);
+            const unlisten = inputLease.onChange((held) => held && done());
+            function done(): void {
+              clearTimeout(timer);
+              unlisten();
+              resolve();
+            }
+          });
+        }
+        followLease();
         // The subscription is in place once the server has seen it.
         await link.nc.flush();
       },

@@ -52,6 +52,8 @@ export interface IntakeHooks {
    * can no longer write it.
    */
   claim?(key: string, epoch: number): Promise<void>;
+  /** Ordered intakes: resolves when `key` may take its next input (null: now). */
+  ready?(key: string): Promise<void> | null;
 }
 
 export interface RetrySettings {
@@ -78,6 +80,11 @@ export interface IntakeOptions extends DurableSpec {
    * what was applied already is recognised by its position.
    */
   readonly ordered?: boolean;
+  /**
+   * Ordered intakes of inputs: messages carry their stream sequence (`position`) and go through the
+   * `claim`, `ready` and `alreadyApplied` hooks. (Ordered intakes of Warden's own events only keep order.)
+   */
+  readonly positions?: boolean;
   /** When given, messages are taken only while this instance holds the lease (one consumer at a time). */
   readonly lease?: Lease | undefined;
   /** Subscribes to reconnections (consumption restarts, see `ordered`). */
@@ -477,7 +484,7 @@ export class Intake {
       if (!this.mayAct()) return; // not acknowledged: the next holder (or this one, later) gets it again
       try {
         const lease = this.options.lease;
-        if (lease && this.hooks.claim) {
+        if (lease && this.hooks.claim && this.options.positions) {
           if (this.claimedEpoch !== lease.epoch) {
             this.claimed = new Set();
             this.claimedEpoch = lease.epoch;
@@ -487,6 +494,8 @@ export class Intake {
             this.claimed.add(key);
           }
         }
+        const ready = this.options.positions ? this.hooks.ready?.(key) : null;
+        if (ready) await ready;
         if (!this.mayAct()) return;
         const outcome = await this.handleOnce(m, key);
         if (outcome === 'done') settle(m, 'ack');
@@ -575,13 +584,13 @@ export class Intake {
     let message = this.options.stampEventIds
       ? withStreamEventId(decoded.message, this.streamId, m.info.streamSequence)
       : decoded.message;
-    if (this.options.ordered) message = { ...message, position: m.info.streamSequence };
+    if (this.options.positions) message = { ...message, position: m.info.streamSequence };
     const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, m.subject));
     if (targets.length === 0) {
       await this.hooks.unroutable?.(message, this.place(m));
       return 'done';
     }
-    if (key !== null && this.hooks.alreadyApplied?.(message, key)) return 'done';
+    if (key !== null && this.options.positions && this.hooks.alreadyApplied?.(message, key)) return 'done';
     await Promise.all(targets.map((r) => r.handler(message)));
     return 'done';
   }

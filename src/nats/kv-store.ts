@@ -76,6 +76,7 @@ export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
 
 const MAX_ATTEMPTS = 20;
 const CLOSE_DEADLINE_MS = 3_000;
+const WATCH_STALL_MS = 3_000;
 const PUBLISHED_MEMORY = 20_000;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
@@ -123,7 +124,11 @@ export class KvStore implements StateStore {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly projected = new Map<string, { revision: number; json: string } | null>();
   private readonly tasks = new Set<Promise<unknown>>();
+  private readonly settledWaiters = new Map<string, Set<() => void>>();
   private watcher: { stop(): void } | null = null;
+  /** The highest revision the watch brought, and when it last moved on. */
+  private watchedRevision = 0;
+  private watchProgressAt = performance.now();
   private watching: Promise<void> | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
@@ -160,6 +165,34 @@ export class KvStore implements StateStore {
       { snapshot?: { context?: { recentInputIds?: unknown } } } | undefined;
     const ids = snapshot?.snapshot?.context?.recentInputIds;
     return Array.isArray(ids) && ids.includes(inputId);
+  }
+
+  /**
+   * Resolves once the model's committed state is not `rollingBack` (at once when it is not), or after
+   * `maxWaitMs`. The intake waits for it before the model's next input: an input that arrives during a
+   * rollback would be kept in the state and handed back later, and how many are kept would then depend on
+   * timing; waiting keeps every run of the same stream identical.
+   */
+  whenSettled(modelId: string, maxWaitMs: number): Promise<void> | null {
+    const key = actorKey('model', modelId);
+    if (!this.rollingBack(key)) return null;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, maxWaitMs);
+      const waiters = this.settledWaiters.get(key) ?? new Set();
+      this.settledWaiters.set(key, waiters);
+      waiters.add(done);
+      function done(): void {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      }
+    });
+  }
+
+  private rollingBack(key: string): boolean {
+    const snapshot = (this.cache.get(key)?.value as ActorValue | undefined)?.snapshot as
+      { snapshot?: { value?: unknown } } | undefined;
+    return snapshot?.snapshot?.value === 'rollingBack';
   }
 
   /** The stream sequence of the last input the model applied, as committed (0: none). */
@@ -388,6 +421,11 @@ export class KvStore implements StateStore {
     const changed = !before || before.snapshotJson !== snapshotJson;
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
+    const waiters = this.settledWaiters.get(key);
+    if (waiters && !this.rollingBack(key)) {
+      this.settledWaiters.delete(key);
+      for (const done of waiters) done();
+    }
     const now = Date.now();
     const current = new Set('outbox' in value ? value.outbox.map((e) => e.id) : []);
     if (before && 'outbox' in before.value)
@@ -511,6 +549,9 @@ export class KvStore implements StateStore {
       }
     }
     await this.reconcileTraining();
+    await this.checkWatch().catch((error: unknown) =>
+      this.options.onTransientFailure?.('watch_check', error),
+    );
   }
 
   private remember(id: string): void {
@@ -582,6 +623,10 @@ export class KvStore implements StateStore {
   /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */
   private async watchLoop(onEntry: (entry: KvEntry) => void): Promise<void> {
     let highest = 0;
+    const progress = (revision: number) => {
+      if (revision > this.watchedRevision) this.watchProgressAt = performance.now();
+      this.watchedRevision = Math.max(this.watchedRevision, revision);
+    };
     while (!this.closed) {
       try {
         const watcher = await this.kv.watch(
@@ -591,6 +636,7 @@ export class KvStore implements StateStore {
         if (this.closed) watcher.stop();
         for await (const entry of watcher) {
           highest = Math.max(highest, entry.revision);
+          progress(entry.revision);
           this.absorb(entry);
           onEntry(entry);
         }
@@ -600,6 +646,25 @@ export class KvStore implements StateStore {
       }
       if (!this.closed) await new Promise((resolve) => setTimeout(resolve, 500));
     }
+  }
+
+  /**
+   * A watch can stall without ending (a process frozen past the server's heartbeats, say): when the bucket
+   * holds revisions the watch has not brought for a while, it is started again after the last one seen.
+   */
+  private async checkWatch(): Promise<void> {
+    const last = (await this.kv.status()).streamInfo.state.last_seq;
+    if (last <= this.watchedRevision) {
+      this.watchProgressAt = performance.now();
+      return;
+    }
+    if (performance.now() - this.watchProgressAt < WATCH_STALL_MS) return;
+    this.logger.warn(
+      { seen: this.watchedRevision, stored: last },
+      'the watch of the actor bucket stalled; watching again',
+    );
+    this.watchProgressAt = performance.now();
+    this.watcher?.stop();
   }
 
   private *actorValues(): Iterable<ActorValue> {

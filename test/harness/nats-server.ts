@@ -21,6 +21,8 @@ export interface NatsServer extends AsyncDisposable {
   readonly storeDir: string;
   /** Stops the server (SIGTERM, then SIGKILL if it lingers). */
   stop(): Promise<void>;
+  /** Kills the server with SIGKILL (no shutdown at all); `start` brings it back from its store. */
+  kill(): Promise<void>;
   /** Starts it again on the same port with the same JetStream store. */
   start(): Promise<void>;
   restart(): Promise<void>;
@@ -72,7 +74,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     });
   };
 
-  const stop = async (): Promise<void> => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const proc = child;
     if (!proc) return;
     child = null;
@@ -82,7 +84,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         clearTimeout(killer);
         resolve();
       });
-      proc.kill('SIGTERM');
+      proc.kill(signal);
     });
   };
 
@@ -97,7 +99,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
-    stop,
+    stop: () => stop(),
+    kill: () => stop('SIGKILL'),
     start,
     async restart() {
       await stop();
