@@ -137,7 +137,10 @@ async function main(): Promise<void> {
     await server.stop();
     await server.start();
     const ready = Date.now();
-    const seq = await promote(js, 'rs', 'r');
+    // A fresh connection publishes at once (a reconnecting client would measure its own back-off).
+    const fresh = await connect({ servers: server.url, waitOnFirstConnect: true, reconnectTimeWait: 20 });
+    const seq = await promote(jetstream(fresh), 'rs', 'r');
+    await fresh.close();
     resumption.push((await appliedAt([single], 'r', seq)) - ready);
   }
   await single.kill('SIGKILL');

@@ -52,6 +52,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
+    // Only this start's output counts (a restart's log still holds the previous "Server is ready").
+    const from = output.length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
@@ -59,7 +61,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       }, startTimeoutMs);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('Server is ready')) {
+        if (output.slice(from).includes('Server is ready')) {
           clearTimeout(timer);
           resolve();
         }
