@@ -323,7 +323,7 @@ export async function createNatsAdapters(
       },
       log,
     );
-    const registry = new KvRegistry(registryKv);
+    const registry = new KvRegistry(registryKv, transientFailure);
 
     /**
      * Commands are answered by the instance that takes the inputs (the single writer, with the freshest

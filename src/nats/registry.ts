@@ -1,6 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../actors/ports.ts';
 import { entryText, isoTime, isWrongRevision } from './kv-util.ts';
+import { isTransient } from './intake.ts';
 
 /**
  * The value under `<prefix>_registry.<model_id>`: the production pointer a serving system watches.
@@ -17,12 +18,51 @@ export interface RegistryEntry {
 }
 
 const MAX_ATTEMPTS = 20;
+/** A timeout or a disconnection is retried this many times (with a growing wait) before it fails the call. */
+const TRANSIENT_ATTEMPTS = 5;
+
+/** Runs a registry call again when NATS timed out or was away: it fails only if that persists. */
+async function retryingTransient<T>(work: () => Promise<T>, onRetry?: (error: unknown) => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= TRANSIENT_ATTEMPTS || !isTransient(error) || isWrongRevision(error)) throw error;
+      onRetry?.(error);
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }
+}
 
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
 export class KvRegistry implements ModelRegistry {
-  constructor(private readonly kv: KV) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly onTransientFailure?: (what: string, error: unknown) => void,
+  ) {}
 
-  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    return retryingTransient(
+      () => this.putPromotion(modelId, version, at, reason),
+      (error) => this.onTransientFailure?.('registry', error),
+    );
+  }
+
+  rollback(request: RollbackRequest): Promise<void> {
+    return retryingTransient(
+      () => this.applyRollback(request),
+      (error) => this.onTransientFailure?.('registry', error),
+    );
+  }
+
+  production(modelId: string): Promise<ProductionPointer | null> {
+    return retryingTransient(
+      () => this.readPointer(modelId),
+      (error) => this.onTransientFailure?.('registry', error),
+    );
+  }
+
+  private async putPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
     const entry: RegistryEntry = {
       model_id: modelId,
       version,
@@ -33,7 +73,7 @@ export class KvRegistry implements ModelRegistry {
     await this.kv.put(modelId, JSON.stringify(entry));
   }
 
-  async rollback(request: RollbackRequest): Promise<void> {
+  private async applyRollback(request: RollbackRequest): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const stored = await this.kv.get(request.modelId);
       const text = entryText(stored);
@@ -66,7 +106,7 @@ export class KvRegistry implements ModelRegistry {
     );
   }
 
-  async production(modelId: string): Promise<ProductionPointer | null> {
+  private async readPointer(modelId: string): Promise<ProductionPointer | null> {
     const text = entryText(await this.kv.get(modelId));
     if (text === null) return null;
     const entry = JSON.parse(text) as RegistryEntry;
