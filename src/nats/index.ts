@@ -323,7 +323,14 @@ export async function createNatsAdapters(
       },
       log,
     );
-    const registry = new KvRegistry(registryKv, transientFailure);
+    const registry = new KvRegistry(registryKv, transientFailure, inputLease);
+    // A new holder claims every actor at once: from then on the previous holder can write none of them,
+    // and the runtime here follows their latest state (and runs the rollbacks and timers they call for).
+    inputLease.onChange((held) => {
+      if (!held) return;
+      const epoch = inputLease.epoch;
+      void kvStore.claimAll(epoch).catch((error: unknown) => log.warn({ err: error }, 'claiming failed'));
+    });
 
     /**
      * Commands are answered by the instance that takes the inputs (the single writer, with the freshest

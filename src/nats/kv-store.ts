@@ -206,8 +206,28 @@ export class KvStore implements StateStore {
    * latest committed state from NATS (the runtime follows it) and writes it back marked with the epoch, a
    * revision-checked write after which NATS refuses every write the previous holder still attempts.
    */
-  async claim(modelId: string, epoch: number): Promise<void> {
-    const key = actorKey('model', modelId);
+  /**
+   * On taking the lease: claims every actor this instance knows of, so that the previous holder can write
+   * none of them any more and the runtime here follows the latest state and runs its effects and timers.
+   */
+  async claimAll(epoch: number): Promise<void> {
+    const keys = [...this.cache.keys()].map(parseKey).filter((p) => p !== null && p.kind !== 'history');
+    const failures: unknown[] = [];
+    for (let i = 0; i < keys.length; i += 64) {
+      await Promise.all(
+        keys
+          .slice(i, i + 64)
+          .map((p) =>
+            this.claim(p!.id, epoch, p!.kind as ActorKind).catch((error: unknown) => failures.push(error)),
+          ),
+      );
+    }
+    if (failures.length > 0)
+      this.logger.warn({ err: failures[0], failures: failures.length }, 'could not claim every actor');
+  }
+
+  async claim(modelId: string, epoch: number, kind: ActorKind = 'model'): Promise<void> {
+    const key = actorKey(kind, modelId);
     await this.serial(key, async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const entry = await this.kv.get(key);
@@ -224,7 +244,11 @@ export class KvStore implements StateStore {
         const next: ActorValue = { ...value, epoch };
         try {
           const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
-          this.store(key, revision, next);
+          // Told like any new value, so that the runtime here adopts it (and runs what it calls for).
+          this.absorb(
+            { key, revision, operation: 'PUT', string: () => JSON.stringify(next) } as unknown as KvEntry,
+            key,
+          );
           return;
         } catch (error) {
           if (!isWrongRevision(error)) throw error;
@@ -369,19 +393,16 @@ export class KvStore implements StateStore {
     const unchangedSince =
       cached && actor.revision >= cached.snapshotRevision && actor.revision <= cached.revision;
     const expected = unchangedSince ? cached.revision : actor.revision;
+    // Single writer: only the lease holder writes actor state. Refused as a conflict, so that the runtime
+    // re-reads what the holder committed (which also ends a timer or effect the holder has already done).
     const fence = this.options.fence;
-    const applies = actor.position !== undefined && actor.position > (previous?.position ?? 0);
-    if (fence && applies && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
+    if (fence && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
       return {
         ok: false,
-        error: new WardenError(
-          'unavailable',
-          `${actor.kind} ${actor.key}: this instance no longer holds the input lease`,
-          { retryable: true },
-        ),
+        error: new ConflictError(`${actor.kind} ${actor.key}: this instance does not hold the input lease`),
       };
     }
-    const epoch = fence && applies ? fence.epoch : previous?.epoch;
+    const epoch = fence ? fence.epoch : previous?.epoch;
     const value: ActorValue = {
       ...(actor.position !== undefined ? { position: actor.position } : {}),
       ...(epoch !== undefined ? { epoch } : {}),

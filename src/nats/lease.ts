@@ -45,6 +45,21 @@ export class Lease {
     return this.held && performance.now() < this.validUntil;
   }
 
+  /** Resolves true once the lease is valid here (at once if it is), false after `timeoutMs`. */
+  whenValid(timeoutMs: number): Promise<boolean> {
+    if (this.valid()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      timer.unref();
+      const unlisten = this.onChange((held) => held && finish(this.valid()));
+      function finish(result: boolean): void {
+        clearTimeout(timer);
+        unlisten();
+        resolve(result);
+      }
+    });
+  }
+
   /** The revision at which this instance took the lease: grows with every take-over. */
   get epoch(): number {
     return this.currentEpoch;

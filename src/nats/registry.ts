@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../actors/ports.ts';
 import { entryText, isoTime, isWrongRevision } from './kv-util.ts';
 import { isTransient } from './intake.ts';
+import { WardenError } from '../domain/errors.ts';
 
 /**
  * The value under `<prefix>_registry.<model_id>`: the production pointer a serving system watches.
@@ -20,6 +21,8 @@ export interface RegistryEntry {
 const MAX_ATTEMPTS = 20;
 /** A timeout or a disconnection is retried this many times (with a growing wait) before it fails the call. */
 const TRANSIENT_ATTEMPTS = 5;
+/** How long a registry write waits for this instance to hold the input lease. */
+const FENCE_WAIT_MS = 3_000;
 
 /** Runs a registry call again when NATS timed out or was away: it fails only if that persists. */
 async function retryingTransient<T>(work: () => Promise<T>, onRetry?: (error: unknown) => void): Promise<T> {
@@ -39,16 +42,28 @@ export class KvRegistry implements ModelRegistry {
   constructor(
     private readonly kv: KV,
     private readonly onTransientFailure?: (what: string, error: unknown) => void,
+    /** Writes only while this holds (the instance that takes the inputs is the single writer). */
+    private readonly fence?: { whenValid(timeoutMs: number): Promise<boolean> },
   ) {}
 
-  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+  /** Waits a little for the lease (a starting instance takes it within milliseconds), then gives up. */
+  private async fenced(): Promise<void> {
+    if (this.fence && !(await this.fence.whenValid(FENCE_WAIT_MS)))
+      throw new WardenError('unavailable', 'registry: this instance does not hold the input lease', {
+        retryable: true,
+      });
+  }
+
+  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    await this.fenced();
     return retryingTransient(
       () => this.putPromotion(modelId, version, at, reason),
       (error) => this.onTransientFailure?.('registry', error),
     );
   }
 
-  rollback(request: RollbackRequest): Promise<void> {
+  async rollback(request: RollbackRequest): Promise<void> {
+    await this.fenced();
     return retryingTransient(
       () => this.applyRollback(request),
       (error) => this.onTransientFailure?.('registry', error),
