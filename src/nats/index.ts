@@ -31,7 +31,7 @@ export type { TrainingEntry } from './training-state.ts';
 export type { JetStreamSettings } from './setup.ts';
 
 /** How long the next input of a model waits for its rollback to finish before it is handed over anyway. */
-const ROLLBACK_WAIT_MS = 10_000;
+const ROLLBACK_WAIT_MS = 60_000;
 
 /** The input kinds Warden takes; any other kind token is counted and published as `unknown`. */
 const INPUT_KINDS = new Set(['promotion', 'evaluation']);
@@ -323,14 +323,20 @@ export async function createNatsAdapters(
       },
       log,
     );
-    const registry = new KvRegistry(registryKv, transientFailure, inputLease);
+    const registry = new KvRegistry(registryKv, transientFailure, {
+      whenValid: (ms) => inputLease.whenValid(ms),
+      closed: () => link.nc.isClosed(),
+    });
     // A new holder claims every actor at once: from then on the previous holder can write none of them,
     // and the runtime here follows their latest state (and runs the rollbacks and timers they call for).
-    inputLease.onChange((held) => {
-      if (!held) return;
-      const epoch = inputLease.epoch;
-      void kvStore.claimAll(epoch).catch((error: unknown) => log.warn({ err: error }, 'claiming failed'));
-    });
+    const claimAll = (): void => {
+      if (!inputLease.isHeld) return;
+      void kvStore
+        .claimAll(inputLease.epoch)
+        .catch((error: unknown) => log.warn({ err: error }, 'claiming failed'));
+    };
+    inputLease.onChange((held) => held && claimAll());
+    link.onReconnect(claimAll);
 
     /**
      * Commands are answered by the instance that takes the inputs (the single writer, with the freshest

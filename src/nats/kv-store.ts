@@ -32,6 +32,8 @@ interface ActorValue {
 export interface WriteFence {
   /** Held and recently renewed: this instance may apply inputs now. */
   valid(): boolean;
+  /** Held, though perhaps not renewed recently enough to act. */
+  readonly isHeld: boolean;
   readonly epoch: number;
 }
 
@@ -77,6 +79,8 @@ export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
 const MAX_ATTEMPTS = 20;
 const CLOSE_DEADLINE_MS = 3_000;
 const WATCH_STALL_MS = 3_000;
+/** After a commit that failed for a NATS reason, the actor is claimed this many times (see reclaimLater). */
+const RECLAIMS = 3;
 const PUBLISHED_MEMORY = 20_000;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
@@ -125,6 +129,7 @@ export class KvStore implements StateStore {
   private readonly projected = new Map<string, { revision: number; json: string } | null>();
   private readonly tasks = new Set<Promise<unknown>>();
   private readonly settledWaiters = new Map<string, Set<() => void>>();
+  private readonly reclaiming = new Set<string>();
   private watcher: { stop(): void } | null = null;
   /** The highest revision the watch brought, and when it last moved on. */
   private watchedRevision = 0;
@@ -207,8 +212,10 @@ export class KvStore implements StateStore {
    * revision-checked write after which NATS refuses every write the previous holder still attempts.
    */
   /**
-   * On taking the lease: claims every actor this instance knows of, so that the previous holder can write
-   * none of them any more and the runtime here follows the latest state and runs its effects and timers.
+   * On taking the lease (and after a reconnection): claims every actor this instance knows of, each with a
+   * fresh revision, so that the previous holder can write none of them any more and the runtime here
+   * follows the latest state and runs again what it calls for (a rollback whose result could not be stored
+   * while NATS was away, a timer, kept inputs).
    */
   async claimAll(epoch: number): Promise<void> {
     const keys = [...this.cache.keys()].map(parseKey).filter((p) => p !== null && p.kind !== 'history');
@@ -218,7 +225,9 @@ export class KvStore implements StateStore {
         keys
           .slice(i, i + 64)
           .map((p) =>
-            this.claim(p!.id, epoch, p!.kind as ActorKind).catch((error: unknown) => failures.push(error)),
+            this.claim(p!.id, epoch, p!.kind as ActorKind, true).catch((error: unknown) =>
+              failures.push(error),
+            ),
           ),
       );
     }
@@ -226,7 +235,36 @@ export class KvStore implements StateStore {
       this.logger.warn({ err: failures[0], failures: failures.length }, 'could not claim every actor');
   }
 
-  async claim(modelId: string, epoch: number, kind: ActorKind = 'model'): Promise<void> {
+  /**
+   * A commit that failed for a NATS reason (a timeout, NATS away) leaves the runtime on its last stored
+   * state, with whatever that state calls for (a rollback result to store, say) possibly given up: once
+   * NATS answers again, the actor is claimed afresh, so that the runtime here picks up from it again.
+   */
+  private reclaimLater(kind: ActorKind, key: string): void {
+    const id = actorKey(kind, key);
+    if (this.reclaiming.has(id) || !this.options.fence) return;
+    this.reclaiming.add(id);
+    const fence = this.options.fence;
+    this.track(
+      (async () => {
+        // Claimed a few times, some seconds apart: the runtime follows a claim only once the actor has no
+        // commit of its own in flight (which, with NATS away, can take a while to fail).
+        let claimed = 0;
+        for (let attempt = 0; !this.closed && claimed < RECLAIMS && attempt < 60; attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 5_000)));
+          if (!fence.valid()) continue;
+          try {
+            await this.claim(key, fence.epoch, kind, true);
+            claimed++;
+          } catch (error) {
+            this.options.onTransientFailure?.('reclaim', error);
+          }
+        }
+      })().finally(() => this.reclaiming.delete(id)),
+    );
+  }
+
+  async claim(modelId: string, epoch: number, kind: ActorKind = 'model', always = false): Promise<void> {
     const key = actorKey(kind, modelId);
     await this.serial(key, async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -240,7 +278,7 @@ export class KvStore implements StateStore {
             retryable: true,
           });
         }
-        if (value.epoch === epoch) return;
+        if (value.epoch === epoch && !always) return;
         const next: ActorValue = { ...value, epoch };
         try {
           const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
@@ -397,6 +435,9 @@ export class KvStore implements StateStore {
     // re-reads what the holder committed (which also ends a timer or effect the holder has already done).
     const fence = this.options.fence;
     if (fence && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
+      // Once this instance may act again (the holder cut off for a moment, or a standby taking over), it
+      // takes this actor up again.
+      this.reclaimLater(actor.kind, actor.key);
       return {
         ok: false,
         error: new ConflictError(`${actor.kind} ${actor.key}: this instance does not hold the input lease`),
@@ -428,6 +469,8 @@ export class KvStore implements StateStore {
           error: new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`),
         };
       }
+      this.options.onTransientFailure?.('commit', error);
+      this.reclaimLater(actor.kind, actor.key);
       return { ok: false, error };
     }
   }

@@ -19,22 +19,15 @@ export interface RegistryEntry {
 }
 
 const MAX_ATTEMPTS = 20;
-/** A timeout or a disconnection is retried this many times (with a growing wait) before it fails the call. */
-const TRANSIENT_ATTEMPTS = 5;
-/** How long a registry write waits for this instance to hold the input lease. */
-const FENCE_WAIT_MS = 3_000;
+/** A read that times out is tried this many times (with a growing wait) before it fails. */
+const READ_ATTEMPTS = 5;
 
-/** Runs a registry call again when NATS timed out or was away: it fails only if that persists. */
-async function retryingTransient<T>(work: () => Promise<T>, onRetry?: (error: unknown) => void): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if (attempt >= TRANSIENT_ATTEMPTS || !isTransient(error) || isWrongRevision(error)) throw error;
-      onRetry?.(error);
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
-    }
-  }
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What the registry's writes wait for: this instance holding the input lease, the connection open. */
+export interface RegistryFence {
+  whenValid(timeoutMs: number): Promise<boolean>;
+  closed(): boolean;
 }
 
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
@@ -43,38 +36,47 @@ export class KvRegistry implements ModelRegistry {
     private readonly kv: KV,
     private readonly onTransientFailure?: (what: string, error: unknown) => void,
     /** Writes only while this holds (the instance that takes the inputs is the single writer). */
-    private readonly fence?: { whenValid(timeoutMs: number): Promise<boolean> },
+    private readonly fence?: RegistryFence,
   ) {}
 
-  /** Waits a little for the lease (a starting instance takes it within milliseconds), then gives up. */
-  private async fenced(): Promise<void> {
-    if (this.fence && !(await this.fence.whenValid(FENCE_WAIT_MS)))
-      throw new WardenError('unavailable', 'registry: this instance does not hold the input lease', {
-        retryable: true,
-      });
+  /**
+   * A write is an effect of the single writer: it waits until this instance may act, and a timeout or a
+   * disconnection retries it (with a growing wait, at most 2 s) until NATS answers; it fails for a reason
+   * of its own (the pointer is elsewhere), or when the connection is closed for good.
+   */
+  private async write(work: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.fence?.closed())
+        throw new WardenError('unavailable', 'registry: the NATS connection is closed', { retryable: true });
+      if (this.fence && !(await this.fence.whenValid(1_000))) continue;
+      try {
+        return await work();
+      } catch (error) {
+        if (!isTransient(error) || isWrongRevision(error)) throw error;
+        this.onTransientFailure?.('registry', error);
+        await sleep(Math.min(100 * 2 ** attempt, 2_000));
+      }
+    }
   }
 
-  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
-    await this.fenced();
-    return retryingTransient(
-      () => this.putPromotion(modelId, version, at, reason),
-      (error) => this.onTransientFailure?.('registry', error),
-    );
+  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    return this.write(() => this.putPromotion(modelId, version, at, reason));
   }
 
-  async rollback(request: RollbackRequest): Promise<void> {
-    await this.fenced();
-    return retryingTransient(
-      () => this.applyRollback(request),
-      (error) => this.onTransientFailure?.('registry', error),
-    );
+  rollback(request: RollbackRequest): Promise<void> {
+    return this.write(() => this.applyRollback(request));
   }
 
-  production(modelId: string): Promise<ProductionPointer | null> {
-    return retryingTransient(
-      () => this.readPointer(modelId),
-      (error) => this.onTransientFailure?.('registry', error),
-    );
+  async production(modelId: string): Promise<ProductionPointer | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readPointer(modelId);
+      } catch (error) {
+        if (attempt >= READ_ATTEMPTS || !isTransient(error)) throw error;
+        this.onTransientFailure?.('registry', error);
+        await sleep(100 * 2 ** attempt);
+      }
+    }
   }
 
   private async putPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
