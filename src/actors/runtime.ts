@@ -845,7 +845,11 @@ export class ActorRuntime {
         this.track(
           this.dispatch('model', host.key, event, undefined)
             .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
-            .finally(() => this.rollbacksRunning.delete(plan.rollbackId)),
+            .finally(() => {
+              this.rollbacksRunning.delete(plan.rollbackId);
+              // A result that could not be stored leaves the committed state rolling back: run it again.
+              if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
+            }),
         );
       });
     const tracked = call.finally(() => this.registryCalls.delete(tracked));
