@@ -83,7 +83,6 @@ describe('inputs that keep failing over NATS', () => {
   it('counts 300 invented input kinds under one label and one rejected subject', async () => {
     const metrics = createMetrics();
     await using w = await startNatsWarden(nats.server.url, { onRejected: metrics.onRejected });
-    const before = (await metrics.render()).length;
     for (let i = 0; i < 300; i++) {
       await nats.client.publish(`warden.in.kind_${i}.m${i}`, { model_id: `m${i}`, games_played: 1 });
     }
@@ -93,7 +92,8 @@ describe('inputs that keep failing over NATS', () => {
     const text = await metrics.render();
     expect(text).toContain('warden_rejected_inputs_total{kind="unknown",reason="invalid_input"} 301');
     expect(text).not.toMatch(/kind_\d/);
-    expect(text.length - before).toBeLessThan(500);
+    // One series for all of them: invented kinds cannot grow /metrics.
+    expect(text.split('\n').filter((l) => l.startsWith('warden_rejected_inputs_total{'))).toHaveLength(1);
     const subjects = new Set((await nats.client.stored('warden.evt.rejected.>')).map((m) => m.subject));
     expect(subjects).toEqual(new Set(['warden.evt.rejected.unknown']));
   });
