@@ -294,10 +294,10 @@ export class Warden {
         durable: true,
       }),
       this.bus.subscribe(`${p}.in.promotion.*`, (m) =>
-        this.ingest(m.subject, m.data, m.raw).then(() => undefined),
+        this.ingest(m.subject, m.data, m.raw, m.position).then(() => undefined),
       ),
       this.bus.subscribe(`${p}.in.evaluation.*`, (m) =>
-        this.ingest(m.subject, m.data, m.raw).then(() => undefined),
+        this.ingest(m.subject, m.data, m.raw, m.position).then(() => undefined),
       ),
     );
     this.runtime.startPublishing();
@@ -327,7 +327,11 @@ export class Warden {
   // ---------------------------------------------------------------------------------------------
   // Inputs
 
-  async promote(input: unknown): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
+  /** `position`: the input's place in its log (NATS mode), committed with the model's state. */
+  async promote(
+    input: unknown,
+    position?: number,
+  ): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
     const promotion = parseInput(PromotionInputSchema, input, 'promotion');
     const ref = this.resolveRef(promotion.model_id, promotion.version);
     requireToken(ref.modelId, 'model_id');
@@ -353,6 +357,7 @@ export class Warden {
         metadata: promotion.metadata,
       },
       { configKey },
+      position,
     );
     return {
       model_id: ref.modelId,
@@ -362,30 +367,35 @@ export class Warden {
     };
   }
 
-  async evaluate(input: unknown): Promise<CommandResult<Outcome> & { model_id: string }> {
+  async evaluate(input: unknown, position?: number): Promise<CommandResult<Outcome> & { model_id: string }> {
     const e = parseInput(EvaluationInputSchema, input, 'evaluation');
     const ref = this.resolveRef(e.model_id, e.version);
     requireToken(ref.modelId, 'model_id');
     // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
     const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
-    const outcome = await this.runtime.dispatchModel(ref.modelId, {
-      type: 'EVALUATED',
-      at: this.clock.now(),
-      version: ref.version,
-      metrics: {
-        currentElo: e.current_elo,
-        baselineElo: e.baseline_elo,
-        currentWinRate: e.current_win_rate,
-        baselineWinRate: e.baseline_win_rate,
-        errorRate: e.error_rate,
+    const outcome = await this.runtime.dispatchModel(
+      ref.modelId,
+      {
+        type: 'EVALUATED',
+        at: this.clock.now(),
+        version: ref.version,
+        metrics: {
+          currentElo: e.current_elo,
+          baselineElo: e.baseline_elo,
+          currentWinRate: e.current_win_rate,
+          baselineWinRate: e.baseline_win_rate,
+          errorRate: e.error_rate,
+        },
+        gamesPlayed: e.games_played,
+        outcomes: hasOutcomes
+          ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial }
+          : undefined,
+        inputId: e.event_id,
+        metadata: e.metadata,
       },
-      gamesPlayed: e.games_played,
-      outcomes: hasOutcomes
-        ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial }
-        : undefined,
-      inputId: e.event_id,
-      metadata: e.metadata,
-    });
+      undefined,
+      position,
+    );
     return {
       model_id: ref.modelId,
       outcome: refuseIfBusy(ref.modelId, outcome),
@@ -401,6 +411,7 @@ export class Warden {
     subject: string,
     data: unknown,
     raw?: string,
+    position?: number,
   ): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorBody }> {
     const kind = subject.split('.').at(-2) ?? 'unknown';
     const started = performance.now();
@@ -421,7 +432,8 @@ export class Warden {
           ]);
         }
       }
-      const result = kind === 'promotion' ? await this.promote(data) : await this.evaluate(data);
+      const result =
+        kind === 'promotion' ? await this.promote(data, position) : await this.evaluate(data, position);
       this.onProcessed?.(kind, (performance.now() - started) / 1000);
       return { ok: true, result };
     } catch (caught) {

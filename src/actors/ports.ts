@@ -25,6 +25,11 @@ export interface BusMessage {
   /** The decoded payload; producers' bytes that are not JSON arrive as `raw` with `data` undefined. */
   readonly data: unknown;
   readonly raw?: string;
+  /**
+   * Where the message sits in the durable log it came from (the JetStream stream sequence of an input),
+   * when it comes from one; the runtime commits it with the state of the actor the input changed.
+   */
+  readonly position?: number;
 }
 
 export type Unsubscribe = () => void;
@@ -91,6 +96,11 @@ export interface ActorRecord {
   readonly snapshot: unknown;
   /** Optimistic concurrency: the revision this record was read at (0: new). */
   readonly revision: number;
+  /**
+   * The log position of the last input this actor applied (see BusMessage.position), committed with its
+   * state; absent when no input with a position ever changed it. An input at or below it is a duplicate.
+   */
+  readonly position?: number;
 }
 
 export interface OutboxEntry {

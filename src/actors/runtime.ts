@@ -64,6 +64,8 @@ interface Host {
   actor: AnyActor;
   readonly configKey: string;
   revision: number;
+  /** The log position of the last input applied, as committed (0: none). */
+  position: number;
   /** The last committed snapshot: what a failed commit reverts to. */
   persisted: unknown;
   emitted: Array<{ type: 'publish'; event: OutputEvent }>;
@@ -82,6 +84,8 @@ interface PendingDispatch {
   readonly host: Host;
   readonly event: ModelEvent | TrainingEvent;
   readonly create: { configKey: string } | undefined;
+  /** The input's log position, committed with the actor's state (see BusMessage.position). */
+  readonly position: number | undefined;
   readonly outbox: readonly OutboxEntry[];
   readonly history: readonly HistoryRecord[];
   readonly timeline: TimelineEntry | null;
@@ -188,8 +192,14 @@ export class ActorRuntime {
     return this.hosts.get(`${kind}:${key}`)?.persisted;
   }
 
-  dispatchModel(modelId: string, event: ModelEvent, create?: { configKey: string }): Promise<Outcome> {
-    return this.dispatch('model', modelId, event, create) as Promise<Outcome>;
+  /** `position`: the input's place in its log, committed with the model's state (NATS mode). */
+  dispatchModel(
+    modelId: string,
+    event: ModelEvent,
+    create?: { configKey: string },
+    position?: number,
+  ): Promise<Outcome> {
+    return this.dispatch('model', modelId, event, create, position) as Promise<Outcome>;
   }
 
   dispatchTraining(configKey: string, event: TrainingEvent): Promise<TrainingOutcome> {
@@ -308,6 +318,7 @@ export class ActorRuntime {
       actor: undefined as unknown as AnyActor,
       configKey,
       revision: record?.revision ?? 0,
+      position: record?.position ?? 0,
       persisted: record?.snapshot ?? null,
       emitted: [],
       timer: null,
@@ -338,6 +349,7 @@ export class ActorRuntime {
     key: string,
     event: ModelEvent | TrainingEvent,
     create: { configKey: string } | undefined,
+    position?: number,
   ): Promise<Outcome | TrainingOutcome> {
     if (this.stopped)
       return Promise.reject(new WardenError('unavailable', 'Warden is shutting down', { retryable: true }));
@@ -353,7 +365,7 @@ export class ActorRuntime {
     const target = host;
     return new Promise((resolve, reject) => {
       try {
-        this.apply(target, event, create, resolve, reject);
+        this.apply(target, event, create, resolve, reject, position);
       } catch (error) {
         // Whatever failed, the actor goes back to its committed state and only this input fails.
         try {
@@ -372,6 +384,7 @@ export class ActorRuntime {
     create: { configKey: string } | undefined,
     resolve: PendingDispatch['resolve'],
     reject: PendingDispatch['reject'],
+    position?: number,
   ): void {
     const before = host.actor.getSnapshot();
     host.emitted = [];
@@ -416,6 +429,7 @@ export class ActorRuntime {
       host,
       event,
       create,
+      position,
       outbox: publications.length === 0 ? NO_OUTBOX : this.toOutbox(publications),
       history: publications.length === 0 ? NO_HISTORY : toHistory(publications),
       timeline: timelineEntry(
@@ -479,12 +493,19 @@ export class ActorRuntime {
 
   private async commitBatch(batch: PendingDispatch[], attempt: number): Promise<void> {
     const hosts = [...new Set(batch.map((d) => d.host))];
-    const records: ActorRecord[] = hosts.map((host) => ({
-      kind: host.kind,
-      key: host.key,
-      snapshot: { machine: host.actor.logic.id, snapshot: host.actor.getPersistedSnapshot() },
-      revision: host.revision,
-    }));
+    const records: ActorRecord[] = hosts.map((host) => {
+      const position = batch.reduce(
+        (max, d) => (d.host === host && d.position !== undefined && d.position > max ? d.position : max),
+        host.position,
+      );
+      return {
+        kind: host.kind,
+        key: host.key,
+        snapshot: { machine: host.actor.logic.id, snapshot: host.actor.getPersistedSnapshot() },
+        revision: host.revision,
+        ...(position > 0 ? { position } : {}),
+      };
+    });
     for (const host of hosts) this.committing.add(host);
     let results: PartResult[];
     try {
@@ -498,6 +519,7 @@ export class ActorRuntime {
       const result = results[i]!;
       if (result.ok) {
         host.revision = result.revision;
+        host.position = records[i]!.position ?? 0;
         host.persisted = records[i]!.snapshot;
         written.add(host);
       } else if (failure === null || !(result.error instanceof ConflictError)) {
@@ -578,6 +600,7 @@ export class ActorRuntime {
           const fresh = await this.deps.store.loadActor(host.kind, host.key);
           host.persisted = fresh?.snapshot ?? null;
           host.revision = fresh?.revision ?? 0;
+          host.position = fresh?.position ?? 0;
         }
       } catch (loadError) {
         retry = false;
@@ -603,7 +626,7 @@ export class ActorRuntime {
     }
     for (const d of retry ? [...batch, ...later] : later) {
       try {
-        this.apply(d.host, d.event, d.create, d.resolve, d.reject);
+        this.apply(d.host, d.event, d.create, d.resolve, d.reject, d.position);
       } catch (e) {
         d.reject(e);
       }
@@ -637,6 +660,7 @@ export class ActorRuntime {
       )
         return;
       host.revision = record.revision;
+      host.position = record.position ?? 0;
       host.persisted = record.snapshot;
       this.replaceActor(host);
       this.afterCommit(host);
@@ -834,7 +858,11 @@ export class ActorRuntime {
         this.track(
           this.dispatch('model', host.key, event, undefined)
             .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
-            .finally(() => this.rollbacksRunning.delete(plan.rollbackId)),
+            .finally(() => {
+              this.rollbacksRunning.delete(plan.rollbackId);
+              // A result that could not be stored leaves the committed state rolling back: run it again.
+              if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
+            }),
         );
       });
     const tracked = call.finally(() => this.registryCalls.delete(tracked));

@@ -9,12 +9,20 @@ import {
 import type { Config } from '../config/schema.ts';
 import { WardenError } from '../domain/errors.ts';
 
+/** How long an orderly close waits for NATS to take what is pending. */
+export const DEFAULT_CLOSE_DEADLINE_MS = 5_000;
+
 export interface NatsLink {
   readonly nc: NatsConnection;
   /** Connected now (false while reconnecting after a NATS restart, and after close). */
   connected(): boolean;
-  /** Drains the connection: pending publications and acknowledgements are flushed first. */
-  close(): Promise<void>;
+  /** Calls `listener` after each reconnection; returns the unsubscribe function. */
+  onReconnect(listener: () => void): () => void;
+  /**
+   * Drains the connection (pending publications and acknowledgements are flushed first), and closes it
+   * outright when that takes longer than `deadlineMs` (NATS down).
+   */
+  close(deadlineMs?: number): Promise<void>;
 }
 
 /** The servers (comma-separated URLs), with credentials taken out of any `user:pass@` or `token@` part. */
@@ -23,7 +31,7 @@ export function connectionOptions(settings: Config['nats'], name: string): Conne
     name,
     // Never give up: after a NATS restart the service reconnects and carries on.
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
+    reconnectTimeWait: 200,
     waitOnFirstConnect: true,
     pingInterval: 10_000,
     maxPingOut: 3,
@@ -80,6 +88,7 @@ export async function connectNats(
 ): Promise<NatsLink> {
   const nc = await connect(connectionOptions(settings, name));
   let connected = true;
+  const reconnectListeners = new Set<() => void>();
   const log = logger.child({ nats: describeServers(settings) });
   log.info({ server: nc.getServer() }, 'connected to NATS');
   void (async () => {
@@ -92,6 +101,7 @@ export async function connectNats(
         case 'reconnect':
           connected = true;
           log.info({ server: status.server }, 'reconnected to NATS');
+          for (const listener of reconnectListeners) listener();
           break;
         case 'error':
           log.error({ err: status.error }, 'NATS reported an error');
@@ -108,12 +118,28 @@ export async function connectNats(
   return {
     nc,
     connected: () => connected && !nc.isClosed(),
-    async close() {
+    onReconnect(listener) {
+      reconnectListeners.add(listener);
+      return () => reconnectListeners.delete(listener);
+    },
+    async close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS) {
       if (nc.isClosed()) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), deadlineMs);
+      });
       try {
-        await nc.drain();
+        const drained = connected
+          ? await Promise.race([nc.drain().then(() => 'drained' as const), late])
+          : 'late';
+        if (drained === 'late') {
+          log.warn({ deadlineMs }, 'NATS did not drain in time; closing the connection');
+          await nc.close();
+        }
       } catch {
-        await nc.close();
+        await nc.close().catch(() => undefined);
+      } finally {
+        clearTimeout(timer);
       }
     },
   };

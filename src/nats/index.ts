@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { Config } from '../config/schema.ts';
-import type { BusMessage, EventBus, ModelRegistry, StateStore } from '../actors/ports.ts';
+import type { EventBus, ModelRegistry, StateStore } from '../actors/ports.ts';
 import type { Warden } from '../warden.ts';
 import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.ts';
 import { isToken } from '../domain/model-ref.ts';
@@ -13,7 +13,13 @@ import { NatsBus, type NatsBusOptions } from './bus.ts';
 import { KvStore, DEFAULT_KV_STORE_OPTIONS, type KvStoreOptions } from './kv-store.ts';
 import { KvRegistry } from './registry.ts';
 import { CommandResponder } from './commands.ts';
-import type { IntakeHooks } from './intake.ts';
+import {
+  DEFAULT_RETRY,
+  type IntakeHooks,
+  type IntakeOptions,
+  type Place,
+  type RetrySettings,
+} from './intake.ts';
 import { Lease } from './lease.ts';
 import { hostname } from 'node:os';
 import { nuid } from '@nats-io/transport-node';
@@ -24,11 +30,11 @@ export type { RegistryEntry } from './registry.ts';
 export type { TrainingEntry } from './training-state.ts';
 export type { JetStreamSettings } from './setup.ts';
 
-/**
- * A model remembers its last 64 input ids (RECENT_INPUT_LIMIT); with at most this many of its inputs
- * unacknowledged, whatever a crash leaves behind is recognised when it is delivered again.
- */
-const INPUTS_IN_FLIGHT_PER_MODEL = 32;
+/** How long the next input of a model waits for its rollback to finish before it is handed over anyway. */
+const ROLLBACK_WAIT_MS = 60_000;
+
+/** The input kinds Warden takes; any other kind token is counted and published as `unknown`. */
+const INPUT_KINDS = new Set(['promotion', 'evaluation']);
 
 /** Inputs larger than this are refused before parsing (evaluations are a few hundred bytes). */
 export const DEFAULT_MAX_INPUT_BYTES = 64 * 1024;
@@ -38,7 +44,13 @@ export interface NatsAdapterHooks {
   readonly onRejected?: (kind: string, error: WardenError) => void;
   readonly maxInputBytes?: number;
   readonly jetstream?: Partial<JetStreamSettings>;
-  readonly store?: Partial<Omit<KvStoreOptions, 'publish' | 'afterClose'>>;
+  readonly store?: Partial<Omit<KvStoreOptions, 'publish' | 'afterClose' | 'fence'>>;
+  /** How often an input failing for a reason of its own is tried before it goes to the dead letter. */
+  readonly retry?: Partial<RetrySettings>;
+  /** Counts NATS operations that failed (timeouts, disconnections) and were retried. */
+  readonly onTransientFailure?: (what: string, error: unknown) => void;
+  /** How long close() waits for in-flight work and for the connection to drain before closing it. */
+  readonly closeDeadlineMs?: number;
   /** The NATS client name (shows in the server's monitoring). */
   readonly clientName?: string;
 }
@@ -71,9 +83,15 @@ export interface NatsAdapters {
  * webhook fires once, not once per instance). Rollback events and acknowledgements start from the
  * beginning of the stream when their consumer is first made (replays are idempotent); alerts start now.
  */
-function durableSpecs(names: NatsNames, maxBytes: number, inputLease: Lease): NatsBusOptions['durables'] {
+function durableSpecs(
+  names: NatsNames,
+  maxBytes: number,
+  retry: RetrySettings,
+  inputLease: Lease,
+  extra: Pick<IntakeOptions, 'onReconnect' | 'onTransientFailure'>,
+): NatsBusOptions['durables'] {
   const p = names.prefix;
-  const common = { maxBytes, maxDeliveries: 10 };
+  const common = { maxBytes, retry, ...extra };
   return [
     {
       ...common,
@@ -82,10 +100,14 @@ function durableSpecs(names: NatsNames, maxBytes: number, inputLease: Lease): Na
       filter: `${p}.in.>`,
       deliver: 'all',
       stampEventIds: true,
-      // Order per model matters (a promotion, then the evaluations of that version): one taker at a time.
+      // Order per model matters (a promotion, then the evaluations of that version): one taker at a time,
+      // one input per model at a time, resuming from the acknowledgement floor on every take-over.
       lease: inputLease,
-      perKeyLimit: INPUTS_IN_FLIGHT_PER_MODEL,
+      ordered: true,
+      positions: true,
     },
+    // The rollback events and pause acknowledgements change state too: taken by the same instance, in
+    // order per model, so that a frozen instance's late delivery cannot overtake a later one.
     {
       ...common,
       durable: names.durable('rolled_back'),
@@ -93,6 +115,8 @@ function durableSpecs(names: NatsNames, maxBytes: number, inputLease: Lease): Na
       filter: `${p}.evt.promotion_rolled_back.*`,
       deliver: 'all',
       stampEventIds: false,
+      lease: inputLease,
+      ordered: true,
     },
     {
       ...common,
@@ -101,6 +125,8 @@ function durableSpecs(names: NatsNames, maxBytes: number, inputLease: Lease): Na
       filter: `${p}.int.pause_acknowledged.*`,
       deliver: 'all',
       stampEventIds: false,
+      lease: inputLease,
+      ordered: true,
     },
     {
       ...common,
@@ -113,11 +139,19 @@ function durableSpecs(names: NatsNames, maxBytes: number, inputLease: Lease): Na
   ];
 }
 
-/** The kind token of an input subject (`<prefix>.in.<kind>.<id>`), safe to use in a subject. */
-function kindOf(subject: string): string {
-  const kind = subject.split('.')[2] ?? '';
-  return isToken(kind) ? kind : 'unknown';
+/**
+ * The kind of an input subject (`<prefix>.in.<kind>.<id>`) as counted and published: `promotion`,
+ * `evaluation`, or `unknown` for anything else, so that invented kinds add no metric series or subjects.
+ */
+export function kindOf(subject: string, prefix: string): string {
+  const tokens = subject.split('.');
+  const skip = prefix.split('.').length;
+  const kind = tokens[skip + 1] ?? '';
+  return tokens[skip] === 'in' && INPUT_KINDS.has(kind) ? kind : 'unknown';
 }
+
+const truncate = (raw: string): string => (raw.length > 1024 ? `${raw.slice(0, 1024)}…` : raw);
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
  * NATS mode: JetStream streams for inputs and output events, KV for state, the registry and what trainers
@@ -150,67 +184,105 @@ export async function createNatsAdapters(
     ]);
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
+    const retry: RetrySettings = { ...DEFAULT_RETRY, ...hooks.retry };
+    const transientFailure = (what: string, error: unknown) => {
+      hooks.onTransientFailure?.(what, error);
+      log.debug({ err: error, what }, 'NATS operation failed; retrying');
+    };
 
     let responder: CommandResponder | null = null;
+    let attached: Warden | null = null;
     const open = { bus: true, store: true };
     const drainIfDone = async (): Promise<void> => {
       if (!open.bus && !open.store && responder === null) await link.close();
     };
 
-    /** Inputs the transport refuses itself go out like Warden's own refusals, and are counted. */
-    const reject = async (subject: string, kind: string, error: WardenError, raw: string): Promise<void> => {
+    /**
+     * Inputs the transport refuses itself go out like Warden's own refusals, and are counted, under a
+     * bounded kind. The message id (the input's stream place) keeps a redelivery from publishing it twice.
+     */
+    const reject = async (subject: string, error: WardenError, raw: string, place: Place): Promise<void> => {
+      const kind = kindOf(subject, p);
       hooks.onRejected?.(kind, error);
-      log.warn({ subject, code: error.code }, `rejected ${kind}: ${error.message}`);
+      log.warn({ subject: subject.slice(0, 300), code: error.code }, `rejected ${kind}: ${error.message}`);
       const body: { subject: string; error: ErrorBody; raw: string } = {
         subject,
         error: error.toJSON(),
-        raw: raw.length > 1024 ? `${raw.slice(0, 1024)}…` : raw,
+        raw: truncate(raw),
       };
-      await bus!.publish(`${p}.evt.rejected.${kind}`, body);
+      await bus!.publish(`${p}.evt.rejected.${kind}`, body, {
+        msgId: `rejected:${place.streamId}:${place.seq}`,
+      });
     };
 
     const intakeHooks: IntakeHooks = {
-      tooLarge: (subject, bytes, head) =>
+      tooLarge: (subject, bytes, head, place) =>
         reject(
           subject,
-          kindOf(subject),
-          new ValidationError(kindOf(subject), [
+          new ValidationError(kindOf(subject, p), [
             `(root): expected a payload of at most ${maxBytes} bytes, received ${bytes} bytes`,
           ]),
           `${head}…`,
+          place,
         ),
-      unroutable: (message: BusMessage) =>
+      unroutable: (message, place) =>
         reject(
           message.subject,
-          kindOf(message.subject),
           new ValidationError('input', [
-            `subject: expected ${p}.in.promotion.<model_id> or ${p}.in.evaluation.<model_id> (one token of letters, digits, "_" or "-"), received "${message.subject}"`,
+            `subject: expected ${p}.in.promotion.<model_id> or ${p}.in.evaluation.<model_id> (one token of letters, digits, "_" or "-"), received "${truncate(message.subject)}"`,
           ]),
           message.raw ?? '',
+          place,
         ),
-      poisoned: (message: BusMessage, error: unknown) =>
-        message.subject.startsWith(`${p}.in.`)
-          ? reject(
-              message.subject,
-              kindOf(message.subject),
-              new WardenError(
-                'internal',
-                `processing failed repeatedly and was abandoned: ${error instanceof Error ? error.message : String(error)}`,
-              ),
-              message.raw ?? '',
-            )
-          : Promise.resolve(),
-      // The model machine skips a repeated evaluation id, but would apply a repeated promotion again (and
-      // with it reset the streak, or even undo a rollback): inputs committed before are acknowledged here.
-      alreadyApplied: (message) => {
-        const eventId = (message.data as { event_id?: unknown } | null)?.event_id;
-        const modelId = message.subject.split('.')[3] ?? '';
-        return (
-          message.subject.startsWith(`${p}.in.`) &&
-          typeof eventId === 'string' &&
-          kvStore.hasApplied(modelId, eventId)
+      deadLetter: async (message, place, attempts, error) => {
+        const kind = kindOf(message.subject, p);
+        const modelId = message.subject.slice(message.subject.lastIndexOf('.') + 1);
+        const cause = error instanceof WardenError ? error : new WardenError('internal', errorText(error));
+        const eventId = `dead_letter:${place.streamId}:${place.seq}`;
+        const timestamp = Date.now() / 1000;
+        hooks.onRejected?.(kind, cause);
+        await natsBus.publish(
+          `${p}.evt.dead_letter.${kind}`,
+          {
+            event_id: eventId,
+            timestamp,
+            subject: message.subject,
+            stream_sequence: place.seq,
+            attempts,
+            error: { code: cause.code, message: errorText(error) },
+            raw: truncate(message.raw ?? ''),
+          },
+          { msgId: eventId },
+        );
+        const configKey =
+          attached?.status().models.find((m) => m.model_id === modelId)?.config_key ?? modelId;
+        await natsBus.publish(
+          `${p}.evt.alert.${isToken(modelId) ? modelId : 'unknown'}`,
+          {
+            event_id: `alert:${eventId}`,
+            timestamp,
+            model_id: modelId,
+            config_key: configKey,
+            level: 'critical',
+            kind: 'input_dead_lettered',
+            message: `input ${message.subject} (stream sequence ${place.seq}) failed ${attempts} times and was moved to ${p}.evt.dead_letter.${kind}: ${errorText(error)}`,
+          },
+          { msgId: `alert:${eventId}` },
         );
       },
+      // Applied before (a redelivery after a crash, a take-over or a reconnection): its position is at or
+      // below the model's committed one. The event id check covers a producer that sends an input twice.
+      alreadyApplied: (message, modelId) => {
+        if (message.position !== undefined && message.position <= kvStore.appliedPosition(modelId))
+          return true;
+        const eventId = (message.data as { event_id?: unknown } | null)?.event_id;
+        return typeof eventId === 'string' && kvStore.hasApplied(modelId, eventId);
+      },
+      // The next input of a model waits while its rollback is in flight (bounded: then it is kept in the
+      // model's state and handed back after the rollback, as the runtime does for any input).
+      ready: (modelId) => (isToken(modelId) ? kvStore.whenSettled(modelId, ROLLBACK_WAIT_MS) : null),
+      // A key that is not a model id (a bad subject) has no state to claim: it is refused further on.
+      claim: (modelId, epoch) => (isToken(modelId) ? kvStore.claim(modelId, epoch) : Promise.resolve()),
     };
 
     bus = new NatsBus(
@@ -219,7 +291,10 @@ export async function createNatsAdapters(
       jsm,
       {
         streamPrefixes: [`${p}.in.`, `${p}.evt.`, `${p}.int.`],
-        durables: durableSpecs(names, maxBytes, inputLease),
+        durables: durableSpecs(names, maxBytes, retry, inputLease, {
+          onReconnect: link.onReconnect,
+          onTransientFailure: transientFailure,
+        }),
         settings,
         hooks: intakeHooks,
         maxBytes,
@@ -239,6 +314,8 @@ export async function createNatsAdapters(
         ...DEFAULT_KV_STORE_OPTIONS,
         ...hooks.store,
         publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
+        fence: inputLease,
+        onTransientFailure: transientFailure,
         afterClose: async () => {
           open.store = false;
           await drainIfDone();
@@ -246,9 +323,40 @@ export async function createNatsAdapters(
       },
       log,
     );
-    const registry = new KvRegistry(registryKv);
+    const registry = new KvRegistry(registryKv, transientFailure, {
+      whenValid: (ms) => inputLease.whenValid(ms),
+      closed: () => link.nc.isClosed(),
+    });
+    // A new holder claims every actor at once: from then on the previous holder can write none of them,
+    // and the runtime here follows their latest state (and runs the rollbacks and timers they call for).
+    const claimAll = (): void => {
+      if (!inputLease.isHeld) return;
+      void kvStore
+        .claimAll(inputLease.epoch)
+        .catch((error: unknown) => log.warn({ err: error }, 'claiming failed'));
+    };
+    inputLease.onChange((held) => held && claimAll());
+    link.onReconnect(claimAll);
+
+    /**
+     * Commands are answered by the instance that takes the inputs (the single writer, with the freshest
+     * state); a standby starts answering when it takes over.
+     */
+    let answering = false;
+    const followLease = (): void => {
+      if (!answering || !attached) return;
+      if (inputLease.isHeld && responder === null) {
+        responder = new CommandResponder(link.nc, attached, p, names.commandQueue, log);
+      } else if (!inputLease.isHeld && responder !== null) {
+        const current = responder;
+        responder = null;
+        void current.close();
+      }
+    };
+    inputLease.onChange(followLease);
 
     const detach = async (): Promise<void> => {
+      answering = false;
       const current = responder;
       if (!current) return;
       await current.close();
@@ -265,9 +373,23 @@ export async function createNatsAdapters(
       ready: () => link.connected(),
       role: () => (inputLease.isHeld ? 'active' : 'standby'),
       async attach(target: Warden) {
-        if (responder)
+        if (answering)
           throw new WardenError('internal', 'the NATS adapters are already attached to a Warden');
-        responder = new CommandResponder(link.nc, target, p, names.commandQueue, log);
+        attached = target;
+        answering = true;
+        // A lone instance takes the lease at once: wait for it (bounded), so that commands work on return.
+        if (!inputLease.isHeld) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, settings.leaseTtlMs + 500);
+            const unlisten = inputLease.onChange((held) => held && done());
+            function done(): void {
+              clearTimeout(timer);
+              unlisten();
+              resolve();
+            }
+          });
+        }
+        followLease();
         // The subscription is in place once the server has seen it.
         await link.nc.flush();
       },

@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
 import {
-  JetStreamError,
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
+  JetStreamError,
   type JetStreamClient,
   type JetStreamManager,
   type ConsumerMessages,
@@ -14,6 +17,7 @@ import {
   NoRespondersError,
   RequestError,
   TimeoutError,
+  nanos,
 } from '@nats-io/transport-node';
 import { WardenError } from '../domain/errors.ts';
 import type { BusMessage } from '../actors/ports.ts';
@@ -24,32 +28,69 @@ import type { Lease } from './lease.ts';
 
 export type Handler = (message: BusMessage) => Promise<void> | void;
 
+/** Where a message sits: its stream sequence, and the stream's identity (a recreated stream starts over). */
+export interface Place {
+  readonly streamId: string;
+  readonly seq: number;
+}
+
 export interface IntakeHooks {
   /** A payload over the size limit: report it (Warden publishes nothing for it). Acked afterwards. */
-  tooLarge?(subject: string, bytes: number, head: string): Promise<void>;
+  tooLarge?(subject: string, bytes: number, head: string, place: Place): Promise<void>;
   /** A subject no handler takes (e.g. `warden.in.foo.x`): report it. Acked afterwards. */
-  unroutable?(message: BusMessage): Promise<void>;
-  /** Kept failing (a bug, not bad input): report it, then it is terminated instead of looping forever. */
-  poisoned?(message: BusMessage, error: unknown): Promise<void>;
+  unroutable?(message: BusMessage, place: Place): Promise<void>;
+  /**
+   * Kept failing for a reason of its own (a bug, not bad input, not NATS): park it in the dead-letter place
+   * with its error and raise the alert; it is terminated afterwards and the inputs behind it go on.
+   */
+  deadLetter?(message: BusMessage, place: Place, attempts: number, error: unknown): Promise<void>;
   /** Already applied and committed (a redelivery): acknowledge without handling it again. */
-  alreadyApplied?(message: BusMessage): boolean;
+  alreadyApplied?(message: BusMessage, key: string): boolean;
+  /**
+   * Ordered intakes, before the first message of `key` under a new lease epoch: read the key's latest
+   * committed state and claim it for this epoch (a revision-checked write), so that the previous holder
+   * can no longer write it.
+   */
+  claim?(key: string, epoch: number): Promise<void>;
+  /** Ordered intakes: resolves when `key` may take its next input (null: now). */
+  ready?(key: string): Promise<void> | null;
 }
+
+export interface RetrySettings {
+  /** Attempts for a message failing for a reason of its own, before it goes to the dead-letter place. */
+  readonly maxDeliveries: number;
+  /** The wait before attempt n+1 is baseDelayMs * 2^n, capped at maxDelayMs. */
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetrySettings = { maxDeliveries: 5, baseDelayMs: 100, maxDelayMs: 5_000 };
 
 export interface IntakeOptions extends DurableSpec {
   /** Give inputs without an event_id one from their stream position (see `withStreamEventId`). */
   readonly stampEventIds: boolean;
   readonly maxBytes: number;
-  /** After this many deliveries failing for a reason of its own, a message is reported and terminated. */
-  readonly maxDeliveries: number;
+  readonly retry: RetrySettings;
   readonly connectionClosed: () => boolean;
   /**
-   * At most this many messages of one key (the subject's last token: the model) in flight at a time; the
-   * rest wait here, in order. Inputs need it: a model remembers its last 64 input ids, and whatever a crash
-   * leaves unacknowledged must be among them to be recognised when it comes again.
+   * Inputs: one message per key (the subject's last token: the model) at a time, in stream order, each
+   * retried in place until it succeeds or goes to the dead letter; messages carry their stream sequence
+   * (`position`). Every (re)start of consumption, and every take-over, recreates the consumer from its
+   * acknowledgement floor: whatever was delivered but not acknowledged comes again at once, in order, and
+   * what was applied already is recognised by its position.
    */
-  readonly perKeyLimit?: number | undefined;
+  readonly ordered?: boolean;
+  /**
+   * Ordered intakes of inputs: messages carry their stream sequence (`position`) and go through the
+   * `claim`, `ready` and `alreadyApplied` hooks. (Ordered intakes of Warden's own events only keep order.)
+   */
+  readonly positions?: boolean;
   /** When given, messages are taken only while this instance holds the lease (one consumer at a time). */
   readonly lease?: Lease | undefined;
+  /** Subscribes to reconnections (consumption restarts, see `ordered`). */
+  readonly onReconnect?: ((listener: () => void) => () => void) | undefined;
+  /** Counts NATS operations that failed and were retried (timeouts, disconnections). */
+  readonly onTransientFailure?: ((what: string, error: unknown) => void) | undefined;
 }
 
 interface Registration {
@@ -57,7 +98,9 @@ interface Registration {
   readonly handler: Handler;
 }
 
-const RESTART_DELAY_MS = 500;
+const RESTART_DELAY_MS = 100;
+/** At most this many messages are taken in per macrotask: health checks and timers get their turn. */
+const INTAKE_SLICE = 64;
 
 /** A promise with its resolve function (Promise.withResolvers is not in Node 20). */
 function signal(): { promise: Promise<void>; resolve: () => void } {
@@ -66,11 +109,17 @@ function signal(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
 /**
- * A failure that says nothing about the message: NATS unreachable, a timeout, Warden shutting down. Such a
- * message is retried for as long as it takes; only failures of the message itself count toward giving up.
+ * A failure that says nothing about the message: NATS unreachable, a timeout, Warden shutting down, this
+ * instance no longer holding the lease. Such a message is retried for as long as it takes; only failures of
+ * the message itself count toward the dead letter.
  */
-function isTransient(error: unknown): boolean {
+export function isTransient(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if (e instanceof WardenError && e.code === 'unavailable') return true;
     if (
@@ -89,17 +138,32 @@ function isTransient(error: unknown): boolean {
   return false;
 }
 
-/** How long a failed message waits before it is redelivered: grows with the attempts, capped. */
-function redeliveryDelay(deliveryCount: number): number {
-  return Math.min(100 * 2 ** Math.min(deliveryCount, 10), 5_000);
+function retryDelay(retry: RetrySettings, attempt: number): number {
+  return Math.min(retry.baseDelayMs * 2 ** Math.min(attempt, 16), retry.maxDelayMs);
+}
+
+/** Acks and naks are fire-and-forget publications: with the connection gone they throw, and that is fine. */
+function settle(m: JsMsg, how: 'ack' | 'nak' | 'term' | 'working', arg?: number | string): void {
+  try {
+    if (how === 'ack') m.ack();
+    else if (how === 'nak') m.nak(arg as number | undefined);
+    else if (how === 'term') m.term(arg as string | undefined);
+    else m.working();
+  } catch {
+    // The server redelivers what it did not hear about.
+  }
+}
+
+interface Lane {
+  busy: boolean;
+  waiting: JsMsg[];
 }
 
 /**
  * One durable JetStream consumer feeding the handlers of the patterns it covers, shared by every Warden
- * instance (each message goes to one of them). Messages are handed over in arrival order, synchronously,
- * without waiting for the previous one: an actor takes each event as it comes, and the runtime commits
- * everything that arrived in one tick together. A message is acknowledged only once every handler has
- * finished with it, that is after its state change is committed; a failure is redelivered later.
+ * instance (each message goes to one of them). A message is acknowledged only once every handler has
+ * finished with it, that is after its state change is committed. Messages come in through a queue taken in
+ * slices of INTAKE_SLICE per macrotask, so that a flood never starves the event loop.
  */
 export class Intake {
   private readonly registrations = new Set<Registration>();
@@ -111,9 +175,16 @@ export class Intake {
   /** Settles when the next message finishes; then replaced by a fresh one. */
   private activity = signal();
   private consuming = false;
-  /** Per key (model) with a limit: how many of its messages are in flight, and which wait their turn. */
-  private readonly lanes = new Map<string, { inFlight: number; waiting: JsMsg[] }>();
-  private leaseChanged: (() => void) | null = null;
+  private readonly incoming: JsMsg[] = [];
+  private draining = false;
+  /** Ordered intakes: per key, whether a message is in progress and which wait their turn. */
+  private readonly lanes = new Map<string, Lane>();
+  /** Ordered intakes: stream sequences in progress (a redelivery of one of them is dropped). */
+  private readonly working = new Set<number>();
+  /** Keys claimed under `claimedEpoch`. */
+  private claimed = new Set<string>();
+  private claimedEpoch = -1;
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -149,20 +220,48 @@ export class Intake {
     };
   }
 
-  /** Stops pulling (nothing new starts) and waits for the messages already handed over. */
-  async stop(): Promise<void> {
+  /**
+   * Stops pulling (nothing new starts) and waits for the messages already handed over, at most
+   * `deadlineMs`: what is not finished by then is redelivered to the next holder (nothing is acknowledged
+   * before its commit).
+   */
+  async stop(deadlineMs = 10_000): Promise<void> {
     this.stopping = true;
-    this.leaseChanged?.();
-    await this.messages?.close();
-    await this.running;
-    await this.settled();
+    this.wake?.();
+    await this.messages?.close().catch(() => undefined);
+    for (const m of this.incoming.splice(0)) settle(m, 'nak');
+    for (const lane of this.lanes.values()) for (const m of lane.waiting.splice(0)) settle(m, 'nak');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), deadlineMs);
+      timer.unref();
+    });
+    const finished = await Promise.race([
+      (async () => {
+        await this.running;
+        await this.settled();
+        return true;
+      })(),
+      deadline,
+    ]);
+    clearTimeout(timer);
+    if (!finished) {
+      this.logger.warn(
+        { consumer: this.options.durable, inFlight: this.inFlight.size },
+        'stopped before every message in hand was finished; they will be delivered again',
+      );
+      return;
+    }
     // Only now: the next holder must not start before what was handed over here is acknowledged.
-    await this.options.lease?.release();
+    await this.options.lease?.release().catch(() => undefined);
   }
 
   /** Resolves when every message handed over so far has been acknowledged or given back. */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+    while (this.inFlight.size > 0 || this.incoming.length > 0 || this.draining) {
+      if (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Resolves when the next message finishes (whenever that is: callers race it with a timer). */
@@ -180,25 +279,34 @@ export class Intake {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Consuming
 
   private async run(): Promise<void> {
     const lease = this.options.lease;
     const unlisten = lease?.onChange((held) => {
-      if (!held) void this.messages?.close();
-      this.leaseChanged?.();
+      if (!held) void this.messages?.close().catch(() => undefined);
+      this.wake?.();
+    });
+    // After a reconnection, whatever the server delivered meanwhile may be lost on the way: start over
+    // from the acknowledgement floor (ordered) or at least pull again at once.
+    const unreconnect = this.options.onReconnect?.(() => {
+      lease?.nudge();
+      if (this.options.ordered) void this.messages?.close().catch(() => undefined);
     });
     lease?.start();
     while (!this.stopping && !this.options.connectionClosed()) {
       try {
-        await ensureDurable(this.jsm, this.options, this.settings);
         if (lease && !lease.isHeld) {
-          await new Promise<void>((resolve) => (this.leaseChanged = resolve));
-          this.leaseChanged = null;
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          this.wake = null;
           continue;
         }
         const info = await this.jsm.streams.info(this.options.stream);
         // The stream's creation time tells a recreated stream's sequence numbers from the old ones.
         this.streamId = `${this.options.stream}@${Date.parse(info.created).toString(36)}`;
+        if (this.options.ordered) await this.resetConsumer(info.state.first_seq);
+        else await ensureDurable(this.jsm, this.options, this.settings);
+        if (lease && !lease.isHeld) continue;
         const consumer = await this.js.consumers.get(this.options.stream, this.options.durable);
         const messages = await consumer.consume({
           max_messages: this.settings.maxAckPending,
@@ -206,12 +314,13 @@ export class Intake {
         });
         this.messages = messages;
         this.consuming = true;
-        if (this.stopping) await messages.close();
+        if (this.stopping || (lease && !lease.isHeld)) await messages.close();
         void this.watchStatus(messages);
         const error = await messages.closed();
         if (error) throw error;
       } catch (error) {
         if (this.stopping) break;
+        this.options.onTransientFailure?.('consume', error);
         this.logger.warn(
           { err: error, consumer: this.options.durable },
           'consumer stopped; starting it again',
@@ -220,17 +329,52 @@ export class Intake {
         this.messages = null;
         this.consuming = false;
       }
-      if (!this.stopping && !this.options.connectionClosed() && (!lease || lease.isHeld)) {
-        await new Promise((resolve) => setTimeout(resolve, RESTART_DELAY_MS));
-      }
+      if (!this.stopping && !this.options.connectionClosed()) await sleep(RESTART_DELAY_MS);
     }
     unlisten?.();
+    unreconnect?.();
+  }
+
+  /**
+   * Ordered intakes: the durable is made again, starting right after its acknowledgement floor, so that
+   * everything not yet acknowledged is delivered now and in stream order (not after the ack wait, behind
+   * later inputs). Messages still waiting here go back: they come again from the new consumer.
+   */
+  private async resetConsumer(firstSeq: number): Promise<void> {
+    for (const lane of this.lanes.values()) lane.waiting.length = 0;
+    this.incoming.length = 0;
+    let start = 0;
+    try {
+      const info = await this.jsm.consumers.info(this.options.stream, this.options.durable);
+      if (info.config.filter_subject !== this.options.filter) {
+        throw new Error(
+          `consumer ${this.options.durable} on ${this.options.stream} filters ${info.config.filter_subject}, expected ${this.options.filter}`,
+        );
+      }
+      start = info.ack_floor.stream_seq + 1;
+      await this.jsm.consumers.delete(this.options.stream, this.options.durable);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
+        throw error;
+    }
+    const fromStart = start === 0 || start <= firstSeq;
+    await this.jsm.consumers.add(this.options.stream, {
+      durable_name: this.options.durable,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: this.options.filter,
+      max_deliver: -1,
+      ack_wait: nanos(this.settings.ackWaitMs),
+      max_ack_pending: this.settings.maxAckPending,
+      ...(fromStart
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
+    });
   }
 
   private async watchStatus(messages: ConsumerMessages): Promise<void> {
     for await (const status of messages.status()) {
       if (status.type === 'consumer_deleted' || status.type === 'consumer_not_found') {
-        // Someone removed the durable: start over, which makes it again (and its pulls with it).
+        // Someone removed the durable (or another holder remade it): start over.
         this.logger.warn(
           { consumer: this.options.durable, status: status.type },
           'durable consumer missing; recreating it',
@@ -248,111 +392,206 @@ export class Intake {
   private receive(m: JsMsg): void {
     if (this.stopping || this.standingBy) {
       // Not started: give it back at once, so another instance (or the next start) takes it.
-      m.nak();
+      settle(m, 'nak');
       return;
     }
-    const limit = this.options.perKeyLimit;
-    if (limit === undefined) {
-      this.start(m, null);
-      return;
+    this.incoming.push(m);
+    if (!this.draining) {
+      this.draining = true;
+      setImmediate(() => this.drain());
     }
-    const key = m.subject.slice(m.subject.lastIndexOf('.') + 1);
-    let lane = this.lanes.get(key);
-    if (!lane) {
-      lane = { inFlight: 0, waiting: [] };
-      this.lanes.set(key, lane);
-    }
-    if (lane.inFlight >= limit || lane.waiting.length > 0) {
-      lane.waiting.push(m);
-      return;
-    }
-    lane.inFlight++;
-    this.start(m, key);
   }
 
-  /** A message of `key` is done: start the next one waiting for it, in order (or give them back when stopping). */
-  private release(key: string): void {
-    const lane = this.lanes.get(key);
-    if (!lane) return;
-    lane.inFlight--;
-    while (
-      lane.waiting.length > 0 &&
-      (this.stopping || this.standingBy || lane.inFlight < this.options.perKeyLimit!)
-    ) {
-      const next = lane.waiting.shift()!;
+  /** Takes in at most INTAKE_SLICE messages, then lets the event loop turn before the next slice. */
+  private drain(): void {
+    for (let n = 0; n < INTAKE_SLICE && this.incoming.length > 0; n++) {
+      const m = this.incoming.shift()!;
       if (this.stopping || this.standingBy) {
-        next.nak();
+        settle(m, 'nak');
         continue;
       }
-      lane.inFlight++;
-      this.start(next, key);
+      if (!this.options.ordered) {
+        this.track(this.handleLoose(m));
+        continue;
+      }
+      if (this.working.has(m.info.streamSequence)) continue; // a redelivery of one in progress here
+      const key = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+      let lane = this.lanes.get(key);
+      if (!lane) {
+        lane = { busy: false, waiting: [] };
+        this.lanes.set(key, lane);
+      }
+      if (lane.busy) lane.waiting.push(m);
+      else this.startOrdered(lane, key, m);
     }
-    if (lane.inFlight === 0 && lane.waiting.length === 0) this.lanes.delete(key);
+    if (this.incoming.length > 0) setImmediate(() => this.drain());
+    else this.draining = false;
   }
 
-  private start(m: JsMsg, key: string | null): void {
-    const work = this.handle(m).catch((error: unknown) => {
-      this.logger.error({ err: error, subject: m.subject }, 'message handling failed unexpectedly');
-      m.nak(redeliveryDelay(m.info.deliveryCount));
-    });
-    const tracked = work.finally(() => {
-      this.inFlight.delete(tracked);
-      if (key !== null) this.release(key);
-      this.activity.resolve();
-      this.activity = signal();
-    });
+  private startOrdered(lane: Lane, key: string, m: JsMsg): void {
+    lane.busy = true;
+    const seq = m.info.streamSequence;
+    this.working.add(seq);
+    this.track(
+      this.handleOrdered(m, key).finally(() => {
+        this.working.delete(seq);
+        const next = lane.waiting.shift();
+        if (next && !this.stopping && !this.standingBy) {
+          this.startOrdered(lane, key, next);
+          return;
+        }
+        if (next) for (const waiting of [next, ...lane.waiting.splice(0)]) settle(waiting, 'nak');
+        lane.busy = false;
+        if (lane.waiting.length === 0 && this.lanes.get(key) === lane) this.lanes.delete(key);
+      }),
+    );
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work
+      .catch((error: unknown) => {
+        this.logger.error({ err: error, consumer: this.options.durable }, 'message handling failed');
+      })
+      .finally(() => {
+        this.inFlight.delete(tracked);
+        this.activity.resolve();
+        this.activity = signal();
+      });
     this.inFlight.add(tracked);
   }
 
-  /** Runs synchronously up to the handlers' first await, so that arrival order is processing order. */
-  private handle(m: JsMsg): Promise<void> {
-    const decoded = decodeMessage(m.subject, m.data, this.options.maxBytes);
-    if (decoded.kind === 'tooLarge') {
-      return (this.hooks.tooLarge?.(m.subject, decoded.bytes, decoded.head) ?? Promise.resolve()).then(() =>
-        m.ack(),
-      );
-    }
-    const message = this.options.stampEventIds
-      ? withStreamEventId(decoded.message, this.streamId, m.info.streamSequence)
-      : decoded.message;
-    const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, m.subject));
-    if (targets.length === 0) {
-      return (this.hooks.unroutable?.(message) ?? Promise.resolve()).then(() => m.ack());
-    }
-    if (this.hooks.alreadyApplied?.(message)) {
-      m.ack();
-      return Promise.resolve();
-    }
-    const results = targets.map((r) => {
-      try {
-        return Promise.resolve(r.handler(message));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    });
-    return Promise.all(results).then(
-      () => m.ack(),
-      (error: unknown) => this.failed(m, message, error),
-    );
+  private place(m: JsMsg): Place {
+    return { streamId: this.streamId, seq: m.info.streamSequence };
   }
 
-  private async failed(m: JsMsg, message: BusMessage, error: unknown): Promise<void> {
-    const deliveries = m.info.deliveryCount;
-    if (deliveries >= this.options.maxDeliveries && !isTransient(error)) {
-      this.logger.error(
-        { err: error, subject: m.subject, deliveries },
-        'message keeps failing; giving up on it',
-      );
-      await this.hooks.poisoned?.(message, error);
-      m.term(
-        `failed ${deliveries} times: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200),
-      );
-      return;
+  /** Whether this instance may still act on its messages. */
+  private mayAct(): boolean {
+    const lease = this.options.lease;
+    return !this.stopping && !this.options.connectionClosed() && (!lease || lease.valid());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Handling
+
+  /**
+   * Ordered: claim the key for this epoch, skip what was applied, hand the message over, and retry it in
+   * place until it is committed or dead-lettered; the next message of its key waits meanwhile.
+   */
+  private async handleOrdered(m: JsMsg, key: string): Promise<void> {
+    let attempts = 0;
+    let transient = 0;
+    for (;;) {
+      if (!this.mayAct()) return; // not acknowledged: the next holder (or this one, later) gets it again
+      try {
+        const lease = this.options.lease;
+        if (lease && this.hooks.claim && this.options.positions) {
+          if (this.claimedEpoch !== lease.epoch) {
+            this.claimed = new Set();
+            this.claimedEpoch = lease.epoch;
+          }
+          if (!this.claimed.has(key)) {
+            await this.hooks.claim(key, lease.epoch);
+            this.claimed.add(key);
+          }
+        }
+        const ready = this.options.positions ? this.hooks.ready?.(key) : null;
+        if (ready) await ready;
+        if (!this.mayAct()) return;
+        const outcome = await this.handleOnce(m, key);
+        if (outcome === 'done') settle(m, 'ack');
+        return;
+      } catch (error) {
+        if (isTransient(error)) {
+          transient++;
+          this.options.onTransientFailure?.('input', error);
+          this.logger.warn({ err: error, subject: m.subject }, 'input failed for now; trying again');
+        } else {
+          attempts++;
+          if (attempts >= this.options.retry.maxDeliveries) {
+            await this.deadLetter(m, attempts, error);
+            return;
+          }
+          this.logger.warn(
+            { err: error, subject: m.subject, attempts },
+            'input failed; trying it again before the next input of its model',
+          );
+        }
+        settle(m, 'working');
+        await sleep(retryDelay(this.options.retry, attempts + Math.min(transient, 5)));
+      }
     }
-    this.logger.warn(
-      { err: error, subject: m.subject, deliveries },
-      'message failed; it will be redelivered',
+  }
+
+  private async deadLetter(m: JsMsg, attempts: number, error: unknown): Promise<void> {
+    this.logger.error(
+      { err: error, subject: m.subject, attempts },
+      'input keeps failing; moving it to the dead letter',
     );
-    m.nak(redeliveryDelay(deliveries));
+    const decoded = decodeMessage(m.subject, m.data, this.options.maxBytes);
+    const message =
+      decoded.kind === 'message'
+        ? decoded.message
+        : { subject: m.subject, data: undefined, raw: decoded.head };
+    for (let round = 0; ; round++) {
+      try {
+        await this.hooks.deadLetter?.(message, this.place(m), attempts, error);
+        break;
+      } catch (publishError) {
+        if (!this.mayAct()) return;
+        this.options.onTransientFailure?.('dead_letter', publishError);
+        settle(m, 'working');
+        await sleep(retryDelay(this.options.retry, round));
+      }
+    }
+    settle(m, 'term', `failed ${attempts} times; dead-lettered`);
+  }
+
+  /** Not ordered (rollback events, acknowledgements, alerts): handed over at once; failures come again later. */
+  private async handleLoose(m: JsMsg): Promise<void> {
+    try {
+      if ((await this.handleOnce(m, null)) === 'done') settle(m, 'ack');
+    } catch (error) {
+      const deliveries = m.info.deliveryCount;
+      if (deliveries >= this.options.retry.maxDeliveries && !isTransient(error)) {
+        this.logger.error(
+          { err: error, subject: m.subject, deliveries },
+          'message keeps failing; giving up on it',
+        );
+        settle(
+          m,
+          'term',
+          `failed ${deliveries} times: ${error instanceof Error ? error.message : String(error)}`.slice(
+            0,
+            200,
+          ),
+        );
+        return;
+      }
+      this.logger.warn(
+        { err: error, subject: m.subject, deliveries },
+        'message failed; it will be redelivered',
+      );
+      settle(m, 'nak', retryDelay(this.options.retry, deliveries));
+    }
+  }
+
+  private async handleOnce(m: JsMsg, key: string | null): Promise<'done'> {
+    const decoded = decodeMessage(m.subject, m.data, this.options.maxBytes);
+    if (decoded.kind === 'tooLarge') {
+      await this.hooks.tooLarge?.(m.subject, decoded.bytes, decoded.head, this.place(m));
+      return 'done';
+    }
+    let message = this.options.stampEventIds
+      ? withStreamEventId(decoded.message, this.streamId, m.info.streamSequence)
+      : decoded.message;
+    if (this.options.positions) message = { ...message, position: m.info.streamSequence };
+    const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, m.subject));
+    if (targets.length === 0) {
+      await this.hooks.unroutable?.(message, this.place(m));
+      return 'done';
+    }
+    if (key !== null && this.options.positions && this.hooks.alreadyApplied?.(message, key)) return 'done';
+    await Promise.all(targets.map((r) => r.handler(message)));
+    return 'done';
   }
 }

@@ -22,6 +22,19 @@ interface ActorValue {
   history: HistoryRecord[];
   /** The newest timeline lines (bounded), written with the snapshot in the same revision-checked write. */
   timeline?: TimelineEntry[];
+  /** The input stream sequence of the last input applied (model actors; see ActorRecord.position). */
+  position?: number;
+  /** The input lease epoch of the instance that last wrote or claimed it. */
+  epoch?: number;
+}
+
+/** What fences writes that apply inputs: the input lease (see Lease). */
+export interface WriteFence {
+  /** Held and recently renewed: this instance may apply inputs now. */
+  valid(): boolean;
+  /** Held, though perhaps not renewed recently enough to act. */
+  readonly isHeld: boolean;
+  readonly epoch: number;
 }
 
 /** Timeline lines kept in an actor's value. */
@@ -51,6 +64,10 @@ export interface KvStoreOptions {
   readonly historyLimit: number;
   /** Runs once the store is closed. */
   readonly afterClose?: () => Promise<void>;
+  /** Writes that apply an input (a new position) need it valid, and carry its epoch. */
+  readonly fence?: WriteFence;
+  /** Counts operations that failed for NATS reasons (timeouts, disconnections) and were left to retry. */
+  readonly onTransientFailure?: (what: string, error: unknown) => void;
 }
 
 export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
@@ -60,11 +77,28 @@ export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
 };
 
 const MAX_ATTEMPTS = 20;
+const CLOSE_DEADLINE_MS = 3_000;
+const WATCH_STALL_MS = 3_000;
+/** After a commit that failed for a NATS reason, the actor is claimed this many times (see reclaimLater). */
+const RECLAIMS = 3;
 const PUBLISHED_MEMORY = 20_000;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
 const historyKey = (modelId: string): string => `history.${modelId}`;
 const eventIdOf = (record: HistoryRecord): string => String(record.payload.event_id ?? '');
+/** What a write changed beyond outbox bookkeeping: the snapshot, the position, or the epoch (a claim). */
+const identityOf = (value: ActorValue | HistoryValue): string =>
+  'snapshot' in value ? JSON.stringify([value.snapshot, value.position ?? 0, value.epoch ?? 0]) : '';
+const recordOf = (kind: ActorKind, key: string, cached: Cached): ActorRecord => {
+  const value = cached.value as ActorValue;
+  return {
+    kind,
+    key,
+    snapshot: value.snapshot,
+    revision: cached.revision,
+    ...(value.position !== undefined ? { position: value.position } : {}),
+  };
+};
 
 function parseKey(key: string): { kind: ActorKind | 'history'; id: string } | null {
   const dot = key.indexOf('.');
@@ -94,7 +128,12 @@ export class KvStore implements StateStore {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly projected = new Map<string, { revision: number; json: string } | null>();
   private readonly tasks = new Set<Promise<unknown>>();
+  private readonly settledWaiters = new Map<string, Set<() => void>>();
+  private readonly reclaiming = new Set<string>();
   private watcher: { stop(): void } | null = null;
+  /** The highest revision the watch brought, and when it last moved on. */
+  private watchedRevision = 0;
+  private watchProgressAt = performance.now();
   private watching: Promise<void> | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
@@ -133,17 +172,137 @@ export class KvStore implements StateStore {
     return Array.isArray(ids) && ids.includes(inputId);
   }
 
+  /**
+   * Resolves once the model's committed state is not `rollingBack` (at once when it is not), or after
+   * `maxWaitMs`. The intake waits for it before the model's next input: an input that arrives during a
+   * rollback would be kept in the state and handed back later, and how many are kept would then depend on
+   * timing; waiting keeps every run of the same stream identical.
+   */
+  whenSettled(modelId: string, maxWaitMs: number): Promise<void> | null {
+    const key = actorKey('model', modelId);
+    if (!this.rollingBack(key)) return null;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, maxWaitMs);
+      const waiters = this.settledWaiters.get(key) ?? new Set();
+      this.settledWaiters.set(key, waiters);
+      waiters.add(done);
+      function done(): void {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      }
+    });
+  }
+
+  private rollingBack(key: string): boolean {
+    const snapshot = (this.cache.get(key)?.value as ActorValue | undefined)?.snapshot as
+      { snapshot?: { value?: unknown } } | undefined;
+    return snapshot?.snapshot?.value === 'rollingBack';
+  }
+
+  /** The stream sequence of the last input the model applied, as committed (0: none). */
+  appliedPosition(modelId: string): number {
+    const cached = this.cache.get(actorKey('model', modelId));
+    return (cached?.value as ActorValue | undefined)?.position ?? 0;
+  }
+
+  /**
+   * Before this instance applies the first input of a model under a new lease epoch: reads the model's
+   * latest committed state from NATS (the runtime follows it) and writes it back marked with the epoch, a
+   * revision-checked write after which NATS refuses every write the previous holder still attempts.
+   */
+  /**
+   * On taking the lease (and after a reconnection): claims every actor this instance knows of, each with a
+   * fresh revision, so that the previous holder can write none of them any more and the runtime here
+   * follows the latest state and runs again what it calls for (a rollback whose result could not be stored
+   * while NATS was away, a timer, kept inputs).
+   */
+  async claimAll(epoch: number): Promise<void> {
+    const keys = [...this.cache.keys()].map(parseKey).filter((p) => p !== null && p.kind !== 'history');
+    const failures: unknown[] = [];
+    for (let i = 0; i < keys.length; i += 64) {
+      await Promise.all(
+        keys
+          .slice(i, i + 64)
+          .map((p) =>
+            this.claim(p!.id, epoch, p!.kind as ActorKind, true).catch((error: unknown) =>
+              failures.push(error),
+            ),
+          ),
+      );
+    }
+    if (failures.length > 0)
+      this.logger.warn({ err: failures[0], failures: failures.length }, 'could not claim every actor');
+  }
+
+  /**
+   * A commit that failed for a NATS reason (a timeout, NATS away) leaves the runtime on its last stored
+   * state, with whatever that state calls for (a rollback result to store, say) possibly given up: once
+   * NATS answers again, the actor is claimed afresh, so that the runtime here picks up from it again.
+   */
+  private reclaimLater(kind: ActorKind, key: string): void {
+    const id = actorKey(kind, key);
+    if (this.reclaiming.has(id) || !this.options.fence) return;
+    this.reclaiming.add(id);
+    const fence = this.options.fence;
+    this.track(
+      (async () => {
+        // Claimed a few times, some seconds apart: the runtime follows a claim only once the actor has no
+        // commit of its own in flight (which, with NATS away, can take a while to fail).
+        let claimed = 0;
+        for (let attempt = 0; !this.closed && claimed < RECLAIMS && attempt < 60; attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 5_000)));
+          if (!fence.valid()) continue;
+          try {
+            await this.claim(key, fence.epoch, kind, true);
+            claimed++;
+          } catch (error) {
+            this.options.onTransientFailure?.('reclaim', error);
+          }
+        }
+      })().finally(() => this.reclaiming.delete(id)),
+    );
+  }
+
+  async claim(modelId: string, epoch: number, kind: ActorKind = 'model', always = false): Promise<void> {
+    const key = actorKey(kind, modelId);
+    await this.serial(key, async () => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const entry = await this.kv.get(key);
+        this.absorb(entry, key);
+        const cached = this.cache.get(key);
+        if (!entry || entryText(entry) === null || !cached || !('outbox' in cached.value)) return;
+        const value = cached.value;
+        if ((value.epoch ?? 0) > epoch) {
+          throw new WardenError('unavailable', `model ${modelId} was claimed by a newer lease epoch`, {
+            retryable: true,
+          });
+        }
+        if (value.epoch === epoch && !always) return;
+        const next: ActorValue = { ...value, epoch };
+        try {
+          const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
+          // Told like any new value, so that the runtime here adopts it (and runs what it calls for).
+          this.absorb(
+            { key, revision, operation: 'PUT', string: () => JSON.stringify(next) } as unknown as KvEntry,
+            key,
+          );
+          return;
+        } catch (error) {
+          if (!isWrongRevision(error)) throw error;
+        }
+      }
+      throw new WardenError('unavailable', `could not claim model ${modelId}: it kept changing`, {
+        retryable: true,
+      });
+    });
+  }
+
   async loadActors(kind: ActorKind): Promise<ActorRecord[]> {
     const records: ActorRecord[] = [];
     for (const [key, cached] of this.cache) {
       const parsed = parseKey(key);
-      if (parsed?.kind === kind)
-        records.push({
-          kind,
-          key: parsed.id,
-          snapshot: (cached.value as ActorValue).snapshot,
-          revision: cached.revision,
-        });
+      if (parsed?.kind === kind) records.push(recordOf(kind, parsed.id, cached));
     }
     return records;
   }
@@ -153,9 +312,7 @@ export class KvStore implements StateStore {
     const entry = await this.kv.get(actorKey(kind, key));
     this.absorb(entry, actorKey(kind, key));
     const cached = this.cache.get(actorKey(kind, key));
-    return cached
-      ? { kind, key, snapshot: (cached.value as ActorValue).snapshot, revision: cached.revision }
-      : null;
+    return cached ? recordOf(kind, key, cached) : null;
   }
 
   async commit(batch: CommitBatch): Promise<number[]> {
@@ -182,13 +339,26 @@ export class KvStore implements StateStore {
     return pending.slice(0, limit);
   }
 
+  /**
+   * Never rejects: the ids are remembered at once (nothing is published twice from here), and clearing them
+   * from the actors' values is bookkeeping that a timeout only postpones (the sweeper and the next write of
+   * the actor carry it out).
+   */
   async markPublished(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.remember(id);
+    const wanted = new Set(ids);
     const keys = new Set<string>();
     for (const [key, cached] of this.cache) {
-      if ('outbox' in cached.value && cached.value.outbox.some((e) => ids.includes(e.id))) keys.add(key);
+      if ('outbox' in cached.value && cached.value.outbox.some((e) => wanted.has(e.id))) keys.add(key);
     }
-    await Promise.all([...keys].map((key) => this.serial(key, () => this.settle(key))));
+    await Promise.all(
+      [...keys].map((key) =>
+        this.serial(key, () => this.settle(key)).catch((error: unknown) => {
+          this.options.onTransientFailure?.('outbox_settle', error);
+          this.logger.warn({ err: error, key }, 'could not clear published events yet; will again');
+        }),
+      ),
+    );
   }
 
   async history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]> {
@@ -230,7 +400,17 @@ export class KvStore implements StateStore {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+    // Background bookkeeping gets a bounded time (NATS may be down): what it did not finish is still
+    // stored (unpublished entries stay in the actors' values) and is done by the next start.
+    const deadline = performance.now() + CLOSE_DEADLINE_MS;
+    while (this.tasks.size > 0 && performance.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.tasks]),
+        new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now())))),
+      ]);
+      clearTimeout(timer);
+    }
     this.watcher?.stop();
     await this.watching;
     await this.options.afterClose?.();
@@ -251,7 +431,22 @@ export class KvStore implements StateStore {
     const unchangedSince =
       cached && actor.revision >= cached.snapshotRevision && actor.revision <= cached.revision;
     const expected = unchangedSince ? cached.revision : actor.revision;
+    // Single writer: only the lease holder writes actor state. Refused as a conflict, so that the runtime
+    // re-reads what the holder committed (which also ends a timer or effect the holder has already done).
+    const fence = this.options.fence;
+    if (fence && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
+      // Once this instance may act again (the holder cut off for a moment, or a standby taking over), it
+      // takes this actor up again.
+      this.reclaimLater(actor.kind, actor.key);
+      return {
+        ok: false,
+        error: new ConflictError(`${actor.kind} ${actor.key}: this instance does not hold the input lease`),
+      };
+    }
+    const epoch = fence ? fence.epoch : previous?.epoch;
     const value: ActorValue = {
+      ...(actor.position !== undefined ? { position: actor.position } : {}),
+      ...(epoch !== undefined ? { epoch } : {}),
       snapshot: actor.snapshot,
       outbox: [...(previous?.outbox ?? []).filter((e) => !this.published.has(e.id)), ...part.outbox],
       history: [
@@ -274,6 +469,8 @@ export class KvStore implements StateStore {
           error: new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`),
         };
       }
+      this.options.onTransientFailure?.('commit', error);
+      this.reclaimLater(actor.kind, actor.key);
       return { ok: false, error };
     }
   }
@@ -284,10 +481,15 @@ export class KvStore implements StateStore {
    */
   private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
     const before = this.cache.get(key);
-    const snapshotJson = 'snapshot' in value ? JSON.stringify(value.snapshot) : '';
+    const snapshotJson = identityOf(value);
     const changed = !before || before.snapshotJson !== snapshotJson;
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
+    const waiters = this.settledWaiters.get(key);
+    if (waiters && !this.rollingBack(key)) {
+      this.settledWaiters.delete(key);
+      for (const done of waiters) done();
+    }
     const now = Date.now();
     const current = new Set('outbox' in value ? value.outbox.map((e) => e.id) : []);
     if (before && 'outbox' in before.value)
@@ -319,12 +521,7 @@ export class KvStore implements StateStore {
     if (parsed.kind === 'history') return;
     const actor = value as ActorValue;
     if (changed) {
-      const record: ActorRecord = {
-        kind: parsed.kind,
-        key: parsed.id,
-        snapshot: actor.snapshot,
-        revision: entry!.revision,
-      };
+      const record = recordOf(parsed.kind, parsed.id, this.cache.get(key)!);
       for (const listener of this.listeners) listener(record);
     }
     // Someone carried over entries already published: clear them.
@@ -346,7 +543,7 @@ export class KvStore implements StateStore {
       const modelId = parseKey(key)!.id;
       if (moving.length > 0) await this.appendHistory(modelId, moving);
       const next: ActorValue = {
-        snapshot: value.snapshot,
+        ...value,
         outbox: value.outbox.filter((e) => !this.published.has(e.id)),
         history: value.history.filter((h) => !this.published.has(eventIdOf(h))),
         timeline: value.timeline ?? [],
@@ -416,6 +613,9 @@ export class KvStore implements StateStore {
       }
     }
     await this.reconcileTraining();
+    await this.checkWatch().catch((error: unknown) =>
+      this.options.onTransientFailure?.('watch_check', error),
+    );
   }
 
   private remember(id: string): void {
@@ -487,6 +687,10 @@ export class KvStore implements StateStore {
   /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */
   private async watchLoop(onEntry: (entry: KvEntry) => void): Promise<void> {
     let highest = 0;
+    const progress = (revision: number) => {
+      if (revision > this.watchedRevision) this.watchProgressAt = performance.now();
+      this.watchedRevision = Math.max(this.watchedRevision, revision);
+    };
     while (!this.closed) {
       try {
         const watcher = await this.kv.watch(
@@ -496,6 +700,7 @@ export class KvStore implements StateStore {
         if (this.closed) watcher.stop();
         for await (const entry of watcher) {
           highest = Math.max(highest, entry.revision);
+          progress(entry.revision);
           this.absorb(entry);
           onEntry(entry);
         }
@@ -505,6 +710,25 @@ export class KvStore implements StateStore {
       }
       if (!this.closed) await new Promise((resolve) => setTimeout(resolve, 500));
     }
+  }
+
+  /**
+   * A watch can stall without ending (a process frozen past the server's heartbeats, say): when the bucket
+   * holds revisions the watch has not brought for a while, it is started again after the last one seen.
+   */
+  private async checkWatch(): Promise<void> {
+    const last = (await this.kv.status()).streamInfo.state.last_seq;
+    if (last <= this.watchedRevision) {
+      this.watchProgressAt = performance.now();
+      return;
+    }
+    if (performance.now() - this.watchProgressAt < WATCH_STALL_MS) return;
+    this.logger.warn(
+      { seen: this.watchedRevision, stored: last },
+      'the watch of the actor bucket stalled; watching again',
+    );
+    this.watchProgressAt = performance.now();
+    this.watcher?.stop();
   }
 
   private *actorValues(): Iterable<ActorValue> {

@@ -2,19 +2,26 @@ import type { Logger } from 'pino';
 import type { KV } from '@nats-io/kv';
 import { isWrongRevision } from './kv-util.ts';
 
+/** The holder stops acting this long (as a share of the TTL) after sending its last successful renewal. */
+const VALID_SHARE = 0.7;
+
 /**
  * A lease on one key of a KV bucket whose entries expire after `ttlMs` (the bucket's max age): whoever
  * creates the key holds the lease and renews it with revision-checked updates; if the holder dies, the
- * key expires and another instance creates it. A holder that cannot renew for most of the TTL gives the
- * lease up by itself, before anyone else can take it.
+ * key expires and another instance creates it.
  *
- * Inputs need it: JetStream keeps order only within one consumer client, and per-model order matters
- * (a promotion before the evaluations of that version), so one instance at a time takes the inputs
- * while the others stand by. nats-server 2.11's pinned consumers would do the same without a lease.
+ * Safety does not rest on timing alone. The holder acts only while `valid()`: less than 70% of the TTL
+ * since it *sent* its last successful renewal, by the monotonic clock (which keeps running while a process
+ * is frozen with SIGSTOP), so it stops before anyone else can take the key. And each take-over starts a new
+ * `epoch` (the key's revision when it was created): the new holder claims each model's state with a
+ * revision-checked write before acting on it, so that NATS itself refuses any later write of the old one.
  */
 export class Lease {
   private held = false;
   private revision = 0;
+  private currentEpoch = 0;
+  /** performance.now() until which this instance may act (0: not held). */
+  private validUntil = 0;
   private timer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -33,6 +40,31 @@ export class Lease {
     return this.held;
   }
 
+  /** Held, and renewed recently enough that nobody else can hold it yet: safe to act now. */
+  valid(): boolean {
+    return this.held && performance.now() < this.validUntil;
+  }
+
+  /** Resolves true once the lease is valid here (at once if it is), false after `timeoutMs`. */
+  whenValid(timeoutMs: number): Promise<boolean> {
+    if (this.valid()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      timer.unref();
+      const unlisten = this.onChange((held) => held && finish(this.valid()));
+      function finish(result: boolean): void {
+        clearTimeout(timer);
+        unlisten();
+        resolve(result);
+      }
+    });
+  }
+
+  /** The revision at which this instance took the lease: grows with every take-over. */
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
   onChange(listener: (held: boolean) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -40,6 +72,15 @@ export class Lease {
 
   start(): void {
     if (this.ticking || this.stopped) return;
+    this.ticking = this.tick();
+  }
+
+  /** Try now (after a reconnect) instead of at the next tick. */
+  nudge(): void {
+    // Only between ticks (a tick in flight reports soon enough by itself).
+    if (this.stopped || !this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
     this.ticking = this.tick();
   }
 
@@ -55,54 +96,78 @@ export class Lease {
   }
 
   private async tick(): Promise<void> {
+    if (this.stopped) return;
     const timeout = this.ttlMs / 4;
+    const sentAt = performance.now();
     try {
       if (this.held) {
-        this.renewed(await this.kv.update(this.key, this.holder, this.revision, timeout));
+        this.renewed(await this.kv.update(this.key, this.holder, this.revision, timeout), sentAt);
       } else {
+        let epoch: number;
         try {
-          this.renewed(await this.kv.create(this.key, this.holder));
+          epoch = await this.kv.create(this.key, this.holder);
+          this.renewed(epoch, sentAt);
         } catch (error) {
           // Still ours from before a hiccup (the watchdog let it go, the entry lives on): take it back.
           const entry = await this.kv.get(this.key);
           if (!entry || entry.operation !== 'PUT' || entry.string() !== this.holder) throw error;
-          this.renewed(await this.kv.update(this.key, this.holder, entry.revision, timeout));
+          // Nobody else held it meanwhile (the value is still ours): the same epoch goes on.
+          epoch = this.currentEpoch || entry.revision;
+          this.renewed(await this.kv.update(this.key, this.holder, entry.revision, timeout), sentAt);
         }
+        if (this.stopped) return;
+        this.currentEpoch = epoch;
         this.set(true);
       }
     } catch (error) {
       if (this.held && isWrongRevision(error)) {
         this.logger.warn({ err: error, lease: this.key }, 'lost the lease');
-        this.set(false);
+        this.lost();
       } else if (!isWrongRevision(error)) {
         this.logger.debug({ err: error, lease: this.key }, 'could not renew or take the lease');
       }
     }
     if (this.stopped) return;
-    // Renew well within the TTL; stand-bys try about as often, so that a dead holder is replaced soon
-    // after its entry expires.
-    this.timer = setTimeout(() => {
-      this.ticking = this.tick();
-    }, this.ttlMs / 4);
+    // Renew well within the TTL; stand-bys look more often, so that a dead holder is replaced soon after
+    // its entry expires.
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.ticking = this.tick();
+      },
+      this.held ? this.ttlMs / 4 : this.ttlMs / 8,
+    );
     this.timer.unref();
   }
 
-  /** Renewed now: hold on for most of the TTL, and let go by ourselves if no renewal follows in time. */
-  private renewed(revision: number): void {
+  /** Renewed: act until VALID_SHARE of the TTL after the request left, and let go then if nothing follows. */
+  private renewed(revision: number, sentAt: number): void {
     this.revision = revision;
+    this.validUntil = sentAt + this.ttlMs * VALID_SHARE;
     if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => {
-      if (!this.held) return;
-      this.logger.warn({ lease: this.key }, 'could not renew the lease in time; letting it go');
-      this.set(false);
-    }, this.ttlMs * 0.6);
+    this.watchdog = setTimeout(
+      () => {
+        if (!this.held) return;
+        this.logger.warn({ lease: this.key }, 'could not renew the lease in time; letting it go');
+        this.lost();
+      },
+      Math.max(0, this.validUntil - performance.now()),
+    );
     this.watchdog.unref();
+  }
+
+  private lost(): void {
+    this.validUntil = 0;
+    this.set(false);
   }
 
   private set(held: boolean): void {
     if (this.held === held) return;
     this.held = held;
-    this.logger.info({ lease: this.key, holder: this.holder }, held ? 'took the lease' : 'gave up the lease');
+    this.logger.info(
+      { lease: this.key, holder: this.holder, epoch: this.currentEpoch },
+      held ? 'took the lease' : 'gave up the lease',
+    );
     for (const listener of this.listeners) listener(held);
   }
 }

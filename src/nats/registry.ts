@@ -1,6 +1,8 @@
 import type { KV } from '@nats-io/kv';
 import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../actors/ports.ts';
 import { entryText, isoTime, isWrongRevision } from './kv-util.ts';
+import { isTransient } from './intake.ts';
+import { WardenError } from '../domain/errors.ts';
 
 /**
  * The value under `<prefix>_registry.<model_id>`: the production pointer a serving system watches.
@@ -17,12 +19,67 @@ export interface RegistryEntry {
 }
 
 const MAX_ATTEMPTS = 20;
+/** A read that times out is tried this many times (with a growing wait) before it fails. */
+const READ_ATTEMPTS = 5;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What the registry's writes wait for: this instance holding the input lease, the connection open. */
+export interface RegistryFence {
+  whenValid(timeoutMs: number): Promise<boolean>;
+  closed(): boolean;
+}
 
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
 export class KvRegistry implements ModelRegistry {
-  constructor(private readonly kv: KV) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly onTransientFailure?: (what: string, error: unknown) => void,
+    /** Writes only while this holds (the instance that takes the inputs is the single writer). */
+    private readonly fence?: RegistryFence,
+  ) {}
 
-  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+  /**
+   * A write is an effect of the single writer: it waits until this instance may act, and a timeout or a
+   * disconnection retries it (with a growing wait, at most 2 s) until NATS answers; it fails for a reason
+   * of its own (the pointer is elsewhere), or when the connection is closed for good.
+   */
+  private async write(work: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.fence?.closed())
+        throw new WardenError('unavailable', 'registry: the NATS connection is closed', { retryable: true });
+      if (this.fence && !(await this.fence.whenValid(1_000))) continue;
+      try {
+        return await work();
+      } catch (error) {
+        if (!isTransient(error) || isWrongRevision(error)) throw error;
+        this.onTransientFailure?.('registry', error);
+        await sleep(Math.min(100 * 2 ** attempt, 2_000));
+      }
+    }
+  }
+
+  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    return this.write(() => this.putPromotion(modelId, version, at, reason));
+  }
+
+  rollback(request: RollbackRequest): Promise<void> {
+    return this.write(() => this.applyRollback(request));
+  }
+
+  async production(modelId: string): Promise<ProductionPointer | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readPointer(modelId);
+      } catch (error) {
+        if (attempt >= READ_ATTEMPTS || !isTransient(error)) throw error;
+        this.onTransientFailure?.('registry', error);
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+  }
+
+  private async putPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
     const entry: RegistryEntry = {
       model_id: modelId,
       version,
@@ -33,7 +90,7 @@ export class KvRegistry implements ModelRegistry {
     await this.kv.put(modelId, JSON.stringify(entry));
   }
 
-  async rollback(request: RollbackRequest): Promise<void> {
+  private async applyRollback(request: RollbackRequest): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const stored = await this.kv.get(request.modelId);
       const text = entryText(stored);
@@ -66,7 +123,7 @@ export class KvRegistry implements ModelRegistry {
     );
   }
 
-  async production(modelId: string): Promise<ProductionPointer | null> {
+  private async readPointer(modelId: string): Promise<ProductionPointer | null> {
     const text = entryText(await this.kv.get(modelId));
     if (text === null) return null;
     const entry = JSON.parse(text) as RegistryEntry;

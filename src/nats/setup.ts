@@ -33,7 +33,7 @@ export const DEFAULT_JETSTREAM_SETTINGS: JetStreamSettings = {
   duplicateWindowMs: 15 * 60_000,
   ackWaitMs: 30_000,
   maxAckPending: 1024,
-  leaseTtlMs: 10_000,
+  leaseTtlMs: 2_000,
 };
 
 function isApiError(error: unknown, code: number): boolean {

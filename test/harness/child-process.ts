@@ -8,6 +8,10 @@ export interface Child extends AsyncDisposable {
   kill(signal: NodeJS.Signals): Promise<number | string>;
   /** What the process wrote on stderr, for failure messages. */
   stderr(): string;
+  /** What the process wrote on stdout so far. */
+  stdout(): string;
+  /** Sends a signal without waiting for anything (SIGSTOP, SIGCONT). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /** Runs a TypeScript entry point in a child Node process (through tsx), with extra environment. */
@@ -67,6 +71,10 @@ export function spawnTs(entry: string, env: Record<string, string>): Child {
     },
     kill,
     stderr: () => stderr,
+    stdout: () => stdout,
+    signal(signal) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    },
     async [Symbol.asyncDispose]() {
       await kill('SIGKILL');
     },

@@ -21,6 +21,8 @@ export interface NatsServer extends AsyncDisposable {
   readonly storeDir: string;
   /** Stops the server (SIGTERM, then SIGKILL if it lingers). */
   stop(): Promise<void>;
+  /** Kills the server with SIGKILL (no shutdown at all); `start` brings it back from its store. */
+  kill(): Promise<void>;
   /** Starts it again on the same port with the same JetStream store. */
   start(): Promise<void>;
   restart(): Promise<void>;
@@ -50,6 +52,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
+    // Only this start's output counts (a restart's log still holds the previous "Server is ready").
+    const from = output.length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
@@ -57,7 +61,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       }, startTimeoutMs);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('Server is ready')) {
+        if (output.slice(from).includes('Server is ready')) {
           clearTimeout(timer);
           resolve();
         }
@@ -72,7 +76,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     });
   };
 
-  const stop = async (): Promise<void> => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const proc = child;
     if (!proc) return;
     child = null;
@@ -82,7 +86,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         clearTimeout(killer);
         resolve();
       });
-      proc.kill('SIGTERM');
+      proc.kill(signal);
     });
   };
 
@@ -97,7 +101,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
-    stop,
+    stop: () => stop(),
+    kill: () => stop('SIGKILL'),
     start,
     async restart() {
       await stop();

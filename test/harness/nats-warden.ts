@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { Clock } from '../../src/actors/ports.ts';
+import type { Clock, StateStore } from '../../src/actors/ports.ts';
 import type { RuntimeObserver } from '../../src/actors/runtime.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -15,6 +15,10 @@ export interface NatsWardenOptions {
   readonly hooks?: NatsAdapterHooks;
   /** e.g. `info` to see the service's logs while debugging a test. */
   readonly logLevel?: string;
+  /** Wraps the store Warden's runtime uses (the NATS adapters keep the real one), to inject failures. */
+  readonly wrapStore?: (store: StateStore) => StateStore;
+  /** Called for every rejected input, besides the count (e.g. a real metrics registry). */
+  readonly onRejected?: (kind: string, error: WardenError) => void;
 }
 
 export interface NatsWarden extends AsyncDisposable {
@@ -33,7 +37,7 @@ export interface NatsWarden extends AsyncDisposable {
 
 /** Short waits for tests: redeliveries and stranded outbox entries are picked up within a second or two. */
 export const TEST_HOOKS: NatsAdapterHooks = {
-  jetstream: { ackWaitMs: 2_000, leaseTtlMs: 3_000 },
+  jetstream: { ackWaitMs: 2_000, leaseTtlMs: 2_000 },
   store: { strandedAfterMs: 1_000, sweepEveryMs: 250 },
 };
 
@@ -42,7 +46,10 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
   const config = parseConfig({ ...options.config, nats: { ...options.config?.nats, url } });
   const logger = pino({ level: options.logLevel ?? process.env.WARDEN_TEST_LOG ?? 'silent' });
   const rejected = new Map<string, number>();
-  const count = (kind: string, _error: WardenError) => rejected.set(kind, (rejected.get(kind) ?? 0) + 1);
+  const count = (kind: string, error: WardenError) => {
+    rejected.set(kind, (rejected.get(kind) ?? 0) + 1);
+    options.onRejected?.(kind, error);
+  };
   const adapters = await createNatsAdapters(config, logger, {
     ...TEST_HOOKS,
     ...options.hooks,
@@ -52,7 +59,7 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
   });
   const warden = await createWarden(config, {
     bus: adapters.bus,
-    store: adapters.store,
+    store: options.wrapStore ? options.wrapStore(adapters.store) : adapters.store,
     registry: adapters.registry,
     logger,
     onRejected: count,

@@ -52,7 +52,7 @@ const BAD: Array<[string, string, unknown, string]> = [
     { model_id: 'hex8_2p', games_played: 100 },
     'evaluation',
   ],
-  ['unknown input kind', 'warden.in.result.hex8_2p', { model_id: 'hex8_2p', games_played: 100 }, 'result'],
+  ['unknown input kind', 'warden.in.result.hex8_2p', { model_id: 'hex8_2p', games_played: 100 }, 'unknown'],
 ];
 
 describe('bad input over NATS', () => {

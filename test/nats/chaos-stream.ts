@@ -1,0 +1,126 @@
+/**
+ * A fixed, seeded stream of inputs over many models (promotions and evaluations, some of them regressions)
+ * and what Warden made of it, without wall-clock times: final model and training states, and every output
+ * event id per model. A run under faults must end exactly like a clean run of the same stream.
+ */
+import type { TestClient } from '../harness/nats-client.ts';
+
+export interface Input {
+  readonly subject: string;
+  readonly payload: Record<string, unknown>;
+}
+
+/** mulberry32: small, seeded, good enough to pick models and moments. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Per model: two promotions, evaluations (some regressing), a third promotion, more evaluations. */
+export function chaosStream(prefix: string, models: number, seed: number): Input[] {
+  const rnd = random(seed);
+  const perModel: Input[][] = [];
+  for (let i = 0; i < models; i++) {
+    const m = `cm${i}`;
+    const promotion = (n: number, elo: number): Input => ({
+      subject: `${prefix}.in.promotion.${m}`,
+      payload: { event_id: `${m}-p${n}`, model_id: `${m}_v${n}`, elo },
+    });
+    const evaluation = (n: number, elo: number, version?: string): Input => ({
+      subject: `${prefix}.in.evaluation.${m}`,
+      payload: {
+        event_id: `${m}-e${n}`,
+        model_id: version ? `${m}_${version}` : m,
+        current_elo: elo,
+        games_played: 200,
+      },
+    });
+    const first = rnd();
+    const second = rnd();
+    perModel.push([
+      promotion(1, 1500),
+      promotion(2, 1520),
+      evaluation(1, 1518, 'v2'),
+      evaluation(2, first < 0.3 ? 1400 : first < 0.5 ? 1505 : 1519, 'v2'),
+      evaluation(3, 1517),
+      promotion(3, 1530),
+      evaluation(4, 1528),
+      evaluation(5, second < 0.25 ? 1405 : 1529),
+    ]);
+  }
+  // Interleave the models at random, each model's inputs in their order.
+  const out: Input[] = [];
+  const cursors = perModel.map(() => 0);
+  const open = perModel.map((_, i) => i);
+  while (open.length > 0) {
+    const pick = Math.floor(rnd() * open.length);
+    const model = open[pick]!;
+    out.push(perModel[model]![cursors[model]!++]!);
+    if (cursors[model] === perModel[model]!.length) open.splice(pick, 1);
+  }
+  return out;
+}
+
+interface StatusReply {
+  ok: boolean;
+  models: Array<Record<string, unknown> & { versions: Array<Record<string, unknown>> }>;
+  training: Array<Record<string, unknown>>;
+}
+
+export interface RunOutcome {
+  readonly models: Record<string, unknown>;
+  readonly training: Record<string, unknown>;
+  /** Per model (or config key): the sorted `<kind>:<event_id>` of every output event. */
+  readonly events: Record<string, string[]>;
+}
+
+/** What Warden made of the stream, read over NATS (status command and the audit stream). */
+export async function runOutcome(client: TestClient, prefix: string): Promise<RunOutcome> {
+  const status = await client.request<StatusReply>(`${prefix}.cmd.status`, {}, 5_000);
+  if (!status.ok) throw new Error(`status failed: ${JSON.stringify(status)}`);
+  const models: Record<string, unknown> = {};
+  for (const m of status.models) {
+    const detection = m.last_detection as { detection_id: string; severity: string } | null;
+    models[String(m.model_id)] = {
+      state: m.state,
+      production_version: m.production_version,
+      consecutive_regressions: m.consecutive_regressions,
+      last_detection: detection && { detection_id: detection.detection_id, severity: detection.severity },
+      pending: m.pending_approval !== null,
+      rolling_back: m.rolling_back,
+      versions: m.versions.map((v) => [v.version, v.elo, v.rolled_back_from]),
+    };
+  }
+  const training: Record<string, unknown> = {};
+  for (const t of status.training)
+    training[String(t.config_key)] = { status: t.status, may_train: t.may_train, by: t.by, reason: t.reason };
+  const events: Record<string, string[]> = {};
+  const stream = `${prefix.toUpperCase().replace(/-/g, '_')}_EVENTS`;
+  for (const e of await client.stored(`${prefix}.evt.>`, stream)) {
+    const tokens = e.subject.split('.');
+    const key = tokens.at(-1)!;
+    (events[key] ??= []).push(`${tokens.at(-2)}:${(e.data as { event_id: string }).event_id}`);
+  }
+  for (const list of Object.values(events)) list.sort();
+  return { models, training, events };
+}
+
+/** The models (or keys) whose outcome differs, for a readable failure message. */
+export function differences(actual: RunOutcome, expected: RunOutcome): string[] {
+  const out: string[] = [];
+  for (const part of ['models', 'training', 'events'] as const) {
+    const keys = new Set([...Object.keys(actual[part]), ...Object.keys(expected[part])]);
+    for (const key of keys) {
+      const a = JSON.stringify(actual[part][key]);
+      const b = JSON.stringify(expected[part][key]);
+      if (a !== b) out.push(`${part} ${key}: got ${a}, clean run ${b}`);
+    }
+  }
+  return out;
+}
