@@ -21,7 +21,9 @@ function evaluationText(
       return `evaluation${of} (${measured}): ${outcome.severity} regression, decision ${outcome.decision}${detail ? `: ${detail}` : ''}`;
     case 'healthy':
     case 'cleared':
-      return `evaluation${of} (${measured}): ${outcome.kind}`;
+      return outcome.passedTest === undefined
+        ? `evaluation${of} (${measured}): ${outcome.kind}`
+        : `evaluation${of} (${measured}): ${outcome.kind}; the version passed statistical test ${outcome.passedTest} (accept H0)`;
     case 'insufficient_evidence':
       return `evaluation${of} (${measured}): not enough games (${outcome.minGames} needed)`;
     case 'evidence_added':
@@ -85,7 +87,8 @@ function trainingText(event: TrainingEvent): string {
  * The timeline line of one committed input: which input, what it led to, who asked and why. Built from
  * what the runtime already has at hand (the event, its outcome and its publications), so it costs no read.
  * A routine evaluation (no change of state, nothing published: the steady "healthy" of a guarded model)
- * makes no line: it is most of the traffic, and a line each would cost a write each (bench:core).
+ * makes no line: it is most of the traffic, and a line each would cost a write each (bench:core). One that
+ * completes a statistical test the version passed does: an operator sees the version passing.
  */
 export function timelineEntry(
   kind: ActorKind,
@@ -96,7 +99,8 @@ export function timelineEntry(
   outcome: Outcome | TrainingOutcome,
   publications: readonly OutputEvent[],
 ): TimelineEntry | null {
-  if (event.type === 'EVALUATED' && from === to && publications.length === 0) return null;
+  const passed = 'passedTest' in outcome && outcome.passedTest !== undefined;
+  if (event.type === 'EVALUATED' && from === to && publications.length === 0 && !passed) return null;
   const by = 'by' in event && typeof event.by === 'string' ? event.by : null;
   const summary =
     kind === 'model'

@@ -574,9 +574,15 @@ export function takeEvaluation(d: Draft, j: EvaluationJudgement, event: Evaluate
 }
 
 /** A clean evaluation ends an open streak of regressions, and says so. */
-export function clearRegression(d: Draft, event: Evaluated): void {
+export function clearRegression(d: Draft, j: EvaluationJudgement, event: Evaluated): void {
+  // A statistical test that ended in accept_h0: the version passed it (the timeline records it).
+  const statistics = j.assessment?.statistics;
+  const passed =
+    statistics?.sprt_decision === 'accept_h0' && statistics.test_number !== null
+      ? { passedTest: statistics.test_number }
+      : {};
   if (d.context.streak === 0) {
-    d.answer({ kind: 'healthy' });
+    d.answer({ kind: 'healthy', ...passed });
     return;
   }
   d.set({ streak: 0 });
@@ -598,7 +604,7 @@ export function clearRegression(d: Draft, event: Evaluated): void {
       reason: 'consecutive_regressions_cleared',
     },
   }));
-  d.answer({ kind: 'cleared' });
+  d.answer({ kind: 'cleared', ...passed });
 }
 
 /** One more regression in the streak, with its detection id; remembered as the last detection. */

@@ -173,7 +173,9 @@ export function createModelMachine(policy: ModelPolicy) {
       takeEvaluation: act((d, event) =>
         takeEvaluation(d, judged(event as Of<'EVALUATED'>), event as Of<'EVALUATED'>),
       ),
-      clearRegression: act((d, event) => clearRegression(d, event as Of<'EVALUATED'>)),
+      clearRegression: act((d, event) =>
+        clearRegression(d, judged(event as Of<'EVALUATED'>), event as Of<'EVALUATED'>),
+      ),
       recordDetection: act((d, event) => {
         recordDetection(d, judged(event as Of<'EVALUATED'>), event as Of<'EVALUATED'>, true);
       }),

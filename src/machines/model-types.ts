@@ -173,8 +173,9 @@ export type ModelEventType = ModelEvent['type'];
 /** What happened to one input, for the caller (and the metrics); never persisted. */
 export type Outcome =
   | { kind: 'promoted'; version: string }
-  | { kind: 'healthy' }
-  | { kind: 'cleared' }
+  /** `passedTest`: this evaluation completed the version's statistical test number N with accept_h0. */
+  | { kind: 'healthy'; passedTest?: number }
+  | { kind: 'cleared'; passedTest?: number }
   | {
       kind: 'regression';
       severity: Severity;

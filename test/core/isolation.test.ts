@@ -247,3 +247,30 @@ describe('inputs during a rollback are kept, not dropped (finding 3)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('a version passing its statistical test is recorded (issue 10)', () => {
+  it('an accept_h0 answers with the test passed and leaves a line in the model timeline', async () => {
+    const t = await startTestWarden({ detection: { mode: 'statistical' } });
+    try {
+      for (const version of ['v1', 'v2']) await t.warden.promote({ model_id: 'm', version, elo: 1500 });
+      let passed: number | undefined;
+      for (let i = 0; i < 200 && passed === undefined; i++) {
+        const result = await t.warden.evaluate({
+          model_id: 'm',
+          games_played: 100,
+          wins: 52,
+          draws: 0,
+          losses: 48,
+        });
+        const outcome = result.outcome as { kind: string; passedTest?: number };
+        passed = outcome.passedTest;
+      }
+      expect(passed).toBe(1);
+      await t.warden.idle();
+      const lines = await t.warden.store.timeline!('model', 'm', 50);
+      expect(lines.some((l) => l.summary.includes('passed statistical test 1'))).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+});
