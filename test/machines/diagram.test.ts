@@ -34,6 +34,10 @@ describe('generated diagrams', () => {
       const names = JSON.stringify(machine.definition);
       expect(names).not.toMatch(/"leadsTo"|"apply"/);
     }
+    // The JSON definition (what the Stately inspector and Studio load) carries the same names.
+    const model = JSON.stringify(cases[0][1].definition);
+    for (const name of ['isCritical', 'needsApproval', 'isRepeatWithinCooldown', 'startAutomaticRollback'])
+      expect(model).toContain(`"${name}"`);
     expect(modelDiagram()).toContain('healthy --> rollingBack : EVALUATED [isCritical / mustRollBack]');
     expect(modelDiagram()).toContain('isRepeatWithinCooldown');
   });
