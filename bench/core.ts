@@ -13,15 +13,7 @@ import { createModelMachine } from '../src/machines/model-machine.ts';
 import { modelPolicyFrom } from '../src/machines/model-policy.ts';
 import { createWarden } from '../src/warden.ts';
 import { ManualClock } from '../src/actors/manual-clock.ts';
-
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`--${name}: expected a positive integer, received ${process.argv[index + 1]}`);
-  return value;
-}
+import { option } from './options.ts';
 
 const EVALUATIONS = option('evaluations', 50_000);
 const MODELS = option('models', 100);

@@ -14,17 +14,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { spawnTs, type Child } from '../test/harness/child-process.ts';
 import { startNatsServer, type NatsServer } from '../test/harness/nats-server.ts';
+import { option } from './options.ts';
 
 const FIXTURE = fileURLToPath(new URL('../test/nats/fixtures/warden-process.ts', import.meta.url));
-
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`--${name}: expected a positive integer, received ${process.argv[index + 1]}`);
-  return value;
-}
 
 const RUNS = option('runs', 5);
 

@@ -12,15 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { parseConfig } from '../src/config/load.ts';
 import { buildService } from '../src/service.ts';
 import { startNatsServer } from '../test/harness/nats-server.ts';
-
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`--${name}: expected a positive integer, received ${process.argv[index + 1]}`);
-  return value;
-}
+import { option } from './options.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const PROBE_EVERY_MS = 5;

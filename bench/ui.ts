@@ -15,15 +15,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { silentLogger } from '../src/logger.ts';
 import { buildService, type Service } from '../src/service.ts';
 import { launchBrowser, OPERATOR_TOKEN, PRODUCER_TOKEN } from '../test/ui/support.ts';
-
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`--${name}: expected a positive integer, received ${process.argv[index + 1]}`);
-  return value;
-}
+import { option } from './options.ts';
 
 const MODELS = option('models', 10_000);
 const LOADS = option('loads', 7);
