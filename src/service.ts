@@ -76,6 +76,8 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
     endpoints.push(inspection.endpoint);
   }
 
+  // Events committed before a crash are published again on start; alerts must be listening by then.
+  wardenDeps.holdPublishing = true;
   const warden = await createWarden(config, wardenDeps).catch(async (error: unknown) => {
     await nats?.close();
     throw error;
@@ -95,6 +97,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
       closers.push(() => alerts.close());
       endpoints.push(alerts.endpoint);
     }
+    warden.startPublishing();
     const http = await startHttpServer(warden, {
       ...config.http,
       logger: deps.logger,

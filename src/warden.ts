@@ -51,6 +51,11 @@ export interface WardenDeps {
   readonly inspect?: RuntimeDeps['inspect'];
   /** Called for every rejected input, with the reason code (metrics count them). */
   readonly onRejected?: (kind: string, error: WardenError) => void;
+  /**
+   * Publishing waits for `startPublishing()`: subscribers that must hear every event (the alert delivery)
+   * attach first, so that events left from before a crash are not published to nobody.
+   */
+  holdPublishing?: boolean;
   /** Called for every input taken from the bus, with the seconds from arrival to its committed result. */
   readonly onProcessed?: (kind: string, seconds: number) => void;
 }
@@ -237,6 +242,7 @@ export class Warden {
   private readonly clock: Clock;
   private readonly onRejected: WardenDeps['onRejected'];
   private readonly onProcessed: WardenDeps['onProcessed'];
+  private readonly holdPublishing: boolean;
   private unsubscribers: Array<() => void> = [];
   private started = false;
 
@@ -257,6 +263,7 @@ export class Warden {
       );
     this.onRejected = deps.onRejected;
     this.onProcessed = deps.onProcessed;
+    this.holdPublishing = deps.holdPublishing ?? false;
     const modelPolicy = modelPolicyFrom(config);
     this.runtime = new ActorRuntime({
       modelMachine: createModelMachine(modelPolicy),
@@ -300,7 +307,7 @@ export class Warden {
         this.ingest(m.subject, m.data, m.raw, m.position).then(() => undefined),
       ),
     );
-    this.runtime.startPublishing();
+    if (!this.holdPublishing) this.runtime.startPublishing();
     this.started = true;
     this.logger.info(
       { models: this.runtime.models().length, trainings: this.runtime.trainings().length },
@@ -317,6 +324,11 @@ export class Warden {
     await this.store.close();
     this.started = false;
     this.logger.info('Warden stopped');
+  }
+
+  /** Starts publishing committed events (only needed with `holdPublishing`; idempotent). */
+  startPublishing(): void {
+    this.runtime.startPublishing();
   }
 
   /** Resolves when every input so far has been processed, committed, published and delivered. */

@@ -32,6 +32,7 @@ export class Outbox {
 
   /** Starts publishing: first whatever was committed but not yet published, then what comes. */
   start(): void {
+    if (this.started) return;
     this.started = true;
     this.resumePending();
   }

@@ -58,21 +58,30 @@ export class EmbeddedAlertDelivery {
   ) {}
 
   start(): void {
-    this.unsubscribe = this.deps.bus.subscribe(`${this.deps.prefix}.evt.alert.*`, (message) => {
-      const parsed = AlertSchema.safeParse(message.data);
-      if (!parsed.success) {
-        this.deps.logger.warn({ subject: message.subject }, 'alerts: ignored a message that is not an alert');
-        return;
-      }
-      const now = this.deps.clock.now();
-      for (const target of targetsFor(parsed.data, this.deps.targets)) {
-        const id = deliveryId(parsed.data, target.id);
-        // A replayed alert (the outbox after a crash) finds its record and is not sent again.
-        if (this.ledger.getNow(id) === null)
-          this.ledger.putNow(newDelivery(id, target, parsed.data, now), now);
-      }
-      this.kick();
-    });
+    this.unsubscribe = this.deps.bus.subscribe(
+      `${this.deps.prefix}.evt.alert.*`,
+      (message) => {
+        const parsed = AlertSchema.safeParse(message.data);
+        if (!parsed.success) {
+          this.deps.logger.warn(
+            { subject: message.subject },
+            'alerts: ignored a message that is not an alert',
+          );
+          return;
+        }
+        const now = this.deps.clock.now();
+        for (const target of targetsFor(parsed.data, this.deps.targets)) {
+          const id = deliveryId(parsed.data, target.id);
+          // A replayed alert (the outbox after a crash) finds its record and is not sent again.
+          if (this.ledger.getNow(id) === null)
+            this.ledger.putNow(newDelivery(id, target, parsed.data, now), now);
+        }
+        this.kick();
+        // Durable: the outbox forgets an alert only once its deliveries are in the ledger (a crash before
+        // that publishes it again on start).
+      },
+      { durable: true },
+    );
     this.kick();
   }
 
