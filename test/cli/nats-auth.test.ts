@@ -6,6 +6,7 @@ import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { natsCredentials } from '../../src/cli/nats-client.ts';
+import { runToEnd } from '../harness/child-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NATS_CONF = fileURLToPath(new URL('../../nats.conf', import.meta.url));
@@ -25,21 +26,9 @@ interface Run {
 
 /** The real executable, with only the environment a test gives it (plus PATH and HOME). */
 function warden(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/warden.js', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_BY: 'alice', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  return runToEnd(process.execPath, ['bin/warden.js', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_BY: 'alice', ...env },
   });
 }
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,27 +10,16 @@ import { silentLogger } from '../../src/logger.ts';
 import { CommandResponder } from '../../src/nats/commands.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
+import { runToEnd, type Finished } from '../harness/child-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Each test spawns a few CLI processes (tsx start-up is most of it); a loaded machine needs headroom. */
 const SPAWN_TIMEOUT_MS = 60_000;
 
-function warden(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/warden.js', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_BY: 'alice' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+function warden(args: string[]): Promise<Finished> {
+  return runToEnd(process.execPath, ['bin/warden.js', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_BY: 'alice' },
   });
 }
 

@@ -14,6 +14,7 @@ import {
   startTestService,
   type TestService,
 } from '../http/support.ts';
+import { runToEnd } from '../harness/child-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Each test spawns a few CLI processes (tsx start-up is most of it); a loaded machine needs headroom. */
@@ -37,19 +38,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
  * Warden it talks to runs in this process and must keep answering.
  */
 function warden(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/warden.js', ...args], { cwd: ROOT, env: cleanEnv(env) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runToEnd(process.execPath, ['bin/warden.js', ...args], { cwd: ROOT, env: cleanEnv(env) });
 }
 
 /** A port nothing listens on (taken, then released). */

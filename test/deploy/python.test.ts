@@ -1,7 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRODUCER_TOKEN, startTestService, type TestService } from '../http/support.ts';
+import { runToEnd } from '../harness/child-process.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/python/', import.meta.url));
 
@@ -20,27 +21,15 @@ afterAll(async () => {
 
 /** The example as a trainer runs it: python3, the standard library, and the two settings. */
 function trainer(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('python3', [`${EXAMPLES}trainer_http.py`, ...args], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        WARDEN_URL: t.url,
-        WARDEN_PRODUCER_TOKEN: PRODUCER_TOKEN,
-        PYTHONDONTWRITEBYTECODE: '1',
-        ...env,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  return runToEnd('python3', [`${EXAMPLES}trainer_http.py`, ...args], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      WARDEN_URL: t.url,
+      WARDEN_PRODUCER_TOKEN: PRODUCER_TOKEN,
+      PYTHONDONTWRITEBYTECODE: '1',
+      ...env,
+    },
   });
 }
 
