@@ -354,6 +354,10 @@ export async function createNatsAdapters(
       }
     };
     inputLease.onChange(followLease);
+    // Contend for the lease from the start, not only once inputs are consumed: Warden's own start may
+    // need it first (bringing the registry in line after a crash between a commit and its registry write),
+    // and two instances both waiting there for a lease nobody contends for would never start.
+    inputLease.start();
 
     const detach = async (): Promise<void> => {
       answering = false;

@@ -97,7 +97,19 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
         const active = await eventually(
           () => {
             const found = running.find((c) => role(c)?.role === 'active');
-            if (!found) throw new Error('no active instance yet');
+            if (!found)
+              throw new Error(
+                `no active instance yet (kill ${kill}): ${running
+                  .map(
+                    (c) =>
+                      `[${c
+                        .stdout()
+                        .split('\n')
+                        .filter((l) => l.startsWith('ROLE') || l.startsWith('READY'))
+                        .join(' | ')} ERR ${c.stderr().slice(-1500)}]`,
+                  )
+                  .join('\n')}`,
+              );
             return found;
           },
           { timeoutMs: 15_000, intervalMs: 20 },
