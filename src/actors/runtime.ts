@@ -735,20 +735,27 @@ export class ActorRuntime {
     );
     const event: ModelEvent = { ...next.event, at: this.deps.clock.now(), deferredId: next.id };
     this.track(
-      this.dispatch('model', host.key, event, undefined)
-        .catch((error) => host.log.error({ err: error }, 'could not apply a deferred input'))
-        .finally(() => {
-          if (host.handingBack === next.id) host.handingBack = null;
+      this.dispatch('model', host.key, event, undefined).then(
+        () => {
           const head = deferredOf(this.modelView(host).context)[0];
           if (head?.id === next.id) {
             // The machine did not take it off the queue: a bug; never spin on it (a restart tries again).
             host.log.error({ deferredId: next.id }, 'a deferred input was handed back but not taken');
-            host.handingBack = next.id;
             return;
           }
-          // Its commit handed back the next one already; a stale or failed one is looked at again here.
+          if (host.handingBack === next.id) host.handingBack = null;
+          // Its commit handed back the next one already; a stale one is looked at again here.
           if (!this.pendingFor(host)) this.afterCommit(host);
-        }),
+        },
+        (error: unknown) => {
+          // Not applied (a failed commit, or not the writer in NATS mode): tried again a second later.
+          host.log.warn({ err: error, deferredId: next.id }, 'could not apply a deferred input yet');
+          if (host.handingBack === next.id) host.handingBack = null;
+          this.deps.clock.setTimeout(() => {
+            if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
+          }, TIMER_RETRY_MS);
+        },
+      ),
     );
   }
 
