@@ -25,7 +25,7 @@ import {
   ResumeCommandSchema,
   RollbackCommandSchema,
 } from './domain/events.ts';
-import { parseModelRef, resolveModelRef } from './domain/model-ref.ts';
+import { resolveModelRef } from './domain/model-ref.ts';
 import { evaluationEvent, promotionEvent, requireToken, type InputKind } from './domain/input-events.ts';
 import { parseInput } from './domain/validation.ts';
 import {
@@ -38,6 +38,9 @@ import {
   type ErrorBody,
 } from './domain/errors.ts';
 import { silentLogger } from './logger.ts';
+import { InputJournal } from './embedded/input-journal.ts';
+import { ShadowPolicies } from './lab/shadow.ts';
+import type { Decision } from './lab/engine.ts';
 
 /** An input the service took, with the time (ms) its model actor saw it. */
 export interface AcceptedInput {
@@ -64,6 +67,8 @@ export interface WardenDeps {
   holdPublishing?: boolean;
   /** Called for every input taken from the bus, with the seconds from arrival to its committed result. */
   readonly onProcessed?: (kind: string, seconds: number) => void;
+  /** Called for every decision of a shadow policy (metrics count them). */
+  readonly onShadowDecision?: (policy: string, decision: Decision) => void;
 }
 
 export interface ModelStatus {
@@ -236,6 +241,10 @@ export class Warden {
   readonly store: StateStore;
   readonly registry: ModelRegistry;
   readonly logger: Logger;
+  /** Embedded mode: the input journal the policy lab replays (null in NATS mode or when disabled). */
+  readonly journal: InputJournal | null;
+  /** The shadow policies of the configuration (null when it names none). */
+  readonly shadows: ShadowPolicies | null;
   private readonly runtime: ActorRuntime;
   private readonly clock: Clock;
   private readonly onRejected: WardenDeps['onRejected'];
@@ -260,6 +269,21 @@ export class Warden {
       new MemoryBus((error, message) =>
         this.logger.error({ err: error, subject: message.subject }, 'bus handler failed'),
       );
+    this.journal =
+      sqlite && config.journal.enabled
+        ? new InputJournal(join(config.dataDir, 'warden.db'), config.journal, () => this.clock.now())
+        : null;
+    this.shadows =
+      config.shadowPolicies.length > 0
+        ? new ShadowPolicies(config, {
+            bus: this.bus,
+            clock: this.clock,
+            logger: this.logger,
+            prefix: config.nats.prefix,
+            liveSnapshot: (modelId) => this.runtime.persistedSnapshot('model', modelId),
+            onDecision: deps.onShadowDecision,
+          })
+        : null;
     this.onRejected = deps.onRejected;
     this.onProcessed = deps.onProcessed;
     this.holdPublishing = deps.holdPublishing ?? false;
@@ -319,6 +343,8 @@ export class Warden {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];
     await this.runtime.stop();
+    await this.shadows?.stop();
+    this.journal?.close();
     await this.bus.close();
     await this.store.close();
     this.started = false;
@@ -357,7 +383,7 @@ export class Warden {
       outcome: refuseIfBusy(p.modelId, outcome),
       state: this.runtime.model(p.modelId)!.state,
     };
-    this.accepted('promotion', at, input);
+    this.accepted('promotion', at, input, p.modelId);
     return result;
   }
 
@@ -371,12 +397,14 @@ export class Warden {
       outcome: refuseIfBusy(e.modelId, outcome),
       state: this.runtime.modelState(e.modelId)!,
     };
-    this.accepted('evaluation', at, input);
+    this.accepted('evaluation', at, input, e.modelId);
     return result;
   }
 
   /** Every input the service took (not refused as invalid, unknown or busy) goes to the listeners. */
-  private accepted(kind: InputKind, at: number, payload: unknown): void {
+  private accepted(kind: InputKind, at: number, payload: unknown, modelId: string): void {
+    this.journal?.append(kind, at, payload);
+    this.shadows?.input(kind, at, payload, modelId);
     for (const listener of this.inputListeners) {
       try {
         listener({ kind, at, payload });

@@ -20,6 +20,7 @@ import type { OutputEvent } from '../domain/events.ts';
 import type { Severity } from '../policy/severity.ts';
 import { evaluationEvent, promotionEvent } from '../domain/input-events.ts';
 import { ValidationError, WardenError } from '../domain/errors.ts';
+import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
 
 /** One recorded input: its kind, the time its model saw it (ms), its payload and where it came from. */
 export interface RecordedInput {
@@ -349,10 +350,26 @@ export class PolicyEngine {
     return { state: snapshot.value as ModelStateName, productionVersion: snapshot.context.productionVersion };
   }
 
+  /**
+   * Takes a model over from the live service's committed snapshot (a stored record: `{ machine, snapshot }`),
+   * at the clock's time. A shadow policy does this for a model it has not seen from its first promotion.
+   */
+  adopt(modelId: string, stored: unknown): void {
+    const current = migrateSnapshot(stored as StoredSnapshot, this.modelMachine.id);
+    if (current === null) throw new WardenError('internal', `cannot adopt ${modelId}: not a model snapshot`);
+    const context = (current.snapshot as unknown as { context: ModelContext }).context;
+    const host = this.createModel(modelId, context.configKey, current.snapshot);
+    const snapshot = host.actor.getSnapshot();
+    this.armModel(host, snapshot.value as ModelStateName, snapshot.context);
+  }
+
   // ---------------------------------------------------------------------------------------------
 
-  private createModel(modelId: string, configKey: string): ModelHost {
-    const actor = createActor(this.modelMachine, { input: { modelId, configKey } });
+  private createModel(modelId: string, configKey: string, snapshot?: unknown): ModelHost {
+    const actor = createActor(this.modelMachine, {
+      input: { modelId, configKey },
+      ...(snapshot ? { snapshot: snapshot as never } : {}),
+    });
     const host: ModelHost = {
       kind: 'model',
       key: modelId,
