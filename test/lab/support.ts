@@ -1,3 +1,5 @@
+import type { ManualClock } from '../../src/actors/manual-clock.ts';
+
 /** Scripted histories for the policy lab's tests, as JSON Lines. */
 
 export const T0 = Date.UTC(2026, 2, 1) / 1000;
@@ -79,3 +81,25 @@ export const LOOSER = {
 } as const;
 
 export const LIVE = { detection: { mode: 'threshold' } } as const;
+
+/** Feeds the scripted inputs at their times, one at a time, as producers would. */
+export async function drive(
+  send: (kind: Line['kind'], payload: Record<string, unknown>) => Promise<unknown>,
+  clock: ManualClock,
+  lines: Line[],
+  settle: () => Promise<void>,
+): Promise<void> {
+  for (const line of lines) {
+    const { kind, timestamp, ...payload } = line;
+    clock.advance(Math.max((timestamp as number) * 1000 - clock.now(), 0));
+    await settle();
+    await send(kind, payload);
+    await settle();
+  }
+}
+
+/** Two models with the same known versions, their inputs interleaved in time (go9 a minute after hex8). */
+export function interleaved(): Line[] {
+  const go = knownVersions('go9').map((l) => ({ ...l, timestamp: (l.timestamp as number) + 60 }));
+  return [...knownVersions('hex8'), ...go].sort((a, b) => (a.timestamp as number) - (b.timestamp as number));
+}
