@@ -26,24 +26,41 @@ export interface ReplayOptions {
   readonly onDecision?: ((decision: Decision) => void) | undefined;
 }
 
-/** One configuration over a history. Bad lines are collected, never thrown. */
-export function replay(config: Config, items: Iterable<SourceItem>, options: ReplayOptions = {}): PolicyRun {
-  const engine = new PolicyEngine(config, options.onDecision);
-  const issues: ReplayIssue[] = [];
-  let lines = 0;
-  for (const item of items) {
+/** One configuration over a history, fed item by item. Bad lines are collected, never thrown. */
+export class Replayer {
+  private readonly engine: PolicyEngine;
+  private readonly issues: ReplayIssue[] = [];
+  private lines = 0;
+
+  constructor(
+    config: Config,
+    private readonly options: ReplayOptions = {},
+  ) {
+    this.engine = new PolicyEngine(config, options.onDecision);
+  }
+
+  feed(item: SourceItem): void {
     if (isProblem(item)) {
       const level = item.level ?? 'skipped';
-      if (level === 'skipped') lines++;
-      issues.push({ line: item.line, level, problem: item.problem });
-      continue;
+      if (level === 'skipped') this.lines++;
+      this.issues.push({ line: item.line, level, problem: item.problem });
+      return;
     }
-    lines++;
-    const issue = engine.feed(item);
-    if (issue) issues.push(issue);
+    this.lines++;
+    const issue = this.engine.feed(item);
+    if (issue) this.issues.push(issue);
   }
-  if (options.until !== undefined) engine.advance(options.until);
-  return { summary: engine.summary(), issues, lines };
+
+  finish(): PolicyRun {
+    if (this.options.until !== undefined) this.engine.advance(this.options.until);
+    return { summary: this.engine.summary(), issues: this.issues, lines: this.lines };
+  }
+}
+
+export function replay(config: Config, items: Iterable<SourceItem>, options: ReplayOptions = {}): PolicyRun {
+  const replayer = new Replayer(config, options);
+  for (const item of items) replayer.feed(item);
+  return replayer.finish();
 }
 
 export type FailOn = 'any' | 'added' | 'removed' | 'never';
@@ -257,4 +274,36 @@ export function whatIf(
   const liveRun = replay(live, history, { until: options.until });
   const candidateRun = replay(candidate, history, { until: options.until });
   return compareRuns(liveRun, candidateRun, options);
+}
+
+/**
+ * The same comparison for a running service (the HTTP replay job): both policies are fed side by side,
+ * and the event loop gets a turn every `yieldEvery` inputs, so that the live service keeps answering.
+ */
+export async function whatIfAsync(
+  live: Config,
+  candidate: Config,
+  items: Iterable<SourceItem>,
+  options: {
+    source: string;
+    failOn?: FailOn;
+    until?: number | undefined;
+    yieldEvery?: number;
+    onProgress?: (lines: number) => void;
+  },
+): Promise<ComparisonReport> {
+  const liveRun = new Replayer(live, { until: options.until });
+  const candidateRun = new Replayer(candidate, { until: options.until });
+  const every = options.yieldEvery ?? 2000;
+  let n = 0;
+  for (const item of items) {
+    liveRun.feed(item);
+    candidateRun.feed(item);
+    if (++n % every === 0) {
+      options.onProgress?.(n);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  options.onProgress?.(n);
+  return compareRuns(liveRun.finish(), candidateRun.finish(), options);
 }
