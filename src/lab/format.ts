@@ -23,6 +23,8 @@ const rollback = (r: RollbackRow): string =>
     ? ')'
     : `, ${r.minutes_from_first_bad_evaluation} min after the first bad evaluation)`);
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 /** Issues beyond this many are counted, not listed (--json lists them all). */
 const ISSUES_SHOWN = 50;
 
@@ -30,7 +32,7 @@ export function formatReport(report: ComparisonReport): string {
   const h = report.history;
   const out: string[] = [];
   out.push(
-    `history: ${h.source}: ${h.inputs} inputs (${h.applied} applied, ${h.skipped} skipped, ${h.warnings} warnings), ${h.from ?? '-'} .. ${h.until ?? '-'}`,
+    `history: ${h.source}: ${h.inputs} inputs (${h.applied} applied, ${h.skipped} skipped, ${plural(h.warnings, 'warning')}), ${h.from ?? '-'} .. ${h.until ?? '-'}`,
   );
   out.push('');
   const rows = [
