@@ -46,7 +46,7 @@ export class InputJournal {
   private flushes = 0;
 
   constructor(
-    path: string,
+    readonly path: string,
     private readonly retention: JournalRetention = { retentionDays: 30, maxEntries: 1_000_000 },
     private readonly now: () => number = Date.now,
     options: { readonly?: boolean } = {},

@@ -354,13 +354,16 @@ export class PolicyEngine {
    * Takes a model over from the live service's committed snapshot (a stored record: `{ machine, snapshot }`),
    * at the clock's time. A shadow policy does this for a model it has not seen from its first promotion.
    */
-  adopt(modelId: string, stored: unknown): void {
+  adopt(modelId: string, stored: unknown): boolean {
     const current = migrateSnapshot(stored as StoredSnapshot, this.modelMachine.id);
     if (current === null) throw new WardenError('internal', `cannot adopt ${modelId}: not a model snapshot`);
-    const context = (current.snapshot as unknown as { context: ModelContext }).context;
-    const host = this.createModel(modelId, context.configKey, current.snapshot);
+    const persisted = current.snapshot as unknown as { value: ModelStateName; context: ModelContext };
+    // A live rollback still in flight is the live policy's: taken over once it ended, at a later input.
+    if (persisted.value === 'rollingBack') return false;
+    const host = this.createModel(modelId, persisted.context.configKey, current.snapshot);
     const snapshot = host.actor.getSnapshot();
     this.armModel(host, snapshot.value as ModelStateName, snapshot.context);
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------

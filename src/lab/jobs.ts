@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import type { InputJournal } from '../embedded/input-journal.ts';
+import { InputJournal } from '../embedded/input-journal.ts';
 import { ConflictError, ValidationError, WardenError } from '../domain/errors.ts';
 import { parseInput } from '../domain/validation.ts';
 import { parseCandidate } from './candidate.ts';
@@ -152,8 +152,18 @@ export class ReplayJobs {
       throw new WardenError('conflict', 'this service keeps no input journal (journal.enabled is off)');
     }
     journal.flush();
-    // Read at once: the journal goes on growing while the job runs.
-    return { items: [...sequenced(journal.entries(from ?? 0), 'journal')], source: 'input journal' };
+    // A connection of its own, read as the job goes: the service goes on writing the journal meanwhile
+    // (WAL: the reader sees the journal as it was when the read began).
+    const reader = InputJournal.openToRead(journal.path);
+    if (!reader) throw new WardenError('conflict', 'the input journal cannot be read');
+    function* entries(): Generator<SourceItem> {
+      try {
+        yield* sequenced(reader!.entries(from ?? 0), 'journal');
+      } finally {
+        reader!.close();
+      }
+    }
+    return { items: entries(), source: 'input journal' };
   }
 
   private trim(): void {

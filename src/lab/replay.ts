@@ -269,11 +269,14 @@ export function whatIf(
   items: Iterable<SourceItem>,
   options: { source: string; failOn?: FailOn; until?: number | undefined },
 ): ComparisonReport {
-  const history: SourceItem[] = [];
-  for (const item of items) history.push(item);
-  const liveRun = replay(live, history, { until: options.until });
-  const candidateRun = replay(candidate, history, { until: options.until });
-  return compareRuns(liveRun, candidateRun, options);
+  // Side by side, in one pass: the history is read once and never held in memory as a whole.
+  const liveRun = new Replayer(live, { until: options.until });
+  const candidateRun = new Replayer(candidate, { until: options.until });
+  for (const item of items) {
+    liveRun.feed(item);
+    candidateRun.feed(item);
+  }
+  return compareRuns(liveRun.finish(), candidateRun.finish(), options);
 }
 
 /**

@@ -87,6 +87,8 @@ export class ShadowPolicies {
         if (shadow.engine.modelState(modelId) === null) {
           const snapshot = this.deps.liveSnapshot(modelId);
           if (snapshot) {
+            // Taken over as the live model is after this input (or, while a live rollback is in
+            // flight, at a later input): this input is already in that state.
             shadow.engine.advance(at);
             shadow.engine.adopt(modelId, snapshot);
             continue;

@@ -11,7 +11,8 @@ import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import type { BusMessage } from '../../src/actors/ports.ts';
-import { makeDataDir } from '../support/test-warden.ts';
+import { makeDataDir, startTestWarden } from '../support/test-warden.ts';
+import { FakeRegistry } from '../support/fake-registry.ts';
 import { LIVE, LOOSER, STRICTER, drive, interleaved } from './support.ts';
 
 const dirs: string[] = [];
@@ -125,5 +126,55 @@ describe('shadow policies, embedded mode', () => {
         parseConfig({ dataDir: dir, shadowPolicies: [{ name: 'x', overrides: { cooldownSeconds: -1 } }] }),
       ),
     ).rejects.toThrow(/shadowPolicies.x.*cooldownSeconds/s);
+  });
+
+  it('a shadow added to a service with history takes its models over from the live state, not mid-rollback', async () => {
+    const config = { ...LIVE, cooldownSeconds: 0 };
+    const first = await startTestWarden(config, { registry: new FakeRegistry(true) });
+    const { warden } = first;
+    await warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    await warden.promote({ model_id: 'm', version: 'v2', elo: 1500 });
+    const restarted = await startTestWarden(
+      { ...config, shadowPolicies: [{ name: 'stricter', overrides: STRICTER }] },
+      { dir: first.dir, clock: first.clock, registry: new FakeRegistry(false) },
+    ).finally(() => first.warden.stop());
+    try {
+      const w = restarted.warden;
+      const shadowEvents: BusMessage[] = [];
+      w.bus.subscribe('warden.evt.shadow.>', (m) => {
+        shadowEvents.push(m);
+      });
+      // A severe drop: the live rollback starts, and waits for the registry.
+      await w.evaluate({ model_id: 'm', current_elo: 1440, baseline_elo: 1500, games_played: 400 });
+      await w.idle();
+      expect(w.status('m').models[0]!.state).toBe('rollingBack');
+      expect(w.shadows!.model('stricter', 'm')).toBeNull(); // not taken over mid-rollback
+      restarted.registry.settle('succeed');
+      await w.idle();
+      // The next input: taken over as the live model is now (v1 back in production, the input applied).
+      await w.evaluate({ model_id: 'm', current_elo: 1488, baseline_elo: 1500, games_played: 400 });
+      await w.idle();
+      expect(w.shadows!.model('stricter', 'm')).toEqual(
+        w.status('m').models.map((m) => ({ state: m.state, productionVersion: m.production_version }))[0],
+      );
+      expect(w.shadows!.model('stricter', 'm')).toMatchObject({ productionVersion: 'v1' });
+      // From then on the shadow decides alone: two 12 Elo drops are a rollback for it, nothing live.
+      restarted.clock.advance(60_000);
+      await w.promote({ model_id: 'm', version: 'v3', elo: 1500 });
+      for (let i = 0; i < 2; i++) {
+        await w.evaluate({ model_id: 'm', current_elo: 1488, baseline_elo: 1500, games_played: 400 });
+        await w.idle();
+        await w.shadows!.idle();
+      }
+      expect(w.status('m').models[0]!.production_version).toBe('v3');
+      const decisions = shadowEvents.map(
+        (m) => m.data as { decision: string; details: Record<string, unknown> },
+      );
+      expect(decisions.filter((d) => d.decision === 'rollback').map((d) => d.details.fromVersion)).toEqual([
+        'v3',
+      ]);
+    } finally {
+      await restarted.close();
+    }
   });
 });

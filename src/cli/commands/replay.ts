@@ -111,14 +111,14 @@ async function history(
   const path = join(live.dataDir, 'warden.db');
   const journal = InputJournal.openToRead(path);
   if (!journal) throw new Error(`${path} has no input journal (is journal.enabled off?)`);
-  try {
-    return {
-      items: [...sequenced(journal.entries(from ?? 0), 'journal')],
-      source: `input journal in ${path}`,
-    };
-  } finally {
-    journal.close();
+  function* entries(): Generator<SourceItem> {
+    try {
+      yield* sequenced(journal!.entries(from ?? 0), 'journal');
+    } finally {
+      journal!.close();
+    }
   }
+  return { items: entries(), source: `input journal in ${path}` };
 }
 
 function* fromTime(items: Iterable<SourceItem>, from: number): Generator<SourceItem> {
