@@ -13,6 +13,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import { readInputStream } from '../../src/lab/nats-source.ts';
 import { sequenced } from '../../src/lab/sources.ts';
 import { replay } from '../../src/lab/replay.ts';
+import { ReplayJobs } from '../../src/lab/jobs.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { LIVE, STRICTER, drive, interleaved } from '../lab/support.ts';
 
 const nats = useSharedNats();
@@ -101,5 +103,16 @@ describe('shadow policies, NATS mode', () => {
         })),
       ),
     );
+
+    // The HTTP replay job of a NATS-mode service reads the same stream.
+    const jobs = new ReplayJobs({ config, journal: null, logger: silentLogger });
+    const job = jobs.start({ config: { ...LIVE, cooldownSeconds: 0 } });
+    await jobs.idle();
+    expect(job).toMatchObject({
+      status: 'done',
+      source: 'NATS stream PLAIN_IN',
+      lines: interleaved().length,
+    });
+    expect(job.report!.totals).toMatchObject({ rollbacks_added: 0, rollbacks_removed: 0 });
   });
 });
