@@ -60,6 +60,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   wardenDeps.onRejected = metrics.onRejected;
   // Inputs from the bus (NATS); the HTTP layer times its own requests.
   wardenDeps.onProcessed = metrics.observeProcessing;
+  wardenDeps.onShadowDecision = metrics.shadowDecision;
   const inspection = config.inspect
     ? await startInspection(
         {

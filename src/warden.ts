@@ -19,15 +19,14 @@ import type { ModelContext, ModelStateName, Outcome, SprtState } from './machine
 import type { TrainingContext, TrainingOutcome, TrainingStateName } from './machines/training-types.ts';
 import {
   ApproveCommandSchema,
-  EvaluationInputSchema,
   PauseAcknowledgedSchema,
   PauseCommandSchema,
-  PromotionInputSchema,
   PromotionRolledBackSchema,
   ResumeCommandSchema,
   RollbackCommandSchema,
 } from './domain/events.ts';
-import { configKeyFor, isToken, parseModelRef, resolveModelRef } from './domain/model-ref.ts';
+import { resolveModelRef } from './domain/model-ref.ts';
+import { evaluationEvent, promotionEvent, requireToken, type InputKind } from './domain/input-events.ts';
 import { parseInput } from './domain/validation.ts';
 import {
   ConflictError,
@@ -39,6 +38,16 @@ import {
   type ErrorBody,
 } from './domain/errors.ts';
 import { silentLogger } from './logger.ts';
+import { InputJournal } from './embedded/input-journal.ts';
+import { ShadowPolicies } from './lab/shadow.ts';
+import type { Decision } from './lab/engine.ts';
+
+/** An input the service took, with the time (ms) its model actor saw it. */
+export interface AcceptedInput {
+  readonly kind: InputKind;
+  readonly at: number;
+  readonly payload: unknown;
+}
 
 export interface WardenDeps {
   readonly clock?: Clock;
@@ -58,6 +67,8 @@ export interface WardenDeps {
   holdPublishing?: boolean;
   /** Called for every input taken from the bus, with the seconds from arrival to its committed result. */
   readonly onProcessed?: (kind: string, seconds: number) => void;
+  /** Called for every decision of a shadow policy (metrics count them). */
+  readonly onShadowDecision?: (policy: string, decision: Decision) => void;
 }
 
 export interface ModelStatus {
@@ -219,14 +230,6 @@ function refuseIfBusy(modelId: string, outcome: Outcome): Outcome {
   );
 }
 
-function requireToken(value: string, field: string): void {
-  if (!isToken(value)) {
-    throw new ValidationError(field, [
-      `${field}: expected a single token of letters, digits, "_" or "-" (1 to 128), received "${value.slice(0, 140)}"`,
-    ]);
-  }
-}
-
 /**
  * Warden as a library: the factory wires the machines, the runtime and the adapters (embedded by default:
  * an in-process bus and SQLite in config.dataDir). Every method validates its input first; bad input
@@ -238,12 +241,17 @@ export class Warden {
   readonly store: StateStore;
   readonly registry: ModelRegistry;
   readonly logger: Logger;
+  /** Embedded mode: the input journal the policy lab replays (null in NATS mode or when disabled). */
+  readonly journal: InputJournal | null;
+  /** The shadow policies of the configuration (null when it names none). */
+  readonly shadows: ShadowPolicies | null;
   private readonly runtime: ActorRuntime;
   private readonly clock: Clock;
   private readonly onRejected: WardenDeps['onRejected'];
   private readonly onProcessed: WardenDeps['onProcessed'];
   private readonly holdPublishing: boolean;
   private unsubscribers: Array<() => void> = [];
+  private readonly inputListeners = new Set<(input: AcceptedInput) => void>();
   private started = false;
 
   constructor(config: Config, deps: WardenDeps = {}) {
@@ -261,6 +269,21 @@ export class Warden {
       new MemoryBus((error, message) =>
         this.logger.error({ err: error, subject: message.subject }, 'bus handler failed'),
       );
+    this.journal =
+      sqlite && config.journal.enabled
+        ? new InputJournal(join(config.dataDir, 'warden.db'), config.journal, () => this.clock.now())
+        : null;
+    this.shadows =
+      config.shadowPolicies.length > 0
+        ? new ShadowPolicies(config, {
+            bus: this.bus,
+            clock: this.clock,
+            logger: this.logger,
+            prefix: config.nats.prefix,
+            liveSnapshot: (modelId) => this.runtime.persistedSnapshot('model', modelId),
+            onDecision: deps.onShadowDecision,
+          })
+        : null;
     this.onRejected = deps.onRejected;
     this.onProcessed = deps.onProcessed;
     this.holdPublishing = deps.holdPublishing ?? false;
@@ -320,6 +343,8 @@ export class Warden {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];
     await this.runtime.stop();
+    await this.shadows?.stop();
+    this.journal?.close();
     await this.bus.close();
     await this.store.close();
     this.started = false;
@@ -344,75 +369,58 @@ export class Warden {
     input: unknown,
     position?: number,
   ): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
-    const promotion = parseInput(PromotionInputSchema, input, 'promotion');
-    const ref = this.resolveRef(promotion.model_id, promotion.version);
-    requireToken(ref.modelId, 'model_id');
-    if (ref.version === undefined) {
-      const known = this.runtime.hasModel(ref.modelId) && parseModelRef(ref.modelId).version !== undefined;
-      throw new ValidationError('promotion', [
-        `version: expected a version, as "version" or as a "_v<N>" suffix of model_id, received model_id "${promotion.model_id}" and no version` +
-          (known
-            ? ` ("${ref.modelId}" is a known model, so its suffix is part of its id, not a version)`
-            : ''),
-      ]);
-    }
-    const configKey = configKeyFor(ref.modelId, this.config.models, promotion.config_key);
+    const at = this.clock.now();
+    const p = promotionEvent(input, at, (id) => this.runtime.hasModel(id), this.config.models);
     const outcome = await this.runtime.dispatchModel(
-      ref.modelId,
-      {
-        type: 'PROMOTED',
-        at: this.clock.now(),
-        version: ref.version,
-        elo: promotion.elo,
-        winRate: promotion.win_rate,
-        inputId: promotion.event_id,
-        metadata: promotion.metadata,
-      },
-      { configKey },
+      p.modelId,
+      p.event,
+      { configKey: p.configKey },
       position,
     );
-    return {
-      model_id: ref.modelId,
-      version: ref.version,
-      outcome: refuseIfBusy(ref.modelId, outcome),
-      state: this.runtime.model(ref.modelId)!.state,
+    const result = {
+      model_id: p.modelId,
+      version: p.version,
+      outcome: refuseIfBusy(p.modelId, outcome),
+      state: this.runtime.model(p.modelId)!.state,
     };
+    this.accepted('promotion', at, input, p.modelId);
+    return result;
   }
 
   async evaluate(input: unknown, position?: number): Promise<CommandResult<Outcome> & { model_id: string }> {
-    const e = parseInput(EvaluationInputSchema, input, 'evaluation');
-    const ref = this.resolveRef(e.model_id, e.version);
-    requireToken(ref.modelId, 'model_id');
+    const at = this.clock.now();
     // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
-    const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
-    const outcome = await this.runtime.dispatchModel(
-      ref.modelId,
-      {
-        type: 'EVALUATED',
-        at: this.clock.now(),
-        version: ref.version,
-        metrics: {
-          currentElo: e.current_elo,
-          baselineElo: e.baseline_elo,
-          currentWinRate: e.current_win_rate,
-          baselineWinRate: e.baseline_win_rate,
-          errorRate: e.error_rate,
-        },
-        gamesPlayed: e.games_played,
-        outcomes: hasOutcomes
-          ? { wins: e.wins, draws: e.draws, losses: e.losses, pentanomial: e.pentanomial }
-          : undefined,
-        inputId: e.event_id,
-        metadata: e.metadata,
-      },
-      undefined,
-      position,
-    );
-    return {
-      model_id: ref.modelId,
-      outcome: refuseIfBusy(ref.modelId, outcome),
-      state: this.runtime.modelState(ref.modelId)!,
+    const e = evaluationEvent(input, at, (id) => this.runtime.hasModel(id));
+    const outcome = await this.runtime.dispatchModel(e.modelId, e.event, undefined, position);
+    const result = {
+      model_id: e.modelId,
+      outcome: refuseIfBusy(e.modelId, outcome),
+      state: this.runtime.modelState(e.modelId)!,
     };
+    this.accepted('evaluation', at, input, e.modelId);
+    return result;
+  }
+
+  /** Every input the service took (not refused as invalid, unknown or busy) goes to the listeners. */
+  private accepted(kind: InputKind, at: number, payload: unknown, modelId: string): void {
+    this.journal?.append(kind, at, payload);
+    this.shadows?.input(kind, at, payload, modelId);
+    for (const listener of this.inputListeners) {
+      try {
+        listener({ kind, at, payload });
+      } catch (error) {
+        this.logger.error({ err: error }, 'an accepted-input listener failed');
+      }
+    }
+  }
+
+  /**
+   * Hears every accepted input with the time the machines saw it (the input journal, shadow policies).
+   * Listeners run synchronously and must not throw; returns the unsubscribe.
+   */
+  onInput(listener: (input: AcceptedInput) => void): () => void {
+    this.inputListeners.add(listener);
+    return () => this.inputListeners.delete(listener);
   }
 
   /**

@@ -18,6 +18,11 @@ export const EXIT = {
   unreachable: 5,
   /** The token was missing, wrong, or not allowed to do this. */
   refused: 6,
+  /**
+   * `warden replay`: the candidate configuration's rollbacks differ from the live configuration's in the
+   * way `--fail-on` names (any, added, removed); the report says how. Gates a configuration change in CI.
+   */
+  differs: 7,
 } as const;
 
 /** Error codes the CLI adds to the API's: the server never answered, or answered something else. */

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerSprtCommand, UsageError } from './sprt.ts';
 import { registerOperatorCommands, CommandFailed } from './commands/index.ts';
 import { wardenVersion } from '../version.ts';
+import { registerReplayCommand } from './commands/replay.ts';
 
 /** Exit codes: 0 success, 1 failure at run time, 2 bad usage (options or arguments). */
 export const EXIT_USAGE = 2;
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerSprtCommand(program);
   registerOperatorCommands(program);
+  registerReplayCommand(program);
   return program;
 }
 

@@ -231,6 +231,44 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ maxModelSeries: 1000 }),
+    /**
+     * Embedded mode: every accepted input is kept in the input journal (table `input_journal` in the
+     * SQLite file) for `warden replay`; NATS mode keeps the WARDEN_IN stream instead.
+     */
+    journal: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Entries older than this are pruned; null keeps them by age. */
+        retentionDays: z.number().positive().nullable().default(30),
+        /** At most this many entries are kept, the newest. */
+        maxEntries: positiveInt.default(1_000_000),
+      })
+      .strict()
+      .default({ enabled: true, retentionDays: 30, maxEntries: 1_000_000 }),
+    /**
+     * Candidate policies that run beside the live one on every input and take no action: each publishes
+     * what it would have done on `<prefix>.evt.shadow.<name>.<model_id>` and in the metrics. `overrides`
+     * is a part of this configuration (detection, approval, cooldownSeconds, autoRollbackLimit, training,
+     * models) laid over the live one; `file` names a configuration file laid over it the same way.
+     */
+    shadowPolicies: z
+      .array(
+        z
+          .object({
+            name: token,
+            overrides: z.record(z.string(), z.unknown()).optional(),
+            file: z.string().min(1).optional(),
+          })
+          .strict()
+          .refine((s) => (s.overrides === undefined) !== (s.file === undefined), {
+            message: 'expected either overrides or file',
+          }),
+      )
+      .max(8)
+      .refine((list) => new Set(list.map((s) => s.name)).size === list.length, {
+        message: 'expected every shadow policy to have its own name',
+      })
+      .default([]),
     /** Attach the Stately inspector to every actor. */
     inspect: z.boolean().default(false),
     /** Where the inspector's relay listens; loopback unless set (0.0.0.0 in a container). */

@@ -19,6 +19,8 @@ import {
   HttpRollbackSchema,
   ModelParamsSchema,
 } from './schemas.ts';
+import { ReplayParamsSchema } from './replay-routes.ts';
+import { ReplayJobRequestSchema } from '../lab/jobs.ts';
 
 /**
  * The OpenAPI 3.1 document of the HTTP API, generated from the same zod schemas that validate requests
@@ -111,6 +113,7 @@ export function wireSchemas(): Record<string, JsonSchema> {
     error: responseSchema(ErrorSchema),
     'training-status': responseSchema(TrainingStatusSchema),
     'model-status': responseSchema(ModelStatusSchema),
+    'replay-job-request': requestSchema(ReplayJobRequestSchema),
   };
   const seen = new Set<z.ZodType>();
   for (const spec of Object.values(OUTPUT_EVENTS)) {
@@ -304,6 +307,26 @@ export const OPERATIONS: Record<string, Operation> = {
     token: 'operator',
     errors: [400, 401, 403, 409],
   },
+  'POST /v1/replays': {
+    summary:
+      'Start a replay job: a candidate configuration beside the live one over the recorded history (or posted JSON Lines); one at a time',
+    tags: ['policy lab'],
+    body: { ref: 'ReplayJobRequest', required: true },
+    token: 'operator',
+    errors: [400, 401, 403, 409],
+  },
+  'GET /v1/replays': {
+    summary: 'The replay jobs kept (the newest 20), without their reports',
+    tags: ['policy lab'],
+    token: 'read',
+  },
+  'GET /v1/replays/:job_id': {
+    summary: "A replay job's status, and its report once done (as `warden replay --json` prints it)",
+    tags: ['policy lab'],
+    token: 'read',
+    params: ReplayParamsSchema,
+    errors: [400, 404],
+  },
 };
 
 const COMPONENT_NAMES: Record<string, string> = {
@@ -318,6 +341,7 @@ const COMPONENT_NAMES: Record<string, string> = {
   error: 'Error',
   'training-status': 'TrainingStatus',
   'model-status': 'ModelStatus',
+  'replay-job-request': 'ReplayJobRequest',
 };
 
 /** `rollback_failed` -> `RollbackFailed` (the events' component names). */

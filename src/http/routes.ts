@@ -15,6 +15,7 @@ import {
   parseInput,
 } from './schemas.ts';
 import type { RouteContext } from './server.ts';
+import { registerReplayRoutes } from './replay-routes.ts';
 
 async function timed<T>(ctx: RouteContext, kind: string, work: () => Promise<T>): Promise<T> {
   const started = performance.now();
@@ -31,6 +32,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   registerInputs(app, ctx);
   registerModelCommands(app, ctx);
   registerTrainingCommands(app, ctx);
+  registerReplayRoutes(app, ctx);
 }
 
 function registerProbes(app: FastifyInstance, ctx: RouteContext): void {

@@ -40,6 +40,8 @@ export interface WardenMetrics {
   observeProcessing(kind: string, seconds: number): void;
   httpRequest(method: string, route: string, status: number): void;
   alertDelivery(result: 'delivered' | 'failed' | 'retried'): void;
+  /** A shadow policy's decision (WardenDeps.onShadowDecision): what it would have done. */
+  shadowDecision(policy: string, decision: { type: string }): void;
   render(): Promise<string>;
   readonly contentType: string;
 }
@@ -149,6 +151,12 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     name: 'warden_http_requests_total',
     help: 'HTTP API requests, by method, route and status',
     labelNames: ['method', 'route', 'status'],
+    registers,
+  });
+  const shadowDecisions = new Counter({
+    name: 'warden_shadow_decisions_total',
+    help: 'What shadow policies would have done (they take no action), by policy and decision',
+    labelNames: ['policy', 'decision'],
     registers,
   });
   const alertDeliveries = new Counter({
@@ -274,6 +282,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     observeProcessing: (kind, seconds) => processing.observe({ kind }, seconds),
     httpRequest: (method, route, status) => httpRequests.inc({ method, route, status: String(status) }),
     alertDelivery: (result) => alertDeliveries.inc({ result }),
+    shadowDecision: (policy, decision) => shadowDecisions.inc({ policy, decision: decision.type }),
     render: () => registry.metrics(),
     contentType: registry.contentType,
   };

@@ -13,6 +13,7 @@ import {
 } from './api.ts';
 import { connectLive, type LiveState } from './live.ts';
 import { Statechart } from './statechart.ts';
+import { LabPage } from './lab.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // State shared by the pages: every model and training config, kept current by the live stream.
@@ -610,6 +611,7 @@ function App() {
           <strong data-testid="identity">${session.identity}</strong
           >${session.can_act ? '' : ' (read only)'}</span
         >
+        <a href="#/lab" data-testid="lab-link">Policy lab</a>
         ${token.get() && html`<button onClick=${signOut}>Sign out</button>`}`
     }
   </header>`;
@@ -630,15 +632,17 @@ function App() {
   const act = (spec: ActionSpec) => setAction(spec);
   return html`${header}
   ${
-    match
-      ? html`<${ModelPage}
-          id=${decodeURIComponent(match[1]!)}
-          store=${store}
-          session=${session}
-          machine=${machine}
-          act=${act}
-        />`
-      : html`<${ModelList} store=${store} session=${session} act=${act} />`
+    route === '#/lab'
+      ? html`<${LabPage} />`
+      : match
+        ? html`<${ModelPage}
+            id=${decodeURIComponent(match[1]!)}
+            store=${store}
+            session=${session}
+            machine=${machine}
+            act=${act}
+          />`
+        : html`<${ModelList} store=${store} session=${session} act=${act} />`
   }
   ${action && html`<${ActionDialog} spec=${action} onClose=${() => setAction(null)} />`}`;
 }

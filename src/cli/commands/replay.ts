@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { EXIT, CommandFailed } from '../exit-codes.ts';
+import { UsageError } from '../sprt.ts';
+import type { Config } from '../../config/schema.ts';
+import type { FailOn } from '../../lab/replay.ts';
+import type { SourceItem } from '../../lab/sources.ts';
+
+interface ReplayOptions {
+  config: string;
+  live?: string;
+  from?: string;
+  until?: string;
+  failOn: FailOn;
+  json?: boolean;
+}
+
+/** A time option: epoch seconds, an ISO 8601 date-time, or `now`. */
+function timeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'now') return Date.now();
+  const seconds = Number(value);
+  if (value.trim() !== '' && Number.isFinite(seconds) && seconds > 0) return Math.round(seconds * 1000);
+  const ms = Date.parse(value);
+  if (/^\d{4}-\d{2}-\d{2}/.test(value) && Number.isFinite(ms)) return ms;
+  throw new UsageError([
+    `--${name}: expected epoch seconds, an ISO 8601 date-time (2026-01-01T00:00:00Z) or "now", received "${value}"`,
+  ]);
+}
+
+/**
+ * `warden replay [FILE] --config CANDIDATE`: the candidate configuration and the live one over a recorded
+ * history (a JSON Lines file, else the embedded input journal or the WARDEN_IN stream of the live
+ * configuration), compared. Exit codes: 0 when the gate passes, 7 (EXIT.differs) when the candidate's
+ * rollbacks differ as --fail-on says, 2 for bad usage or a bad configuration, 1 when the history cannot be
+ * read.
+ */
+export function registerReplayCommand(program: Command): void {
+  program
+    .command('replay')
+    .description(
+      'What-if: replay a recorded history through a candidate configuration and the live one, and compare their decisions',
+    )
+    .argument(
+      '[file]',
+      'JSON Lines history (one input a line, with "kind" and "timestamp"); default: the live service\'s journal (embedded) or WARDEN_IN stream (NATS)',
+    )
+    .requiredOption('--config <file>', 'the candidate configuration (YAML or JSON, the service format)')
+    .option(
+      '--live <file>',
+      'the live configuration (default: WARDEN_CONFIG and the environment, as the service reads it)',
+    )
+    .option(
+      '--from <time>',
+      'replay inputs from this time on (epoch seconds or ISO 8601; journal and stream)',
+    )
+    .option('--until <time>', 'run the clock to this time at the end, firing timers due by then (or "now")')
+    .addOption(
+      new Option('--fail-on <what>', 'which difference in rollbacks exits 7')
+        .choices(['any', 'added', 'removed', 'never'])
+        .default('any'),
+    )
+    .option('--json', 'print the report as JSON')
+    .action(async (file: string | undefined, options: ReplayOptions) => {
+      const { loadConfig } = await import('../../config/load.ts');
+      const { readCandidate } = await import('../../lab/candidate.ts');
+      const { whatIf } = await import('../../lab/replay.ts');
+      const { formatReport } = await import('../../lab/format.ts');
+      const from = timeOption('from', options.from);
+      const until = timeOption('until', options.until);
+      let live: Config;
+      let candidate: Config;
+      try {
+        live = loadConfig(process.env, options.live ?? process.env.WARDEN_CONFIG);
+        candidate = readCandidate(options.config);
+      } catch (error) {
+        throw new UsageError([(error as Error).message]);
+      }
+      let items: Iterable<SourceItem>;
+      let source: string;
+      try {
+        ({ items, source } = await history(file, live, from));
+      } catch (error) {
+        process.stderr.write(`warden replay: cannot read the history: ${(error as Error).message}\n`);
+        throw new CommandFailed(EXIT.failed, 'cannot read the history');
+      }
+      const report = whatIf(live, candidate, items, { source, failOn: options.failOn, until });
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+      if (report.verdict.failed) throw new CommandFailed(EXIT.differs, report.verdict.reason);
+    });
+}
+
+async function history(
+  file: string | undefined,
+  live: Config,
+  from: number | undefined,
+): Promise<{ items: Iterable<SourceItem>; source: string }> {
+  const { jsonLines, sequenced } = await import('../../lab/sources.ts');
+  if (file !== undefined) {
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    const all = jsonLines(text);
+    return { items: from === undefined ? all : fromTime(all, from), source: file === '-' ? 'stdin' : file };
+  }
+  if (live.nats.url) {
+    const { readInputStream } = await import('../../lab/nats-source.ts');
+    const { entries, stream } = await readInputStream(live, { from });
+    return { items: [...sequenced(entries, 'stream')], source: `NATS stream ${stream}` };
+  }
+  const { InputJournal } = await import('../../embedded/input-journal.ts');
+  const path = join(live.dataDir, 'warden.db');
+  const journal = InputJournal.openToRead(path);
+  if (!journal) throw new Error(`${path} has no input journal (is journal.enabled off?)`);
+  function* entries(): Generator<SourceItem> {
+    try {
+      yield* sequenced(journal!.entries(from ?? 0), 'journal');
+    } finally {
+      journal!.close();
+    }
+  }
+  return { items: entries(), source: `input journal in ${path}` };
+}
+
+function* fromTime(items: Iterable<SourceItem>, from: number): Generator<SourceItem> {
+  for (const item of items) if (!('at' in item) || item.at >= from) yield item;
+}

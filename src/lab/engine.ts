@@ -1,0 +1,607 @@
+/**
+ * The policy lab's engine: the service's own model and training-config machines (src/machines, built from
+ * a configuration exactly as src/warden.ts builds them) driven over recorded inputs on a virtual clock.
+ * Effects are simulated in memory: the registry applies a rollback at once, the training config hears of
+ * it at once, and nothing outside this object is touched. Timers (approval deadlines, cooldowns,
+ * auto-resume) fire on the virtual clock, in deadline order, before the first input at or after them.
+ *
+ * One mechanism for the three users: `warden replay` and the HTTP replay job feed it a whole history;
+ * shadow policies feed it the live inputs one by one, beside the live service.
+ */
+import { createActor, type Actor } from 'xstate';
+import type { Config } from '../config/schema.ts';
+import { createModelMachine, type ModelMachine } from '../machines/model-machine.ts';
+import { createTrainingMachine, type TrainingMachine } from '../machines/training-machine.ts';
+import { modelPolicyFrom, type ModelPolicy } from '../machines/model-policy.ts';
+import { cooldownDeadline, deferredOf } from '../machines/model-logic.ts';
+import type { ModelContext, ModelEvent, ModelStateName, Outcome } from '../machines/model-types.ts';
+import type { TrainingEvent, TrainingStateName } from '../machines/training-types.ts';
+import type { OutputEvent } from '../domain/events.ts';
+import type { Severity } from '../policy/severity.ts';
+import { evaluationEvent, promotionEvent } from '../domain/input-events.ts';
+import { ValidationError, WardenError } from '../domain/errors.ts';
+import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
+
+/** One recorded input: its kind, the time its model saw it (ms), its payload and where it came from. */
+export interface RecordedInput {
+  readonly kind: unknown;
+  readonly at: number;
+  readonly payload: unknown;
+  /** Its line in a file, or its sequence number in the journal or the stream. */
+  readonly line: number;
+}
+
+/** A line that could not be replayed as it was (skipped), or was replayed with a correction (warning). */
+export interface ReplayIssue {
+  readonly line: number;
+  readonly level: 'skipped' | 'warning';
+  readonly problem: string;
+}
+
+/** What a policy decided, as the live service would have published it. */
+export type Decision =
+  | {
+      readonly type: 'rollback';
+      readonly at: number;
+      readonly modelId: string;
+      readonly configKey: string;
+      readonly rollbackId: string;
+      readonly fromVersion: string;
+      readonly toVersion: string;
+      readonly trigger: string;
+      readonly detectionId: string | null;
+      /** From the first evaluation judged a regression (since the last clean one) to this rollback. */
+      readonly msFromFirstBadEvaluation: number | null;
+    }
+  | {
+      readonly type: 'approval_requested';
+      readonly at: number;
+      readonly modelId: string;
+      readonly detectionId: string;
+      readonly severity: Severity;
+      readonly heldBecause: string;
+      readonly toVersion: string | null;
+      readonly deadline: number;
+    }
+  | {
+      readonly type: 'regression';
+      readonly at: number;
+      readonly modelId: string;
+      readonly version: string | null;
+      readonly severity: Severity;
+      readonly decision: 'watch' | 'rollback' | 'await_approval';
+    }
+  | {
+      readonly type: 'training_paused';
+      readonly at: number;
+      readonly configKey: string;
+      readonly modelId: string | null;
+    }
+  | { readonly type: 'training_resumed'; readonly at: number; readonly configKey: string };
+
+export type DecisionListener = (decision: Decision) => void;
+
+/** One model's decisions over a replay. */
+export interface ModelDecisions {
+  readonly modelId: string;
+  readonly configKey: string;
+  inputs: number;
+  state: ModelStateName;
+  productionVersion: string | null;
+  readonly rollbacks: Array<Extract<Decision, { type: 'rollback' }>>;
+  readonly approvals: Array<Extract<Decision, { type: 'approval_requested' }>>;
+  regressions: number;
+}
+
+export interface EngineSummary {
+  readonly from: number | null;
+  readonly until: number | null;
+  readonly inputs: number;
+  readonly applied: number;
+  readonly models: ModelDecisions[];
+  /** Per training config: hours paused between the first input and `until`. */
+  readonly pausedHours: Record<string, number>;
+}
+
+type TimerType = 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED';
+
+interface ModelHost {
+  readonly kind: 'model';
+  readonly key: string;
+  actor: Actor<ModelMachine>;
+  readonly decisions: ModelDecisions;
+  firstBadAt: number | null;
+  timerAt: number | null;
+  timerType: TimerType;
+  timerGen: number;
+}
+
+interface TrainingHost {
+  readonly kind: 'training';
+  readonly key: string;
+  actor: Actor<TrainingMachine>;
+  pausedSince: number | null;
+  pausedMs: number;
+  timerAt: number | null;
+  timerType: TimerType;
+  timerGen: number;
+}
+
+type Host = ModelHost | TrainingHost;
+
+interface TimerEntry {
+  readonly at: number;
+  readonly seq: number;
+  readonly host: Host;
+  readonly gen: number;
+}
+
+/** A small binary heap of timers by deadline (then by arming order): replay fires them in that order. */
+class TimerHeap {
+  private readonly items: TimerEntry[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  peek(): TimerEntry | undefined {
+    return this.items[0];
+  }
+  private less(a: TimerEntry, b: TimerEntry): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+  push(entry: TimerEntry): void {
+    const items = this.items;
+    items.push(entry);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+  pop(): TimerEntry | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && this.less(items[l]!, items[m]!)) m = l;
+        if (r < items.length && this.less(items[r]!, items[m]!)) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m]!, items[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+type Work =
+  | { readonly host: ModelHost; readonly event: ModelEvent }
+  | { readonly host: TrainingHost; readonly event: TrainingEvent };
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/**
+ * Runs one configuration's policy over inputs fed in time order. Pure in the sense that matters: the
+ * same configuration and the same inputs give the same decisions, and nothing outside is read or changed.
+ */
+export class PolicyEngine {
+  private readonly modelMachine: ModelMachine;
+  private readonly trainingMachine: TrainingMachine;
+  private readonly policy: ModelPolicy;
+  private readonly modelHosts = new Map<string, ModelHost>();
+  private readonly trainingHosts = new Map<string, TrainingHost>();
+  private readonly timers = new TimerHeap();
+  private timerSeq = 0;
+  private now = Number.NEGATIVE_INFINITY;
+  private first: number | null = null;
+  private inputs = 0;
+  private applied = 0;
+  private readonly queue: Work[] = [];
+  private readonly known = (id: string): boolean => this.modelHosts.has(id);
+
+  constructor(
+    private readonly config: Config,
+    private readonly onDecision: DecisionListener = () => undefined,
+  ) {
+    this.policy = modelPolicyFrom(config);
+    this.modelMachine = createModelMachine(this.policy);
+    this.trainingMachine = createTrainingMachine({
+      autoResumeMs:
+        config.training.autoResumeSeconds === null ? null : config.training.autoResumeSeconds * 1000,
+    });
+  }
+
+  /** The virtual clock: the time of the last input or timer (ms). */
+  time(): number {
+    return this.now;
+  }
+
+  /** The earliest deadline still armed (ms), or null. */
+  nextDeadline(): number | null {
+    for (;;) {
+      const top = this.timers.peek();
+      if (!top) return null;
+      if (top.gen === top.host.timerGen) return top.at;
+      this.timers.pop();
+    }
+  }
+
+  /**
+   * Applies one recorded input at its time, after every timer due by then. Returns its problem, if it
+   * had one (it is then skipped, or applied with a correction); never throws for bad input.
+   */
+  feed(input: RecordedInput): ReplayIssue | null {
+    this.inputs++;
+    const { kind, line } = input;
+    if (kind !== 'promotion' && kind !== 'evaluation') {
+      return {
+        line,
+        level: 'skipped',
+        problem: `kind: expected "promotion" or "evaluation", received ${describe(kind)}`,
+      };
+    }
+    let at = input.at;
+    if (!Number.isFinite(at)) {
+      return { line, level: 'skipped', problem: `timestamp: expected a time, received ${describe(at)}` };
+    }
+    let issue: ReplayIssue | null = null;
+    if (at < this.now) {
+      issue = {
+        line,
+        level: 'warning',
+        problem: `timestamp: expected a time at or after the previous input's (${new Date(this.now).toISOString()}), received ${new Date(at).toISOString()}; applied at the previous input's time`,
+      };
+      at = this.now;
+    }
+    this.advance(at);
+    this.first ??= at;
+    try {
+      if (kind === 'promotion') {
+        const p = promotionEvent(input.payload, at, this.known, this.config.models);
+        let host = this.modelHosts.get(p.modelId);
+        if (!host) host = this.createModel(p.modelId, p.configKey);
+        host.decisions.inputs++;
+        this.run({ host, event: p.event });
+      } else {
+        const e = evaluationEvent(input.payload, at, this.known);
+        const host = this.modelHosts.get(e.modelId);
+        if (!host) {
+          return {
+            line,
+            level: 'skipped',
+            problem: `model_id: expected a model promoted earlier in this history, received "${e.modelId}" (an unknown model)`,
+          };
+        }
+        host.decisions.inputs++;
+        this.run({ host, event: e.event });
+      }
+    } catch (error) {
+      if (error instanceof ValidationError) {
+        return { line, level: 'skipped', problem: (error.issues ?? [error.message]).join('; ') };
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      return { line, level: 'skipped', problem: `could not be applied: ${message}` };
+    }
+    this.applied++;
+    return issue;
+  }
+
+  /** Fires every timer due at or before `to`, in deadline order, and moves the clock there. */
+  advance(to: number): void {
+    for (;;) {
+      const top = this.timers.peek();
+      if (!top || top.at > to) break;
+      this.timers.pop();
+      const host = top.host;
+      if (top.gen !== host.timerGen) continue;
+      host.timerAt = null;
+      if (top.at > this.now) this.now = top.at;
+      const event = { type: host.timerType, at: top.at, deadline: top.at };
+      if (host.kind === 'model') this.run({ host, event: event as ModelEvent });
+      else this.run({ host, event: event as TrainingEvent });
+      // A machine that refused its own deadline would be fired again forever: the runtime logs it as a
+      // bug and waits; the replay leaves that timer disarmed.
+      if (host.timerAt === top.at && host.timerType === event.type) host.timerGen++;
+    }
+    if (to > this.now) this.now = to;
+  }
+
+  /** Each model's decisions and each config's paused hours, up to `until` (default: the clock). */
+  summary(until = this.now): EngineSummary {
+    const pausedHours: Record<string, number> = {};
+    for (const t of this.trainingHosts.values()) {
+      const open = t.pausedSince !== null && until > t.pausedSince ? until - t.pausedSince : 0;
+      pausedHours[t.key] = (t.pausedMs + open) / 3_600_000;
+    }
+    const models = [...this.modelHosts.values()]
+      .map((h) => {
+        const snapshot = h.actor.getSnapshot();
+        h.decisions.state = snapshot.value as ModelStateName;
+        h.decisions.productionVersion = snapshot.context.productionVersion;
+        return h.decisions;
+      })
+      .sort((a, b) => (a.modelId < b.modelId ? -1 : a.modelId > b.modelId ? 1 : 0));
+    return {
+      from: this.first,
+      until: Number.isFinite(until) ? until : null,
+      inputs: this.inputs,
+      applied: this.applied,
+      models,
+      pausedHours,
+    };
+  }
+
+  /** The state of a model in this policy's world (the shadow's view), or null. */
+  modelState(modelId: string): { state: ModelStateName; productionVersion: string | null } | null {
+    const host = this.modelHosts.get(modelId);
+    if (!host) return null;
+    const snapshot = host.actor.getSnapshot();
+    return { state: snapshot.value as ModelStateName, productionVersion: snapshot.context.productionVersion };
+  }
+
+  /**
+   * Takes a model over from the live service's committed snapshot (a stored record: `{ machine, snapshot }`),
+   * at the clock's time. A shadow policy does this for a model it has not seen from its first promotion.
+   */
+  adopt(modelId: string, stored: unknown): boolean {
+    const current = migrateSnapshot(stored as StoredSnapshot, this.modelMachine.id);
+    if (current === null) throw new WardenError('internal', `cannot adopt ${modelId}: not a model snapshot`);
+    const persisted = current.snapshot as unknown as { value: ModelStateName; context: ModelContext };
+    // A live rollback still in flight is the live policy's: taken over once it ended, at a later input.
+    if (persisted.value === 'rollingBack') return false;
+    const host = this.createModel(modelId, persisted.context.configKey, current.snapshot);
+    const snapshot = host.actor.getSnapshot();
+    this.armModel(host, snapshot.value as ModelStateName, snapshot.context);
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private createModel(modelId: string, configKey: string, snapshot?: unknown): ModelHost {
+    const actor = createActor(this.modelMachine, {
+      input: { modelId, configKey },
+      ...(snapshot ? { snapshot: snapshot as never } : {}),
+    });
+    const host: ModelHost = {
+      kind: 'model',
+      key: modelId,
+      actor,
+      decisions: {
+        modelId,
+        configKey,
+        inputs: 0,
+        state: 'healthy',
+        productionVersion: null,
+        rollbacks: [],
+        approvals: [],
+        regressions: 0,
+      },
+      firstBadAt: null,
+      timerAt: null,
+      timerType: 'COOLDOWN_ELAPSED',
+      timerGen: 0,
+    };
+    this.listen(host);
+    this.modelHosts.set(modelId, host);
+    return host;
+  }
+
+  private training(configKey: string): TrainingHost {
+    let host = this.trainingHosts.get(configKey);
+    if (!host) {
+      host = {
+        kind: 'training',
+        key: configKey,
+        actor: createActor(this.trainingMachine, { input: { configKey } }),
+        pausedSince: null,
+        pausedMs: 0,
+        timerAt: null,
+        timerType: 'AUTO_RESUME_ELAPSED',
+        timerGen: 0,
+      };
+      this.listen(host);
+      this.trainingHosts.set(configKey, host);
+    }
+    return host;
+  }
+
+  private emitted: OutputEvent[] = [];
+
+  private listen(host: Host): void {
+    (host.actor as Actor<ModelMachine>).on('publish', (e) => this.emitted.push(e.event));
+    (host.actor as Actor<ModelMachine>).subscribe({ error: () => undefined });
+    host.actor.start();
+  }
+
+  /** Runs one event and everything it causes (the registry's answer, the pause, its acknowledgement). */
+  private run(work: Work): void {
+    const queue = this.queue;
+    queue.push(work);
+    while (queue.length > 0) {
+      const next = queue.shift()!;
+      if (next.host.kind === 'model') this.sendModel(next.host, next.event as ModelEvent);
+      else this.sendTraining(next.host, next.event as TrainingEvent);
+    }
+  }
+
+  private sendModel(host: ModelHost, event: ModelEvent): void {
+    const before = host.actor.getSnapshot();
+    this.emitted = [];
+    host.actor.send(event);
+    const after = host.actor.getSnapshot();
+    if (after.status === 'error') {
+      host.actor = createActor(this.modelMachine, {
+        snapshot: before as never,
+        input: { modelId: host.key, configKey: host.decisions.configKey },
+      });
+      this.listen(host);
+      throw new WardenError('internal', `the model machine failed on ${event.type}: ${String(after.error)}`);
+    }
+    const outcome = this.modelMachine.outcomeOf(event) as Outcome | undefined;
+    if (outcome) this.noteOutcome(host, event, outcome);
+    const emitted = this.emitted;
+    this.emitted = [];
+    for (const published of emitted) this.notePublished(published, event.at, host);
+    const state = after.value as ModelStateName;
+    const context = after.context;
+    if (state === 'rollingBack' && context.rollback && before.context.rollback !== context.rollback) {
+      // The virtual registry: the rollback is applied at once.
+      this.queue.push({
+        host,
+        event: { type: 'ROLLBACK_SUCCEEDED', at: this.now, rollbackId: context.rollback.rollbackId },
+      });
+    } else if (state !== 'rollingBack') {
+      const next = deferredOf(context)[0];
+      if (next !== undefined && !this.queue.some((w) => w.host === host)) {
+        this.queue.push({ host, event: { ...next.event, at: this.now, deferredId: next.id } });
+      }
+    }
+    this.armModel(host, state, context);
+  }
+
+  private sendTraining(host: TrainingHost, event: TrainingEvent): void {
+    this.emitted = [];
+    host.actor.send(event);
+    const emitted = this.emitted;
+    this.emitted = [];
+    for (const published of emitted) this.notePublished(published, event.at, null);
+    const snapshot = host.actor.getSnapshot();
+    const state = snapshot.value as TrainingStateName;
+    this.arm(host, state === 'paused' ? snapshot.context.autoResumeAt : null, 'AUTO_RESUME_ELAPSED');
+  }
+
+  private noteOutcome(host: ModelHost, event: ModelEvent, outcome: Outcome): void {
+    switch (outcome.kind) {
+      case 'regression':
+        host.decisions.regressions++;
+        host.firstBadAt ??= event.at;
+        this.onDecision({
+          type: 'regression',
+          at: event.at,
+          modelId: host.key,
+          version: host.actor.getSnapshot().context.productionVersion,
+          severity: outcome.severity,
+          decision: outcome.decision,
+        });
+        break;
+      case 'healthy':
+      case 'cleared':
+      case 'promoted':
+        host.firstBadAt = null;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private notePublished(published: OutputEvent, at: number, model: ModelHost | null): void {
+    switch (published.type) {
+      case 'PROMOTION_ROLLED_BACK': {
+        const p = published.payload;
+        const host = model ?? this.modelHosts.get(p.model_id)!;
+        const decision = {
+          type: 'rollback' as const,
+          at,
+          modelId: p.model_id,
+          configKey: p.config_key,
+          rollbackId: p.rollback_id,
+          fromVersion: p.from_version,
+          toVersion: p.to_version,
+          trigger: p.triggered_by,
+          detectionId: p.detection_id,
+          msFromFirstBadEvaluation: host.firstBadAt === null ? null : at - host.firstBadAt,
+        };
+        host.firstBadAt = null;
+        host.decisions.rollbacks.push(decision);
+        this.onDecision(decision);
+        // The training config hears of it, as it does from the rollback event in the service.
+        this.queue.push({
+          host: this.training(p.config_key),
+          event: {
+            type: 'PAUSE',
+            at,
+            by: p.by,
+            reason: `rollback ${p.rollback_id} of ${p.model_id} ${p.from_version} -> ${p.to_version} (${p.triggered_by}): ${p.reason}`,
+            modelId: p.model_id,
+            rollbackId: p.rollback_id,
+            fromVersion: p.from_version,
+            toVersion: p.to_version,
+          },
+        });
+        break;
+      }
+      case 'ROLLBACK_APPROVAL_REQUESTED': {
+        const p = published.payload;
+        const host = model ?? this.modelHosts.get(p.model_id)!;
+        const decision = {
+          type: 'approval_requested' as const,
+          at,
+          modelId: p.model_id,
+          detectionId: p.detection_id,
+          severity: p.severity,
+          heldBecause: p.held_because,
+          toVersion: p.to_version,
+          deadline: Math.round(p.deadline * 1000),
+        };
+        host.decisions.approvals.push(decision);
+        this.onDecision(decision);
+        break;
+      }
+      case 'PAUSE_ACKNOWLEDGED': {
+        const p = published.payload;
+        const host = this.modelHosts.get(p.model_id);
+        if (host) {
+          this.queue.push({ host, event: { type: 'PAUSE_ACKNOWLEDGED', at, rollbackId: p.rollback_id } });
+        }
+        break;
+      }
+      case 'TRAINING_PAUSED': {
+        const p = published.payload;
+        const host = this.training(p.config_key);
+        host.pausedSince ??= at;
+        this.onDecision({ type: 'training_paused', at, configKey: p.config_key, modelId: p.model_id });
+        break;
+      }
+      case 'TRAINING_RESUMED': {
+        const p = published.payload;
+        const host = this.training(p.config_key);
+        if (host.pausedSince !== null) host.pausedMs += at - host.pausedSince;
+        host.pausedSince = null;
+        this.onDecision({ type: 'training_resumed', at, configKey: p.config_key });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** The same deadlines as the runtime arms (src/actors/runtime.ts, deadlineOf). */
+  private armModel(host: ModelHost, state: ModelStateName, context: ModelContext): void {
+    if (state === 'awaitingApproval') {
+      this.arm(host, context.pending?.deadline ?? null, 'APPROVAL_EXPIRED');
+      return;
+    }
+    const cooldown =
+      state === 'cooldown' || state === 'rolledBack' ? cooldownDeadline(state, context, this.policy) : null;
+    this.arm(host, cooldown, 'COOLDOWN_ELAPSED');
+  }
+
+  private arm(host: Host, at: number | null, type: TimerType): void {
+    if (host.timerAt === at && host.timerType === type) return;
+    host.timerGen++;
+    host.timerAt = at;
+    host.timerType = type;
+    if (at !== null) this.timers.push({ at, seq: this.timerSeq++, host, gen: host.timerGen });
+  }
+}
