@@ -962,9 +962,18 @@ export class ActorRuntime {
   }
 
   private passivateIdle(idleSince: number): void {
+    let count = 0;
     for (const host of this.hosts.values()) {
-      if (host.touchedAt <= idleSince && this.quiescent(host)) this.passivate(host);
+      if (host.touchedAt <= idleSince && this.quiescent(host)) {
+        this.passivate(host);
+        count++;
+      }
     }
+    if (count > 0)
+      this.deps.logger.info(
+        { passivated: count, resident: this.hosts.size, timers: this.deadlines.size },
+        'passivated idle actors',
+      );
   }
 
   /** Nothing in flight: committed, no commit pending, no rollback running, no inputs kept, no hand-back. */

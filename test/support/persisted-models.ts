@@ -32,8 +32,8 @@ export async function persistModels(dataDir: string, count: number, config: Conf
     await warden.stop();
     const db = new Database(join(scratch, 'warden.db'), { readonly: true });
     snapshot = db
-      .prepare<[], { snapshot: string }>(`SELECT snapshot FROM actors WHERE kind = 'model' AND key = ?`)
-      .get(TEMPLATE as never)!.snapshot;
+      .prepare<[string], { snapshot: string }>(`SELECT snapshot FROM actors WHERE kind = 'model' AND key = ?`)
+      .get(TEMPLATE)!.snapshot;
     db.close();
   } finally {
     rmSync(scratch, { recursive: true, force: true });
