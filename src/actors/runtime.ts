@@ -33,6 +33,7 @@ import { Outbox } from './outbox.ts';
 import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
 import { DeadlineIndex } from './deadline-index.ts';
 import { PassivationPolicy } from './passivation.ts';
+import { persistedSnapshotOf } from './persisted.ts';
 
 /** Hooks for logs and metrics; every one is optional. */
 export interface RuntimeObserver {
@@ -559,17 +560,21 @@ export class ActorRuntime {
   }
 
   private async commitBatch(batch: PendingDispatch[], attempt: number): Promise<void> {
-    const hosts = [...new Set(batch.map((d) => d.host))];
+    // One pass over the batch: per actor, the highest input position and whether it was promoted.
+    const seen = new Map<Host, { position: number; promoted: boolean }>();
+    for (const d of batch) {
+      let own = seen.get(d.host);
+      if (!own) seen.set(d.host, (own = { position: d.host.position, promoted: false }));
+      if (d.position !== undefined && d.position > own.position) own.position = d.position;
+      if (d.outcome.kind === 'promoted') own.promoted = true;
+    }
+    const hosts = [...seen.keys()];
     const records: ActorRecord[] = hosts.map((host) => {
-      const position = batch.reduce(
-        (max, d) => (d.host === host && d.position !== undefined && d.position > max ? d.position : max),
-        host.position,
-      );
-      const promoted = batch.some((d) => d.host === host && d.outcome.kind === 'promoted');
+      const { position, promoted } = seen.get(host)!;
       return {
         kind: host.kind,
         key: host.key,
-        snapshot: { machine: host.actor.logic.id, snapshot: host.actor.getPersistedSnapshot() },
+        snapshot: { machine: host.actor.logic.id, snapshot: persistedSnapshotOf(host.actor) },
         revision: host.revision,
         ...(position > 0 ? { position } : {}),
         ...this.indexOf(host, promoted),
