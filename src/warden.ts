@@ -603,6 +603,14 @@ export class Warden {
     };
   }
 
+  /** How many models are in each state and how many training configs are paused (metrics), cheaply. */
+  stateCounts(): { models: Map<string, number>; pausedConfigs: number } {
+    return {
+      models: this.runtime.stateCounts('model'),
+      pausedConfigs: this.runtime.stateCounts('training').get('paused') ?? 0,
+    };
+  }
+
   /** "May I train config X?" A config Warden has never paused is running; `known` tells a typo apart. */
   trainingStatus(configKey: string): TrainingStatus {
     requireToken(configKey, 'config_key');

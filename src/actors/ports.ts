@@ -203,6 +203,8 @@ export interface StateStore {
    * once and hands the index back with `saveIndex`.
    */
   startIndex?(): Promise<IndexEntry[] | null>;
+  /** Optional, with the lazy trio: how many committed actors of a kind are in each state (metrics). */
+  countStates?(kind: ActorKind): Map<string, number>;
   /** Writes the start-up index of the given actors (every actor, when rebuilding it) and marks it built. */
   saveIndex?(entries: readonly IndexEntry[]): Promise<void>;
 }

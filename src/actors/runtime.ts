@@ -215,6 +215,33 @@ export class ActorRuntime {
     this.outbox.start();
   }
 
+  /**
+   * How many actors of a kind are in each state, without a view of each (metrics): resident ones from
+   * their actor, the others counted by the store when it can.
+   */
+  stateCounts(kind: ActorKind): Map<string, number> {
+    const counts = new Map<string, number>();
+    const add = (state: string, n: number) => counts.set(state, (counts.get(state) ?? 0) + n);
+    if (!this.lazy || !this.deps.store.countStates) {
+      for (const view of this.views(kind)) add(view.state, 1);
+      return counts;
+    }
+    for (const [state, n] of this.deps.store.countStates(kind)) add(state, n);
+    // Resident actors may be ahead of their committed state by a commit in flight: theirs counts.
+    for (const host of this.hosts.values()) {
+      if (host.kind !== kind || host.revision === 0) continue;
+      const committed = (host.persisted as StoredSnapshot | null)?.snapshot?.value;
+      const live = String(host.actor.getSnapshot().value);
+      if (committed !== undefined && String(committed) !== live) {
+        add(String(committed), -1);
+        add(live, 1);
+      }
+    }
+    for (const host of this.hosts.values())
+      if (host.kind === kind && host.revision === 0) add(String(host.actor.getSnapshot().value), 1);
+    return counts;
+  }
+
   /** The model actors, for status views (those not resident are read from the store, not loaded). */
   models(): Array<{ state: ModelStateName; context: ModelContext }> {
     return this.views('model') as Array<{ state: ModelStateName; context: ModelContext }>;
@@ -373,6 +400,7 @@ export class ActorRuntime {
   }
 
   private createHost(kind: ActorKind, key: string, configKey: string, record?: ActorRecord): Host {
+    const logger = this.deps.logger;
     const host: Host = {
       kind,
       key,
@@ -386,7 +414,12 @@ export class ActorRuntime {
       handingBack: null,
       registryWrites: 0,
       touchedAt: this.deps.clock.now(),
-      log: this.deps.logger.child(kind === 'model' ? { modelId: key } : { configKey: key }),
+      // The child logger is made when first used: most actors never log, and each costs memory.
+      get log(): Logger {
+        const log = logger.child(kind === 'model' ? { modelId: key } : { configKey: key });
+        Object.defineProperty(this, 'log', { value: log });
+        return log;
+      },
     };
     this.attach(host, this.newActor(kind, key, configKey, host.persisted));
     this.hosts.set(`${kind}:${key}`, host);

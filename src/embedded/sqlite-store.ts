@@ -66,6 +66,8 @@ export class SqliteStore implements StateStore, ModelRegistry {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(options.durability === 'power' ? 'synchronous = FULL' : 'synchronous = NORMAL');
+    // Actors load on demand (passivation, lazy start): keep more of the file's pages at hand (32 MiB).
+    this.db.pragma('cache_size = -32768');
     // A file written before the start-up index existed gets its columns; the index is built on first start.
     const columns = this.db
       .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('actors')`)
@@ -98,6 +100,10 @@ export class SqliteStore implements StateStore, ModelRegistry {
         [],
         { kind: ActorKind; key: string; deadline: number | null; attention: number }
       >('SELECT kind, key, deadline, attention FROM actors WHERE deadline IS NOT NULL OR attention = 1'),
+      countStates: this.db.prepare<[string], { state: string; count: number }>(
+        `SELECT json_extract(snapshot, '$.snapshot.value') AS state, count(*) AS count FROM actors
+         WHERE kind = ? GROUP BY state`,
+      ),
       saveIndex: this.db.prepare('UPDATE actors SET deadline = ?, attention = ? WHERE kind = ? AND key = ?'),
       insertOutbox: this.db.prepare('INSERT OR IGNORE INTO outbox (id, subject, payload) VALUES (?, ?, ?)'),
       pending: this.db.prepare<[number], { id: string; subject: string; payload: string }>(
@@ -159,14 +165,16 @@ export class SqliteStore implements StateStore, ModelRegistry {
 
   async startIndex(): Promise<IndexEntry[] | null> {
     if (this.db.pragma('user_version', { simple: true }) !== INDEX_BUILT) return null;
-    return this.statements.startIndex
-      .all()
-      .map((row) => ({
-        kind: row.kind,
-        key: row.key,
-        deadline: row.deadline,
-        attention: row.attention === 1,
-      }));
+    return this.statements.startIndex.all().map((row) => ({
+      kind: row.kind,
+      key: row.key,
+      deadline: row.deadline,
+      attention: row.attention === 1,
+    }));
+  }
+
+  countStates(kind: ActorKind): Map<string, number> {
+    return new Map(this.statements.countStates.all(kind).map((row) => [String(row.state), row.count]));
   }
 
   async saveIndex(entries: readonly IndexEntry[]): Promise<void> {

@@ -232,6 +232,14 @@ describe('passivation is invisible', () => {
         if (passivating.warden.residency().passivated > 0) passivatedRuns++;
         expect(b).toEqual(a);
         expect(passivating.warden.status()).toEqual(resident.warden.status());
+        // The metrics' counts (from the store, for actors not resident) agree with the full listing.
+        for (const t of [resident, passivating]) {
+          const counts = new Map<string, number>();
+          for (const m of t.warden.status().models) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
+          const { models, pausedConfigs } = t.warden.stateCounts();
+          expect(new Map([...models].filter(([, n]) => n !== 0))).toEqual(counts);
+          expect(pausedConfigs).toBe(t.warden.status().training.filter((c) => c.status === 'paused').length);
+        }
         const events = (t: TestWarden) => t.bus.log.map((m) => [m.subject, m.data]);
         expect(events(passivating)).toEqual(events(resident));
         for (const t of [resident, passivating]) opened.splice(opened.indexOf(t), 1);
