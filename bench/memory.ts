@@ -40,6 +40,10 @@ const rss = (): number => {
   gc();
   return process.memoryUsage().rss;
 };
+const heap = (): number => {
+  gc();
+  return process.memoryUsage().heapUsed;
+};
 const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
 
 // ----------------------------------------------------------------------------------------------------
@@ -49,6 +53,7 @@ const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
 async function bare(n: number): Promise<Record<string, number>> {
   const machine = createModelMachine(modelPolicyFrom(parseConfig(CONFIG)));
   const before = rss();
+  const heapBefore = heap();
   const actors: AnyActorRef[] = [];
   for (let m = 0; m < n; m++) {
     const actor = createActor(machine, { input: { modelId: `model_${m}`, configKey: `model_${m}` } });
@@ -56,8 +61,9 @@ async function bare(n: number): Promise<Record<string, number>> {
     actor.send({ type: 'PROMOTED', at: 0, version: 'v1', elo: 1500 });
     actors.push(actor);
   }
+  const heapPerModel = (heap() - heapBefore) / n;
   const after = rss();
-  return { perModel: (after - before) / n, actors: actors.length };
+  return { perModel: (after - before) / n, heapPerModel, actors: actors.length };
 }
 
 /** One evaluation for every persisted model, through Warden in this process, with passivation on. */
@@ -68,6 +74,7 @@ async function serve(dir: string, n: number): Promise<Record<string, number>> {
   });
   const startMs = performance.now() - started;
   const afterStart = rss();
+  const heapAfterStart = heap();
   let maxResident = 0;
   const passStarted = performance.now();
   for (let i = 0; i < n; i += IN_FLIGHT) {
@@ -86,6 +93,7 @@ async function serve(dir: string, n: number): Promise<Record<string, number>> {
   }
   const passSeconds = (performance.now() - passStarted) / 1000;
   const residency = warden.residency();
+  const heapServing = heap();
   const serving = rss();
   await warden.stop();
   return {
@@ -95,6 +103,7 @@ async function serve(dir: string, n: number): Promise<Record<string, number>> {
     peakRss: peakRss(),
     maxResident,
     resident: residency.models,
+    heapPerResident: (heapServing - heapAfterStart) / residency.models,
     passivated: residency.passivated,
     rate: n / passSeconds,
   };
@@ -201,6 +210,9 @@ async function main(): Promise<void> {
         );
         console.log(
           `  anchor, bare XState model actors, all ${n.toLocaleString('en-US')} resident: ${kib(raw.perModel!)} RSS per model (${mib(raw.perModel! * n)} in all); Warden per resident actor / bare: ${(perResident / raw.perModel!).toFixed(2)}`,
+        );
+        console.log(
+          `  live JS heap per resident actor (after a full GC): Warden ${kib(served.heapPerResident!)}, bare XState actor ${kib(raw.heapPerModel!)}; ratio ${(served.heapPerResident! / raw.heapPerModel!).toFixed(2)}`,
         );
       } finally {
         rmSync(dir, { recursive: true, force: true });
