@@ -4,6 +4,8 @@
  * actor behaves exactly as one never passivated, and a restart over many persisted models is ready before
  * their actors are loaded.
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
@@ -273,4 +275,38 @@ describe('lazy start-up', () => {
     expect(t.warden.status().models).toHaveLength(100_000);
     expect(t.warden.residency().models).toBe(2);
   }, 120_000);
+
+  it('a database written before the start-up index is loaded in full once, gets its index, and starts lazily after', async () => {
+    let t = await start(CONFIG);
+    const t0 = t.clock.now();
+    for (const version of ['v1', 'v2']) await t.warden.promote({ model_id: 'held', version, elo: 1500 });
+    await t.warden.evaluate({ model_id: 'held', current_elo: 1440, games_played: 100 });
+    await t.warden.promote({ model_id: 'calm', version: 'v1', elo: 1500 });
+    await t.warden.idle();
+    const log = [...t.bus.log];
+    opened.splice(opened.indexOf(t), 1);
+    const { dir, clock } = t;
+    await t.warden.stop();
+    // As an earlier version wrote it: no index columns, no index.
+    const db = new Database(join(dir, 'warden.db'));
+    db.exec(
+      'DROP INDEX actors_start_index; ALTER TABLE actors DROP COLUMN deadline; ALTER TABLE actors DROP COLUMN attention',
+    );
+    db.pragma('user_version = 0');
+    db.close();
+
+    t = await startTestWarden(CONFIG, { dir, clock, registry: t.registry });
+    t.registry.autoSettle = true;
+    opened.push(t);
+    expect(t.warden.residency().models).toBe(2);
+    opened.splice(opened.indexOf(t), 1);
+    await t.warden.stop();
+
+    t = await startTestWarden(CONFIG, { dir, clock, registry: t.registry });
+    t.registry.autoSettle = true;
+    opened.push(t);
+    expect(t.warden.residency()).toMatchObject({ models: 0, timersIndexed: 1 });
+    await advance(t, t0 + 60_000 - t.clock.now());
+    expect([...log, ...t.bus.log].filter((m) => kindOf(m) === 'promotion_rolled_back')).toHaveLength(1);
+  });
 });
