@@ -303,6 +303,7 @@ export class Warden {
       prefix: config.nats.prefix,
       observer: deps.observer,
       inspect: deps.inspect,
+      passivateAfterMs: config.passivateAfterSeconds === null ? null : config.passivateAfterSeconds * 1000,
     });
   }
 
@@ -332,8 +333,13 @@ export class Warden {
     );
     if (!this.holdPublishing) this.runtime.startPublishing();
     this.started = true;
+    const resident = this.runtime.residency();
     this.logger.info(
-      { models: this.runtime.models().length, trainings: this.runtime.trainings().length },
+      {
+        residentModels: resident.models,
+        residentTrainings: resident.trainings,
+        timers: resident.timersIndexed,
+      },
       'Warden started',
     );
   }
@@ -354,6 +360,11 @@ export class Warden {
   /** Starts publishing committed events (only needed with `holdPublishing`; idempotent). */
   startPublishing(): void {
     this.runtime.startPublishing();
+  }
+
+  /** Actors resident now, passivated since the start, and timers of non-resident actors in the index. */
+  residency(): { models: number; trainings: number; passivated: number; timersIndexed: number } {
+    return this.runtime.residency();
   }
 
   /** Resolves when every input so far has been processed, committed, published and delivered. */
@@ -597,6 +608,14 @@ export class Warden {
         .trainings()
         .map((t) => trainingStatus(t.state, t.context))
         .sort((a, b) => a.config_key.localeCompare(b.config_key)),
+    };
+  }
+
+  /** How many models are in each state and how many training configs are paused (metrics), cheaply. */
+  stateCounts(): { models: Map<string, number>; pausedConfigs: number } {
+    return {
+      models: this.runtime.stateCounts('model'),
+      pausedConfigs: this.runtime.stateCounts('training').get('paused') ?? 0,
     };
   }
 

@@ -101,6 +101,22 @@ export interface ActorRecord {
    * state; absent when no input with a position ever changed it. An input at or below it is a duplicate.
    */
   readonly position?: number;
+  /**
+   * The start-up index, committed with the snapshot (see `StateStore.startIndex`): the actor's next timer
+   * deadline (null: none), and whether its committed state needs the runtime as soon as it starts (a
+   * rollback in flight, inputs kept for afterwards, a registry write not yet confirmed). Set by the runtime
+   * on every commit; stores without the index ignore them.
+   */
+  readonly deadline?: number | null;
+  readonly attention?: boolean;
+}
+
+/** One actor in the start-up index: it has a timer, or needs the runtime at start (see ActorRecord). */
+export interface IndexEntry {
+  readonly kind: ActorKind;
+  readonly key: string;
+  readonly deadline: number | null;
+  readonly attention: boolean;
 }
 
 export interface OutboxEntry {
@@ -172,4 +188,23 @@ export interface StateStore {
    * after `loadActors` by someone else, so that live actors follow the store instead of going stale.
    */
   watch?(listener: (record: ActorRecord) => void): Unsubscribe;
+  /**
+   * Optional, together with `peekActors` and `startIndex`, for stores that hold every committed record
+   * within reach (a local database, an in-memory cache of a bucket): the committed record of one actor,
+   * synchronously. With these three the runtime starts lazily (actors load on demand) and passivates idle
+   * actors; without them every actor is loaded at start and stays resident.
+   */
+  peekActor?(kind: ActorKind, key: string): ActorRecord | null;
+  /** Every committed record of a kind, one at a time (list views of actors that are not resident). */
+  peekActors?(kind: ActorKind): Iterable<ActorRecord>;
+  /**
+   * The actors with a timer or needing attention at start (see ActorRecord.deadline/attention), or null
+   * when the store holds records written before it kept the index: the runtime then loads every actor
+   * once and hands the index back with `saveIndex`.
+   */
+  startIndex?(): Promise<IndexEntry[] | null>;
+  /** Optional, with the lazy trio: how many committed actors of a kind are in each state (metrics). */
+  countStates?(kind: ActorKind): Map<string, number>;
+  /** Writes the start-up index of the given actors (every actor, when rebuilding it) and marks it built. */
+  saveIndex?(entries: readonly IndexEntry[]): Promise<void>;
 }

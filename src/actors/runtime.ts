@@ -7,6 +7,7 @@ import type {
   Clock,
   EventBus,
   HistoryRecord,
+  IndexEntry,
   ModelRegistry,
   OutboxEntry,
   PartResult,
@@ -30,6 +31,9 @@ import type {
 } from '../machines/training-types.ts';
 import { Outbox } from './outbox.ts';
 import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
+import { DeadlineIndex } from './deadline-index.ts';
+import { PassivationPolicy } from './passivation.ts';
+import { persistedSnapshotOf } from './persisted.ts';
 
 /** Hooks for logs and metrics; every one is optional. */
 export interface RuntimeObserver {
@@ -54,6 +58,12 @@ export interface RuntimeDeps {
   readonly registryStopWaitMs?: number | undefined;
   /** XState inspection (the Stately inspector); off unless given. */
   readonly inspect?: ((event: InspectionEvent) => void) | undefined;
+  /**
+   * Passivate actors idle for this long (ms): state in the store, nothing resident, back on their next
+   * input, command, status query or timer. Null or absent: actors stay resident. Only with a store that
+   * can peek (see StateStore.peekActor); with one, actors also load on demand rather than all at start.
+   */
+  readonly passivateAfterMs?: number | null | undefined;
 }
 
 type AnyActor = Actor<ModelMachine> | Actor<TrainingMachine>;
@@ -72,6 +82,10 @@ interface Host {
   timer: { at: number; type: TimerEvent; handle: unknown } | null;
   /** The deferred input being handed back (its id), so that it is handed back once. */
   handingBack: number | null;
+  /** Registry writes of promotions still out: the start-up index flags the actor until they are done. */
+  registryWrites: number;
+  /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
+  touchedAt: number;
   log: Logger;
 }
 
@@ -135,9 +149,26 @@ export class ActorRuntime {
   /** Actors whose commit is in flight: a record from another instance must not replace them meanwhile. */
   private readonly committing = new Set<Host>();
   private unwatch: Unsubscribe | null = null;
+  /**
+   * Lazy mode (a store that can peek): actors load on demand; those not resident keep their next timer
+   * in the deadline index, and idle ones are passivated by the policy (when configured).
+   */
+  private readonly lazy: boolean;
+  private readonly deadlines: DeadlineIndex;
+  private readonly passivation: PassivationPolicy | null;
+  private passivations = 0;
 
   constructor(private readonly deps: RuntimeDeps) {
     this.outbox = new Outbox(deps.store, deps.bus, deps.logger, (event) => deps.observer?.published?.(event));
+    const store = deps.store;
+    this.lazy = !!(store.peekActor && store.peekActors && store.startIndex && store.saveIndex);
+    this.deadlines = new DeadlineIndex(deps.clock, (id) => this.wakeForTimer(id));
+    this.passivation =
+      this.lazy && deps.passivateAfterMs !== null && deps.passivateAfterMs !== undefined
+        ? new PassivationPolicy(deps.clock, deps.passivateAfterMs, (idleSince) =>
+            this.passivateIdle(idleSince),
+          )
+        : null;
   }
 
   /**
@@ -145,12 +176,38 @@ export class ActorRuntime {
    * `startPublishing`, once those who must act on events (the training configs) are subscribed.
    */
   async start(): Promise<void> {
-    for (const kind of ['model', 'training'] as const) {
-      for (const record of await this.deps.store.loadActors(kind)) this.restore(record);
+    const index = this.lazy ? await this.deps.store.startIndex!() : null;
+    if (index) {
+      // Lazy: only the actors whose committed state needs the runtime now are loaded; the others' timers
+      // wait in the deadline index, and they load on their next input, command or query.
+      for (const entry of index) {
+        if (entry.attention) this.restore(this.deps.store.peekActor!(entry.kind, entry.key)!);
+        else this.deadlines.set(`${entry.kind}:${entry.key}`, entry.deadline);
+      }
+    } else {
+      for (const kind of ['model', 'training'] as const) {
+        for (const record of await this.deps.store.loadActors(kind)) this.restore(record);
+      }
+      // A store written before it kept the start-up index gets it now, once.
+      if (this.lazy)
+        await this.deps.store.saveIndex!([...this.hosts.values()].map((h) => this.indexEntry(h)));
     }
     for (const host of this.hosts.values()) this.afterCommit(host);
     await this.reconcileRegistry();
     this.unwatch = this.deps.store.watch?.((record) => this.adopt(record)) ?? null;
+    this.passivation?.start();
+  }
+
+  /** How many actors are resident now, and how many were passivated since the start (tests, logs). */
+  residency(): { models: number; trainings: number; passivated: number; timersIndexed: number } {
+    let models = 0;
+    for (const host of this.hosts.values()) if (host.kind === 'model') models++;
+    return {
+      models,
+      trainings: this.hosts.size - models,
+      passivated: this.passivations,
+      timersIndexed: this.deadlines.size,
+    };
   }
 
   /** Publishes what was committed but not yet published (a crash between the two), then what comes. */
@@ -158,38 +215,67 @@ export class ActorRuntime {
     this.outbox.start();
   }
 
-  /** The model actors, for status views. */
+  /**
+   * How many actors of a kind are in each state, without a view of each (metrics): resident ones from
+   * their actor, the others counted by the store when it can.
+   */
+  stateCounts(kind: ActorKind): Map<string, number> {
+    const counts = new Map<string, number>();
+    const add = (state: string, n: number) => counts.set(state, (counts.get(state) ?? 0) + n);
+    if (!this.lazy || !this.deps.store.countStates) {
+      for (const view of this.views(kind)) add(view.state, 1);
+      return counts;
+    }
+    for (const [state, n] of this.deps.store.countStates(kind)) add(state, n);
+    // Resident actors may be ahead of their committed state by a commit in flight: theirs counts.
+    for (const host of this.hosts.values()) {
+      if (host.kind !== kind || host.revision === 0) continue;
+      const committed = (host.persisted as StoredSnapshot | null)?.snapshot?.value;
+      const live = String(host.actor.getSnapshot().value);
+      if (committed !== undefined && String(committed) !== live) {
+        add(String(committed), -1);
+        add(live, 1);
+      }
+    }
+    for (const host of this.hosts.values())
+      if (host.kind === kind && host.revision === 0) add(String(host.actor.getSnapshot().value), 1);
+    return counts;
+  }
+
+  /** The model actors, for status views (those not resident are read from the store, not loaded). */
   models(): Array<{ state: ModelStateName; context: ModelContext }> {
-    return [...this.hosts.values()].filter((h) => h.kind === 'model').map((h) => this.modelView(h));
+    return this.views('model') as Array<{ state: ModelStateName; context: ModelContext }>;
   }
 
   hasModel(modelId: string): boolean {
-    return this.hosts.has(`model:${modelId}`);
+    return this.host('model', modelId) !== undefined;
   }
 
   /** The state of a model actor, without building a view (the evaluation path asks for it). */
   modelState(modelId: string): ModelStateName | null {
-    const host = this.hosts.get(`model:${modelId}`);
+    const host = this.host('model', modelId);
     return host ? ((host.actor as Actor<ModelMachine>).getSnapshot().value as ModelStateName) : null;
   }
 
   model(modelId: string): { state: ModelStateName; context: ModelContext } | null {
-    const host = this.hosts.get(`model:${modelId}`);
+    const host = this.host('model', modelId);
     return host ? this.modelView(host) : null;
   }
 
   trainings(): Array<{ state: TrainingStateName; context: TrainingContext }> {
-    return [...this.hosts.values()].filter((h) => h.kind === 'training').map((h) => this.trainingView(h));
+    return this.views('training') as Array<{ state: TrainingStateName; context: TrainingContext }>;
   }
 
   training(configKey: string): { state: TrainingStateName; context: TrainingContext } | null {
-    const host = this.hosts.get(`training:${configKey}`);
+    const host = this.host('training', configKey);
     return host ? this.trainingView(host) : null;
   }
 
   /** The persisted snapshot of an actor as the store would see it (tests compare against the store). */
   persistedSnapshot(kind: ActorKind, key: string): unknown {
-    return this.hosts.get(`${kind}:${key}`)?.persisted;
+    const host = this.hosts.get(`${kind}:${key}`);
+    if (host || !this.lazy) return host?.persisted;
+    return this.deps.store.peekActor!(kind, key)?.snapshot;
   }
 
   /** `position`: the input's place in its log, committed with the model's state (NATS mode). */
@@ -248,6 +334,8 @@ export class ActorRuntime {
       );
     }
     this.stopped = true;
+    this.passivation?.stop();
+    this.deadlines.stop();
     this.outbox.stop();
     this.unwatch?.();
     for (const host of this.hosts.values()) {
@@ -312,6 +400,7 @@ export class ActorRuntime {
   }
 
   private createHost(kind: ActorKind, key: string, configKey: string, record?: ActorRecord): Host {
+    const logger = this.deps.logger;
     const host: Host = {
       kind,
       key,
@@ -323,7 +412,14 @@ export class ActorRuntime {
       emitted: [],
       timer: null,
       handingBack: null,
-      log: this.deps.logger.child(kind === 'model' ? { modelId: key } : { configKey: key }),
+      registryWrites: 0,
+      touchedAt: this.deps.clock.now(),
+      // The child logger is made when first used: most actors never log, and each costs memory.
+      get log(): Logger {
+        const log = logger.child(kind === 'model' ? { modelId: key } : { configKey: key });
+        Object.defineProperty(this, 'log', { value: log });
+        return log;
+      },
     };
     this.attach(host, this.newActor(kind, key, configKey, host.persisted));
     this.hosts.set(`${kind}:${key}`, host);
@@ -353,7 +449,12 @@ export class ActorRuntime {
   ): Promise<Outcome | TrainingOutcome> {
     if (this.stopped)
       return Promise.reject(new WardenError('unavailable', 'Warden is shutting down', { retryable: true }));
-    let host = this.hosts.get(`${kind}:${key}`);
+    let host: Host | undefined;
+    try {
+      host = this.host(kind, key);
+    } catch (error) {
+      return Promise.reject(this.internalFailure({ kind, key, log: this.deps.logger }, event, error));
+    }
     if (!host) {
       if (!create) return Promise.reject(new UnknownModelError(key));
       try {
@@ -492,18 +593,24 @@ export class ActorRuntime {
   }
 
   private async commitBatch(batch: PendingDispatch[], attempt: number): Promise<void> {
-    const hosts = [...new Set(batch.map((d) => d.host))];
+    // One pass over the batch: per actor, the highest input position and whether it was promoted.
+    const seen = new Map<Host, { position: number; promoted: boolean }>();
+    for (const d of batch) {
+      let own = seen.get(d.host);
+      if (!own) seen.set(d.host, (own = { position: d.host.position, promoted: false }));
+      if (d.position !== undefined && d.position > own.position) own.position = d.position;
+      if (d.outcome.kind === 'promoted') own.promoted = true;
+    }
+    const hosts = [...seen.keys()];
     const records: ActorRecord[] = hosts.map((host) => {
-      const position = batch.reduce(
-        (max, d) => (d.host === host && d.position !== undefined && d.position > max ? d.position : max),
-        host.position,
-      );
+      const { position, promoted } = seen.get(host)!;
       return {
         kind: host.kind,
         key: host.key,
-        snapshot: { machine: host.actor.logic.id, snapshot: host.actor.getPersistedSnapshot() },
+        snapshot: { machine: host.actor.logic.id, snapshot: persistedSnapshotOf(host.actor) },
         revision: host.revision,
         ...(position > 0 ? { position } : {}),
+        ...this.indexOf(host, promoted),
       };
     });
     for (const host of hosts) this.committing.add(host);
@@ -648,6 +755,11 @@ export class ActorRuntime {
     const id = `${record.kind}:${record.key}`;
     const host = this.hosts.get(id);
     try {
+      if (!host && this.lazy && !record.attention) {
+        // Not resident: nothing to follow but its next timer.
+        this.deadlines.set(id, record.deadline ?? null);
+        return;
+      }
       if (!host) {
         this.restore(record);
         this.afterCommit(this.hosts.get(id)!);
@@ -679,11 +791,15 @@ export class ActorRuntime {
 
   private recordPromotion(host: Host, event: ModelEvent | TrainingEvent, version: string): void {
     const at = (event as { at: number }).at;
+    host.registryWrites++;
     this.track(
-      this.deps.registry.recordPromotion(host.key, version, at, 'promoted').catch((error) => {
-        this.deps.observer?.effectFailed?.('registry.recordPromotion', error);
-        host.log.error({ err: error }, 'could not record the promotion in the registry');
-      }),
+      this.deps.registry
+        .recordPromotion(host.key, version, at, 'promoted')
+        .catch((error) => {
+          this.deps.observer?.effectFailed?.('registry.recordPromotion', error);
+          host.log.error({ err: error }, 'could not record the promotion in the registry');
+        })
+        .finally(() => host.registryWrites--),
     );
   }
 
@@ -793,6 +909,8 @@ export class ActorRuntime {
    * committed state afterwards, so no deadline is ever left without a timer.
    */
   private armTimer(host: Host, at: number | null, type: TimerEvent, delayMs?: number): void {
+    // A host passivated since (a stale reference): its deadline is in the index.
+    if (this.hosts.get(`${host.kind}:${host.key}`) !== host) return;
     if (delayMs === undefined && host.timer && host.timer.at === at && host.timer.type === type) return;
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;
@@ -828,6 +946,107 @@ export class ActorRuntime {
     };
     const ms = delayMs ?? Math.max(deadline - this.deps.clock.now(), 0);
     host.timer = { at: deadline, type, handle: this.deps.clock.setTimeout(fire, ms) };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lazy loading and passivation (a store that can peek): an actor is resident from its first use until
+  // it has been idle for the configured time with nothing in flight; meanwhile its state is in the store
+  // and its next timer in the deadline index.
+
+  /** The resident actor, or the one brought back from the store (lazy mode); undefined if none exists. */
+  private host(kind: ActorKind, key: string): Host | undefined {
+    const id = `${kind}:${key}`;
+    let host = this.hosts.get(id);
+    if (!host && this.lazy && !this.stopped) {
+      const record = this.deps.store.peekActor!(kind, key);
+      if (record) {
+        this.deadlines.delete(id);
+        this.restore(record);
+        host = this.hosts.get(id)!;
+        // Committed state decides what runs: its timer is armed again (and fires now if it is due).
+        this.afterCommit(host);
+      }
+    }
+    if (host) host.touchedAt = this.deps.clock.now();
+    return host;
+  }
+
+  /** Views of every actor of a kind: resident ones from their actor, the others from their record. */
+  private views(kind: ActorKind): Array<{ state: string; context: unknown }> {
+    const out: Array<{ state: string; context: unknown }> = [];
+    for (const host of this.hosts.values()) {
+      if (host.kind === kind) out.push(kind === 'model' ? this.modelView(host) : this.trainingView(host));
+    }
+    if (!this.lazy) return out;
+    const expected = kind === 'model' ? this.deps.modelMachine.id : this.deps.trainingMachine.id;
+    for (const record of this.deps.store.peekActors!(kind)) {
+      if (this.hosts.has(`${kind}:${record.key}`)) continue;
+      const snapshot = migrateSnapshot(record.snapshot as StoredSnapshot, expected)?.snapshot;
+      if (snapshot?.context) out.push({ state: String(snapshot.value), context: snapshot.context });
+    }
+    return out;
+  }
+
+  /** A deadline in the index is due: the actor comes back, and its own timer delivers the event. */
+  private wakeForTimer(id: string): void {
+    const colon = id.indexOf(':');
+    const kind = id.slice(0, colon) as ActorKind;
+    try {
+      this.host(kind, id.slice(colon + 1));
+    } catch (error) {
+      this.deps.logger.error({ err: error, actor: id }, 'could not bring an actor back for its timer');
+      this.deps.observer?.effectFailed?.('wake', error);
+    }
+  }
+
+  private passivateIdle(idleSince: number): void {
+    let count = 0;
+    for (const host of this.hosts.values()) {
+      if (host.touchedAt <= idleSince && this.quiescent(host)) {
+        this.passivate(host);
+        count++;
+      }
+    }
+    if (count > 0)
+      this.deps.logger.info(
+        { passivated: count, resident: this.hosts.size, timers: this.deadlines.size },
+        'passivated idle actors',
+      );
+  }
+
+  /** Nothing in flight: committed, no commit pending, no rollback running, no inputs kept, no hand-back. */
+  private quiescent(host: Host): boolean {
+    if (host.revision === 0 || host.handingBack !== null || host.registryWrites > 0 || this.pendingFor(host))
+      return false;
+    if (host.kind !== 'model') return true;
+    const { state, context } = this.modelView(host);
+    return state !== 'rollingBack' && deferredOf(context).length === 0;
+  }
+
+  private passivate(host: Host): void {
+    const id = `${host.kind}:${host.key}`;
+    const { at } = this.deadlineOf(host);
+    if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
+    host.timer = null;
+    this.hosts.delete(id);
+    host.actor.stop();
+    this.deadlines.set(id, at);
+    this.passivations++;
+  }
+
+  /** The start-up index of an actor's current state (committed with it). */
+  private indexOf(host: Host, promoting: boolean): { deadline: number | null; attention: boolean } {
+    let attention = false;
+    if (host.kind === 'model') {
+      const { state, context } = this.modelView(host);
+      attention =
+        promoting || host.registryWrites > 0 || state === 'rollingBack' || deferredOf(context).length > 0;
+    }
+    return { deadline: this.deadlineOf(host).at, attention };
+  }
+
+  private indexEntry(host: Host): IndexEntry {
+    return { kind: host.kind, key: host.key, ...this.indexOf(host, false) };
   }
 
   /** Applies the rollback to the registry (idempotent by id) and reports the result to the actor. */

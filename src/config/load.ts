@@ -16,6 +16,7 @@ const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknow
   WARDEN_DETECTION_MODE: { path: ['detection', 'mode'], parse: (raw) => raw },
   WARDEN_REQUIRE_APPROVAL_FOR_SEVERE: { path: ['approval', 'requireForSevere'], parse: parseBoolean },
   WARDEN_COOLDOWN_SECONDS: { path: ['cooldownSeconds'], parse: parseNumber },
+  WARDEN_PASSIVATE_AFTER_SECONDS: { path: ['passivateAfterSeconds'], parse: parseNumber },
   WARDEN_SHUTDOWN_TIMEOUT_SECONDS: { path: ['shutdownTimeoutSeconds'], parse: parseNumber },
   WARDEN_HTTP_PORT: { path: ['http', 'port'], parse: parseNumber },
   WARDEN_HTTP_HOST: { path: ['http', 'host'], parse: (raw) => raw },

@@ -117,6 +117,12 @@ export const ConfigSchema = z
      * default stays under Docker's 10 s stop timeout, so the log says why rather than a SIGKILL.
      */
     shutdownTimeoutSeconds: z.number().positive().max(3600).default(8),
+    /**
+     * An actor (model or training config) idle this long is passivated: its state stays in the store and
+     * nothing of it in memory; its next input, command, status query or timer brings it back. An actor
+     * with work in flight (a rollback, inputs kept for afterwards) stays. null: every actor stays resident.
+     */
+    passivateAfterSeconds: z.number().positive().nullable().default(300),
     /** At most this many automatic rollbacks per model per window; beyond it a human decides. */
     autoRollbackLimit: z
       .object({ max: positiveInt.default(3), windowSeconds: z.number().positive().default(86_400) })

@@ -6,6 +6,7 @@ import type {
   ActorRecord,
   CommitBatch,
   HistoryRecord,
+  IndexEntry,
   ModelRegistry,
   OutboxEntry,
   ProductionPointer,
@@ -18,6 +19,7 @@ import { ConflictError } from '../domain/errors.ts';
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS actors (
   kind TEXT NOT NULL, key TEXT NOT NULL, snapshot TEXT NOT NULL, revision INTEGER NOT NULL,
+  deadline INTEGER, attention INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (kind, key)
 );
 CREATE TABLE IF NOT EXISTS outbox (
@@ -27,6 +29,7 @@ CREATE TABLE IF NOT EXISTS history (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, model_id TEXT NOT NULL, kind TEXT NOT NULL,
   payload TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS actors_start_index ON actors (kind, key) WHERE deadline IS NOT NULL OR attention = 1;
 CREATE INDEX IF NOT EXISTS history_by_model ON history (model_id, seq);
 CREATE TABLE IF NOT EXISTS timeline (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, entry TEXT NOT NULL
@@ -37,6 +40,9 @@ CREATE TABLE IF NOT EXISTS registry (
   last_rollback_id TEXT
 );
 `;
+
+/** PRAGMA user_version once the start-up index (actors.deadline, actors.attention) is complete. */
+const INDEX_BUILT = 1;
 
 /** Timeline lines kept per actor (the newest); older ones are pruned. */
 const TIMELINE_KEEP = 1000;
@@ -60,7 +66,22 @@ export class SqliteStore implements StateStore, ModelRegistry {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(options.durability === 'power' ? 'synchronous = FULL' : 'synchronous = NORMAL');
-    this.db.exec(SCHEMA);
+    // Actors load on demand (passivation, lazy start): keep more of the file's pages at hand (32 MiB).
+    this.db.pragma('cache_size = -32768');
+    // A file written before the start-up index existed gets its columns; the index is built on first start.
+    const columns = this.db
+      .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('actors')`)
+      .all();
+    if (columns.length === 0) {
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${INDEX_BUILT}`);
+    } else {
+      if (!columns.some((c) => c.name === 'deadline')) {
+        this.db.exec('ALTER TABLE actors ADD COLUMN deadline INTEGER');
+        this.db.exec('ALTER TABLE actors ADD COLUMN attention INTEGER NOT NULL DEFAULT 0');
+      }
+      this.db.exec(SCHEMA);
+    }
     this.statements = {
       loadAll: this.db.prepare<[string], { key: string; snapshot: string; revision: number }>(
         'SELECT key, snapshot, revision FROM actors WHERE kind = ?',
@@ -68,10 +89,22 @@ export class SqliteStore implements StateStore, ModelRegistry {
       loadOne: this.db.prepare<[string, string], { snapshot: string; revision: number }>(
         'SELECT snapshot, revision FROM actors WHERE kind = ? AND key = ?',
       ),
-      insertActor: this.db.prepare('INSERT INTO actors (kind, key, snapshot, revision) VALUES (?, ?, ?, 1)'),
-      updateActor: this.db.prepare(
-        'UPDATE actors SET snapshot = ?, revision = revision + 1 WHERE kind = ? AND key = ? AND revision = ?',
+      insertActor: this.db.prepare(
+        'INSERT INTO actors (kind, key, snapshot, revision, deadline, attention) VALUES (?, ?, ?, 1, ?, ?)',
       ),
+      updateActor: this.db.prepare(
+        `UPDATE actors SET snapshot = ?, revision = revision + 1, deadline = ?, attention = ?
+         WHERE kind = ? AND key = ? AND revision = ?`,
+      ),
+      startIndex: this.db.prepare<
+        [],
+        { kind: ActorKind; key: string; deadline: number | null; attention: number }
+      >('SELECT kind, key, deadline, attention FROM actors WHERE deadline IS NOT NULL OR attention = 1'),
+      countStates: this.db.prepare<[string], { state: string; count: number }>(
+        `SELECT json_extract(snapshot, '$.snapshot.value') AS state, count(*) AS count FROM actors
+         WHERE kind = ? GROUP BY state`,
+      ),
+      saveIndex: this.db.prepare('UPDATE actors SET deadline = ?, attention = ? WHERE kind = ? AND key = ?'),
       insertOutbox: this.db.prepare('INSERT OR IGNORE INTO outbox (id, subject, payload) VALUES (?, ?, ?)'),
       pending: this.db.prepare<[number], { id: string; subject: string; payload: string }>(
         'SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?',
@@ -116,17 +149,50 @@ export class SqliteStore implements StateStore, ModelRegistry {
   }
 
   async loadActor(kind: ActorKind, key: string): Promise<ActorRecord | null> {
+    return this.peekActor(kind, key);
+  }
+
+  peekActor(kind: ActorKind, key: string): ActorRecord | null {
     const row = this.statements.loadOne.get(kind, key);
     return row ? { kind, key, snapshot: JSON.parse(row.snapshot), revision: row.revision } : null;
+  }
+
+  *peekActors(kind: ActorKind): Iterable<ActorRecord> {
+    for (const row of this.statements.loadAll.iterate(kind)) {
+      yield { kind, key: row.key, snapshot: JSON.parse(row.snapshot), revision: row.revision };
+    }
+  }
+
+  async startIndex(): Promise<IndexEntry[] | null> {
+    if (this.db.pragma('user_version', { simple: true }) !== INDEX_BUILT) return null;
+    return this.statements.startIndex.all().map((row) => ({
+      kind: row.kind,
+      key: row.key,
+      deadline: row.deadline,
+      attention: row.attention === 1,
+    }));
+  }
+
+  countStates(kind: ActorKind): Map<string, number> {
+    return new Map(this.statements.countStates.all(kind).map((row) => [String(row.state), row.count]));
+  }
+
+  async saveIndex(entries: readonly IndexEntry[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const e of entries) this.statements.saveIndex.run(e.deadline, e.attention ? 1 : 0, e.kind, e.key);
+      this.db.pragma(`user_version = ${INDEX_BUILT}`);
+    })();
   }
 
   async commit(batch: CommitBatch): Promise<number[]> {
     return this.db.transaction(() => {
       const revisions = batch.actors.map((actor) => {
         const json = JSON.stringify(actor.snapshot);
+        const deadline = actor.deadline ?? null;
+        const attention = actor.attention ? 1 : 0;
         if (actor.revision === 0) {
           try {
-            this.statements.insertActor.run(actor.kind, actor.key, json);
+            this.statements.insertActor.run(actor.kind, actor.key, json, deadline, attention);
           } catch (cause) {
             throw new ConflictError(
               `${actor.kind} ${actor.key} was created elsewhere (${(cause as Error).message})`,
@@ -134,7 +200,14 @@ export class SqliteStore implements StateStore, ModelRegistry {
           }
           return 1;
         }
-        const result = this.statements.updateActor.run(json, actor.kind, actor.key, actor.revision);
+        const result = this.statements.updateActor.run(
+          json,
+          deadline,
+          attention,
+          actor.kind,
+          actor.key,
+          actor.revision,
+        );
         if (result.changes !== 1)
           throw new ConflictError(`${actor.kind} ${actor.key} changed since revision ${actor.revision}`);
         return actor.revision + 1;

@@ -8,7 +8,7 @@ import { MODEL_STATES } from '../machines/model-types.ts';
 import type { Warden } from '../warden.ts';
 
 /** Where the gauges read the current state at scrape time (the Warden, once it exists). */
-export type StatusSource = Pick<Warden, 'status'>;
+export type StatusSource = Pick<Warden, 'stateCounts'>;
 
 /** What the NATS adapters tell about themselves (connected; taking the inputs or standing by). */
 export interface NatsSource {
@@ -173,8 +173,9 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     registers,
     collect() {
       const counts = new Map<string, number>(MODEL_STATES.map((s) => [s, 0]));
-      for (const model of source?.status().models ?? [])
-        counts.set(model.state, (counts.get(model.state) ?? 0) + 1);
+      // Counted, not listed: a scrape must not read every model of a million (issue 14).
+      for (const [state, n] of source?.stateCounts().models ?? [])
+        counts.set(state, (counts.get(state) ?? 0) + n);
       for (const [state, count] of counts) this.set({ state }, count);
     },
   });
@@ -183,7 +184,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     help: 'Rollbacks waiting for an operator',
     registers,
     collect() {
-      this.set(source?.status().models.filter((m) => m.state === 'awaitingApproval').length ?? 0);
+      this.set(source?.stateCounts().models.get('awaitingApproval') ?? 0);
     },
   });
   new Gauge({
@@ -191,7 +192,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     help: 'Training configs paused',
     registers,
     collect() {
-      this.set(source?.status().training.filter((t) => t.status === 'paused').length ?? 0);
+      this.set(source?.stateCounts().pausedConfigs ?? 0);
     },
   });
 
