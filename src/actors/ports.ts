@@ -172,4 +172,10 @@ export interface StateStore {
    * after `loadActors` by someone else, so that live actors follow the store instead of going stale.
    */
   watch?(listener: (record: ActorRecord) => void): Unsubscribe;
+  /**
+   * Optional, for stores that several instances share, each writing part of the actors (NATS mode, input
+   * partitions): whether this instance writes this actor now. The runtime runs an actor's effects (the
+   * rollback, kept inputs) and timers only where it is written; elsewhere it only follows its state.
+   */
+  owns?(kind: ActorKind, key: string): boolean;
 }

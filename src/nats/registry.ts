@@ -24,11 +24,16 @@ const READ_ATTEMPTS = 5;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** What the registry's writes wait for: this instance holding the input lease, the connection open. */
+/** What the registry's writes wait for: this instance holding the model's lease, the connection open. */
 export interface RegistryFence {
-  whenValid(timeoutMs: number): Promise<boolean>;
+  whenValid(modelId: string, timeoutMs: number): Promise<boolean>;
+  /** This instance holds the model's lease (perhaps not renewed recently enough to act). */
+  holds(modelId: string): boolean;
   closed(): boolean;
 }
+
+/** A write waits this many seconds for a lease this instance does not hold at all before it gives up. */
+const NOT_HOLDER_WAITS = 10;
 
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
 export class KvRegistry implements ModelRegistry {
@@ -44,11 +49,19 @@ export class KvRegistry implements ModelRegistry {
    * disconnection retries it (with a growing wait, at most 2 s) until NATS answers; it fails for a reason
    * of its own (the pointer is elsewhere), or when the connection is closed for good.
    */
-  private async write(work: () => Promise<void>): Promise<void> {
+  private async write(modelId: string, work: () => Promise<void>): Promise<void> {
+    let waits = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.fence?.closed())
         throw new WardenError('unavailable', 'registry: the NATS connection is closed', { retryable: true });
-      if (this.fence && !(await this.fence.whenValid(1_000))) continue;
+      if (this.fence && !(await this.fence.whenValid(modelId, 1_000))) {
+        // The model moved to another instance (its partition given back or taken over): not ours to write.
+        if (!this.fence.holds(modelId) && ++waits >= NOT_HOLDER_WAITS)
+          throw new WardenError('unavailable', `registry: this instance no longer takes ${modelId}`, {
+            retryable: true,
+          });
+        continue;
+      }
       try {
         return await work();
       } catch (error) {
@@ -60,11 +73,42 @@ export class KvRegistry implements ModelRegistry {
   }
 
   recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
-    return this.write(() => this.putPromotion(modelId, version, at, reason));
+    return this.write(modelId, () => this.putPromotion(modelId, version, at, reason));
   }
 
   rollback(request: RollbackRequest): Promise<void> {
-    return this.write(() => this.applyRollback(request));
+    return this.write(request.modelId, () => this.applyRollback(request));
+  }
+
+  /**
+   * Brings the pointer in line with the model's committed state after a take-over (a crash between a commit
+   * and its registry write): `wanted` is read from the state at the moment of writing (null: leave it, the
+   * model is rolling back), and the write is revision-checked, so that a rollback applied meanwhile wins.
+   */
+  async reconcile(modelId: string, wanted: () => string | null, at: number): Promise<boolean> {
+    let written = false;
+    await this.write(modelId, async () => {
+      const stored = await this.kv.get(modelId);
+      const text = entryText(stored);
+      const current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+      const version = wanted();
+      if (version === null || current?.version === version) return;
+      const entry: RegistryEntry = {
+        model_id: modelId,
+        version,
+        since: isoTime(at)!,
+        reason: 'reconciled on take-over',
+        rollback_id: null,
+      };
+      try {
+        if (stored) await this.kv.update(modelId, JSON.stringify(entry), stored.revision);
+        else await this.kv.create(modelId, JSON.stringify(entry));
+        written = true;
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error; // else written meanwhile by the model's own effect
+      }
+    });
+    return written;
   }
 
   async production(modelId: string): Promise<ProductionPointer | null> {

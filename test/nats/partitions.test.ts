@@ -1,0 +1,160 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { spawnTs, type Child } from '../harness/child-process.ts';
+import { eventually } from '../harness/eventually.ts';
+import { startNatsWarden } from '../harness/nats-warden.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
+import { partitionOf } from '../../src/nats/partitions-map.ts';
+import { chaosStream, differences, random, runOutcome, type Input, type RunOutcome } from './chaos-stream.ts';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
+const MODELS = 60;
+const PARTITIONS = 6;
+/** Printed with every failure: CHAOS_SEED=<seed> replays the same stream and the same fault moments. */
+const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1_000_000));
+const COOLDOWN = '3600';
+
+// `pnomap` has no server mapping: its inputs reach the stream unpartitioned and Warden moves them.
+const nats = useSharedNats({ partitions: { pone: PARTITIONS, pthree: PARTITIONS } });
+let clean: RunOutcome;
+
+function warden(prefix: string): Child {
+  return spawnTs(FIXTURE, {
+    WARDEN_NATS_URL: nats.server.url,
+    WARDEN_NATS_PREFIX: prefix,
+    WARDEN_NATS_PARTITIONS: String(PARTITIONS),
+    WARDEN_COOLDOWN_SECONDS: COOLDOWN,
+    WARDEN_LOG_LEVEL: 'warn',
+    WARDEN_TEST_TRACE: '1',
+  });
+}
+
+/** The partitions a traced Warden process holds now, and since when. */
+function partitions(child: Child): { held: number[]; at: number } {
+  const last = child
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('PARTITIONS '))
+    .at(-1);
+  if (!last) return { held: [], at: 0 };
+  const [, list, at] = last.split(' ');
+  return { held: list === '-' ? [] : list!.split(',').map(Number), at: Number(at) };
+}
+
+async function publish(inputs: readonly Input[]): Promise<void> {
+  for (const input of inputs) {
+    await eventually(
+      () =>
+        nats.client.js.publish(input.subject, JSON.stringify(input.payload), {
+          msgID: String(input.payload.event_id),
+          timeout: 2_000,
+        }),
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+  }
+}
+
+async function expectSameAsClean(prefix: string, timeoutMs = 60_000): Promise<void> {
+  await eventually(
+    async () => {
+      const problems = differences(await runOutcome(nats.client, prefix), clean);
+      if (problems.length > 0)
+        throw new Error(`seed ${SEED}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
+    },
+    { timeoutMs, intervalMs: 500 },
+  );
+}
+
+describe(`NATS mode with input partitions (seed ${SEED})`, () => {
+  beforeAll(async () => {
+    // The clean run: one instance, one partition, no faults.
+    const prefix = 'pclean';
+    await using w = await startNatsWarden(nats.server.url, {
+      config: { cooldownSeconds: Number(COOLDOWN), nats: { prefix } },
+    });
+    await publish(chaosStream(prefix, MODELS, SEED));
+    await w.settled();
+    clean = await runOutcome(nats.client, prefix);
+    expect(Object.keys(clean.models)).toHaveLength(MODELS);
+  }, 60_000);
+
+  for (const prefix of ['pone', 'pnomap'] as const) {
+    it(`one instance takes every partition and ends like the unpartitioned run (${prefix === 'pone' ? 'mapped by the server' : 'no server mapping: inputs moved to their partition'})`, async () => {
+      await using w = await startNatsWarden(nats.server.url, {
+        config: { cooldownSeconds: Number(COOLDOWN), nats: { prefix, partitions: PARTITIONS } },
+      });
+      expect(w.adapters.partitions()).toEqual([0, 1, 2, 3, 4, 5]);
+      await publish(chaosStream(prefix, MODELS, SEED));
+      await expectSameAsClean(prefix);
+      const stream = await nats.client.jsm.streams.info(`${prefix.toUpperCase()}_IN`, {
+        subjects_filter: '>',
+      });
+      const subjects = Object.keys(stream.state.subjects ?? {});
+      // Every input sits in its model's partition (moved there by Warden when the server did not map it).
+      const placed = subjects.filter((s) => s.startsWith(`${prefix}.part.`));
+      expect(placed.length).toBe(MODELS * 2);
+      for (const subject of placed) {
+        const [, , k, , model] = subject.split('.');
+        expect(Number(k)).toBe(partitionOf(model!, PARTITIONS));
+      }
+      expect(subjects.length - placed.length).toBe(prefix === 'pone' ? 0 : MODELS * 2);
+    }, 60_000);
+  }
+
+  it('three instances share the partitions; a SIGKILLed one is replaced in under 3 s; a joining one takes its share; nothing is lost or doubled', async () => {
+    const prefix = 'pthree';
+    const rnd = random(SEED + 5);
+    const running = [warden(prefix), warden(prefix), warden(prefix)];
+    const all = [...running];
+    const holdings = () => running.map((c) => partitions(c).held);
+    try {
+      await Promise.all(running.map((c) => c.line('READY')));
+      // Each takes at most ceil(6 / 3) = 2, so all three take 2.
+      await eventually(() => expect(holdings().map((h) => h.length)).toEqual([2, 2, 2]), {
+        timeoutMs: 15_000,
+      });
+      const inputs = chaosStream(prefix, MODELS, SEED);
+      const cut = Math.floor(inputs.length * (0.2 + 0.5 * rnd()));
+      await publish(inputs.slice(0, cut));
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * 300)));
+
+      // A model command reaches whichever instance holds the model (forwarded by the one answering).
+      for (let i = 0; i < 6; i++) {
+        const reply = await nats.client.request<{ ok: boolean; error?: { code: string } }>(
+          `${prefix}.cmd.approve.cm${i}`,
+          { by: 'alice' },
+        );
+        expect(['no_pending_approval', 'unknown_model']).toContain(reply.error?.code);
+      }
+
+      const victim = running[Math.floor(rnd() * running.length)]!;
+      const orphaned = partitions(victim).held;
+      expect(await victim.kill('SIGKILL')).toBe('SIGKILL');
+      const killedAt = Date.now();
+      running.splice(running.indexOf(victim), 1);
+      const tookOver = await eventually(
+        () => {
+          const held = holdings().flat();
+          expect([...held].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+          return Math.max(...running.map((c) => partitions(c).at));
+        },
+        { timeoutMs: 15_000, intervalMs: 20 },
+      );
+      expect(orphaned).toHaveLength(2);
+      expect(tookOver - killedAt).toBeLessThan(3_000);
+      await publish(inputs.slice(cut));
+
+      const joining = warden(prefix);
+      running.push(joining);
+      all.push(joining);
+      await joining.line('READY');
+      await eventually(() => expect(holdings().map((h) => h.length)).toEqual([2, 2, 2]), {
+        timeoutMs: 15_000,
+      });
+      await expectSameAsClean(prefix);
+      for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
+    } finally {
+      for (const child of all) await child.kill('SIGKILL');
+    }
+  }, 120_000);
+});
