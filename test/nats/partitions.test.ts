@@ -15,7 +15,7 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1_000_0
 const COOLDOWN = '3600';
 
 // `pnomap` has no server mapping: its inputs reach the stream unpartitioned and Warden moves them.
-const nats = useSharedNats({ partitions: { pone: PARTITIONS, pthree: PARTITIONS } });
+const nats = useSharedNats({ partitions: { pone: PARTITIONS, pthree: PARTITIONS, pkill: PARTITIONS } });
 let clean: RunOutcome;
 
 function warden(prefix: string): Child {
@@ -76,6 +76,10 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
     await w.settled();
     clean = await runOutcome(nats.client, prefix);
     expect(Object.keys(clean.models)).toHaveLength(MODELS);
+    const rollbacks = Object.values(clean.events)
+      .flat()
+      .filter((e) => e.startsWith('promotion_rolled_back:'));
+    expect(rollbacks.length).toBeGreaterThan(5);
   }, 60_000);
 
   for (const prefix of ['pone', 'pnomap'] as const) {
@@ -157,4 +161,40 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       for (const child of all) await child.kill('SIGKILL');
     }
   }, 120_000);
+
+  it('with 6 SIGKILLs of random instances at random moments, three running, ends like the clean run', async () => {
+    const prefix = 'pkill';
+    const rnd = random(SEED + 6);
+    const running = [warden(prefix), warden(prefix), warden(prefix)];
+    const all = [...running];
+    try {
+      await Promise.all(running.map((c) => c.line('READY')));
+      const inputs = chaosStream(prefix, MODELS, SEED);
+      const size = Math.ceil(inputs.length / 8);
+      for (let kill = 0; kill < 6; kill++) {
+        await publish(inputs.slice(kill * size, (kill + 1) * size));
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * 400)));
+        // One that takes inputs now (a replacement may still be starting).
+        const pick = rnd();
+        const victim = await eventually(
+          () => {
+            const working = running.filter((c) => partitions(c).held.length > 0);
+            if (working.length === 0) throw new Error(`no instance holds a partition (kill ${kill})`);
+            return working[Math.floor(pick * working.length)]!;
+          },
+          { timeoutMs: 15_000, intervalMs: 20 },
+        );
+        expect(await victim.kill('SIGKILL')).toBe('SIGKILL');
+        running.splice(running.indexOf(victim), 1);
+        const replacement = warden(prefix);
+        running.push(replacement);
+        all.push(replacement);
+      }
+      await publish(inputs.slice(6 * size));
+      await expectSameAsClean(prefix);
+      for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
+    } finally {
+      for (const child of all) await child.kill('SIGKILL');
+    }
+  }, 150_000);
 });
