@@ -536,12 +536,13 @@ export class KvStore implements StateStore {
     const parsed = parseKey(key);
     if (!parsed) return;
     const cached = this.cache.get(key);
+    // This instance's own writes come back through the watch: known already, not decoded again.
+    if (cached && entry && entry.revision <= cached.revision) return;
     const text = entryText(entry);
     if (text === null) {
       if (entry && (!cached || entry.revision > cached.revision)) this.cache.delete(key);
       return;
     }
-    if (cached && entry!.revision <= cached.revision) return;
     let value: ActorValue | HistoryValue;
     try {
       value = JSON.parse(text) as ActorValue | HistoryValue;
