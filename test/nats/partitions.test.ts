@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnTs, type Child } from '../harness/child-process.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { partitionOf } from '../../src/nats/partitions-map.ts';
 import { chaosStream, differences, random, runOutcome, type Input, type RunOutcome } from './chaos-stream.ts';
@@ -15,7 +16,9 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 1_000_0
 const COOLDOWN = '3600';
 
 // `pnomap` has no server mapping: its inputs reach the stream unpartitioned and Warden moves them.
-const nats = useSharedNats({ partitions: { pone: PARTITIONS, pthree: PARTITIONS, pkill: PARTITIONS } });
+const nats = useSharedNats({
+  partitions: { pone: PARTITIONS, pthree: PARTITIONS, pkill: PARTITIONS, ptimer: PARTITIONS },
+});
 let clean: RunOutcome;
 
 function warden(prefix: string): Child {
@@ -197,4 +200,48 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       for (const child of all) await child.kill('SIGKILL');
     }
   }, 150_000);
+
+  it("an approval's deadline moves with its model's partition: the instance taking it over lets it expire on time", async () => {
+    const prefix = 'ptimer';
+    const config = {
+      cooldownSeconds: Number(COOLDOWN),
+      approval: { requireForSevere: true, timeoutSeconds: 600, onTimeout: 'rollback' as const },
+      nats: { prefix, partitions: PARTITIONS },
+    };
+    const start = Date.now();
+    const first = await startNatsWarden(nats.server.url, { config, clock: new ManualClock(start) });
+    const model = 'approved_later';
+    const publish = (kind: string, body: object) =>
+      nats.client.publish(`${prefix}.in.${kind}.${model}`, body);
+    await publish('promotion', { event_id: 'p1', model_id: `${model}_v1`, elo: 1500 });
+    await publish('promotion', { event_id: 'p2', model_id: `${model}_v2`, elo: 1520 });
+    await publish('evaluation', {
+      event_id: 'e1',
+      model_id: `${model}_v2`,
+      current_elo: 1460,
+      games_played: 200,
+    });
+    await first.settled();
+    expect(first.warden.status(model).models[0]!.state).toBe('awaitingApproval');
+    // An orderly stop hands every partition over; the second instance (its clock 1 s short of the
+    // deadline) takes them, with the model's pending approval.
+    await first.stop();
+    const clock = new ManualClock(start + 599_000);
+    await using second = await startNatsWarden(nats.server.url, { config, clock });
+    expect(second.adapters.partitions()).toHaveLength(PARTITIONS);
+    await eventually(() => expect(second.warden.status(model).models[0]!.state).toBe('awaitingApproval'));
+    clock.advance(500);
+    await second.settled();
+    expect(await nats.client.stored(`${prefix}.evt.promotion_rolled_back.${model}`, 'PTIMER_EVENTS')).toEqual(
+      [],
+    );
+    clock.advance(1_000);
+    await eventually(async () =>
+      expect(
+        await nats.client.stored(`${prefix}.evt.promotion_rolled_back.${model}`, 'PTIMER_EVENTS'),
+      ).toHaveLength(1),
+    );
+    await second.settled();
+    expect(await nats.client.kv(`${prefix}_registry`, model)).toMatchObject({ version: 'v1' });
+  });
 });
