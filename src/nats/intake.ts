@@ -200,6 +200,9 @@ export class Intake {
   private claimed = new Set<string>();
   private claimedEpoch = -1;
   private wake: (() => void) | null = null;
+  /** Partitioned: messages moved to their partition so far, and when that was last logged. */
+  private moved = 0;
+  private movedLoggedAt = -Infinity;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -520,10 +523,15 @@ export class Intake {
             msgID: `moved:${this.streamId}:${m.info.streamSequence}`,
             ...(m.headers ? { headers: m.headers } : {}),
           });
-          this.logger.warn(
-            { subject: m.subject.slice(0, 300), to: place },
-            'input not in its partition (is the server mapping in place, for this number of partitions?); moved it there',
-          );
+          this.moved++;
+          // Once per minute at most: without the mapping, every input comes this way.
+          if (performance.now() - this.movedLoggedAt > 60_000) {
+            this.movedLoggedAt = performance.now();
+            this.logger.warn(
+              { subject: m.subject.slice(0, 300), to: place, moved: this.moved },
+              'inputs not in their partition (is the server mapping in place, for this number of partitions? see docs/deployment.md); moved them there',
+            );
+          }
           settle(m, 'ack');
           return;
         }
