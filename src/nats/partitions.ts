@@ -136,7 +136,14 @@ export class Partitions {
   }
 
   private adopt(partition: number, lease: Lease): void {
-    const work = this.options.open(partition, lease);
+    let work: PartitionWork;
+    try {
+      work = this.options.open(partition, lease);
+    } catch (error) {
+      // Closing meanwhile: the partition goes back at once instead of being renewed with nobody on it.
+      void lease.release();
+      throw error;
+    }
     this.held.set(partition, { lease, work });
     this.logger.info({ partition, epoch: lease.epoch, live: this.live }, 'took a partition');
     // Lost (not renewed in time, or taken by someone else after a freeze): its consumers stop at once.
