@@ -49,9 +49,12 @@ export class Partitions {
     private readonly logger: Logger,
   ) {}
 
-  /** The lease of a partition held here (valid or not), or null. */
+  /**
+   * The lease of a partition held here (valid or not), or null. A partition being given back keeps its
+   * lease until its consumers have finished what they hold: their commits still need it.
+   */
   lease(partition: number): Lease | null {
-    return this.leaving.has(partition) ? null : (this.held.get(partition)?.lease ?? null);
+    return this.held.get(partition)?.lease ?? null;
   }
 
   /** The partitions held here, in order. */
