@@ -19,6 +19,7 @@ export interface RegistryEntry {
 }
 
 const MAX_ATTEMPTS = 20;
+const WRITTEN_MEMORY = 100_000;
 /** A read that times out is tried this many times (with a growing wait) before it fails. */
 const READ_ATTEMPTS = 5;
 
@@ -37,6 +38,13 @@ const NOT_HOLDER_WAITS = 10;
 
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
 export class KvRegistry implements ModelRegistry {
+  /**
+   * The pointer as this instance last wrote it, with its revision: a rollback of a version promoted here
+   * writes at once, revision-checked (one round trip instead of a read and a write); any other case, or a
+   * revision that moved on meanwhile, reads the pointer first.
+   */
+  private readonly written = new Map<string, { revision: number; entry: RegistryEntry }>();
+
   constructor(
     private readonly kv: KV,
     private readonly onTransientFailure?: (what: string, error: unknown) => void,
@@ -131,14 +139,28 @@ export class KvRegistry implements ModelRegistry {
       reason,
       rollback_id: null,
     };
-    await this.kv.put(modelId, JSON.stringify(entry));
+    this.remember(modelId, await this.kv.put(modelId, JSON.stringify(entry)), entry);
+  }
+
+  private remember(modelId: string, revision: number, entry: RegistryEntry): void {
+    this.written.delete(modelId);
+    this.written.set(modelId, { revision, entry });
+    if (this.written.size > WRITTEN_MEMORY) this.written.delete(this.written.keys().next().value!);
   }
 
   private async applyRollback(request: RollbackRequest): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const stored = await this.kv.get(request.modelId);
-      const text = entryText(stored);
-      const current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+      const known = attempt === 0 ? this.written.get(request.modelId) : undefined;
+      let current: RegistryEntry | null;
+      let revision: number;
+      if (known && known.entry.version === request.fromVersion && known.entry.rollback_id === null) {
+        ({ entry: current, revision } = known);
+      } else {
+        const stored = await this.kv.get(request.modelId);
+        const text = entryText(stored);
+        current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+        revision = stored?.revision ?? 0;
+      }
       if (current?.rollback_id === request.rollbackId) return; // applied before (a redelivery, a restart)
       // Already on the target (a promotion's pointer write was lost in a crash, say): record the rollback on it.
       if (current && current.version !== request.fromVersion && current.version !== request.toVersion) {
@@ -154,10 +176,16 @@ export class KvRegistry implements ModelRegistry {
         rollback_id: request.rollbackId,
       };
       try {
-        if (stored) await this.kv.update(request.modelId, JSON.stringify(next), stored.revision);
-        else await this.kv.create(request.modelId, JSON.stringify(next));
+        this.remember(
+          request.modelId,
+          revision > 0
+            ? await this.kv.update(request.modelId, JSON.stringify(next), revision)
+            : await this.kv.create(request.modelId, JSON.stringify(next)),
+          next,
+        );
         return;
       } catch (error) {
+        this.written.delete(request.modelId);
         if (!isWrongRevision(error)) throw error;
         // Someone else moved the pointer meanwhile (another instance applying the same rollback): read again.
       }
