@@ -108,7 +108,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
     }, 60_000);
   }
 
-  it('three instances share the partitions; a SIGKILLed one is replaced in under 3 s; a joining one takes its share; nothing is lost or doubled', async () => {
+  it('three instances share the partitions; a SIGKILLed one is replaced in under 3 s; a joining one takes its share; one leaving hands its share over; nothing is lost or doubled', async () => {
     const prefix = 'pthree';
     const rnd = random(SEED + 5);
     const running = [warden(prefix), warden(prefix), warden(prefix)];
@@ -156,6 +156,14 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       all.push(joining);
       await joining.line('READY');
       await eventually(() => expect(holdings().map((h) => h.length)).toEqual([2, 2, 2]), {
+        timeoutMs: 15_000,
+      });
+      await expectSameAsClean(prefix);
+
+      // One leaves in order: its partitions go to the two others, and nothing changes.
+      const leaving = running.shift()!;
+      expect(await leaving.kill('SIGTERM')).toBe(0);
+      await eventually(() => expect([...holdings().flat()].sort()).toEqual([0, 1, 2, 3, 4, 5]), {
         timeoutMs: 15_000,
       });
       await expectSameAsClean(prefix);
