@@ -544,7 +544,7 @@ export async function createNatsAdapters(
       store: kvStore,
       registry,
       names,
-      endpoint: `NATS mode: ${describeServers(config.nats)} (subjects ${p}.in/evt/cmd.>, streams ${names.inputStream} and ${names.eventStream}, KV ${names.trainingBucket} and ${names.registryBucket})`,
+      endpoint: `NATS mode: ${describeServers(config.nats)} (subjects ${p}.in/evt/cmd.>, streams ${names.inputStream} and ${names.eventStream}, KV ${names.trainingBucket} and ${names.registryBucket}${partitioned ? `, ${partitionCount} input partitions` : ''})`,
       ready: () => link.connected(),
       role: () => (inputLease.isHeld || (partitions?.list().length ?? 0) > 0 ? 'active' : 'standby'),
       partitions: () => (partitions ? partitions.list() : inputLease.isHeld ? [0] : []),
