@@ -207,4 +207,10 @@ export interface StateStore {
   countStates?(kind: ActorKind): Map<string, number>;
   /** Writes the start-up index of the given actors (every actor, when rebuilding it) and marks it built. */
   saveIndex?(entries: readonly IndexEntry[]): Promise<void>;
+  /**
+   * Optional, for stores that several instances share, each writing part of the actors (NATS mode, input
+   * partitions): whether this instance writes this actor now. The runtime runs an actor's effects (the
+   * rollback, kept inputs) and timers only where it is written; elsewhere it only follows its state.
+   */
+  owns?(kind: ActorKind, key: string): boolean;
 }

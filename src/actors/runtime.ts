@@ -195,6 +195,8 @@ export class ActorRuntime {
     for (const host of this.hosts.values()) this.afterCommit(host);
     await this.reconcileRegistry();
     this.unwatch = this.deps.store.watch?.((record) => this.adopt(record)) ?? null;
+    // A shared store (see StateStore.owns): actors this instance came to write while it started run now.
+    if (this.deps.store.owns) for (const host of this.hosts.values()) this.afterCommit(host);
     this.passivation?.start();
   }
 
@@ -806,7 +808,7 @@ export class ActorRuntime {
   /** After a crash between a commit and the registry write, the registry is brought back in line. */
   private async reconcileRegistry(): Promise<void> {
     for (const host of this.hosts.values()) {
-      if (host.kind !== 'model') continue;
+      if (host.kind !== 'model' || !this.owns(host)) continue;
       const { state, context } = this.modelView(host);
       if (state === 'rollingBack' || context.productionVersion === null) continue;
       const pointer = await this.deps.registry.production(host.key);
@@ -831,7 +833,19 @@ export class ActorRuntime {
     }
   }
 
+  /**
+   * Whether this instance writes the actor (a store shared by instances that each write part of the
+   * actors, see StateStore.owns): elsewhere its effects and timers do not run; the writer runs them.
+   */
+  private owns(host: Host): boolean {
+    return this.deps.store.owns?.(host.kind, host.key) ?? true;
+  }
+
   private startWhatIsDue(host: Host): void {
+    if (!this.owns(host)) {
+      this.armTimer(host, null, 'COOLDOWN_ELAPSED');
+      return;
+    }
     if (host.kind === 'model') {
       const { state, context } = this.modelView(host);
       if (state === 'rollingBack' && context.rollback) this.runRollback(host, context);
@@ -918,6 +932,7 @@ export class ActorRuntime {
     const deadline = at;
     const fire = (): void => {
       host.timer = null;
+      if (!this.owns(host)) return; // taken by another instance meanwhile: its writer runs it
       const now = this.deps.clock.now();
       if (now < deadline) {
         this.armTimer(host, deadline, type);

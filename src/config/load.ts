@@ -12,6 +12,7 @@ const ENV_PATHS: Record<string, { path: string[]; parse: (raw: string) => unknow
   WARDEN_NATS_URL: { path: ['nats', 'url'], parse: (raw) => raw },
   WARDEN_NATS_CREDS: { path: ['nats', 'credsFile'], parse: (raw) => raw },
   WARDEN_NATS_PREFIX: { path: ['nats', 'prefix'], parse: (raw) => raw },
+  WARDEN_NATS_PARTITIONS: { path: ['nats', 'partitions'], parse: parseNumber },
   WARDEN_LOG_LEVEL: { path: ['log', 'level'], parse: (raw) => raw },
   WARDEN_DETECTION_MODE: { path: ['detection', 'mode'], parse: (raw) => raw },
   WARDEN_REQUIRE_APPROVAL_FOR_SEVERE: { path: ['approval', 'requireForSevere'], parse: parseBoolean },

@@ -158,6 +158,12 @@ export const ConfigSchema = z
           })
           .optional(),
         prefix: token.default('warden'),
+        /**
+         * Input partitions shared out between instances (each model's inputs on one instance at a time).
+         * Above 1, nats-server must map `<prefix>.in.*.*` to `<prefix>.part.{{partition(N,2)}}.*.*` with the
+         * same N (docs/deployment.md); 1 takes every input on one instance, with no mapping needed.
+         */
+        partitions: z.number().int().min(1).max(1024).default(1),
         credsFile: z.string().min(1).optional(),
         user: z.string().optional(),
         pass: z.string().optional(),
@@ -168,7 +174,7 @@ export const ConfigSchema = z
         message: 'expected nats.user and nats.pass together: one without the other can never authenticate',
         path: ['pass'],
       })
-      .default({ prefix: 'warden' }),
+      .default({ prefix: 'warden', partitions: 1 }),
     http: z
       .object({
         port: z.number().int().min(0).max(65_535).default(8080),

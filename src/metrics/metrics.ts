@@ -14,6 +14,8 @@ export type StatusSource = Pick<Warden, 'stateCounts'>;
 export interface NatsSource {
   ready(): boolean;
   role(): 'active' | 'standby';
+  /** The input partitions this instance takes now. */
+  partitions(): readonly number[];
 }
 
 export interface MetricsOptions {
@@ -213,6 +215,14 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
       registers,
       collect() {
         this.set(nats?.role() === 'active' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'warden_input_partitions_held',
+      help: 'NATS mode: how many input partitions this instance takes now (nats.partitions; 1 or 0 unpartitioned)',
+      registers,
+      collect() {
+        this.set(nats?.partitions().length ?? 0);
       },
     });
   };

@@ -3,7 +3,8 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { BusMessage, EventBus, Unsubscribe } from '../actors/ports.ts';
 import { decodeMessage, encodeJson } from './codec.ts';
-import { Intake, type Handler, type IntakeHooks, type IntakeOptions } from './intake.ts';
+import { Intake, type Handler, type IntakeHooks, type IntakeOptions, type Registration } from './intake.ts';
+import type { Lease } from './lease.ts';
 import { covers } from './subjects.ts';
 import type { JetStreamSettings } from './setup.ts';
 
@@ -12,12 +13,30 @@ export interface NatsBusOptions {
   readonly streamPrefixes: readonly string[];
   /** Patterns these durables cover are consumed durably and shared by all instances; others are live. */
   readonly durables: ReadonlyArray<Omit<IntakeOptions, 'connectionClosed'>>;
+  /**
+   * Durables split by input partition (nats.partitions above 1): one consumer per partition, on the
+   * instance holding the partition's lease (see Partitions); handlers of the patterns `covers` covers are
+   * shared by all of them.
+   */
+  readonly partitioned?: readonly PartitionedSpec[];
+  /** The subject a publication goes to (Warden's own internal messages may be partitioned too). */
+  readonly publishSubject?: (subject: string) => string;
   readonly settings: JetStreamSettings;
   readonly hooks: IntakeHooks;
   readonly maxBytes: number;
   readonly connected: () => boolean;
   /** Runs once the bus is closed (the adapters drain the connection when bus and store are both closed). */
   readonly afterClose?: () => Promise<void>;
+}
+
+export interface PartitionedSpec extends Omit<
+  IntakeOptions,
+  'connectionClosed' | 'durable' | 'filter' | 'lease' | 'registrations'
+> {
+  /** The subjects its handlers see (e.g. `<prefix>.in.>`). */
+  readonly covers: string;
+  readonly durableOf: (partition: number) => string;
+  readonly filterOf: (partition: number) => string;
 }
 
 const IDLE_POLL_MS = 20;
@@ -33,6 +52,7 @@ const IDLE_POLL_MS = 20;
 export class NatsBus implements EventBus {
   private readonly intakes = new Map<string, Intake>();
   private readonly live = new Set<LiveSubscription>();
+  private readonly groups: Array<{ spec: PartitionedSpec; registrations: Set<Registration> }>;
   private closed = false;
 
   constructor(
@@ -41,11 +61,14 @@ export class NatsBus implements EventBus {
     private readonly jsm: JetStreamManager,
     private readonly options: NatsBusOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.groups = (options.partitioned ?? []).map((spec) => ({ spec, registrations: new Set() }));
+  }
 
   async publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<void> {
     if (this.closed) throw new Error(`bus closed: cannot publish on ${subject}`);
     const data = encodeJson(payload);
+    subject = this.options.publishSubject ? this.options.publishSubject(subject) : subject;
     if (this.options.streamPrefixes.some((prefix) => subject.startsWith(prefix))) {
       await this.js.publish(subject, data, options?.msgId ? { msgID: options.msgId } : undefined);
     } else {
@@ -56,6 +79,18 @@ export class NatsBus implements EventBus {
   subscribe(pattern: string, handler: Handler): Unsubscribe {
     if (this.closed) throw new Error(`bus closed: cannot subscribe to ${pattern}`);
     const spec = this.options.durables.find((d) => covers(d.filter, pattern));
+    const groups = this.groups.filter((g) => covers(g.spec.covers, pattern));
+    if (groups.length > 0) {
+      const registration = { pattern, handler };
+      for (const group of groups) group.registrations.add(registration);
+      // Partitions taken before the handlers were there start consuming now.
+      for (const intake of this.intakes.values()) intake.beginIfShared();
+      const unsubscribe = spec ? this.intakeFor(spec).add(pattern, handler) : () => undefined;
+      return () => {
+        for (const group of groups) group.registrations.delete(registration);
+        unsubscribe();
+      };
+    }
     if (spec) return this.intakeFor(spec).add(pattern, handler);
     const sub = new LiveSubscription(this.nc, pattern, handler, this.options.maxBytes, this.logger);
     this.live.add(sub);
@@ -108,6 +143,43 @@ export class NatsBus implements EventBus {
     await Promise.all([...this.live].map((sub) => sub.settled()));
     this.live.clear();
     await this.options.afterClose?.();
+  }
+
+  /**
+   * The consumers of one partition, under its lease: they consume once the handlers are subscribed. The
+   * returned stop() stops them (what they hold is acknowledged or given back); the lease stays with its owner.
+   */
+  openPartition(partition: number, lease: Lease): { stop(): Promise<void> } {
+    if (this.closed) throw new Error(`bus closed: cannot open partition ${partition}`);
+    const intakes = this.groups.map(({ spec, registrations }) => {
+      const { covers: _covers, durableOf, filterOf, ...rest } = spec;
+      const intake = new Intake(
+        this.js,
+        this.jsm,
+        {
+          ...rest,
+          durable: durableOf(partition),
+          filter: filterOf(partition),
+          lease,
+          releaseLease: false,
+          registrations,
+          connectionClosed: () => this.nc.isClosed(),
+        },
+        this.options.settings,
+        this.options.hooks,
+        this.logger.child({ consumer: durableOf(partition) }),
+      );
+      this.intakes.set(durableOf(partition), intake);
+      intake.beginIfShared();
+      return intake;
+    });
+    return {
+      stop: async () => {
+        await Promise.all(intakes.map((intake) => intake.stop()));
+        for (const intake of intakes)
+          if (this.intakes.get(intake.durable) === intake) this.intakes.delete(intake.durable);
+      },
+    };
   }
 
   private intakeFor(spec: NatsBusOptions['durables'][number]): Intake {

@@ -89,19 +89,32 @@ export async function runCommand(
  * Answers commands (request/reply) on `<prefix>.cmd.>`. All instances join one queue group: each command
  * is answered by one of them; state changes are revision-checked in the store, so any instance will do.
  */
+export interface ResponderOptions {
+  /** Default `<prefix>.cmd.>`. */
+  readonly subject?: string;
+  /** The command subject a message on `subject` stands for (forwarded commands). */
+  readonly translate?: (subject: string) => string;
+  /** Where a command must go instead (the instance holding its model's partition), or null: answer here. */
+  readonly forward?: (subject: string) => string | null;
+}
+
+/** How long a forwarded command waits for the instance that holds its model. */
+const FORWARD_TIMEOUT_MS = 10_000;
+
 export class CommandResponder {
   private readonly sub: Subscription;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly warden: Warden,
     private readonly prefix: string,
-    queue: string,
+    queue: string | undefined,
     private readonly logger: Logger,
+    private readonly options: ResponderOptions = {},
   ) {
-    this.sub = nc.subscribe(`${prefix}.cmd.>`, {
-      queue,
+    this.sub = nc.subscribe(options.subject ?? `${prefix}.cmd.>`, {
+      ...(queue !== undefined ? { queue } : {}),
       callback: (error, m) => {
         if (error) {
           logger.warn({ err: error }, 'command subscription error');
@@ -119,8 +132,35 @@ export class CommandResponder {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
+  /** Hands the command to the instance that holds its model (tried again while the partition moves). */
+  private async forwardTo(target: string, data: Uint8Array): Promise<CommandReply> {
+    const deadline = Date.now() + FORWARD_TIMEOUT_MS;
+    for (;;) {
+      try {
+        const answer = await this.nc.request(target, data, { timeout: Math.max(deadline - Date.now(), 1) });
+        return answer.json<CommandReply>();
+      } catch (error) {
+        if (Date.now() + 100 >= deadline)
+          return {
+            ok: false,
+            error: new WardenError(
+              'unavailable',
+              `the instance taking this model did not answer (${error instanceof Error ? error.message : String(error)}); try again`,
+              { retryable: true },
+            ).toJSON(),
+          };
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
   private async answer(m: Msg): Promise<void> {
-    const reply = await runCommand(this.warden, this.prefix, m.subject, m.data);
+    const subject = this.options.translate ? this.options.translate(m.subject) : m.subject;
+    const target = this.options.forward?.(subject) ?? null;
+    const reply =
+      target !== null
+        ? await this.forwardTo(target, m.data)
+        : await runCommand(this.warden, this.prefix, subject, m.data);
     if (!reply.ok && (reply.error.code === 'internal' || reply.error.code === 'unavailable')) {
       this.logger.error({ subject: m.subject, error: reply.error }, 'command failed');
     } else {

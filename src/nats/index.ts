@@ -9,8 +9,11 @@ import { isToken } from '../domain/model-ref.ts';
 import { connectNats, describeServers } from './connection.ts';
 import { natsNames, type NatsNames } from './names.ts';
 import { DEFAULT_JETSTREAM_SETTINGS, ensureStreams, type JetStreamSettings } from './setup.ts';
-import { NatsBus, type NatsBusOptions } from './bus.ts';
-import { KvStore, DEFAULT_KV_STORE_OPTIONS, type KvStoreOptions } from './kv-store.ts';
+import { NatsBus, type NatsBusOptions, type PartitionedSpec } from './bus.ts';
+import { KvStore, DEFAULT_KV_STORE_OPTIONS, type KvStoreOptions, type WriteFence } from './kv-store.ts';
+import { Partitions } from './partitions.ts';
+import { partitionOf, partitionedSubject, unpartition } from './partitions-map.ts';
+import type { ActorKind } from '../actors/ports.ts';
 import { KvRegistry } from './registry.ts';
 import { CommandResponder } from './commands.ts';
 import {
@@ -29,6 +32,7 @@ export { runCommand, type CommandReply } from './commands.ts';
 export type { RegistryEntry } from './registry.ts';
 export type { TrainingEntry } from './training-state.ts';
 export type { JetStreamSettings } from './setup.ts';
+export { partitionMapping, partitionOf } from './partitions-map.ts';
 
 /** How long the next input of a model waits for its rollback to finish before it is handed over anyway. */
 const ROLLBACK_WAIT_MS = 60_000;
@@ -64,8 +68,10 @@ export interface NatsAdapters {
   readonly endpoint: string;
   /** Connected to NATS (false while it reconnects). */
   ready(): boolean;
-  /** `active` while this instance takes the inputs (holds their lease); `standby` otherwise. */
+  /** `active` while this instance takes inputs (holds a partition or the control lease); `standby` otherwise. */
   role(): 'active' | 'standby';
+  /** The input partitions this instance takes now (nats.partitions above 1; else [0] while active). */
+  partitions(): readonly number[];
   /** Starts answering commands on `<prefix>.cmd.>` with this Warden. */
   attach(warden: Warden): Promise<void>;
   /** Stops answering commands (first step of an orderly shutdown). */
@@ -85,16 +91,26 @@ export interface NatsAdapters {
  */
 function durableSpecs(
   names: NatsNames,
+  partitions: number,
   maxBytes: number,
   retry: RetrySettings,
   inputLease: Lease,
-  extra: Pick<IntakeOptions, 'onReconnect' | 'onTransientFailure'>,
+  extra: Pick<IntakeOptions, 'onReconnect' | 'onTransientFailure' | 'placeOf'>,
 ): NatsBusOptions['durables'] {
   const p = names.prefix;
-  const common = { maxBytes, retry, ...extra };
+  const common = {
+    maxBytes,
+    retry,
+    onReconnect: extra.onReconnect,
+    onTransientFailure: extra.onTransientFailure,
+  };
+  // Partitioned (nats.partitions above 1): these take what reached the stream outside any partition, under
+  // the control lease: subjects Warden refuses, and inputs the server did not map (moved to their partition).
+  const strays = partitions > 1 ? { placeOf: extra.placeOf } : {};
   return [
     {
       ...common,
+      ...strays,
       durable: names.durable('inputs'),
       stream: names.inputStream,
       filter: `${p}.in.>`,
@@ -104,7 +120,7 @@ function durableSpecs(
       // one input per model at a time, resuming from the acknowledgement floor on every take-over.
       lease: inputLease,
       ordered: true,
-      positions: true,
+      positions: partitions === 1,
     },
     // The rollback events and pause acknowledgements change state too: taken by the same instance, in
     // order per model, so that a frozen instance's late delivery cannot overtake a later one.
@@ -120,6 +136,7 @@ function durableSpecs(
     },
     {
       ...common,
+      ...strays,
       durable: names.durable('pause_acknowledged'),
       stream: names.eventStream,
       filter: `${p}.int.pause_acknowledged.*`,
@@ -134,6 +151,40 @@ function durableSpecs(
       stream: names.eventStream,
       filter: `${p}.evt.alert.*`,
       deliver: 'new',
+      stampEventIds: false,
+    },
+  ];
+}
+
+/**
+ * Partitioned (nats.partitions above 1): per partition, the inputs (`<prefix>.part.<k>.>`, mapped there by
+ * the server) and the pause acknowledgements of its models (`<prefix>.int.pause_acknowledged.<k>.*`), each
+ * consumed in order per model by the instance holding the partition's lease.
+ */
+function partitionedSpecs(
+  names: NatsNames,
+  maxBytes: number,
+  retry: RetrySettings,
+  extra: Pick<IntakeOptions, 'onReconnect' | 'onTransientFailure' | 'placeOf' | 'subjectOf'>,
+): PartitionedSpec[] {
+  const p = names.prefix;
+  const common = { maxBytes, retry, ...extra, ordered: true, deliver: 'all' as const };
+  return [
+    {
+      ...common,
+      covers: `${p}.in.>`,
+      durableOf: (k) => names.durable(`inputs_${k}`),
+      stream: names.inputStream,
+      filterOf: (k) => `${p}.part.${k}.>`,
+      stampEventIds: true,
+      positions: true,
+    },
+    {
+      ...common,
+      covers: `${p}.int.pause_acknowledged.*`,
+      durableOf: (k) => names.durable(`pause_acknowledged_${k}`),
+      stream: names.eventStream,
+      filterOf: (k) => `${p}.int.pause_acknowledged.${k}.*`,
       stampEventIds: false,
     },
   ];
@@ -174,7 +225,7 @@ export async function createNatsAdapters(
   try {
     const js = jetstream(link.nc);
     const jsm = await jetstreamManager(link.nc);
-    await ensureStreams(jsm, names, settings);
+    await ensureStreams(jsm, names, settings, config.nats.partitions > 1);
     const kvm = new Kvm(js);
     const [actorKv, trainingKv, registryKv, leaseKv] = await Promise.all([
       kvm.create(names.actorBucket, { history: 1, storage: 'file' }),
@@ -183,7 +234,36 @@ export async function createNatsAdapters(
       kvm.create(names.leaseBucket, { history: 1, storage: 'file', ttl: settings.leaseTtlMs }),
     ]);
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
+    // The control lease: training configs, rollback events, commands, and with one partition every input.
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
+    const partitionCount = config.nats.partitions;
+    const partitioned = partitionCount > 1;
+    let partitions: Partitions | null = null;
+    /** What fences an actor's writes: its model's partition lease (partitioned), else the control lease. */
+    const leaseFor = (kind: ActorKind, key: string): Lease | null =>
+      partitioned && kind === 'model'
+        ? (partitions?.lease(partitionOf(key, partitionCount)) ?? null)
+        : inputLease;
+    const notHeld: WriteFence = { valid: () => false, isHeld: false, epoch: 0 };
+    const fenceFor = (kind: ActorKind, key: string): WriteFence => leaseFor(kind, key) ?? notHeld;
+    const ackPrefix = `${p}.int.pause_acknowledged.`;
+    /** Where a partitioned input or pause acknowledgement belongs, when it is not there (see Intake.placeOf). */
+    const placeOf = (subject: string): string | null => {
+      const found = unpartition(p, subject);
+      const plain = found?.subject ?? subject;
+      if (plain.startsWith(`${p}.in.`)) {
+        const [kind, id, ...more] = plain.slice(p.length + 4).split('.');
+        if (kind === undefined || id === undefined || more.length > 0) return null;
+        const k = partitionOf(id, partitionCount);
+        return found?.partition === k ? null : partitionedSubject(p, k, kind, id);
+      }
+      if (plain.startsWith(ackPrefix)) {
+        const id = plain.slice(ackPrefix.length);
+        const k = partitionOf(id, partitionCount);
+        return id.includes('.') || found?.partition === k ? null : `${ackPrefix}${k}.${id}`;
+      }
+      return null;
+    };
     const retry: RetrySettings = { ...DEFAULT_RETRY, ...hooks.retry };
     const transientFailure = (what: string, error: unknown) => {
       hooks.onTransientFailure?.(what, error);
@@ -291,15 +371,32 @@ export async function createNatsAdapters(
       jsm,
       {
         streamPrefixes: [`${p}.in.`, `${p}.evt.`, `${p}.int.`],
-        durables: durableSpecs(names, maxBytes, retry, inputLease, {
+        durables: durableSpecs(names, partitionCount, maxBytes, retry, inputLease, {
           onReconnect: link.onReconnect,
           onTransientFailure: transientFailure,
+          placeOf,
         }),
+        ...(partitioned
+          ? {
+              partitioned: partitionedSpecs(names, maxBytes, retry, {
+                onReconnect: link.onReconnect,
+                onTransientFailure: transientFailure,
+                placeOf,
+                subjectOf: (subject) => unpartition(p, subject)?.subject ?? subject,
+              }),
+              // A pause acknowledgement goes to its model's partition.
+              publishSubject: (subject: string) =>
+                subject.startsWith(ackPrefix) && !subject.slice(ackPrefix.length).includes('.')
+                  ? (placeOf(subject) ?? subject)
+                  : subject,
+            }
+          : {}),
         settings,
         hooks: intakeHooks,
         maxBytes,
         connected: () => link.connected(),
         afterClose: async () => {
+          await partitions?.close();
           open.bus = false;
           await drainIfDone();
         },
@@ -314,7 +411,7 @@ export async function createNatsAdapters(
         ...DEFAULT_KV_STORE_OPTIONS,
         ...hooks.store,
         publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
-        fence: inputLease,
+        fence: fenceFor,
         onTransientFailure: transientFailure,
         afterClose: async () => {
           open.store = false;
@@ -324,19 +421,89 @@ export async function createNatsAdapters(
       log,
     );
     const registry = new KvRegistry(registryKv, transientFailure, {
-      whenValid: (ms) => inputLease.whenValid(ms),
+      whenValid: (modelId, ms) => {
+        const lease = leaseFor('model', modelId);
+        return lease ? lease.whenValid(ms) : Promise.resolve(false);
+      },
+      holds: (modelId) => leaseFor('model', modelId)?.isHeld ?? false,
       closed: () => link.nc.isClosed(),
     });
     // A new holder claims every actor at once: from then on the previous holder can write none of them,
     // and the runtime here follows their latest state (and runs the rollbacks and timers they call for).
-    const claimAll = (): void => {
-      if (!inputLease.isHeld) return;
+    // Then the registry is brought in line with the models it took (a crash between a commit and its registry
+    // write), as the runtime does on start for what this instance holds then.
+    const claim = (lease: Lease, which: (kind: ActorKind, key: string) => boolean): void => {
+      if (!lease.isHeld) return;
       void kvStore
-        .claimAll(inputLease.epoch)
+        .claimAll(lease.epoch, which)
+        .then(() => reconcileRegistry((id) => which('model', id)))
         .catch((error: unknown) => log.warn({ err: error }, 'claiming failed'));
     };
-    inputLease.onChange((held) => held && claimAll());
-    link.onReconnect(claimAll);
+    const reconcileRegistry = async (which: (modelId: string) => boolean): Promise<void> => {
+      for (const { modelId } of kvStore.productionVersions(which)) {
+        if (!(leaseFor('model', modelId)?.isHeld ?? false)) continue;
+        // The state as it is when the pointer is written (a rollback may have started meanwhile).
+        const wanted = () => kvStore.productionVersions((id) => id === modelId)[0]?.version ?? null;
+        await registry.reconcile(modelId, wanted, Date.now());
+      }
+    };
+    const claimControl = (): void => claim(inputLease, (kind) => !partitioned || kind === 'training');
+    inputLease.onChange((held) => held && claimControl());
+    link.onReconnect(() => {
+      claimControl();
+      for (const k of partitions?.list() ?? []) {
+        const lease = partitions?.lease(k);
+        if (lease) claim(lease, (kind, key) => kind === 'model' && partitionOf(key, partitionCount) === k);
+      }
+      partitions?.nudge();
+    });
+
+    /** Per partition held here: its consumers, and the answers to commands forwarded to it. */
+    const partitionResponders = new Map<number, CommandResponder>();
+    const answerPartition = (k: number): void => {
+      if (!answering || !attached || partitionResponders.has(k) || !partitions?.lease(k)) return;
+      partitionResponders.set(
+        k,
+        new CommandResponder(link.nc, attached, p, undefined, log, {
+          subject: `${p}.fwd.${k}.>`,
+          translate: (subject) => `${p}.cmd.${subject.split('.').slice(3).join('.')}`,
+        }),
+      );
+    };
+    if (partitioned) {
+      partitions = new Partitions(
+        {
+          count: partitionCount,
+          kv: leaseKv,
+          holder,
+          instanceId: nuid.next(),
+          ttlMs: settings.leaseTtlMs,
+          onTransientFailure: transientFailure,
+          open: (k, lease) => {
+            const work = natsBus.openPartition(k, lease);
+            claim(lease, (kind, key) => kind === 'model' && partitionOf(key, partitionCount) === k);
+            answerPartition(k);
+            return {
+              stop: async () => {
+                const forwarded = partitionResponders.get(k);
+                partitionResponders.delete(k);
+                await Promise.all([work.stop(), forwarded?.close()]);
+              },
+            };
+          },
+        },
+        log,
+      );
+    }
+    /** A model command reaching an instance that does not hold the model's partition goes to the one that does. */
+    const forward = (subject: string): string | null => {
+      if (!partitioned) return null;
+      const [, , verb, modelId, ...more] = subject.split('.');
+      if (modelId === undefined || more.length > 0 || !['approve', 'reject', 'rollback'].includes(verb!))
+        return null;
+      const k = partitionOf(modelId, partitionCount);
+      return partitions?.lease(k)?.isHeld ? null : `${p}.fwd.${k}.${verb}.${modelId}`;
+    };
 
     /**
      * Commands are answered by the instance that takes the inputs (the single writer, with the freshest
@@ -346,7 +513,7 @@ export async function createNatsAdapters(
     const followLease = (): void => {
       if (!answering || !attached) return;
       if (inputLease.isHeld && responder === null) {
-        responder = new CommandResponder(link.nc, attached, p, names.commandQueue, log);
+        responder = new CommandResponder(link.nc, attached, p, names.commandQueue, log, { forward });
       } else if (!inputLease.isHeld && responder !== null) {
         const current = responder;
         responder = null;
@@ -358,9 +525,13 @@ export async function createNatsAdapters(
     // need it first (bringing the registry in line after a crash between a commit and its registry write),
     // and two instances both waiting there for a lease nobody contends for would never start.
     inputLease.start();
+    partitions?.start();
 
     const detach = async (): Promise<void> => {
       answering = false;
+      const forwarded = [...partitionResponders.values()];
+      partitionResponders.clear();
+      await Promise.all(forwarded.map((r) => r.close()));
       const current = responder;
       if (!current) return;
       await current.close();
@@ -373,9 +544,10 @@ export async function createNatsAdapters(
       store: kvStore,
       registry,
       names,
-      endpoint: `NATS mode: ${describeServers(config.nats)} (subjects ${p}.in/evt/cmd.>, streams ${names.inputStream} and ${names.eventStream}, KV ${names.trainingBucket} and ${names.registryBucket})`,
+      endpoint: `NATS mode: ${describeServers(config.nats)} (subjects ${p}.in/evt/cmd.>, streams ${names.inputStream} and ${names.eventStream}, KV ${names.trainingBucket} and ${names.registryBucket}${partitioned ? `, ${partitionCount} input partitions` : ''})`,
       ready: () => link.connected(),
-      role: () => (inputLease.isHeld ? 'active' : 'standby'),
+      role: () => (inputLease.isHeld || (partitions?.list().length ?? 0) > 0 ? 'active' : 'standby'),
+      partitions: () => (partitions ? partitions.list() : inputLease.isHeld ? [0] : []),
       async attach(target: Warden) {
         if (answering)
           throw new WardenError('internal', 'the NATS adapters are already attached to a Warden');
@@ -394,6 +566,17 @@ export async function createNatsAdapters(
           });
         }
         followLease();
+        for (const k of partitions?.list() ?? []) answerPartition(k);
+        // With partitions, a lone instance takes them all at once: wait for its share (bounded).
+        if (partitions) {
+          const deadline = Date.now() + settings.leaseTtlMs + 500;
+          while (
+            partitions.list().length < Math.ceil(partitionCount / partitions.instances()) &&
+            Date.now() < deadline
+          )
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          for (const k of partitions.list()) answerPartition(k);
+        }
         // The subscription is in place once the server has seen it.
         await link.nc.flush();
       },

@@ -91,9 +91,24 @@ export interface IntakeOptions extends DurableSpec {
   readonly onReconnect?: ((listener: () => void) => () => void) | undefined;
   /** Counts NATS operations that failed and were retried (timeouts, disconnections). */
   readonly onTransientFailure?: ((what: string, error: unknown) => void) | undefined;
+  /**
+   * Partitioned intakes: the subject handlers see (`<prefix>.part.<k>.<kind>.<id>` is handed over as
+   * `<prefix>.in.<kind>.<id>`, what the producer published).
+   */
+  readonly subjectOf?: ((subject: string) => string) | undefined;
+  /**
+   * Partitioned intakes: where a message belongs when it is not in its place (an input that reached the
+   * stream without the server's partition mapping, or mapped for another number of partitions), or null.
+   * Such a message is published there (its stream place as message id) and acknowledged here.
+   */
+  readonly placeOf?: ((subject: string) => string | null) | undefined;
+  /** false: stop() leaves the lease to its owner (several intakes share a partition's lease). */
+  readonly releaseLease?: boolean | undefined;
+  /** Handlers shared with other intakes (the partitions of one durable); default: this intake's own. */
+  readonly registrations?: Set<Registration> | undefined;
 }
 
-interface Registration {
+export interface Registration {
   readonly pattern: string;
   readonly handler: Handler;
 }
@@ -166,7 +181,7 @@ interface Lane {
  * slices of INTAKE_SLICE per macrotask, so that a flood never starves the event loop.
  */
 export class Intake {
-  private readonly registrations = new Set<Registration>();
+  private readonly registrations: Set<Registration>;
   private readonly inFlight = new Set<Promise<void>>();
   private messages: ConsumerMessages | null = null;
   private running: Promise<void> | null = null;
@@ -185,6 +200,9 @@ export class Intake {
   private claimed = new Set<string>();
   private claimedEpoch = -1;
   private wake: (() => void) | null = null;
+  /** Partitioned: messages moved to their partition so far, and when that was last logged. */
+  private moved = 0;
+  private movedLoggedAt = -Infinity;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -193,7 +211,19 @@ export class Intake {
     private readonly settings: JetStreamSettings,
     private readonly hooks: IntakeHooks,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.registrations = options.registrations ?? new Set<Registration>();
+  }
+
+  /** A partition of a shared durable: starts consuming once handlers are registered (and not stopped). */
+  beginIfShared(): void {
+    if (!this.options.registrations || this.registrations.size === 0 || this.stopping) return;
+    this.running ??= this.run();
+  }
+
+  get durable(): string {
+    return this.options.durable;
+  }
 
   /** Single use: once stopped, an intake stays stopped (the bus makes a new one if asked again). */
   get stopped(): boolean {
@@ -253,7 +283,7 @@ export class Intake {
       return;
     }
     // Only now: the next holder must not start before what was handed over here is acknowledged.
-    await this.options.lease?.release().catch(() => undefined);
+    if (this.options.releaseLease !== false) await this.options.lease?.release().catch(() => undefined);
   }
 
   /** Resolves when every message handed over so far has been acknowledged or given back. */
@@ -460,6 +490,10 @@ export class Intake {
     this.inFlight.add(tracked);
   }
 
+  private subjectOf(m: JsMsg): string {
+    return this.options.subjectOf ? this.options.subjectOf(m.subject) : m.subject;
+  }
+
   private place(m: JsMsg): Place {
     return { streamId: this.streamId, seq: m.info.streamSequence };
   }
@@ -483,6 +517,24 @@ export class Intake {
     for (;;) {
       if (!this.mayAct()) return; // not acknowledged: the next holder (or this one, later) gets it again
       try {
+        const place = this.options.placeOf?.(m.subject) ?? null;
+        if (place !== null) {
+          await this.js.publish(place, m.data, {
+            msgID: `moved:${this.streamId}:${m.info.streamSequence}`,
+            ...(m.headers ? { headers: m.headers } : {}),
+          });
+          this.moved++;
+          // Once per minute at most: without the mapping, every input comes this way.
+          if (performance.now() - this.movedLoggedAt > 60_000) {
+            this.movedLoggedAt = performance.now();
+            this.logger.warn(
+              { subject: m.subject.slice(0, 300), to: place, moved: this.moved },
+              'inputs not in their partition (is the server mapping in place, for this number of partitions? see docs/deployment.md); moved them there',
+            );
+          }
+          settle(m, 'ack');
+          return;
+        }
         const lease = this.options.lease;
         if (lease && this.hooks.claim && this.options.positions) {
           if (this.claimedEpoch !== lease.epoch) {
@@ -527,11 +579,10 @@ export class Intake {
       { err: error, subject: m.subject, attempts },
       'input keeps failing; moving it to the dead letter',
     );
-    const decoded = decodeMessage(m.subject, m.data, this.options.maxBytes);
+    const subject = this.subjectOf(m);
+    const decoded = decodeMessage(subject, m.data, this.options.maxBytes);
     const message =
-      decoded.kind === 'message'
-        ? decoded.message
-        : { subject: m.subject, data: undefined, raw: decoded.head };
+      decoded.kind === 'message' ? decoded.message : { subject, data: undefined, raw: decoded.head };
     for (let round = 0; ; round++) {
       try {
         await this.hooks.deadLetter?.(message, this.place(m), attempts, error);
@@ -576,16 +627,17 @@ export class Intake {
   }
 
   private async handleOnce(m: JsMsg, key: string | null): Promise<'done'> {
-    const decoded = decodeMessage(m.subject, m.data, this.options.maxBytes);
+    const subject = this.subjectOf(m);
+    const decoded = decodeMessage(subject, m.data, this.options.maxBytes);
     if (decoded.kind === 'tooLarge') {
-      await this.hooks.tooLarge?.(m.subject, decoded.bytes, decoded.head, this.place(m));
+      await this.hooks.tooLarge?.(subject, decoded.bytes, decoded.head, this.place(m));
       return 'done';
     }
     let message = this.options.stampEventIds
       ? withStreamEventId(decoded.message, this.streamId, m.info.streamSequence)
       : decoded.message;
     if (this.options.positions) message = { ...message, position: m.info.streamSequence };
-    const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, m.subject));
+    const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
     if (targets.length === 0) {
       await this.hooks.unroutable?.(message, this.place(m));
       return 'done';

@@ -28,7 +28,7 @@ interface ActorValue {
   epoch?: number;
 }
 
-/** What fences writes that apply inputs: the input lease (see Lease). */
+/** What fences writes that apply inputs: the lease of the actor's partition (see Lease, Partitions). */
 export interface WriteFence {
   /** Held and recently renewed: this instance may apply inputs now. */
   valid(): boolean;
@@ -65,7 +65,7 @@ export interface KvStoreOptions {
   /** Runs once the store is closed. */
   readonly afterClose?: () => Promise<void>;
   /** Writes that apply an input (a new position) need it valid, and carry its epoch. */
-  readonly fence?: WriteFence;
+  readonly fence?: (kind: ActorKind, key: string) => WriteFence;
   /** Counts operations that failed for NATS reasons (timeouts, disconnections) and were left to retry. */
   readonly onTransientFailure?: (what: string, error: unknown) => void;
 }
@@ -200,6 +200,29 @@ export class KvStore implements StateStore {
     return snapshot?.snapshot?.value === 'rollingBack';
   }
 
+  /**
+   * The production version each model's committed state names, for the models `which` selects that are
+   * not rolling back (what the registry must show once the model's writer is settled).
+   */
+  productionVersions(which: (modelId: string) => boolean): Array<{ modelId: string; version: string }> {
+    const out: Array<{ modelId: string; version: string }> = [];
+    for (const [key, cached] of this.cache) {
+      const parsed = parseKey(key);
+      if (parsed?.kind !== 'model' || !which(parsed.id)) continue;
+      const snapshot = (cached.value as ActorValue).snapshot as
+        { snapshot?: { value?: unknown; context?: { productionVersion?: unknown } } } | undefined;
+      const version = snapshot?.snapshot?.context?.productionVersion;
+      if (snapshot?.snapshot?.value !== 'rollingBack' && typeof version === 'string')
+        out.push({ modelId: parsed.id, version });
+    }
+    return out;
+  }
+
+  /** Whether this instance writes the actor now (holds its lease): only then it runs its effects and timers. */
+  owns(kind: ActorKind, key: string): boolean {
+    return this.options.fence ? this.options.fence(kind, key).isHeld : true;
+  }
+
   /** The stream sequence of the last input the model applied, as committed (0: none). */
   appliedPosition(modelId: string): number {
     const cached = this.cache.get(actorKey('model', modelId));
@@ -217,8 +240,13 @@ export class KvStore implements StateStore {
    * follows the latest state and runs again what it calls for (a rollback whose result could not be stored
    * while NATS was away, a timer, kept inputs).
    */
-  async claimAll(epoch: number): Promise<void> {
-    const keys = [...this.cache.keys()].map(parseKey).filter((p) => p !== null && p.kind !== 'history');
+  async claimAll(
+    epoch: number,
+    which: (kind: ActorKind, key: string) => boolean = () => true,
+  ): Promise<void> {
+    const keys = [...this.cache.keys()]
+      .map(parseKey)
+      .filter((p) => p !== null && p.kind !== 'history' && which(p.kind, p.id));
     const failures: unknown[] = [];
     for (let i = 0; i < keys.length; i += 64) {
       await Promise.all(
@@ -242,9 +270,9 @@ export class KvStore implements StateStore {
    */
   private reclaimLater(kind: ActorKind, key: string): void {
     const id = actorKey(kind, key);
-    if (this.reclaiming.has(id) || !this.options.fence) return;
+    const fenceOf = this.options.fence;
+    if (this.reclaiming.has(id) || !fenceOf) return;
     this.reclaiming.add(id);
-    const fence = this.options.fence;
     this.track(
       (async () => {
         // Claimed a few times, some seconds apart: the runtime follows a claim only once the actor has no
@@ -252,7 +280,11 @@ export class KvStore implements StateStore {
         let claimed = 0;
         for (let attempt = 0; !this.closed && claimed < RECLAIMS && attempt < 60; attempt++) {
           await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 5_000)));
-          if (!fence.valid()) continue;
+          const fence = fenceOf(kind, key);
+          if (!fence.valid()) {
+            if (!fence.isHeld) break; // another instance writes it now (see owns)
+            continue;
+          }
           try {
             await this.claim(key, fence.epoch, kind, true);
             claimed++;
@@ -433,7 +465,7 @@ export class KvStore implements StateStore {
     const expected = unchangedSince ? cached.revision : actor.revision;
     // Single writer: only the lease holder writes actor state. Refused as a conflict, so that the runtime
     // re-reads what the holder committed (which also ends a timer or effect the holder has already done).
-    const fence = this.options.fence;
+    const fence = this.options.fence?.(actor.kind, actor.key);
     if (fence && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
       // Once this instance may act again (the holder cut off for a moment, or a standby taking over), it
       // takes this actor up again.
@@ -504,12 +536,13 @@ export class KvStore implements StateStore {
     const parsed = parseKey(key);
     if (!parsed) return;
     const cached = this.cache.get(key);
+    // This instance's own writes come back through the watch: known already, not decoded again.
+    if (cached && entry && entry.revision <= cached.revision) return;
     const text = entryText(entry);
     if (text === null) {
       if (entry && (!cached || entry.revision > cached.revision)) this.cache.delete(key);
       return;
     }
-    if (cached && entry!.revision <= cached.revision) return;
     let value: ActorValue | HistoryValue;
     try {
       value = JSON.parse(text) as ActorValue | HistoryValue;

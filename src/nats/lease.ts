@@ -34,7 +34,26 @@ export class Lease {
     private readonly holder: string,
     private readonly ttlMs: number,
     private readonly logger: Logger,
+    /** false: one attempt to take it; once not held (never taken, or lost), the lease stops for good. */
+    private readonly contend = true,
   ) {}
+
+  /**
+   * One attempt to take the lease, without contending for it afterwards (partitions, see Partitions):
+   * the lease, held and renewing itself, or null when someone else holds it.
+   */
+  static async take(
+    kv: KV,
+    key: string,
+    holder: string,
+    ttlMs: number,
+    logger: Logger,
+  ): Promise<Lease | null> {
+    const lease = new Lease(kv, key, holder, ttlMs, logger, false);
+    lease.ticking = lease.tick();
+    await lease.ticking;
+    return lease.held ? lease : null;
+  }
 
   get isHeld(): boolean {
     return this.held;
@@ -97,6 +116,10 @@ export class Lease {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    if (!this.contend && this.currentEpoch !== 0 && !this.held) {
+      this.stopped = true; // taken once, lost since: not taken again by this object
+      return;
+    }
     const timeout = this.ttlMs / 4;
     const sentAt = performance.now();
     try {
@@ -128,6 +151,11 @@ export class Lease {
       }
     }
     if (this.stopped) return;
+    if (!this.held && !this.contend) {
+      this.stopped = true;
+      if (this.watchdog) clearTimeout(this.watchdog);
+      return;
+    }
     // Renew well within the TTL; stand-bys look more often, so that a dead holder is replaced soon after
     // its entry expires.
     this.timer = setTimeout(

@@ -19,19 +19,32 @@ export interface RegistryEntry {
 }
 
 const MAX_ATTEMPTS = 20;
+const WRITTEN_MEMORY = 100_000;
 /** A read that times out is tried this many times (with a growing wait) before it fails. */
 const READ_ATTEMPTS = 5;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** What the registry's writes wait for: this instance holding the input lease, the connection open. */
+/** What the registry's writes wait for: this instance holding the model's lease, the connection open. */
 export interface RegistryFence {
-  whenValid(timeoutMs: number): Promise<boolean>;
+  whenValid(modelId: string, timeoutMs: number): Promise<boolean>;
+  /** This instance holds the model's lease (perhaps not renewed recently enough to act). */
+  holds(modelId: string): boolean;
   closed(): boolean;
 }
 
+/** A write waits this many seconds for a lease this instance does not hold at all before it gives up. */
+const NOT_HOLDER_WAITS = 10;
+
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
 export class KvRegistry implements ModelRegistry {
+  /**
+   * The pointer as this instance last wrote it, with its revision: a rollback of a version promoted here
+   * writes at once, revision-checked (one round trip instead of a read and a write); any other case, or a
+   * revision that moved on meanwhile, reads the pointer first.
+   */
+  private readonly written = new Map<string, { revision: number; entry: RegistryEntry }>();
+
   constructor(
     private readonly kv: KV,
     private readonly onTransientFailure?: (what: string, error: unknown) => void,
@@ -44,11 +57,19 @@ export class KvRegistry implements ModelRegistry {
    * disconnection retries it (with a growing wait, at most 2 s) until NATS answers; it fails for a reason
    * of its own (the pointer is elsewhere), or when the connection is closed for good.
    */
-  private async write(work: () => Promise<void>): Promise<void> {
+  private async write(modelId: string, work: () => Promise<void>): Promise<void> {
+    let waits = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.fence?.closed())
         throw new WardenError('unavailable', 'registry: the NATS connection is closed', { retryable: true });
-      if (this.fence && !(await this.fence.whenValid(1_000))) continue;
+      if (this.fence && !(await this.fence.whenValid(modelId, 1_000))) {
+        // The model moved to another instance (its partition given back or taken over): not ours to write.
+        if (!this.fence.holds(modelId) && ++waits >= NOT_HOLDER_WAITS)
+          throw new WardenError('unavailable', `registry: this instance no longer takes ${modelId}`, {
+            retryable: true,
+          });
+        continue;
+      }
       try {
         return await work();
       } catch (error) {
@@ -60,11 +81,42 @@ export class KvRegistry implements ModelRegistry {
   }
 
   recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
-    return this.write(() => this.putPromotion(modelId, version, at, reason));
+    return this.write(modelId, () => this.putPromotion(modelId, version, at, reason));
   }
 
   rollback(request: RollbackRequest): Promise<void> {
-    return this.write(() => this.applyRollback(request));
+    return this.write(request.modelId, () => this.applyRollback(request));
+  }
+
+  /**
+   * Brings the pointer in line with the model's committed state after a take-over (a crash between a commit
+   * and its registry write): `wanted` is read from the state at the moment of writing (null: leave it, the
+   * model is rolling back), and the write is revision-checked, so that a rollback applied meanwhile wins.
+   */
+  async reconcile(modelId: string, wanted: () => string | null, at: number): Promise<boolean> {
+    let written = false;
+    await this.write(modelId, async () => {
+      const stored = await this.kv.get(modelId);
+      const text = entryText(stored);
+      const current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+      const version = wanted();
+      if (version === null || current?.version === version) return;
+      const entry: RegistryEntry = {
+        model_id: modelId,
+        version,
+        since: isoTime(at)!,
+        reason: 'reconciled on take-over',
+        rollback_id: null,
+      };
+      try {
+        if (stored) await this.kv.update(modelId, JSON.stringify(entry), stored.revision);
+        else await this.kv.create(modelId, JSON.stringify(entry));
+        written = true;
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error; // else written meanwhile by the model's own effect
+      }
+    });
+    return written;
   }
 
   async production(modelId: string): Promise<ProductionPointer | null> {
@@ -87,14 +139,28 @@ export class KvRegistry implements ModelRegistry {
       reason,
       rollback_id: null,
     };
-    await this.kv.put(modelId, JSON.stringify(entry));
+    this.remember(modelId, await this.kv.put(modelId, JSON.stringify(entry)), entry);
+  }
+
+  private remember(modelId: string, revision: number, entry: RegistryEntry): void {
+    this.written.delete(modelId);
+    this.written.set(modelId, { revision, entry });
+    if (this.written.size > WRITTEN_MEMORY) this.written.delete(this.written.keys().next().value!);
   }
 
   private async applyRollback(request: RollbackRequest): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const stored = await this.kv.get(request.modelId);
-      const text = entryText(stored);
-      const current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+      const known = attempt === 0 ? this.written.get(request.modelId) : undefined;
+      let current: RegistryEntry | null;
+      let revision: number;
+      if (known && known.entry.version === request.fromVersion && known.entry.rollback_id === null) {
+        ({ entry: current, revision } = known);
+      } else {
+        const stored = await this.kv.get(request.modelId);
+        const text = entryText(stored);
+        current = text === null ? null : (JSON.parse(text) as RegistryEntry);
+        revision = stored?.revision ?? 0;
+      }
       if (current?.rollback_id === request.rollbackId) return; // applied before (a redelivery, a restart)
       // Already on the target (a promotion's pointer write was lost in a crash, say): record the rollback on it.
       if (current && current.version !== request.fromVersion && current.version !== request.toVersion) {
@@ -110,10 +176,16 @@ export class KvRegistry implements ModelRegistry {
         rollback_id: request.rollbackId,
       };
       try {
-        if (stored) await this.kv.update(request.modelId, JSON.stringify(next), stored.revision);
-        else await this.kv.create(request.modelId, JSON.stringify(next));
+        this.remember(
+          request.modelId,
+          revision > 0
+            ? await this.kv.update(request.modelId, JSON.stringify(next), revision)
+            : await this.kv.create(request.modelId, JSON.stringify(next)),
+          next,
+        );
         return;
       } catch (error) {
+        this.written.delete(request.modelId);
         if (!isWrongRevision(error)) throw error;
         // Someone else moved the pointer meanwhile (another instance applying the same rollback): read again.
       }

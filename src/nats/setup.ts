@@ -72,11 +72,13 @@ export async function ensureStreams(
   jsm: JetStreamManager,
   names: NatsNames,
   settings: JetStreamSettings,
+  partitioned = false,
 ): Promise<void> {
   const p = names.prefix;
   await ensureStream(jsm, {
     name: names.inputStream,
-    subjects: [`${p}.in.>`],
+    // Partitioned: what the server's mapping puts on `<prefix>.part.<k>.<kind>.<model_id>` too.
+    subjects: partitioned ? [`${p}.in.>`, `${p}.part.>`] : [`${p}.in.>`],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     max_age: nanos(settings.inputMaxAgeMs),

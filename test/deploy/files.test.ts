@@ -95,7 +95,7 @@ describe('nats.conf', () => {
       expect(publish.some((s) => s === '$JS.API.>' || s === '>' || s.endsWith('.DELETE.>'))).toBe(false);
     }
     const warden = byUser.get('warden')!;
-    expect(warden.subscribe).toEqual(['warden.cmd.>', '_INBOX.>']);
+    expect(warden.subscribe).toEqual(['warden.cmd.>', 'warden.fwd.>', '_INBOX.>']);
     // No blanket grant, and nothing that deletes or purges a stream.
     for (const subject of warden.publish) {
       expect(subject).not.toMatch(/^\$JS\.API\.(>|\*|STREAM\.>|CONSUMER\.>)$/);

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
+import { partitionMapping } from '../../src/nats/partitions-map.ts';
 
 export interface NatsServerOptions {
   /** A nats.conf to load (its port and store_dir are overridden by the harness). */
@@ -12,6 +13,11 @@ export interface NatsServerOptions {
   readonly startTimeoutMs?: number;
   /** More command-line arguments, e.g. `['-m', '8222']` for the monitoring endpoint. */
   readonly args?: readonly string[];
+  /**
+   * Input partitions by prefix (nats.partitions): the server maps `<prefix>.in.*.*` to the partitioned
+   * subjects, as docs/deployment.md says to configure it (a config file; not with `configFile`).
+   */
+  readonly partitions?: Readonly<Record<string, number>>;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -38,6 +44,15 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const port = await freePort();
   const root = await mkdtemp(join(tmpdir(), 'warden-nats-'));
   const storeDir = join(root, 'jetstream');
+  let configFile = options.configFile;
+  if (options.partitions) {
+    configFile = join(root, 'nats.conf');
+    const lines = Object.entries(options.partitions).map(([prefix, count]) => {
+      const { from, to } = partitionMapping(prefix, count);
+      return `  "${from}": "${to}"`;
+    });
+    await writeFile(configFile, `mappings = {\n${lines.join('\n')}\n}\n`);
+  }
   const startTimeoutMs = options.startTimeoutMs ?? 10_000;
   let child: ChildProcess | null = null;
   let output = '';
@@ -45,7 +60,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const start = async (): Promise<void> => {
     if (child) return;
     const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir];
-    if (options.configFile) args.push('-c', options.configFile);
+    if (configFile) args.push('-c', configFile);
     if (options.args) args.push(...options.args);
     const proc = spawn('nats-server', args, {
       env: { ...process.env, ...options.env },

@@ -154,4 +154,24 @@ describe('the KV registry', () => {
     for await (const entry of history) versions.push((entry.json() as { version: string }).version);
     expect(versions).toEqual(['v2', 'v1']);
   });
+
+  it('reads the pointer again when someone moved it since this instance wrote it', async () => {
+    // Written again elsewhere, same version: the write from memory is refused, the fresh read applies it.
+    await registry.recordPromotion('q', 'v2', 500, 'promoted');
+    await kv.put(
+      'q',
+      JSON.stringify({ model_id: 'q', version: 'v2', since: 'x', reason: 'again', rollback_id: null }),
+    );
+    await registry.rollback(request('q.r1', 'q'));
+    expect((await kv.get('q'))!.json()).toMatchObject({ version: 'v1', rollback_id: 'q.r1' });
+    // Moved elsewhere: refused, saying where it is now (not where this instance last put it).
+    await registry.recordPromotion('s', 'v2', 500, 'promoted');
+    await kv.put(
+      's',
+      JSON.stringify({ model_id: 's', version: 'v9', since: 'x', reason: 'hand', rollback_id: null }),
+    );
+    await expect(registry.rollback(request('s.r1', 's'))).rejects.toThrow(
+      'expected s to be at v2 in production, found v9',
+    );
+  });
 });

@@ -1,0 +1,257 @@
+/**
+ * `npm run bench:nats`: NATS mode against its anchors, one nats-server (started here on a free port, with
+ * the partition mapping), one client library, one process, alternating rounds, medians and min-max:
+ * - throughput: a backlog of inputs (one promotion per model, then healthy evaluations) taken by one
+ *   Warden instance, from its first input applied to the last one committed and acknowledged, beside a
+ *   raw JetStream durable pull consumer that acknowledges each message (consume+ack) on the same backlog
+ *   size; at 100 and at 10,000 models;
+ * - latency: a critical regression published, until its TRAINING_PAUSED event arrives (evaluation,
+ *   commit, registry rollback, rollback event, the training config's pause), beside a NATS request/reply
+ *   round trip, p50 and p99, samples of both taken in turns.
+ * Options: --inputs N (backlog per round, default 50000), --rounds R (default 3), --partitions P (input
+ * partitions of the Warden instance, default 1), --samples S (latency samples, default 300).
+ */
+import pino from 'pino';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { startNatsServer } from '../test/harness/nats-server.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { createNatsAdapters } from '../src/nats/index.ts';
+import { createWarden } from '../src/warden.ts';
+import { option } from './options.ts';
+
+const INPUTS = option('inputs', 50_000);
+const ROUNDS = option('rounds', 3);
+const PARTITIONS = option('partitions', 1);
+const SAMPLES = option('samples', 300);
+const MODEL_COUNTS = [100, 10_000];
+
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const quantile = (values: number[], q: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+};
+const spread = (values: number[], digits = 0) =>
+  `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)})`;
+
+let round = 0;
+const prefixes: string[] = [];
+const streamOf = (prefix: string) => `${prefix.toUpperCase()}_IN`;
+
+/** The backlog: per model one promotion, then healthy evaluations, models interleaved. */
+async function publishBacklog(nc: NatsConnection, prefix: string, models: number): Promise<void> {
+  const js = jetstream(nc);
+  const encoder = new TextEncoder();
+  const pending: Array<Promise<unknown>> = [];
+  for (let i = 0; i < INPUTS; i++) {
+    const m = `m${i % models}`;
+    const body =
+      i < models
+        ? { event_id: `${prefix}-${i}`, model_id: `${m}_v1`, elo: 1500 }
+        : { event_id: `${prefix}-${i}`, model_id: m, current_elo: 1500 - (i % 7), games_played: 200 };
+    const kind = i < models ? 'promotion' : 'evaluation';
+    pending.push(js.publish(`${prefix}.in.${kind}.${m}`, encoder.encode(JSON.stringify(body))));
+    if (pending.length >= 2_000) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+}
+
+/** Raw JetStream: a durable pull consumer acknowledging every message. Inputs per second. */
+async function anchor(nc: NatsConnection, jsm: JetStreamManager, models: number): Promise<number> {
+  const prefix = `raw${++round}`;
+  prefixes.push(prefix);
+  await jsm.streams.add({ name: streamOf(prefix), subjects: [`${prefix}.in.>`] });
+  await publishBacklog(nc, prefix, models);
+  await jsm.consumers.add(streamOf(prefix), { durable_name: 'c', ack_policy: AckPolicy.Explicit });
+  const consumer = await jetstream(nc).consumers.get(streamOf(prefix), 'c');
+  let first = 0;
+  let n = 0;
+  const done = deferred();
+  const messages = await consumer.consume({
+    max_messages: 1024,
+    callback: (m) => {
+      if (n === 0) first = performance.now();
+      JSON.parse(m.string()); // what any consumer does with a payload
+      m.ack();
+      if (++n === INPUTS) done.resolve(undefined);
+    },
+  });
+  await done.promise;
+  await nc.flush();
+  const seconds = (performance.now() - first) / 1000;
+  await messages.close();
+  await jsm.streams.delete(streamOf(prefix));
+  return INPUTS / seconds;
+}
+
+function deferred(): { promise: Promise<unknown>; resolve: (v: unknown) => void } {
+  let resolve!: (v: unknown) => void;
+  const promise = new Promise((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** One Warden instance on its own prefix. */
+async function startWarden(url: string, prefix: string, observer = {}) {
+  const config = parseConfig({
+    cooldownSeconds: 3600,
+    nats: { url, prefix, partitions: PARTITIONS },
+  });
+  const logger = pino({ level: 'silent' });
+  const adapters = await createNatsAdapters(config, logger);
+  const warden = await createWarden(config, {
+    bus: adapters.bus,
+    store: adapters.store,
+    registry: adapters.registry,
+    logger,
+    observer,
+  });
+  await adapters.attach(warden);
+  return {
+    warden,
+    adapters,
+    async stop() {
+      await adapters.detach();
+      await warden.stop();
+    },
+  };
+}
+
+async function cleanUp(jsm: JetStreamManager, prefix: string): Promise<void> {
+  for await (const name of jsm.streams.names())
+    if (name.startsWith(prefix.toUpperCase()) || name.startsWith(`KV_${prefix}_`))
+      await jsm.streams.delete(name).catch(() => undefined);
+}
+
+/** Warden: inputs per second from the first applied to the last committed and acknowledged. */
+async function wardenRate(url: string, nc: NatsConnection, jsm: JetStreamManager, models: number) {
+  const prefix = `w${++round}`;
+  // The streams and buckets exist before the backlog is published (Warden makes them on start).
+  const setup = await startWarden(url, prefix);
+  await setup.stop();
+  await publishBacklog(nc, prefix, models);
+  let first = 0;
+  let applied = 0;
+  const all = deferred();
+  const w = await startWarden(url, prefix, {
+    outcome: (kind: string) => {
+      if (kind !== 'model') return;
+      if (applied === 0) first = performance.now();
+      if (++applied === INPUTS) all.resolve(undefined);
+    },
+  });
+  await all.promise;
+  // Committed and acknowledged: nothing left pending or unacknowledged on the consumers.
+  for (;;) {
+    const floors = await Promise.all(
+      (PARTITIONS > 1
+        ? [...Array(PARTITIONS).keys()].map((k) => `${prefix}_inputs_${k}`)
+        : [`${prefix}_inputs`]
+      ).map(async (name) => {
+        const info = await jsm.consumers.info(streamOf(prefix), name).catch(() => null);
+        return info ? info.num_pending + info.num_ack_pending : 1;
+      }),
+    );
+    if (floors.every((n) => n === 0)) break;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  const seconds = (performance.now() - first) / 1000;
+  await w.stop();
+  await cleanUp(jsm, prefix);
+  return INPUTS / seconds;
+}
+
+async function throughput(url: string, nc: NatsConnection, jsm: JetStreamManager, models: number) {
+  const raw: number[] = [];
+  const ours: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const a = await anchor(nc, jsm, models);
+    const w = await wardenRate(url, nc, jsm, models);
+    raw.push(a);
+    ours.push(w);
+    ratios.push(w / a);
+    console.log(`  round ${r + 1}: Warden ${w.toFixed(0)}/s, raw consume+ack ${a.toFixed(0)}/s`);
+  }
+  console.log(
+    `${INPUTS} inputs over ${models} models: Warden ${spread(ours)} inputs/s, raw JetStream consume+ack ${spread(raw)}/s, ratio ${spread(ratios, 3)}`,
+  );
+}
+
+async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): Promise<void> {
+  const prefix = 'lat';
+  const w = await startWarden(url, prefix);
+  const js = jetstream(nc);
+  const models = SAMPLES;
+  for (let i = 0; i < models; i++) {
+    const m = `l${i}`;
+    await js.publish(
+      `${prefix}.in.promotion.${m}`,
+      JSON.stringify({ event_id: `${m}-p1`, model_id: `${m}_v1`, elo: 1500 }),
+    );
+    await js.publish(
+      `${prefix}.in.promotion.${m}`,
+      JSON.stringify({ event_id: `${m}-p2`, model_id: `${m}_v2`, elo: 1520 }),
+    );
+  }
+  await w.warden.idle();
+  const paused = new Map<string, () => void>();
+  const sub = nc.subscribe(`${prefix}.evt.training_paused.>`, {
+    callback: (_e, m) => paused.get(m.subject.slice(m.subject.lastIndexOf('.') + 1))?.(),
+  });
+  // The request/reply anchor: a responder on its own connection, as Warden's commands are.
+  const responder = await connect({ servers: url });
+  responder.subscribe('bench.echo', {
+    callback: (_e, m) => {
+      m.respond(m.data);
+    },
+  });
+  await responder.flush();
+  const pause: number[] = [];
+  const echo: number[] = [];
+  for (let i = 0; i < models; i++) {
+    const m = `l${i}`;
+    const arrived = new Promise<void>((resolve) => paused.set(m, resolve));
+    const t0 = performance.now();
+    await js.publish(
+      `${prefix}.in.evaluation.${m}`,
+      JSON.stringify({ event_id: `${m}-e1`, model_id: `${m}_v2`, current_elo: 1400, games_played: 200 }),
+    );
+    await arrived;
+    pause.push(performance.now() - t0);
+    for (let k = 0; k < 3; k++) {
+      const t1 = performance.now();
+      await nc.request('bench.echo', '{"ping":true}', { timeout: 5_000 });
+      echo.push(performance.now() - t1);
+    }
+  }
+  sub.unsubscribe();
+  await responder.close();
+  await w.stop();
+  await cleanUp(jsm, prefix);
+  const p = (values: number[], q: number) => quantile(values, q).toFixed(2);
+  console.log(
+    `evaluation to TRAINING_PAUSED (${pause.length} regressions): p50 ${p(pause, 0.5)} ms, p99 ${p(pause, 0.99)} ms; NATS request/reply (${echo.length}): p50 ${p(echo, 0.5)} ms, p99 ${p(echo, 0.99)} ms; ratio ${(quantile(pause, 0.5) / quantile(echo, 0.5)).toFixed(1)}x at p50, ${(quantile(pause, 0.99) / quantile(echo, 0.99)).toFixed(1)}x at p99`,
+  );
+}
+
+async function main(): Promise<void> {
+  await using server = await startNatsServer({
+    partitions:
+      PARTITIONS === 1
+        ? {}
+        : Object.fromEntries(
+            ['lat', ...Array.from({ length: 2 * ROUNDS * MODEL_COUNTS.length + 2 }, (_, i) => `w${i}`)].map(
+              (p) => [p, PARTITIONS],
+            ),
+          ),
+  });
+  const nc = await connect({ servers: server.url });
+  const jsm = await jetstreamManager(nc);
+  console.log(`nats-server ${nc.info?.version}, Node ${process.version}, input partitions ${PARTITIONS}`);
+  for (const models of MODEL_COUNTS) await throughput(server.url, nc, jsm, models);
+  await latency(server.url, nc, jsm);
+  await nc.close();
+}
+
+await main();
