@@ -144,4 +144,23 @@ describe("nats.conf's users", () => {
       new Kvm(trainer.js).open('warden_actors').then((kv) => kv.get('model.hex8_2p')),
     ).rejects.toThrow();
   });
+
+  it('let a restarted Warden take inputs again (its consumers are recreated from their acknowledgement floor)', async () => {
+    // Every start recreates the ordered input consumer (and the pause acknowledgements'), which deletes the
+    // old one: the warden user must be allowed to, or a restarted Warden never takes another input.
+    await warden.stop();
+    warden = await startNatsWarden(
+      `nats://warden:${PASSWORDS.WARDEN_NATS_PASSWORD}@127.0.0.1:${server.port}`,
+      {
+        config: { approval: { requireForSevere: true } },
+      },
+    );
+    await producer.publish('warden.in.promotion.after_restart', { model_id: 'after_restart_v1', elo: 1500 });
+    await eventually(
+      () => expect(warden.warden.status().models.map((m) => m.model_id)).toContain('after_restart'),
+      {
+        timeoutMs: 15_000,
+      },
+    );
+  });
 });
