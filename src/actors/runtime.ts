@@ -1009,8 +1009,14 @@ export class ActorRuntime {
     try {
       this.host(kind, id.slice(colon + 1));
     } catch (error) {
-      this.deps.logger.error({ err: error, actor: id }, 'could not bring an actor back for its timer');
+      // The deadline stays: the actor is brought back for it again a second later (a timer is never lost).
+      this.deps.logger.error(
+        { err: error, actor: id },
+        'could not bring an actor back for its timer; retrying',
+      );
       this.deps.observer?.effectFailed?.('wake', error);
+      if (!this.stopped && !this.hosts.has(id))
+        this.deadlines.set(id, this.deps.clock.now() + TIMER_RETRY_MS);
     }
   }
 

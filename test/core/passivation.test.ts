@@ -6,11 +6,12 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import type { BusMessage } from '../../src/actors/ports.ts';
+import { SqliteStore } from '../../src/embedded/sqlite-store.ts';
 import { makeDataDir, startTestWarden, type TestWarden } from '../support/test-warden.ts';
 import { persistModels, persistedModelId } from '../support/persisted-models.ts';
 
@@ -111,6 +112,36 @@ describe('passivation: timers of passivated actors', () => {
     expect(published(t, 'promotion_rolled_back')).toHaveLength(0);
     await advance(t, 1);
     expect([...log, ...t.bus.log].filter((m) => kindOf(m) === 'promotion_rolled_back')).toHaveLength(1);
+  });
+
+  it('a passivated actor that cannot be read back when its timer is due is tried again, and its approval still expires', async () => {
+    const t = await start(CONFIG);
+    const t0 = t.clock.now();
+    for (const version of ['v1', 'v2']) await t.warden.promote({ model_id: 'm1', version, elo: 1500 });
+    await t.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 });
+    await advance(t, 30_000);
+    expect(t.warden.residency().models).toBe(0);
+
+    // The store fails the first read at the deadline (a disk error, say).
+    const peek = SqliteStore.prototype.peekActor;
+    let failures = 0;
+    const spy = vi.spyOn(SqliteStore.prototype, 'peekActor').mockImplementation(function (
+      this: SqliteStore,
+      ...args
+    ) {
+      if (failures++ === 0) throw new Error('disk I/O error');
+      return peek.apply(this, args);
+    });
+    try {
+      await advance(t, t0 + 60_000 - t.clock.now());
+      expect(failures).toBe(1);
+      expect(published(t, 'promotion_rolled_back')).toHaveLength(0);
+      expect(t.warden.residency().timersIndexed).toBe(1);
+      await advance(t, 1_000);
+      expect(published(t, 'promotion_rolled_back')).toHaveLength(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('a status query, a command and an input bring a passivated actor back', async () => {
