@@ -1,7 +1,9 @@
 /**
- * NATS mode's recorded history: the WARDEN_IN stream (`<prefix>.in.>`), read with an ordered consumer
- * from its first message (or from a time) up to the last one when the read starts. An input's time is the
- * time the stream took it. Nothing is acknowledged or changed: the service's own consumers are untouched.
+ * NATS mode's recorded history: the WARDEN_IN stream (`<prefix>.in.>`, and with input partitions
+ * `<prefix>.part.<k>.>`), read with an ordered consumer from its first message (or from a time) up to the
+ * last one when the read starts. An input's time is the time the stream took it. Nothing is acknowledged or
+ * changed: the service's own consumers are untouched. An input Warden moved to its partition (no server
+ * mapping) is in the stream twice: the original is read, the moved copy is not.
  */
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import type { Config } from '../config/schema.ts';
@@ -9,6 +11,23 @@ import { connectionOptions } from '../nats/connection.ts';
 import { natsNames } from '../nats/names.ts';
 import { connect } from '@nats-io/transport-node';
 import type { JournalEntry } from '../embedded/input-journal.ts';
+
+/** The message id of an input Warden moved to its partition (see Intake: `moved:<stream>:<seq>`). */
+const MOVED = 'moved:';
+
+/**
+ * The input kind of a subject: `<prefix>.in.<kind>.<model>` or `<prefix>.part.<k>.<kind>.<model>`; any other
+ * subject is returned whole, so that the replay reports it as an unknown kind.
+ */
+export function inputKind(prefix: string): (subject: string) => string {
+  const direct = `${prefix}.in.`;
+  const partitioned = `${prefix}.part.`;
+  return (subject) => {
+    if (subject.startsWith(direct)) return subject.slice(direct.length).split('.')[0]!;
+    if (subject.startsWith(partitioned)) return subject.slice(partitioned.length).split('.')[1] ?? subject;
+    return subject;
+  };
+}
 
 /** How long to wait for the next message before deciding the stream has no more (ms). */
 const EXPIRES_MS = 2_000;
@@ -32,21 +51,22 @@ export async function readInputStream(
         ? { deliver_policy: DeliverPolicy.All }
         : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.from).toISOString() },
     );
-    const prefix = `${config.nats.prefix}.in.`;
+    const kindOf = inputKind(config.nats.prefix);
     for (;;) {
       const batch = await consumer.fetch({ max_messages: 1000, expires: EXPIRES_MS });
       let got = 0;
       let done = false;
       for await (const m of batch) {
         got++;
-        const kind = m.subject.startsWith(prefix) ? m.subject.slice(prefix.length).split('.')[0]! : m.subject;
+        if (m.seq >= last) done = true;
+        if (m.headers?.get('Nats-Msg-Id').startsWith(MOVED)) continue;
+        const kind = kindOf(m.subject);
         entries.push({
           seq: m.seq,
           at: Math.round(Number(m.info.timestampNanos) / 1e6),
           kind,
           payload: m.string(),
         });
-        if (m.seq >= last) done = true;
       }
       if (done || got === 0) break;
     }

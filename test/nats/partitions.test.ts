@@ -6,6 +6,8 @@ import { startNatsWarden } from '../harness/nats-warden.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { partitionOf } from '../../src/nats/partitions-map.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { readInputStream } from '../../src/lab/nats-source.ts';
 import { chaosStream, differences, random, runOutcome, type Input, type RunOutcome } from './chaos-stream.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
@@ -91,8 +93,16 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
         config: { cooldownSeconds: Number(COOLDOWN), nats: { prefix, partitions: PARTITIONS } },
       });
       expect(w.adapters.partitions()).toEqual([0, 1, 2, 3, 4, 5]);
-      await publish(chaosStream(prefix, MODELS, SEED));
+      const inputs = chaosStream(prefix, MODELS, SEED);
+      await publish(inputs);
       await expectSameAsClean(prefix);
+      // The policy lab reads the recorded history back: every input once, with its kind, wherever it sits.
+      const { entries } = await readInputStream(
+        parseConfig({ nats: { url: nats.server.url, prefix, partitions: PARTITIONS } }),
+      );
+      expect(entries.map((e) => [e.kind, JSON.parse(e.payload).event_id])).toEqual(
+        inputs.map((i) => [i.subject.split('.')[2], i.payload.event_id]),
+      );
       const stream = await nats.client.jsm.streams.info(`${prefix.toUpperCase()}_IN`, {
         subjects_filter: '>',
       });
