@@ -9,23 +9,20 @@ import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import type { Config } from '../config/schema.ts';
 import { connectionOptions } from '../nats/connection.ts';
 import { natsNames } from '../nats/names.ts';
+import { MOVED_MSG_ID, unpartition } from '../nats/partitions-map.ts';
 import { connect } from '@nats-io/transport-node';
 import type { JournalEntry } from '../embedded/input-journal.ts';
 
-/** The message id of an input Warden moved to its partition (see Intake: `moved:<stream>:<seq>`). */
-const MOVED = 'moved:';
-
 /**
- * The input kind of a subject: `<prefix>.in.<kind>.<model>` or `<prefix>.part.<k>.<kind>.<model>`; any other
- * subject is returned whole, so that the replay reports it as an unknown kind.
+ * The input kind of a stored subject, read from the producer's subject (`<prefix>.in.<kind>.<model>`, also
+ * for an input the server mapped to `<prefix>.part.<k>.>`); any other subject is returned whole, so that
+ * the replay reports it as an unknown kind.
  */
-export function inputKind(prefix: string): (subject: string) => string {
+function inputKind(prefix: string): (subject: string) => string {
   const direct = `${prefix}.in.`;
-  const partitioned = `${prefix}.part.`;
-  return (subject) => {
-    if (subject.startsWith(direct)) return subject.slice(direct.length).split('.')[0]!;
-    if (subject.startsWith(partitioned)) return subject.slice(partitioned.length).split('.')[1] ?? subject;
-    return subject;
+  return (stored) => {
+    const subject = unpartition(prefix, stored)?.subject ?? stored;
+    return subject.startsWith(direct) ? subject.slice(direct.length).split('.')[0]! : stored;
   };
 }
 
@@ -59,7 +56,7 @@ export async function readInputStream(
       for await (const m of batch) {
         got++;
         if (m.seq >= last) done = true;
-        if (m.headers?.get('Nats-Msg-Id').startsWith(MOVED)) continue;
+        if (m.headers?.get('Nats-Msg-Id').startsWith(MOVED_MSG_ID)) continue;
         const kind = kindOf(m.subject);
         entries.push({
           seq: m.seq,

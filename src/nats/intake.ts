@@ -25,6 +25,7 @@ import { subjectMatches } from '../embedded/subjects.ts';
 import { decodeMessage, withStreamEventId } from './codec.ts';
 import { ensureDurable, type DurableSpec, type JetStreamSettings } from './setup.ts';
 import type { Lease } from './lease.ts';
+import { MOVED_MSG_ID } from './partitions-map.ts';
 
 export type Handler = (message: BusMessage) => Promise<void> | void;
 
@@ -520,7 +521,7 @@ export class Intake {
         const place = this.options.placeOf?.(m.subject) ?? null;
         if (place !== null) {
           await this.js.publish(place, m.data, {
-            msgID: `moved:${this.streamId}:${m.info.streamSequence}`,
+            msgID: `${MOVED_MSG_ID}${this.streamId}:${m.info.streamSequence}`,
             ...(m.headers ? { headers: m.headers } : {}),
           });
           this.moved++;

@@ -33,6 +33,9 @@ export function partitionedSubject(prefix: string, partition: number, kind: stri
   return `${prefix}.part.${partition}.${kind}.${modelId}`;
 }
 
+/** The message id of an input Warden moved to its partition (`moved:<stream id>:<sequence>`). */
+export const MOVED_MSG_ID = 'moved:';
+
 /**
  * `<prefix>.part.<k>.<rest>` -> `{ partition: k, subject: <prefix>.in.<rest> }` (what producers published);
  * `<prefix>.int.pause_acknowledged.<k>.<model>` -> the same without `<k>`; anything else: null.
