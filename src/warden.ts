@@ -629,14 +629,22 @@ export class Warden {
           config_key: configKey,
           status: 'running',
           may_train: true,
-          known:
-            Object.entries(this.config.models).some(([id, m]) => (m.configKey ?? id) === configKey) ||
-            this.runtime.models().some((m) => m.context.configKey === configKey),
+          known: this.isKnownConfig(configKey),
           reason: null,
           by: null,
           since: null,
           auto_resume_at: null,
         };
+  }
+
+  /**
+   * Whether some model trains under this config key. Trainers ask often, so the usual case (a config named
+   * after its model, the default) is one lookup; only other keys read every model.
+   */
+  private isKnownConfig(configKey: string): boolean {
+    if (Object.entries(this.config.models).some(([id, m]) => (m.configKey ?? id) === configKey)) return true;
+    if (this.runtime.model(configKey)?.context.configKey === configKey) return true;
+    return this.runtime.models().some((m) => m.context.configKey === configKey);
   }
 
   async history(

@@ -201,6 +201,15 @@ export function kindOf(subject: string, prefix: string): string {
   return tokens[skip] === 'in' && INPUT_KINDS.has(kind) ? kind : 'unknown';
 }
 
+/** The config key of a model for an alert (the model id when Warden does not know the model). */
+function configKeyOf(warden: Warden | null, modelId: string): string {
+  try {
+    return warden?.status(modelId).models[0]?.config_key ?? modelId;
+  } catch {
+    return modelId; // not a model id, or an unknown model
+  }
+}
+
 const truncate = (raw: string): string => (raw.length > 1024 ? `${raw.slice(0, 1024)}…` : raw);
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -334,8 +343,7 @@ export async function createNatsAdapters(
           },
           { msgId: eventId },
         );
-        const configKey =
-          attached?.status().models.find((m) => m.model_id === modelId)?.config_key ?? modelId;
+        const configKey = configKeyOf(attached, modelId);
         await natsBus.publish(
           `${p}.evt.alert.${isToken(modelId) ? modelId : 'unknown'}`,
           {

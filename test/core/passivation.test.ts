@@ -144,6 +144,21 @@ describe('passivation: timers of passivated actors', () => {
     }
   });
 
+  it('"may I train?" for a config named after its model reads that model, not every persisted one', async () => {
+    const t = await start(CONFIG);
+    await t.warden.promote({ model_id: 'm1', version: 'v1', elo: 1500 });
+    await advance(t, 30_000);
+    expect(t.warden.residency().models).toBe(0);
+    const everyModel = vi.spyOn(SqliteStore.prototype, 'peekActors');
+    try {
+      expect(t.warden.trainingStatus('m1')).toMatchObject({ known: true, may_train: true });
+      expect(everyModel).not.toHaveBeenCalled();
+      expect(t.warden.trainingStatus('nobody')).toMatchObject({ known: false, may_train: true });
+    } finally {
+      everyModel.mockRestore();
+    }
+  });
+
   it('a status query, a command and an input bring a passivated actor back', async () => {
     const t = await start(CONFIG);
     for (const version of ['v1', 'v2']) await t.warden.promote({ model_id: 'm1', version, elo: 1500 });

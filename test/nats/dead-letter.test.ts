@@ -63,6 +63,7 @@ describe('inputs that keep failing over NATS', () => {
       kind: 'input_dead_lettered',
       level: 'critical',
       model_id: model,
+      config_key: model,
       message: expect.stringContaining('warden.evt.dead_letter.promotion'),
     });
 
