@@ -75,6 +75,13 @@ function isSecretPath(path: ReadonlyArray<PropertyKey>): boolean {
 
 /** Validates a configuration object once; every problem is listed in one error. The result is frozen. */
 export function parseConfig(input: unknown, source = 'configuration'): Config {
+  const models = (input as { models?: unknown } | null | undefined)?.models;
+  if (typeof models === 'object' && models !== null && Object.hasOwn(models, '__proto__')) {
+    // Parsing would drop it silently (a "__proto__" key cannot be an entry of an ordinary object).
+    throw new ConfigError(source, [
+      'models.__proto__: expected a model id other than "__proto__" (reserved), received "__proto__"',
+    ]);
+  }
   const result = ConfigSchema.safeParse(input ?? {});
   if (!result.success) {
     throw new ConfigError(source, formatIssues(result.error.issues, input ?? {}, { isSecret: isSecretPath }));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ALERT_KINDS } from '../domain/events.ts';
+import { lookupTable } from '../domain/model-ref.ts';
 
 const nonNegative = z.number().finite().nonnegative();
 const positiveInt = z.number().int().positive();
@@ -141,7 +142,9 @@ export const ConfigSchema = z
         token,
         z.object({ configKey: token.optional(), detectionMode: z.enum(DETECTION_MODES).optional() }).strict(),
       )
-      .default({}),
+      .default({})
+      // Looked up by producers' model ids: "constructor" or "toString" must find nothing inherited.
+      .transform(lookupTable),
     dataDir: z.string().min(1).default('./data'),
     /**
      * Embedded mode: what an acknowledged input survives. `process`: a crash of the process (SQLite WAL

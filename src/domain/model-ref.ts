@@ -67,5 +67,19 @@ export function configKeyFor(
   overrides: ConfigKeyOverrides = {},
   fromEvent?: string,
 ): string {
-  return fromEvent ?? overrides[modelId]?.configKey ?? modelId;
+  return (
+    fromEvent ?? (Object.hasOwn(overrides, modelId) ? overrides[modelId]?.configKey : undefined) ?? modelId
+  );
+}
+
+/**
+ * A table looked up by ids that producers choose: without a prototype, so that a model named "constructor",
+ * "toString" or "__proto__" finds its own entry or nothing, never an inherited member.
+ */
+export function lookupTable<T>(entries: Readonly<Record<string, T>>): Record<string, T> {
+  const table = Object.create(null) as Record<string, T>;
+  for (const [key, value] of Object.entries(entries)) {
+    Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return table;
 }

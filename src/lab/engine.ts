@@ -21,6 +21,7 @@ import type { Severity } from '../policy/severity.ts';
 import { evaluationEvent, promotionEvent } from '../domain/input-events.ts';
 import { ValidationError, WardenError } from '../domain/errors.ts';
 import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
+import { lookupTable } from '../domain/model-ref.ts';
 
 /** One recorded input: its kind, the time its model saw it (ms), its payload and where it came from. */
 export interface RecordedInput {
@@ -319,7 +320,7 @@ export class PolicyEngine {
 
   /** Each model's decisions and each config's paused hours, up to `until` (default: the clock). */
   summary(until = this.now): EngineSummary {
-    const pausedHours: Record<string, number> = {};
+    const pausedHours: Record<string, number> = lookupTable({});
     for (const t of this.trainingHosts.values()) {
       const open = t.pausedSince !== null && until > t.pausedSince ? until - t.pausedSince : 0;
       pausedHours[t.key] = (t.pausedMs + open) / 3_600_000;

@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.ts';
 import type { DecisionPolicy, ThresholdPolicy } from '../policy/thresholds.ts';
 import type { StatisticalPolicy } from '../policy/statistical.ts';
+import { lookupTable } from '../domain/model-ref.ts';
 
 export type DetectionMode = 'threshold' | 'statistical';
 
@@ -35,8 +36,12 @@ export function modelPolicyFrom(config: Config): ModelPolicy {
     }),
     statistical: Object.freeze({ ...config.detection.statistical, eloDrop: config.detection.eloDrop }),
     modeByModel: Object.freeze(
-      Object.fromEntries(
-        Object.entries(config.models).flatMap(([id, m]) => (m.detectionMode ? [[id, m.detectionMode]] : [])),
+      lookupTable(
+        Object.fromEntries(
+          Object.entries(config.models).flatMap(([id, m]) =>
+            m.detectionMode ? [[id, m.detectionMode]] : [],
+          ),
+        ),
       ),
     ),
     approvalTimeoutMs: config.approval.timeoutSeconds * 1000,
