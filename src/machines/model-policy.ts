@@ -34,9 +34,15 @@ export function modelPolicyFrom(config: Config): ModelPolicy {
       requireApprovalForSevere: config.approval.requireForSevere,
     }),
     statistical: Object.freeze({ ...config.detection.statistical, eloDrop: config.detection.eloDrop }),
+    // No prototype: a model named "constructor" or "toString" reads no inherited member as its mode.
     modeByModel: Object.freeze(
-      Object.fromEntries(
-        Object.entries(config.models).flatMap(([id, m]) => (m.detectionMode ? [[id, m.detectionMode]] : [])),
+      Object.assign(
+        Object.create(null) as Record<string, DetectionMode>,
+        Object.fromEntries(
+          Object.entries(config.models).flatMap(([id, m]) =>
+            m.detectionMode ? [[id, m.detectionMode]] : [],
+          ),
+        ),
       ),
     ),
     approvalTimeoutMs: config.approval.timeoutSeconds * 1000,
