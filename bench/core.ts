@@ -88,6 +88,22 @@ async function runtime(): Promise<{ rate: number; commits: string }> {
   }
 }
 
+/**
+ * V8 and Node flags of this process (say `NODE_OPTIONS=--max-semi-space-size=64`): printed in the header, since
+ * they change both columns (raw and runtime run in this one process). tsx's own loader flags are left out.
+ */
+function nodeFlags(): string {
+  const own = process.execArgv.filter(
+    (a, i, all) =>
+      a.startsWith('--') &&
+      !/tsx/.test(a) &&
+      !/tsx/.test(all[i + 1] ?? '') &&
+      !/^--(require|import)$/.test(a),
+  );
+  const fromEnv = process.env.NODE_OPTIONS?.trim();
+  return [...own, ...(fromEnv ? [`NODE_OPTIONS="${fromEnv}"`] : [])].join(' ') || 'none';
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -99,7 +115,7 @@ async function main(): Promise<void> {
 
 async function measure(): Promise<void> {
   console.log(
-    `bench:core: ${EVALUATIONS} healthy evaluations over ${MODELS} models, ${IN_FLIGHT} in flight, ${ROUNDS} alternating rounds, Node ${process.version}`,
+    `bench:core: ${EVALUATIONS} healthy evaluations over ${MODELS} models, ${IN_FLIGHT} in flight, ${ROUNDS} alternating rounds, Node ${process.version}, node flags: ${nodeFlags()}`,
   );
   raw(); // warm-up: JIT the machine before either measurement
   await runtime();

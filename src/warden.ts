@@ -261,7 +261,16 @@ export class Warden {
     const sqlite =
       deps.store && deps.registry
         ? null
-        : new SqliteStore(join(config.dataDir, 'warden.db'), { durability: config.durability });
+        : new SqliteStore(join(config.dataDir, 'warden.db'), {
+            durability: config.durability,
+            backgroundCheckpoint: {
+              onError: (message) =>
+                this.logger.warn(
+                  { error: message },
+                  'background checkpoint of the SQLite log failed; commits checkpoint it themselves past 64 MiB',
+                ),
+            },
+          });
     this.store = deps.store ?? sqlite!;
     this.registry = deps.registry ?? sqlite!;
     this.bus =

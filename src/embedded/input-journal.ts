@@ -12,6 +12,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { BACKSTOP_CHECKPOINT_PAGES } from './checkpointer.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS input_journal (
@@ -56,6 +57,8 @@ export class InputJournal {
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
+      // The state store's worker checkpoints the shared log; the journal's flushes only as a backstop.
+      this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
       this.db.exec(SCHEMA);
       this.insert = this.db.prepare('INSERT INTO input_journal (at, kind, payload) VALUES (?, ?, ?)');
       this.prune();

@@ -15,6 +15,7 @@ import type {
   TimelineEntry,
 } from '../actors/ports.ts';
 import { ConflictError } from '../domain/errors.ts';
+import { BACKSTOP_CHECKPOINT_PAGES, Checkpointer, type CheckpointResult } from './checkpointer.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS actors (
@@ -55,17 +56,33 @@ const TIMELINE_KEEP = 1000;
 export class SqliteStore implements StateStore, ModelRegistry {
   private readonly db: Database.Database;
   private readonly statements;
+  private readonly checkpointer: Checkpointer | null;
 
   /**
    * `durability: 'process'` (WAL with synchronous=NORMAL): a commit survives a crash of the process; an OS
    * crash or a power loss may lose the last ones. `'power'` (synchronous=FULL): every commit is on disk
    * before it is acknowledged.
    */
-  constructor(path: string, options: { durability?: 'process' | 'power' } = {}) {
+  constructor(
+    path: string,
+    options: {
+      durability?: 'process' | 'power';
+      /** The write-ahead log is checkpointed by a worker thread (default), not by the commits. */
+      backgroundCheckpoint?:
+        | boolean
+        | {
+            everyMs?: number;
+            onCheckpoint?: (r: CheckpointResult) => void;
+            /** The worker failed a checkpoint or stopped: the commits' backstop takes over. */
+            onError?: (message: string) => void;
+          };
+    } = {},
+  ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(options.durability === 'power' ? 'synchronous = FULL' : 'synchronous = NORMAL');
+    const synchronous = options.durability === 'power' ? 'FULL' : 'NORMAL';
+    this.db.pragma(`synchronous = ${synchronous}`);
     // Actors load on demand (passivation, lazy start): keep more of the file's pages at hand (32 MiB).
     this.db.pragma('cache_size = -32768');
     // A file written before the start-up index existed gets its columns; the index is built on first start.
@@ -137,6 +154,16 @@ export class SqliteStore implements StateStore, ModelRegistry {
            reason = excluded.reason, last_rollback_id = excluded.last_rollback_id`,
       ),
     };
+    const background = options.backgroundCheckpoint ?? true;
+    if (path !== ':memory:' && background !== false) {
+      this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+      this.checkpointer = new Checkpointer(path, {
+        synchronous,
+        ...(typeof background === 'object' ? background : {}),
+      });
+    } else {
+      this.checkpointer = null;
+    }
   }
 
   async loadActors(kind: ActorKind): Promise<ActorRecord[]> {
@@ -292,6 +319,8 @@ export class SqliteStore implements StateStore, ModelRegistry {
   }
 
   async close(): Promise<void> {
+    // The worker's connection first: the last one to close checkpoints what is left and removes the log.
+    await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 }

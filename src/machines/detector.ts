@@ -59,6 +59,8 @@ export function judgedStatistically(
   outcomes: WindowOutcomesInput | undefined,
   policy: ModelPolicy,
 ): boolean {
+  // No game outcomes, no statistical judgement: decided before the per-model lookup (the common case).
+  if (outcomes === undefined) return false;
   const mode = policy.modeByModel[modelId] ?? policy.detection.mode;
   return mode === 'statistical' && windowOf(outcomes) !== null;
 }

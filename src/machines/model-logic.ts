@@ -50,10 +50,19 @@ export function initialModelContext(modelId: string, configKey: string): ModelCo
   };
 }
 
-/** Builds one transition's context and publications, with deterministic ids, and its answer to the caller. */
+/** Publications of a draft that emitted none (shared: never written to). */
+const NO_PUBLICATIONS: OutputEvent[] = [];
+
+/**
+ * Builds one transition's context and publications, with deterministic ids, and its answer to the caller.
+ * The first `set` or `nextId` copies the context; later ones change that copy in place (nobody else holds
+ * it until the action hands it to XState), so an action that sets several fields copies the context once.
+ */
 export class Draft {
-  context: ModelContext;
-  readonly publish: OutputEvent[] = [];
+  private current: ModelContext;
+  /** Whether `current` is this draft's own copy (safe to change in place). */
+  private owned = false;
+  publish: OutputEvent[] = NO_PUBLICATIONS;
   outcome: Outcome | undefined;
 
   /** `metadata`: the input's own (run ids, hosts), carried into every event it causes. */
@@ -61,16 +70,36 @@ export class Draft {
     context: ModelContext,
     private readonly metadata?: Readonly<Record<string, string>>,
   ) {
-    this.context = context;
+    this.current = context;
+  }
+
+  get context(): ModelContext {
+    return this.current;
+  }
+
+  /** A context built elsewhere: it may be shared, so the next change copies it again. */
+  set context(context: ModelContext) {
+    this.current = context;
+    this.owned = false;
+  }
+
+  private own(): { -readonly [K in keyof ModelContext]: ModelContext[K] } {
+    if (!this.owned) {
+      this.current = { ...this.current };
+      this.owned = true;
+    }
+    return this.current;
   }
 
   nextId(prefix: string): string {
-    this.context = { ...this.context, seq: this.context.seq + 1 };
-    return `${this.context.modelId}.${prefix}${this.context.seq}`;
+    const own = this.own();
+    own.seq += 1;
+    return `${own.modelId}.${prefix}${own.seq}`;
   }
 
   emit(build: (eventId: string) => OutputEvent): void {
     const event = build(this.nextId('e'));
+    if (this.publish === NO_PUBLICATIONS) this.publish = [];
     this.publish.push(
       this.metadata === undefined
         ? event
@@ -79,7 +108,7 @@ export class Draft {
   }
 
   set(patch: Partial<ModelContext>): void {
-    this.context = { ...this.context, ...patch };
+    Object.assign(this.own(), patch);
   }
 
   answer(outcome: Outcome): void {
@@ -89,13 +118,18 @@ export class Draft {
 
 const seconds = (ms: number): number => ms / 1000;
 
+/** `ids` with `id` appended, the oldest dropped beyond `limit`: one copy (a spread and a slice made two). */
+function appendBounded(ids: readonly string[], id: string, limit: number): string[] {
+  const from = ids.length >= limit ? ids.length - limit + 1 : 0;
+  const next = new Array<string>(ids.length - from + 1);
+  for (let i = from; i < ids.length; i++) next[i - from] = ids[i]!;
+  next[next.length - 1] = id;
+  return next;
+}
+
 function rememberInput(context: ModelContext, inputId: string | undefined): ModelContext {
   if (inputId === undefined) return context;
-  const ids = [...context.recentInputIds, inputId];
-  return {
-    ...context,
-    recentInputIds: ids.length > RECENT_INPUT_LIMIT ? ids.slice(-RECENT_INPUT_LIMIT) : ids,
-  };
+  return { ...context, recentInputIds: appendBounded(context.recentInputIds, inputId, RECENT_INPUT_LIMIT) };
 }
 
 const NO_DEFERRED: readonly DeferredInput[] = Object.freeze([]);
@@ -432,38 +466,32 @@ export function judgeEvaluation(
 ): EvaluationJudgement {
   const quiet = state === 'cooldown' || state === 'rolledBack';
   const admission = admitInput(state, context, event);
-  const verdict = (rule: EvaluationRule, rest: Partial<EvaluationJudgement> = {}): EvaluationJudgement => ({
-    rule,
-    admitted: admission.context,
-    assessment: null,
-    decision: 'watch',
-    heldBecause: null,
-    announced: true,
-    quiet,
-    ...rest,
-  });
-  if (admission.rule !== 'admitted') return verdict(admission.rule);
   const c = admission.context;
-  if (event.version !== undefined && event.version !== c.productionVersion) return verdict('otherVersion');
+  if (admission.rule !== 'admitted') return verdict(admission.rule, c, quiet);
+  if (event.version !== undefined && event.version !== c.productionVersion)
+    return verdict('otherVersion', c, quiet);
   if (
     event.gamesPlayed < policy.detection.minGames &&
     !judgedStatistically(c.modelId, event.outcomes, policy)
   ) {
     // minGames gates the threshold rule's single-window judgement only: in statistical mode every window
     // with game outcomes counts toward the running test, however small.
-    return verdict('tooFewGames');
+    return verdict('tooFewGames', c, quiet);
   }
   const assessment = assess(c, event, policy);
   const { severity } = assessment;
   if (state === 'awaitingApproval') {
     // CRITICAL evidence rolls back now, unless the request was held by a safety brake.
     const critical = severity === 'critical' && c.pending!.heldBecause === 'approval_required';
-    return verdict(critical ? 'criticalWhileAwaitingApproval' : 'evidenceForApproval', {
+    return verdict(
+      critical ? 'criticalWhileAwaitingApproval' : 'evidenceForApproval',
+      c,
+      quiet,
       assessment,
-      decision: critical ? 'rollback' : 'watch',
-    });
+      critical ? 'rollback' : 'watch',
+    );
   }
-  if (severity === null) return verdict('clean', { assessment });
+  if (severity === null) return verdict('clean', c, quiet, assessment);
   const announced = !(quiet && severityRank(severity) <= severityRank(c.announcedSeverity));
   let decision = assessment.decision;
   let heldBecause: HeldBecause | null = decision === 'await_approval' ? 'approval_required' : null;
@@ -477,13 +505,28 @@ export function judgeEvaluation(
     decision = 'await_approval';
     heldBecause = 'rate_limit';
   }
-  const rest = { assessment, decision, heldBecause, announced };
-  if (decision === 'watch') return verdict(announced ? 'watch' : 'repeatWithinCooldown', rest);
-  if (lastKnownGood(c) === null) return verdict('noRollbackTarget', rest);
-  if (heldBecause === 'cooldown') return verdict('heldByCooldown', rest);
-  if (heldBecause === 'rate_limit') return verdict('heldByRateLimit', rest);
-  if (decision === 'await_approval') return verdict('needsApproval', rest);
-  return verdict(severity === 'critical' ? 'critical' : 'rollback', rest);
+  // A regression (rare): the rows below share the assessment and the brakes.
+  const ruled = (rule: EvaluationRule) =>
+    verdict(rule, c, quiet, assessment, decision, heldBecause, announced);
+  if (decision === 'watch') return ruled(announced ? 'watch' : 'repeatWithinCooldown');
+  if (lastKnownGood(c) === null) return ruled('noRollbackTarget');
+  if (heldBecause === 'cooldown') return ruled('heldByCooldown');
+  if (heldBecause === 'rate_limit') return ruled('heldByRateLimit');
+  if (decision === 'await_approval') return ruled('needsApproval');
+  return ruled(severity === 'critical' ? 'critical' : 'rollback');
+}
+
+/** One judgement, built field by field (a closure and a spread per event were on the hot path). */
+function verdict(
+  rule: EvaluationRule,
+  admitted: ModelContext,
+  quiet: boolean,
+  assessment: Assessment | null = null,
+  decision: Decision = 'watch',
+  heldBecause: HeldBecause | null = null,
+  announced = true,
+): EvaluationJudgement {
+  return { rule, admitted, assessment, decision, heldBecause, announced, quiet };
 }
 
 // -------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
  */
 import { setup, type EventObject } from 'xstate';
 import { stepThrough, type MachineStep } from './walk.ts';
-import { pureAction, type Emitted as PureEmitted } from './pure-action.ts';
+import { LastOutcome, pureAction, type Emitted as PureEmitted } from './pure-action.ts';
 import type { OutputEvent } from '../domain/events.ts';
 import type { ModelPolicy } from './model-policy.ts';
 import {
@@ -68,25 +68,28 @@ type Input = Of<'PROMOTED' | 'EVALUATED'>;
 export const MODEL_MACHINE_ID = 'model.v2';
 
 export function createModelMachine(policy: ModelPolicy) {
-  // One judgement per event and state, shared by the guards and the actions of the transition taken.
-  const judgements = new WeakMap<
-    object,
-    { state: ModelStateName; context: ModelContext; j: EvaluationJudgement }
-  >();
+  // One judgement per event and state, shared by the guards and the actions of the transition taken. XState
+  // takes one event to the end (guards, then the actions of the transition chosen) before the next, so the
+  // judgement of the event being taken is the only one kept (a WeakMap entry per event cost the collector).
+  let last: { event: object; state: ModelStateName; context: ModelContext; j: EvaluationJudgement } | null =
+    null;
   const judge = (
     state: ModelStateName,
     context: ModelContext,
     event: Of<'EVALUATED'>,
   ): EvaluationJudgement => {
-    const hit = judgements.get(event);
-    if (hit && hit.state === state && hit.context === context) return hit.j;
+    if (last !== null && last.event === event && last.state === state && last.context === context)
+      return last.j;
     const j = judgeEvaluation(state, context, event, policy);
-    judgements.set(event, { state, context, j });
+    last = { event, state, context, j };
     return j;
   };
   /** The judgement the guards of this transition made (actions run after them, on a changing context). */
-  const judged = (event: Of<'EVALUATED'>): EvaluationJudgement => judgements.get(event)!.j;
-  const outcomes = new WeakMap<object, Outcome>();
+  const judged = (event: Of<'EVALUATED'>): EvaluationJudgement => {
+    if (last === null || last.event !== event) throw new Error(`no judgement of ${event.type} at hand`);
+    return last.j;
+  };
+  const outcomes = new LastOutcome<Outcome>();
 
   const evaluationIs =
     (rule: EvaluationRule) =>

@@ -35,6 +35,7 @@ export function modelPolicyFrom(config: Config): ModelPolicy {
       requireApprovalForSevere: config.approval.requireForSevere,
     }),
     statistical: Object.freeze({ ...config.detection.statistical, eloDrop: config.detection.eloDrop }),
+    // No prototype: a model named "constructor" or "toString" reads no inherited member as its mode.
     modeByModel: Object.freeze(
       lookupTable(
         Object.fromEntries(

@@ -6,6 +6,31 @@ export interface Emitted<TPublish> {
   event: TPublish;
 }
 
+/** Where an action leaves its answer to the event (a WeakMap, or the machine's `LastOutcome`). */
+export interface OutcomeSink<TOutcome> {
+  set(event: object, outcome: TOutcome): unknown;
+}
+
+/**
+ * The answer to the event a machine took last, read back with `outcomeOf(event)` right after `send`: one
+ * slot per machine instead of a WeakMap entry per event (every entry of a WeakMap keyed by short-lived
+ * events is extra work for the garbage collector). XState takes an event to the end before the next one,
+ * and every caller reads the answer right after its `send`; an earlier event reads as unanswered.
+ */
+export class LastOutcome<TOutcome> implements OutcomeSink<TOutcome> {
+  private event: object | null = null;
+  private outcome: TOutcome | undefined;
+
+  set(event: object, outcome: TOutcome): void {
+    this.event = event;
+    this.outcome = outcome;
+  }
+
+  get(event: object): TOutcome | undefined {
+    return event === this.event ? this.outcome : undefined;
+  }
+}
+
 /** One action's work: it changes a draft of the context, adds publications and may answer the caller. */
 export interface ActionDraft<TContext, TPublish, TOutcome> {
   context: TContext;
@@ -19,7 +44,7 @@ export interface ActionDraft<TContext, TPublish, TOutcome> {
  * context the previous one left (XState v5 applies assignments as it goes).
  */
 export function pureAction<TContext, TEvent extends EventObject, TParams, TPublish, TOutcome>(
-  outcomes: WeakMap<object, TOutcome>,
+  outcomes: OutcomeSink<TOutcome>,
   draftOf: (context: TContext, event: TEvent) => ActionDraft<TContext, TPublish, TOutcome>,
   run: (draft: ActionDraft<TContext, TPublish, TOutcome>, event: TEvent, params: TParams) => void,
 ): never {
