@@ -11,7 +11,7 @@
  * Anchors: JSON.parse of every line alone, and raw XState `actor.send` of the same inputs already made
  * into events (the machine alone, one thread, no validation).
  * Options: --inputs N (default 200000), --models M (default 100), --rounds R (default 5), --workers W
- * (default: the available parallelism), --young MB (young generation of each worker, default 64), --dist
+ * (default: the available parallelism), --young MB (young generation of each worker, default 16: DEFAULT_YOUNG_GENERATION_MB), --dist
  * (run the replays from the compiled dist/, as production does; needs `npm run build`). Target: at least
  * 100,000 inputs/s.
  */
@@ -28,13 +28,15 @@ const DIST = process.argv.includes('--dist');
 const from = (module: string) => (DIST ? `../dist/lab/${module}.js` : `../src/lab/${module}.ts`);
 const { jsonLines } = (await import(from('sources'))) as Sources;
 const { replay, whatIf } = (await import(from('replay'))) as Replays;
-const { replayParallel, whatIfParallel, defaultWorkers } = (await import(from('parallel'))) as Parallel;
+const { replayParallel, whatIfParallel, defaultWorkers, DEFAULT_YOUNG_GENERATION_MB } = (await import(
+  from('parallel')
+)) as Parallel;
 
 const INPUTS = option('inputs', 200_000);
 const MODELS = option('models', 100);
 const ROUNDS = option('rounds', 5);
 const WORKERS = option('workers', defaultWorkers());
-const YOUNG = option('young', 64);
+const YOUNG = option('young', DEFAULT_YOUNG_GENERATION_MB);
 const TARGET = 100_000;
 const config = parseConfig({});
 /** The candidate of the what-if: a stricter detection ladder. */
@@ -150,6 +152,16 @@ function rollbacksOf(run: { summary: { models: Array<{ rollbacks: unknown[] }> }
   return run.summary.models.reduce((n, m) => n + m.rollbacks.length, 0);
 }
 
+/** CPU seconds of the whole process (every thread) spent by each replay, beside its rate. */
+const cpu = { one: [] as number[], onePar: [] as number[], two: [] as number[], twoPar: [] as number[] };
+async function timed<T>(into: number[], f: () => T | Promise<T>): Promise<T> {
+  const before = process.cpuUsage();
+  const result = await f();
+  const used = process.cpuUsage(before);
+  into.push((used.user + used.system) / 1e6);
+  return result;
+}
+
 function replayRate(text: string): { rate: number; rollbacks: number } {
   const started = performance.now();
   const run = replay(config, jsonLines(text));
@@ -213,13 +225,13 @@ await whatIfParallelRate(text);
 for (let r = 0; r < ROUNDS; r++) {
   parsed.push(parseOnly(text));
   raw.push(rawSend(list));
-  const a = replayRate(text);
+  const a = await timed(cpu.one, () => replayRate(text));
   one.push(a.rate);
-  const b = await parallelRate(text);
+  const b = await timed(cpu.onePar, () => parallelRate(text));
   onePar.push(b.rate);
-  const c = whatIfRate(text);
+  const c = await timed(cpu.two, () => whatIfRate(text));
   two.push(c.rate);
-  const d = await whatIfParallelRate(text);
+  const d = await timed(cpu.twoPar, () => whatIfParallelRate(text));
   twoPar.push(d.rate);
   Object.assign(rollbacks, { one: a.rollbacks, onePar: b.rollbacks, two: c.rollbacks, twoPar: d.rollbacks });
 }
@@ -232,19 +244,19 @@ console.log(line('anchor: JSON.parse of each line alone:', parsed));
 console.log(line('anchor: raw XState actor.send (one thread, no validation):', raw));
 console.log(
   line('one policy, one thread (replay):', one) +
-    `; ${rollbacks.one} rollbacks; /raw ${(median(one) / median(raw)).toFixed(2)}`,
+    `; ${rollbacks.one} rollbacks; /raw ${(median(one) / median(raw)).toFixed(2)}; CPU ${median(cpu.one).toFixed(2)} s`,
 );
 console.log(
   line(`one policy, ${WORKERS} workers (replayParallel):`, onePar) +
-    `; ${rollbacks.onePar} rollbacks; /raw ${(median(onePar) / median(raw)).toFixed(2)}`,
+    `; ${rollbacks.onePar} rollbacks; /raw ${(median(onePar) / median(raw)).toFixed(2)}; CPU ${median(cpu.onePar).toFixed(2)} s`,
 );
 console.log(
   line('what-if live+candidate, one thread (whatIf):', two) +
-    `; ${rollbacks.two} rollbacks; /raw ${(median(two) / median(raw)).toFixed(2)}`,
+    `; ${rollbacks.two} rollbacks; /raw ${(median(two) / median(raw)).toFixed(2)}; CPU ${median(cpu.two).toFixed(2)} s`,
 );
 console.log(
   line(`what-if, ${WORKERS} workers (warden replay):`, twoPar) +
-    `; ${rollbacks.twoPar} rollbacks; /raw ${(median(twoPar) / median(raw)).toFixed(2)}`,
+    `; ${rollbacks.twoPar} rollbacks; /raw ${(median(twoPar) / median(raw)).toFixed(2)}; CPU ${median(cpu.twoPar).toFixed(2)} s`,
 );
 console.log(
   `  target >= ${fmt(TARGET)} inputs/s: one policy (workers) ${verdict(onePar)}; what-if (workers, warden replay) ${verdict(twoPar)}`,

@@ -127,19 +127,27 @@ export function runShard(task: ShardTask): ShardRun[] {
 }
 
 export interface ParallelOptions {
-  /** Worker threads (default: the available parallelism); 1 replays in this thread. */
+  /**
+   * Threads that replay a shard each (default: the available parallelism): this one and `workers - 1`
+   * worker threads (see `inThisThread`); 1 replays in this thread alone.
+   */
   readonly workers?: number | undefined;
   readonly until?: number | undefined;
   /** Young generation of each worker (MB); a larger one makes the machines' short-lived objects cheaper. */
   readonly youngGenerationMb?: number | undefined;
   /** Below this many lines, the history is replayed in this thread (starting workers costs more). */
   readonly minLines?: number | undefined;
+  /** Run one shard in this thread beside the workers (default true); false: every shard in a worker. */
+  readonly inThisThread?: boolean | undefined;
 }
 
-/** The young generation a worker gets by default (bench:replay measured 16 to 128; see docs/performance.md). */
-export const DEFAULT_YOUNG_GENERATION_MB = 64;
+/**
+ * The young generation a worker gets by default: of 8 to 128 MB, 16 MB cost the least CPU for a what-if
+ * replay on the 2-core development machine (docs/performance.md, bench:replay); larger ones were slower.
+ */
+export const DEFAULT_YOUNG_GENERATION_MB = 16;
 /** Below this many lines a history is replayed in one thread. */
-export const DEFAULT_MIN_LINES = 20_000;
+export const DEFAULT_MIN_LINES = 50_000;
 
 export function defaultWorkers(): number {
   return availableParallelism();
@@ -178,8 +186,15 @@ export async function replayParallel(
   }
   const { entry, eval: evaluate } = workerEntry();
   const young = options.youngGenerationMb ?? DEFAULT_YOUNG_GENERATION_MB;
+  // Shard 0 runs in this thread (it has the modules loaded already), unless it must stay free.
+  const here = options.inThisThread ?? true;
   const started: Worker[] = [];
-  const answers = Array.from({ length: workers }, (_, index) => {
+  const failed = (index: number, what: string) =>
+    new Error(
+      `replay shard ${index + 1} of ${workers} (${index === 0 && here ? 'this thread' : 'a worker thread'}) failed: ${what}`,
+    );
+  const answers = Array.from({ length: here ? workers - 1 : workers }, (_, k) => {
+    const index = here ? k + 1 : k;
     const task: ShardTask = { configs, history, shard: { index, count: workers }, until: options.until };
     const worker = new Worker(entry, {
       eval: evaluate,
@@ -192,29 +207,43 @@ export async function replayParallel(
       worker.once('message', (answer: ShardAnswer) => {
         answered = true;
         if (answer.ok) resolve(answer.runs);
-        else reject(new Error(`replay worker ${index + 1} of ${workers} failed: ${answer.error}`));
+        else reject(failed(index, answer.error));
       });
       worker.once('error', (error) => {
         answered = true;
-        reject(new Error(`replay worker ${index + 1} of ${workers} failed: ${error.message}`));
+        reject(failed(index, error.message));
       });
       worker.once('exit', (code) => {
-        if (!answered) {
-          reject(
-            new Error(`replay worker ${index + 1} of ${workers} exited (code ${code}) without a result`),
-          );
-        }
+        if (!answered) reject(failed(index, `the worker exited (code ${code}) without a result`));
       });
     });
   });
+  const others = Promise.all(answers);
+  // Awaited below; a rejection while this thread runs its own shard is not unhandled meanwhile.
+  others.catch(() => undefined);
   let shards: ShardRun[][];
   try {
-    shards = await Promise.all(answers);
+    const own = here ? [runOwn(configs, history, workers, options.until, failed)] : [];
+    shards = [...own, ...(await others)];
   } catch (error) {
     await Promise.all(started.map((w) => w.terminate()));
     throw error;
   }
   return configs.map((_, i) => mergeShards(shards.map((runs) => runs[i]!)));
+}
+
+function runOwn(
+  configs: Config[],
+  history: HistoryData,
+  count: number,
+  until: number | undefined,
+  failed: (index: number, what: string) => Error,
+): ShardRun[] {
+  try {
+    return runShard({ configs, history, shard: { index: 0, count }, until });
+  } catch (error) {
+    throw failed(0, error instanceof Error ? (error.stack ?? error.message) : String(error));
+  }
 }
 
 /** `whatIf` (src/lab/replay.ts) by several threads: the live and the candidate policies on every shard. */

@@ -238,8 +238,8 @@ describe('parallel replay: worker threads', () => {
     return out.join('\n');
   }
 
-  it('workers give the report one thread gives', async () => {
-    const text = fleet(6000);
+  it('workers give the report one thread gives', { timeout: 60_000 }, async () => {
+    const text = fleet(3000);
     const [live, candidate] = [CONFIGS[0]!, CONFIGS[1]!];
     const expected = whatIf(live, candidate, jsonLines(text), { source: 'fleet' });
     expect(expected.totals.live.rollbacks + expected.totals.candidate.rollbacks).toBeGreaterThan(0);
@@ -251,12 +251,23 @@ describe('parallel replay: worker threads', () => {
       { source: 'fleet', workers: 3, minLines: 0 },
     );
     expect(json(report)).toBe(json(expected));
+    const allInWorkers = await whatIfParallel(
+      live,
+      candidate,
+      { format: 'jsonl', text },
+      { source: 'fleet', workers: 2, minLines: 0, inThisThread: false },
+    );
+    expect(json(allInWorkers)).toBe(json(expected));
   });
 
-  it('a worker that fails fails the replay with its error, and does not hang', async () => {
+  it('a shard that fails fails the replay with its error, and does not hang', async () => {
     const broken = { format: 'sequenced', what: 'journal' } as unknown as HistoryData;
-    await expect(replayParallel([CONFIGS[0]!], broken, { workers: 2, minLines: 0 })).rejects.toThrow(
-      /replay worker \d of 2 failed: .*TypeError/,
+    const options = { workers: 2, minLines: 0, inThisThread: false };
+    await expect(replayParallel([CONFIGS[0]!], broken, options)).rejects.toThrow(
+      /^replay shard \d of 2 \(a worker thread\) failed: TypeError/,
+    );
+    await expect(replayParallel([CONFIGS[0]!], broken, { workers: 3, minLines: 0 })).rejects.toThrow(
+      /^replay shard \d of 3 \((this|a worker) thread\) failed: TypeError/,
     );
   });
 });

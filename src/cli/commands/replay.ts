@@ -45,9 +45,9 @@ function timeOption(name: string, value: string | undefined): number | undefined
  * history (a JSON Lines file, else the embedded input journal or the WARDEN_IN stream of the live
  * configuration), compared. Exit codes: 0 when the gate passes, 7 (EXIT.differs) when the candidate's
  * rollbacks differ as --fail-on says, 2 for bad usage or a bad configuration, 1 when the history cannot be
- * read or a replay worker failed. A history of 20,000 lines or more is replayed by worker threads, each
- * running a shard of the training configs (src/lab/parallel.ts); the report is the one a single thread
- * gives.
+ * read or a replay thread failed. By default, a history of 50,000 lines or more is replayed by as many
+ * threads as the machine has cores (--workers N: by N threads, whatever its size), each running a shard of
+ * the training configs (src/lab/parallel.ts); the report is the one a single thread gives.
  */
 export function registerReplayCommand(program: Command): void {
   program
@@ -77,7 +77,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .option(
       '--workers <n>',
-      'worker threads that replay shards of the history at once (default: the available parallelism; 1: one thread; histories under 20,000 lines always use one)',
+      'threads that replay shards of the history at once (default: as many as cores for a history of 50,000 lines or more, else 1)',
     )
     .action(async (file: string | undefined, options: ReplayOptions) => {
       const { loadConfig } = await import('../../config/load.ts');
@@ -110,6 +110,8 @@ export function registerReplayCommand(program: Command): void {
           failOn: options.failOn,
           until,
           workers,
+          // Starting workers costs more than a short history; an explicit --workers is obeyed.
+          minLines: options.workers === undefined ? undefined : 0,
         });
       } catch (error) {
         process.stderr.write(`warden replay: the replay failed: ${(error as Error).message}\n`);
