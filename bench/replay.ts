@@ -1,25 +1,53 @@
 /**
  * `npm run bench:replay`: recorded inputs per second through the policy lab's replay (src/lab): a JSON
  * Lines history read line by line, every input validated by the service's schemas, the real model and
- * training machines, timers on the virtual clock and the simulated registry. Beside it, in the same run and
- * alternating with it, two anchors over the same history: JSON.parse of every line alone, and raw XState
- * `actor.send` of the same inputs already made into events (the machine alone, no validation).
- * Options: --inputs N (default 200000), --models M (default 100), --rounds R (default 5). Target: the
- * replay's median at least 100,000 inputs/s.
+ * training machines, timers on the virtual clock and the simulated registry. Four replays, each beside the
+ * same anchors measured in the same run, alternating rounds:
+ * - one policy, one thread (`replay`);
+ * - one policy, worker threads (`replayParallel`, sharded by training config);
+ * - what-if, one thread (`whatIf`: the live and a candidate policy over every input);
+ * - what-if, worker threads (`whatIfParallel`): what `warden replay --config` does.
+ * Every rate is inputs of the history per second (a what-if replays each input twice, once per policy).
+ * Anchors: JSON.parse of every line alone, and raw XState `actor.send` of the same inputs already made
+ * into events (the machine alone, one thread, no validation).
+ * Options: --inputs N (default 200000), --models M (default 100), --rounds R (default 5), --workers W
+ * (default: the available parallelism), --young MB (young generation of each worker, default 16: DEFAULT_YOUNG_GENERATION_MB), --dist
+ * (run the replays from the compiled dist/, as production does; needs `npm run build`). Target: at least
+ * 100,000 inputs/s.
  */
 import { createActor } from 'xstate';
 import { parseConfig } from '../src/config/load.ts';
 import { createModelMachine } from '../src/machines/model-machine.ts';
 import { modelPolicyFrom } from '../src/machines/model-policy.ts';
-import { jsonLines } from '../src/lab/sources.ts';
-import { replay } from '../src/lab/replay.ts';
 import { option } from './options.ts';
+
+type Sources = typeof import('../src/lab/sources.ts');
+type Replays = typeof import('../src/lab/replay.ts');
+type Parallel = typeof import('../src/lab/parallel.ts');
+const DIST = process.argv.includes('--dist');
+const from = (module: string) => (DIST ? `../dist/lab/${module}.js` : `../src/lab/${module}.ts`);
+const { jsonLines } = (await import(from('sources'))) as Sources;
+const { replay, whatIf } = (await import(from('replay'))) as Replays;
+const { replayParallel, whatIfParallel, defaultWorkers, DEFAULT_YOUNG_GENERATION_MB } = (await import(
+  from('parallel')
+)) as Parallel;
 
 const INPUTS = option('inputs', 200_000);
 const MODELS = option('models', 100);
 const ROUNDS = option('rounds', 5);
+const WORKERS = option('workers', defaultWorkers());
+const YOUNG = option('young', DEFAULT_YOUNG_GENERATION_MB);
 const TARGET = 100_000;
 const config = parseConfig({});
+/** The candidate of the what-if: a stricter detection ladder. */
+const candidate = parseConfig({
+  detection: {
+    mode: 'threshold',
+    eloDrop: { minor: 10, moderate: 25, severe: 50, critical: 75 },
+    escalateAt: 2,
+    forceActionAt: 2,
+  },
+});
 const START = Date.UTC(2026, 0, 1) / 1000;
 
 /**
@@ -118,48 +146,118 @@ function rawSend(list: Array<{ model: number; event: Event }>): number {
   return rate;
 }
 
-function replayRate(text: string): { rate: number; rollbacks: number; issues: number } {
-  const started = performance.now();
-  const run = replay(config, jsonLines(text));
-  const rate = run.lines / ((performance.now() - started) / 1000);
-  return {
-    rate,
-    rollbacks: run.summary.models.reduce((n, m) => n + m.rollbacks.length, 0),
-    issues: run.issues.length,
-  };
+const lines = (text: string) => text.split('\n').length;
+
+function rollbacksOf(run: { summary: { models: Array<{ rollbacks: unknown[] }> } }): number {
+  return run.summary.models.reduce((n, m) => n + m.rollbacks.length, 0);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+/** CPU seconds of the whole process (every thread) spent by each replay, beside its rate. */
+const cpu = { one: [] as number[], onePar: [] as number[], two: [] as number[], twoPar: [] as number[] };
+async function timed<T>(into: number[], f: () => T | Promise<T>): Promise<T> {
+  const before = process.cpuUsage();
+  const result = await f();
+  const used = process.cpuUsage(before);
+  into.push((used.user + used.system) / 1e6);
+  return result;
+}
+
+function replayRate(text: string): { rate: number; rollbacks: number } {
+  const started = performance.now();
+  const run = replay(config, jsonLines(text));
+  return { rate: run.lines / ((performance.now() - started) / 1000), rollbacks: rollbacksOf(run) };
+}
+
+async function parallelRate(text: string): Promise<{ rate: number; rollbacks: number }> {
+  const started = performance.now();
+  const [run] = await replayParallel(
+    [config],
+    { format: 'jsonl', text },
+    { workers: WORKERS, youngGenerationMb: YOUNG },
+  );
+  return { rate: run!.lines / ((performance.now() - started) / 1000), rollbacks: rollbacksOf(run!) };
+}
+
+function whatIfRate(text: string): { rate: number; rollbacks: number } {
+  const started = performance.now();
+  const report = whatIf(config, candidate, jsonLines(text), { source: 'bench' });
+  const rate = report.history.inputs / ((performance.now() - started) / 1000);
+  return { rate, rollbacks: report.totals.live.rollbacks + report.totals.candidate.rollbacks };
+}
+
+async function whatIfParallelRate(text: string): Promise<{ rate: number; rollbacks: number }> {
+  const started = performance.now();
+  const report = await whatIfParallel(
+    config,
+    candidate,
+    { format: 'jsonl', text },
+    { source: 'bench', workers: WORKERS, youngGenerationMb: YOUNG },
+  );
+  const rate = report.history.inputs / ((performance.now() - started) / 1000);
+  return { rate, rollbacks: report.totals.live.rollbacks + report.totals.candidate.rollbacks };
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 const line = (label: string, xs: number[]) =>
-  `  ${label}${fmt(median(xs))} inputs/s (median; min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})`;
+  `  ${label.padEnd(58)}${fmt(median(xs)).padStart(9)} inputs/s (median; min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})`;
 
 const text = history();
 const list = events(text);
 const parsed: number[] = [];
 const raw: number[] = [];
-const replayed: number[] = [];
-let detail = { rollbacks: 0, issues: 0 };
+const one: number[] = [];
+const onePar: number[] = [];
+const two: number[] = [];
+const twoPar: number[] = [];
+const rollbacks = { one: 0, onePar: 0, two: 0, twoPar: 0 };
 // One warm-up of each, then alternating rounds.
 parseOnly(text);
 rawSend(list);
 replayRate(text);
+await parallelRate(text);
+whatIfRate(text);
+await whatIfParallelRate(text);
 for (let r = 0; r < ROUNDS; r++) {
   parsed.push(parseOnly(text));
   raw.push(rawSend(list));
-  const run = replayRate(text);
-  replayed.push(run.rate);
-  detail = run;
+  const a = await timed(cpu.one, () => replayRate(text));
+  one.push(a.rate);
+  const b = await timed(cpu.onePar, () => parallelRate(text));
+  onePar.push(b.rate);
+  const c = await timed(cpu.two, () => whatIfRate(text));
+  two.push(c.rate);
+  const d = await timed(cpu.twoPar, () => whatIfParallelRate(text));
+  twoPar.push(d.rate);
+  Object.assign(rollbacks, { one: a.rollbacks, onePar: b.rollbacks, two: c.rollbacks, twoPar: d.rollbacks });
 }
+const verdict = (xs: number[]) => (median(xs) >= TARGET ? 'met' : 'NOT met');
 console.log(
-  `bench:replay: ${fmt(INPUTS)} recorded inputs over ${MODELS} models (JSON Lines), ${ROUNDS} alternating rounds, Node ${process.version}`,
+  `bench:replay: ${fmt(lines(text))} recorded inputs over ${MODELS} models (JSON Lines), ${ROUNDS} alternating rounds, ` +
+    `${WORKERS} workers (young generation ${YOUNG} MB), ${DIST ? 'compiled dist/' : 'TypeScript sources (tsx)'}, Node ${process.version}`,
 );
-console.log(line('anchor: JSON.parse of each line alone:          ', parsed));
-console.log(line('anchor: raw XState actor.send (no validation):  ', raw));
+console.log(line('anchor: JSON.parse of each line alone:', parsed));
+console.log(line('anchor: raw XState actor.send (one thread, no validation):', raw));
 console.log(
-  line('replay: parse, validate, machines, timers, effects: ', replayed) +
-    `; ${detail.rollbacks} rollbacks, ${detail.issues} issues`,
+  line('one policy, one thread (replay):', one) +
+    `; ${rollbacks.one} rollbacks; /raw ${(median(one) / median(raw)).toFixed(2)}; CPU ${median(cpu.one).toFixed(2)} s`,
 );
 console.log(
-  `  replay/raw actor.send: ${(median(replayed) / median(raw)).toFixed(2)}; target >= ${fmt(TARGET)} inputs/s: ${median(replayed) >= TARGET ? 'met' : 'NOT met'}`,
+  line(`one policy, ${WORKERS} workers (replayParallel):`, onePar) +
+    `; ${rollbacks.onePar} rollbacks; /raw ${(median(onePar) / median(raw)).toFixed(2)}; CPU ${median(cpu.onePar).toFixed(2)} s`,
+);
+console.log(
+  line('what-if live+candidate, one thread (whatIf):', two) +
+    `; ${rollbacks.two} rollbacks; /raw ${(median(two) / median(raw)).toFixed(2)}; CPU ${median(cpu.two).toFixed(2)} s`,
+);
+console.log(
+  line(`what-if, ${WORKERS} workers (warden replay):`, twoPar) +
+    `; ${rollbacks.twoPar} rollbacks; /raw ${(median(twoPar) / median(raw)).toFixed(2)}; CPU ${median(cpu.twoPar).toFixed(2)} s`,
+);
+console.log(
+  `  target >= ${fmt(TARGET)} inputs/s: one policy (workers) ${verdict(onePar)}; what-if (workers, warden replay) ${verdict(twoPar)}`,
 );

@@ -19,9 +19,9 @@ import type { TrainingEvent, TrainingStateName } from '../machines/training-type
 import type { OutputEvent } from '../domain/events.ts';
 import type { Severity } from '../policy/severity.ts';
 import { evaluationEvent, promotionEvent } from '../domain/input-events.ts';
+import { lookupTable, resolveModelRef } from '../domain/model-ref.ts';
 import { ValidationError, WardenError } from '../domain/errors.ts';
 import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
-import { lookupTable } from '../domain/model-ref.ts';
 
 /** One recorded input: its kind, the time its model saw it (ms), its payload and where it came from. */
 export interface RecordedInput {
@@ -102,6 +102,29 @@ export interface EngineSummary {
   readonly models: ModelDecisions[];
   /** Per training config: hours paused between the first input and `until`. */
   readonly pausedHours: Record<string, number>;
+}
+
+/**
+ * One shard of a parallel replay (src/lab/parallel.ts): of `count` engines fed the same whole history,
+ * this one runs the machines of the training configs whose key hashes to `index` (a config's models and its
+ * training actor are the only machines that act on one another), and reports the problems of lines that
+ * belong to no model (bad kind, bad timestamp, failed validation, unknown model) only when `index` is 0.
+ * Every shard still keeps the whole history's clock and its set of known models, so each answers exactly as
+ * the sequential engine would for the models it runs.
+ */
+export interface EngineShard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** The shard a training config's key belongs to, of `count` (FNV-1a: stable across processes). */
+export function shardOf(configKey: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < configKey.length; i++) {
+    hash ^= configKey.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % count;
 }
 
 type TimerType = 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED';
@@ -209,12 +232,18 @@ export class PolicyEngine {
   private inputs = 0;
   private applied = 0;
   private readonly queue: Work[] = [];
-  private readonly known = (id: string): boolean => this.modelHosts.has(id);
+  /** Every model of the history so far and its config key (all of them, in a shard too). */
+  private readonly modelKeys = new Map<string, string>();
+  private readonly known = (id: string): boolean => this.modelKeys.has(id);
+  /** This engine's shard (index, count), or null: it runs every model. */
+  private readonly shard: EngineShard | null;
 
   constructor(
     private readonly config: Config,
     private readonly onDecision: DecisionListener = () => undefined,
+    shard: EngineShard | null = null,
   ) {
+    this.shard = shard !== null && shard.count > 1 ? shard : null;
     this.policy = modelPolicyFrom(config);
     this.modelMachine = createModelMachine(this.policy);
     this.trainingMachine = createTrainingMachine({
@@ -245,7 +274,10 @@ export class PolicyEngine {
   feed(input: RecordedInput): ReplayIssue | null {
     this.inputs++;
     const { kind, line } = input;
+    // Problems of lines that belong to no model are reported by one shard only (the first).
+    const global = this.shard === null || this.shard.index === 0;
     if (kind !== 'promotion' && kind !== 'evaluation') {
+      if (!global) return null;
       return {
         line,
         level: 'skipped',
@@ -254,27 +286,39 @@ export class PolicyEngine {
     }
     let at = input.at;
     if (!Number.isFinite(at)) {
+      if (!global) return null;
       return { line, level: 'skipped', problem: `timestamp: expected a time, received ${describe(at)}` };
     }
-    let issue: ReplayIssue | null = null;
-    if (at < this.now) {
-      issue = {
-        line,
-        level: 'warning',
-        problem: `timestamp: expected a time at or after the previous input's (${new Date(this.now).toISOString()}), received ${new Date(at).toISOString()}; applied at the previous input's time`,
-      };
-      at = this.now;
-    }
+    const clamped = at < this.now;
+    const previous = this.now;
+    if (clamped) at = this.now;
     this.advance(at);
     this.first ??= at;
+    let mine = global;
     try {
       if (kind === 'promotion') {
         const p = promotionEvent(input.payload, at, this.known, this.config.models);
+        const configKey = this.modelKeys.get(p.modelId) ?? p.configKey;
+        if (this.shard !== null) {
+          mine = shardOf(configKey, this.shard.count) === this.shard.index;
+          if (!mine) {
+            // Another shard runs this model: only its existence matters here (model references).
+            if (!this.modelKeys.has(p.modelId)) this.modelKeys.set(p.modelId, configKey);
+            return null;
+          }
+        }
         let host = this.modelHosts.get(p.modelId);
         if (!host) host = this.createModel(p.modelId, p.configKey);
         host.decisions.inputs++;
         this.run({ host, event: p.event });
       } else {
+        if (this.shard !== null) {
+          // Which model this evaluation is for, read as evaluationEvent reads it, without validating it:
+          // a known model's shard validates and runs it; anything else is the first shard's to report.
+          const owner = this.ownerOf(input.payload);
+          mine = owner === null ? global : owner === this.shard.index;
+          if (!mine) return null;
+        }
         const e = evaluationEvent(input.payload, at, this.known);
         const host = this.modelHosts.get(e.modelId);
         if (!host) {
@@ -288,6 +332,7 @@ export class PolicyEngine {
         this.run({ host, event: e.event });
       }
     } catch (error) {
+      if (!mine) return null;
       if (error instanceof ValidationError) {
         return { line, level: 'skipped', problem: (error.issues ?? [error.message]).join('; ') };
       }
@@ -295,7 +340,21 @@ export class PolicyEngine {
       return { line, level: 'skipped', problem: `could not be applied: ${message}` };
     }
     this.applied++;
-    return issue;
+    if (!clamped) return null;
+    return {
+      line,
+      level: 'warning',
+      problem: `timestamp: expected a time at or after the previous input's (${new Date(previous).toISOString()}), received ${new Date(input.at).toISOString()}; applied at the previous input's time`,
+    };
+  }
+
+  /** The shard of the known model an evaluation payload names, or null (not a known model, or unreadable). */
+  private ownerOf(payload: unknown): number | null {
+    if (typeof payload !== 'object' || payload === null) return null;
+    const { model_id: ref, version } = payload as { model_id?: unknown; version?: unknown };
+    if (typeof ref !== 'string' || (version !== undefined && typeof version !== 'string')) return null;
+    const configKey = this.modelKeys.get(resolveModelRef(ref, version, this.known).modelId);
+    return configKey === undefined ? null : shardOf(configKey, this.shard!.count);
   }
 
   /** Fires every timer due at or before `to`, in deadline order, and moves the clock there. */
@@ -320,8 +379,12 @@ export class PolicyEngine {
 
   /** Each model's decisions and each config's paused hours, up to `until` (default: the clock). */
   summary(until = this.now): EngineSummary {
+    // By config key, so that shards merge into the same object (and the same sums) as one engine.
     const pausedHours: Record<string, number> = lookupTable({});
-    for (const t of this.trainingHosts.values()) {
+    const trainings = [...this.trainingHosts.values()].sort((a, b) =>
+      a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+    );
+    for (const t of trainings) {
       const open = t.pausedSince !== null && until > t.pausedSince ? until - t.pausedSince : 0;
       pausedHours[t.key] = (t.pausedMs + open) / 3_600_000;
     }
@@ -395,6 +458,7 @@ export class PolicyEngine {
     };
     this.listen(host);
     this.modelHosts.set(modelId, host);
+    if (!this.modelKeys.has(modelId)) this.modelKeys.set(modelId, configKey);
     return host;
   }
 

@@ -9,8 +9,15 @@
  * not inputs and are not replayed: a pending approval runs to its deadline in both replays.
  */
 import type { Config } from '../config/schema.ts';
-import { PolicyEngine, type Decision, type EngineSummary, type ReplayIssue } from './engine.ts';
+import {
+  PolicyEngine,
+  type Decision,
+  type EngineShard,
+  type EngineSummary,
+  type ReplayIssue,
+} from './engine.ts';
 import { isProblem, type SourceItem } from './sources.ts';
+import { lookupTable } from '../domain/model-ref.ts';
 
 export interface PolicyRun {
   readonly summary: EngineSummary;
@@ -24,37 +31,87 @@ export interface ReplayOptions {
   readonly until?: number | undefined;
   /** Hears every decision as it is made. */
   readonly onDecision?: ((decision: Decision) => void) | undefined;
+  /** Run one shard of the history's models (a parallel replay, src/lab/parallel.ts); default: all. */
+  readonly shard?: EngineShard | undefined;
+}
+
+/** One shard's run, with the position in the history (the item's ordinal) of each of its issues. */
+export interface ShardRun extends PolicyRun {
+  readonly order: number[];
 }
 
 /** One configuration over a history, fed item by item. Bad lines are collected, never thrown. */
 export class Replayer {
   private readonly engine: PolicyEngine;
   private readonly issues: ReplayIssue[] = [];
+  private readonly order: number[] = [];
+  private readonly reportsSource: boolean;
   private lines = 0;
+  private items = 0;
 
   constructor(
     config: Config,
     private readonly options: ReplayOptions = {},
   ) {
-    this.engine = new PolicyEngine(config, options.onDecision);
+    this.engine = new PolicyEngine(config, options.onDecision, options.shard ?? null);
+    this.reportsSource = (options.shard?.index ?? 0) === 0;
   }
 
   feed(item: SourceItem): void {
+    const n = this.items++;
     if (isProblem(item)) {
       const level = item.level ?? 'skipped';
       if (level === 'skipped') this.lines++;
-      this.issues.push({ line: item.line, level, problem: item.problem });
+      if (this.reportsSource) {
+        this.issues.push({ line: item.line, level, problem: item.problem });
+        this.order.push(n);
+      }
       return;
     }
     this.lines++;
     const issue = this.engine.feed(item);
-    if (issue) this.issues.push(issue);
+    if (issue) {
+      this.issues.push(issue);
+      this.order.push(n);
+    }
   }
 
   finish(): PolicyRun {
     if (this.options.until !== undefined) this.engine.advance(this.options.until);
     return { summary: this.engine.summary(), issues: this.issues, lines: this.lines };
   }
+
+  finishShard(): ShardRun {
+    return { ...this.finish(), order: this.order };
+  }
+}
+
+/**
+ * The shards of one policy's parallel replay as the one run a sequential replay gives: every shard read
+ * the whole history (the same clock, counts of lines and inputs), each ran its own models and configs.
+ */
+export function mergeShards(shards: readonly ShardRun[]): PolicyRun {
+  const first = shards[0];
+  if (!first) throw new Error('mergeShards: no shard');
+  const byId = (a: { modelId: string }, b: { modelId: string }) =>
+    a.modelId < b.modelId ? -1 : a.modelId > b.modelId ? 1 : 0;
+  const models = shards.flatMap((s) => s.summary.models).sort(byId);
+  const paused = shards.flatMap((s) => Object.entries(s.summary.pausedHours));
+  paused.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const tagged = shards.flatMap((s) => s.issues.map((issue, i) => ({ issue, order: s.order[i]! })));
+  tagged.sort((a, b) => a.order - b.order);
+  return {
+    summary: {
+      from: first.summary.from,
+      until: first.summary.until,
+      inputs: first.summary.inputs,
+      applied: shards.reduce((n, s) => n + s.summary.applied, 0),
+      models,
+      pausedHours: lookupTable(Object.fromEntries(paused)),
+    },
+    issues: tagged.map((t) => t.issue),
+    lines: first.lines,
+  };
 }
 
 export function replay(config: Config, items: Iterable<SourceItem>, options: ReplayOptions = {}): PolicyRun {

@@ -7,7 +7,15 @@ import { parseConfig } from '../../src/config/load.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { createWarden } from '../../src/warden.ts';
 import { makeDataDir } from '../support/test-warden.ts';
-import { LIVE, LOOSER, STRICTER, evaluation, knownVersions, toJsonLines } from '../lab/support.ts';
+import {
+  LIVE,
+  LOOSER,
+  STRICTER,
+  evaluation,
+  interleaved,
+  knownVersions,
+  toJsonLines,
+} from '../lab/support.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -123,4 +131,30 @@ describe('cli: warden replay', () => {
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('cannot read the history');
   });
+
+  it(
+    '--workers 3: the history replayed by three threads gives the report one thread gives',
+    { timeout: 60_000 },
+    () => {
+      writeFileSync(file('two.jsonl'), `${toJsonLines(interleaved())}\n`);
+      const args = [
+        file('two.jsonl'),
+        '--live',
+        file('live.json'),
+        '--config',
+        file('stricter.json'),
+        '--json',
+      ];
+      const one = warden(...args, '--workers', '1');
+      const three = warden(...args, '--workers', '3');
+      expect(three.stderr).toBe('');
+      expect(one.status).toBe(7);
+      expect(three.status).toBe(7);
+      expect(JSON.parse(one.stdout).totals.rollbacks_added).toBeGreaterThan(0);
+      expect(three.stdout).toBe(one.stdout);
+      const badWorkers = warden(...args, '--workers', '0');
+      expect(badWorkers.status).toBe(2);
+      expect(badWorkers.stderr).toContain('--workers: expected a whole number from 1 to 256, received "0"');
+    },
+  );
 });

@@ -5,7 +5,7 @@ import { EXIT, CommandFailed } from '../exit-codes.ts';
 import { UsageError } from '../sprt.ts';
 import type { Config } from '../../config/schema.ts';
 import type { FailOn } from '../../lab/replay.ts';
-import type { SourceItem } from '../../lab/sources.ts';
+import type { HistoryData } from '../../lab/parallel.ts';
 
 interface ReplayOptions {
   config: string;
@@ -14,6 +14,17 @@ interface ReplayOptions {
   until?: string;
   failOn: FailOn;
   json?: boolean;
+  workers?: string;
+}
+
+/** `--workers`: a whole number from 1 (1: one thread). */
+function workersOption(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new UsageError([`--workers: expected a whole number from 1 to 256, received "${value}"`]);
+  }
+  return n;
 }
 
 /** A time option: epoch seconds, an ISO 8601 date-time, or `now`. */
@@ -34,7 +45,9 @@ function timeOption(name: string, value: string | undefined): number | undefined
  * history (a JSON Lines file, else the embedded input journal or the WARDEN_IN stream of the live
  * configuration), compared. Exit codes: 0 when the gate passes, 7 (EXIT.differs) when the candidate's
  * rollbacks differ as --fail-on says, 2 for bad usage or a bad configuration, 1 when the history cannot be
- * read.
+ * read or a replay thread failed. By default, a history of 50,000 lines or more is replayed by as many
+ * threads as the machine has cores (--workers N: by N threads, whatever its size), each running a shard of
+ * the training configs (src/lab/parallel.ts); the report is the one a single thread gives.
  */
 export function registerReplayCommand(program: Command): void {
   program
@@ -62,13 +75,18 @@ export function registerReplayCommand(program: Command): void {
         .default('any'),
     )
     .option('--json', 'print the report as JSON')
+    .option(
+      '--workers <n>',
+      'threads that replay shards of the history at once (default: as many as cores for a history of 50,000 lines or more, else 1)',
+    )
     .action(async (file: string | undefined, options: ReplayOptions) => {
       const { loadConfig } = await import('../../config/load.ts');
       const { readCandidate } = await import('../../lab/candidate.ts');
-      const { whatIf } = await import('../../lab/replay.ts');
+      const { whatIfParallel, defaultWorkers } = await import('../../lab/parallel.ts');
       const { formatReport } = await import('../../lab/format.ts');
       const from = timeOption('from', options.from);
       const until = timeOption('until', options.until);
+      const workers = workersOption(options.workers, defaultWorkers());
       let live: Config;
       let candidate: Config;
       try {
@@ -77,50 +95,56 @@ export function registerReplayCommand(program: Command): void {
       } catch (error) {
         throw new UsageError([(error as Error).message]);
       }
-      let items: Iterable<SourceItem>;
+      let data: HistoryData;
       let source: string;
       try {
-        ({ items, source } = await history(file, live, from));
+        ({ data, source } = await history(file, live, from));
       } catch (error) {
         process.stderr.write(`warden replay: cannot read the history: ${(error as Error).message}\n`);
         throw new CommandFailed(EXIT.failed, 'cannot read the history');
       }
-      const report = whatIf(live, candidate, items, { source, failOn: options.failOn, until });
+      let report;
+      try {
+        report = await whatIfParallel(live, candidate, data, {
+          source,
+          failOn: options.failOn,
+          until,
+          workers,
+          // Starting workers costs more than a short history; an explicit --workers is obeyed.
+          minLines: options.workers === undefined ? undefined : 0,
+        });
+      } catch (error) {
+        process.stderr.write(`warden replay: the replay failed: ${(error as Error).message}\n`);
+        throw new CommandFailed(EXIT.failed, 'the replay failed');
+      }
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       if (report.verdict.failed) throw new CommandFailed(EXIT.differs, report.verdict.reason);
     });
 }
 
+/** The whole history, read once, in the form the replay's workers receive it. */
 async function history(
   file: string | undefined,
   live: Config,
   from: number | undefined,
-): Promise<{ items: Iterable<SourceItem>; source: string }> {
-  const { jsonLines, sequenced } = await import('../../lab/sources.ts');
+): Promise<{ data: HistoryData; source: string }> {
+  const { sequencedData } = await import('../../lab/parallel.ts');
   if (file !== undefined) {
     const text = readFileSync(file === '-' ? 0 : file, 'utf8');
-    const all = jsonLines(text);
-    return { items: from === undefined ? all : fromTime(all, from), source: file === '-' ? 'stdin' : file };
+    return { data: { format: 'jsonl', text, from }, source: file === '-' ? 'stdin' : file };
   }
   if (live.nats.url) {
     const { readInputStream } = await import('../../lab/nats-source.ts');
     const { entries, stream } = await readInputStream(live, { from });
-    return { items: [...sequenced(entries, 'stream')], source: `NATS stream ${stream}` };
+    return { data: sequencedData(entries, 'stream'), source: `NATS stream ${stream}` };
   }
   const { InputJournal } = await import('../../embedded/input-journal.ts');
   const path = join(live.dataDir, 'warden.db');
   const journal = InputJournal.openToRead(path);
   if (!journal) throw new Error(`${path} has no input journal (is journal.enabled off?)`);
-  function* entries(): Generator<SourceItem> {
-    try {
-      yield* sequenced(journal!.entries(from ?? 0), 'journal');
-    } finally {
-      journal!.close();
-    }
+  try {
+    return { data: sequencedData(journal.entries(from ?? 0), 'journal'), source: `input journal in ${path}` };
+  } finally {
+    journal.close();
   }
-  return { items: entries(), source: `input journal in ${path}` };
-}
-
-function* fromTime(items: Iterable<SourceItem>, from: number): Generator<SourceItem> {
-  for (const item of items) if (!('at' in item) || item.at >= from) yield item;
 }

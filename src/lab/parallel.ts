@@ -1,0 +1,258 @@
+/**
+ * Parallel replay for `warden replay`: the history is replayed by several worker threads at once, each
+ * running the machines of one shard of the training configs (src/lab/engine.ts, EngineShard), and the
+ * shards' runs merged into exactly the run one thread gives (test/lab/parallel.test.ts checks it on random
+ * histories). A config's models and its training actor only act on one another, so a shard is a set of
+ * config keys; every worker still reads the whole history (JSON.parse is cheap beside the machines) to keep
+ * the same clock, counts and known models as a sequential replay.
+ *
+ * The history goes to each worker once, as one string (and for the journal or the stream, a few typed
+ * arrays), never message by message. The service's HTTP replay job does not use this: it stays in the
+ * service's thread, in slices (src/lab/jobs.ts), so that a replay never takes every core from the live
+ * service.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Config } from '../config/schema.ts';
+import {
+  compareRuns,
+  mergeShards,
+  Replayer,
+  type ComparisonReport,
+  type FailOn,
+  type PolicyRun,
+  type ShardRun,
+} from './replay.ts';
+import { jsonLines, sequenced, type SourceItem } from './sources.ts';
+import type { EngineShard } from './engine.ts';
+
+/** A whole history, in the form workers receive it. */
+export type HistoryData =
+  | {
+      readonly format: 'jsonl';
+      /** JSON Lines text. */
+      readonly text: string;
+      /** Inputs before this time (ms) are left out. */
+      readonly from?: number | undefined;
+    }
+  | {
+      /** Numbered entries of the journal or the stream (see `sequenced`), column by column. */
+      readonly format: 'sequenced';
+      readonly what: string;
+      readonly seq: Float64Array;
+      readonly at: Float64Array;
+      readonly kinds: string[];
+      /** Every payload, one after the other; payload i ends at `ends[i]`. */
+      readonly payloads: string;
+      readonly ends: Uint32Array;
+    };
+
+/** Numbered entries (journal, stream) as a HistoryData, read once. */
+export function sequencedData(
+  entries: Iterable<{ seq: number; at: number; kind: string; payload: string }>,
+  what: string,
+): HistoryData {
+  const seq: number[] = [];
+  const at: number[] = [];
+  const kinds: string[] = [];
+  const payloads: string[] = [];
+  const ends: number[] = [];
+  let end = 0;
+  for (const entry of entries) {
+    seq.push(entry.seq);
+    at.push(entry.at);
+    kinds.push(entry.kind);
+    payloads.push(entry.payload);
+    end += entry.payload.length;
+    ends.push(end);
+  }
+  return {
+    format: 'sequenced',
+    what,
+    seq: Float64Array.from(seq),
+    at: Float64Array.from(at),
+    kinds,
+    payloads: payloads.join(''),
+    ends: Uint32Array.from(ends),
+  };
+}
+
+/** The items of a HistoryData, in order, as the sequential sources give them. */
+export function historyItems(data: HistoryData): Iterable<SourceItem> {
+  if (data.format === 'jsonl') {
+    const all = jsonLines(data.text);
+    return data.from === undefined ? all : fromTime(all, data.from);
+  }
+  function* entries(d: Extract<HistoryData, { format: 'sequenced' }>) {
+    let start = 0;
+    for (let i = 0; i < d.seq.length; i++) {
+      const end = d.ends[i]!;
+      yield { seq: d.seq[i]!, at: d.at[i]!, kind: d.kinds[i]!, payload: d.payloads.slice(start, end) };
+      start = end;
+    }
+  }
+  return sequenced(entries(data), data.what);
+}
+
+function* fromTime(items: Iterable<SourceItem>, from: number): Generator<SourceItem> {
+  for (const item of items) if (!('at' in item) || item.at >= from) yield item;
+}
+
+/** How many lines (inputs) a history holds, about: what decides whether workers are worth starting. */
+export function historySize(data: HistoryData): number {
+  if (data.format === 'sequenced') return data.seq.length;
+  let n = 0;
+  for (let i = data.text.indexOf('\n'); i >= 0; i = data.text.indexOf('\n', i + 1)) n++;
+  return n + 1;
+}
+
+/** What a worker is asked: the policies to run over the history, on its shard. */
+export interface ShardTask {
+  readonly configs: Config[];
+  readonly history: HistoryData;
+  readonly shard: EngineShard;
+  readonly until: number | undefined;
+}
+
+export type ShardAnswer =
+  { readonly ok: true; readonly runs: ShardRun[] } | { readonly ok: false; readonly error: string };
+
+/** One shard of every policy over the history, side by side in one pass (what a worker does). */
+export function runShard(task: ShardTask): ShardRun[] {
+  const replayers = task.configs.map((c) => new Replayer(c, { until: task.until, shard: task.shard }));
+  for (const item of historyItems(task.history)) {
+    for (const r of replayers) r.feed(item);
+  }
+  return replayers.map((r) => r.finishShard());
+}
+
+export interface ParallelOptions {
+  /**
+   * Threads that replay a shard each (default: the available parallelism): this one and `workers - 1`
+   * worker threads (see `inThisThread`); 1 replays in this thread alone.
+   */
+  readonly workers?: number | undefined;
+  readonly until?: number | undefined;
+  /** Young generation of each worker (MB); a larger one makes the machines' short-lived objects cheaper. */
+  readonly youngGenerationMb?: number | undefined;
+  /** Below this many lines, the history is replayed in this thread (starting workers costs more). */
+  readonly minLines?: number | undefined;
+  /** Run one shard in this thread beside the workers (default true); false: every shard in a worker. */
+  readonly inThisThread?: boolean | undefined;
+}
+
+/**
+ * The young generation a worker gets by default: of 8 to 128 MB, 16 MB cost the least CPU for a what-if
+ * replay on the 2-core development machine (docs/performance.md, bench:replay); larger ones were slower.
+ */
+export const DEFAULT_YOUNG_GENERATION_MB = 16;
+/** Below this many lines a history is replayed in one thread. */
+export const DEFAULT_MIN_LINES = 50_000;
+
+export function defaultWorkers(): number {
+  return availableParallelism();
+}
+
+/**
+ * The worker: the compiled .js next to this file (dist/, what the `warden` binary and the image run), or,
+ * from the TypeScript sources (tsx, vitest), a small script that registers tsx in the worker first (tsx's
+ * `--import` hooks do not reach worker threads on Node 20) and then loads the .ts module.
+ */
+function workerEntry(): { entry: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts'))
+    return { entry: new URL('./replay-worker.js', import.meta.url), eval: false };
+  const target = new URL('./replay-worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return {
+    entry: `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(target)}); });`,
+    eval: true,
+  };
+}
+
+/**
+ * Every policy in `configs` over the history, by `workers` threads, merged per policy: the runs are exactly
+ * those of `replay` in one thread. A worker that fails fails the whole replay with its error (the others
+ * are stopped), never a partial result.
+ */
+export async function replayParallel(
+  configs: Config[],
+  history: HistoryData,
+  options: ParallelOptions = {},
+): Promise<PolicyRun[]> {
+  const workers = Math.max(1, Math.floor(options.workers ?? defaultWorkers()));
+  const minLines = options.minLines ?? DEFAULT_MIN_LINES;
+  if (workers === 1 || (minLines > 0 && historySize(history) < minLines)) {
+    return runShard({ configs, history, shard: { index: 0, count: 1 }, until: options.until });
+  }
+  const { entry, eval: evaluate } = workerEntry();
+  const young = options.youngGenerationMb ?? DEFAULT_YOUNG_GENERATION_MB;
+  // Shard 0 runs in this thread (it has the modules loaded already), unless it must stay free.
+  const here = options.inThisThread ?? true;
+  const started: Worker[] = [];
+  const failed = (index: number, what: string) =>
+    new Error(
+      `replay shard ${index + 1} of ${workers} (${index === 0 && here ? 'this thread' : 'a worker thread'}) failed: ${what}`,
+    );
+  const answers = Array.from({ length: here ? workers - 1 : workers }, (_, k) => {
+    const index = here ? k + 1 : k;
+    const task: ShardTask = { configs, history, shard: { index, count: workers }, until: options.until };
+    const worker = new Worker(entry, {
+      eval: evaluate,
+      workerData: task,
+      resourceLimits: { maxYoungGenerationSizeMb: young },
+    });
+    started.push(worker);
+    return new Promise<ShardRun[]>((resolve, reject) => {
+      let answered = false;
+      worker.once('message', (answer: ShardAnswer) => {
+        answered = true;
+        if (answer.ok) resolve(answer.runs);
+        else reject(failed(index, answer.error));
+      });
+      worker.once('error', (error) => {
+        answered = true;
+        reject(failed(index, error.message));
+      });
+      worker.once('exit', (code) => {
+        if (!answered) reject(failed(index, `the worker exited (code ${code}) without a result`));
+      });
+    });
+  });
+  const others = Promise.all(answers);
+  // Awaited below; a rejection while this thread runs its own shard is not unhandled meanwhile.
+  others.catch(() => undefined);
+  let shards: ShardRun[][];
+  try {
+    const own = here ? [runOwn(configs, history, workers, options.until, failed)] : [];
+    shards = [...own, ...(await others)];
+  } catch (error) {
+    await Promise.all(started.map((w) => w.terminate()));
+    throw error;
+  }
+  return configs.map((_, i) => mergeShards(shards.map((runs) => runs[i]!)));
+}
+
+function runOwn(
+  configs: Config[],
+  history: HistoryData,
+  count: number,
+  until: number | undefined,
+  failed: (index: number, what: string) => Error,
+): ShardRun[] {
+  try {
+    return runShard({ configs, history, shard: { index: 0, count }, until });
+  } catch (error) {
+    throw failed(0, error instanceof Error ? (error.stack ?? error.message) : String(error));
+  }
+}
+
+/** `whatIf` (src/lab/replay.ts) by several threads: the live and the candidate policies on every shard. */
+export async function whatIfParallel(
+  live: Config,
+  candidate: Config,
+  history: HistoryData,
+  options: ParallelOptions & { source: string; failOn?: FailOn },
+): Promise<ComparisonReport> {
+  const [liveRun, candidateRun] = await replayParallel([live, candidate], history, options);
+  return compareRuns(liveRun!, candidateRun!, options);
+}
