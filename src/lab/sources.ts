@@ -20,8 +20,9 @@ export function isProblem(item: SourceItem): item is SourceProblem {
   return (item as SourceProblem).problem !== undefined;
 }
 
-const TIMESTAMP_FORMS =
-  'epoch seconds (a number > 0) or an ISO 8601 date-time with an offset (2026-01-01T00:00:00Z)';
+/** The last second of year 9999 (epoch seconds): later times leave no room for deadlines a report can date. */
+export const LATEST_TIMESTAMP_SECONDS = 253_402_300_799;
+const TIMESTAMP_FORMS = `epoch seconds (a number > 0, at most ${LATEST_TIMESTAMP_SECONDS}: the end of year 9999) or an ISO 8601 date-time with an offset (2026-01-01T00:00:00Z)`;
 const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 function shown(value: unknown): string {
@@ -32,7 +33,8 @@ function shown(value: unknown): string {
 /** An input's `timestamp` in ms, or what was wrong with it. */
 export function timestampMs(value: unknown): number | string {
   if (value === undefined) return `timestamp: required: expected ${TIMESTAMP_FORMS}, received nothing`;
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return Math.round(value * 1000);
+  if (typeof value === 'number' && value > 0 && value <= LATEST_TIMESTAMP_SECONDS)
+    return Math.round(value * 1000);
   if (typeof value === 'string' && ISO_WITH_OFFSET.test(value)) {
     const ms = Date.parse(value);
     if (Number.isFinite(ms)) return ms;

@@ -166,6 +166,9 @@ describe('bad history', () => {
             fc.constant('2026-03-01T00:00:00Z'),
             fc.constant('yesterday'),
             fc.constant(-1),
+            // Far ends: the last second of year 9999, beyond it, and beyond what a Date holds.
+            fc.constantFrom(253_402_300_799, 253_402_300_800, 8.64e12, 1e20, Number.MAX_VALUE),
+            fc.constant('9999-12-31T23:59:59-14:00'),
           ),
         })
         .map((r) => JSON.stringify(r)),
@@ -178,6 +181,9 @@ describe('bad history', () => {
         expect(b.summary).toEqual(a.summary);
         const skipped = a.issues.filter((i) => i.level === 'skipped').length;
         expect(a.summary.applied + skipped).toBe(a.lines);
+        // And the report of it can be written (its times are dates a person can read).
+        const report = whatIf(live, live, jsonLines(text), { source: 'hostile', until: (T0 + 2e6) * 1000 });
+        expect(formatReport(report)).toContain('verdict:');
       }),
       { numRuns: 150 },
     );

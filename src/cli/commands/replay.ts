@@ -6,6 +6,7 @@ import { UsageError } from '../sprt.ts';
 import type { Config } from '../../config/schema.ts';
 import type { FailOn } from '../../lab/replay.ts';
 import type { HistoryData } from '../../lab/parallel.ts';
+import { LATEST_TIMESTAMP_SECONDS } from '../../lab/sources.ts';
 
 interface ReplayOptions {
   config: string;
@@ -32,11 +33,12 @@ function timeOption(name: string, value: string | undefined): number | undefined
   if (value === undefined) return undefined;
   if (value === 'now') return Date.now();
   const seconds = Number(value);
-  if (value.trim() !== '' && Number.isFinite(seconds) && seconds > 0) return Math.round(seconds * 1000);
+  if (value.trim() !== '' && seconds > 0 && seconds <= LATEST_TIMESTAMP_SECONDS)
+    return Math.round(seconds * 1000);
   const ms = Date.parse(value);
   if (/^\d{4}-\d{2}-\d{2}/.test(value) && Number.isFinite(ms)) return ms;
   throw new UsageError([
-    `--${name}: expected epoch seconds, an ISO 8601 date-time (2026-01-01T00:00:00Z) or "now", received "${value}"`,
+    `--${name}: expected epoch seconds (at most ${LATEST_TIMESTAMP_SECONDS}), an ISO 8601 date-time (2026-01-01T00:00:00Z) or "now", received "${value}"`,
   ]);
 }
 
