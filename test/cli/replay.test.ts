@@ -120,7 +120,9 @@ describe('cli: warden replay', () => {
     expect(badConfig.stderr).toContain('cooldownSeconds');
     const badTime = warden(file('history.jsonl'), '--config', file('looser.json'), '--until', 'soon');
     expect(badTime.status).toBe(2);
-    expect(badTime.stderr).toContain('--until: expected epoch seconds (at most 253402300799), an ISO 8601 date-time');
+    expect(badTime.stderr).toContain(
+      '--until: expected epoch seconds (at most 253402300799), an ISO 8601 date-time',
+    );
     const missing = warden(
       file('nothing.jsonl'),
       '--live',
