@@ -133,6 +133,9 @@ function durableSpecs(
       stampEventIds: false,
       lease: inputLease,
       ordered: true,
+      // The instance that commits a rollback event and holds this lease pauses the training config at
+      // once, in process (the pause is idempotent by rollback id; the durable's delivery then only acks).
+      handOff: true,
     },
     {
       ...common,

@@ -107,6 +107,12 @@ export interface IntakeOptions extends DurableSpec {
   readonly releaseLease?: boolean | undefined;
   /** Handlers shared with other intakes (the partitions of one durable); default: this intake's own. */
   readonly registrations?: Set<Registration> | undefined;
+  /**
+   * What Warden itself publishes on this durable's filter (a committed rollback event) is handed to the
+   * handlers here at once, in process, while this instance consumes the durable (see `handOff`); the
+   * durable's delivery of the same message (by its message id) then only acknowledges it.
+   */
+  readonly handOff?: boolean | undefined;
 }
 
 export interface Registration {
@@ -115,6 +121,9 @@ export interface Registration {
 }
 
 const RESTART_DELAY_MS = 100;
+/** Message ids handed over in process and not yet delivered by the durable, at most this many. */
+const HANDED_OFF_MEMORY = 10_000;
+const MSG_ID_HEADER = 'Nats-Msg-Id';
 /** At most this many messages are taken in per macrotask: health checks and timers get their turn. */
 const INTAKE_SLICE = 64;
 
@@ -204,6 +213,8 @@ export class Intake {
   /** Partitioned: messages moved to their partition so far, and when that was last logged. */
   private moved = 0;
   private movedLoggedAt = -Infinity;
+  /** Handed over in process (see `handOff`): message id -> whether its handlers succeeded. */
+  private readonly handedOff = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly js: JetStreamClient,
@@ -307,6 +318,40 @@ export class Intake {
   async pendingOnServer(): Promise<boolean> {
     const info = await this.jsm.consumers.info(this.options.stream, this.options.durable);
     return info.num_pending + info.num_ack_pending > 0;
+  }
+
+  /**
+   * A message this instance publishes itself, committed (the outbox sends it), handed to the handlers here
+   * at once instead of after its round trips through the stream and the durable, when this intake takes
+   * such messages (`handOff`) and may act now (it holds the lease: the same instance would get it from
+   * the durable), and no earlier message of its key is in progress here. The durable still delivers it: if
+   * the handlers succeeded here, that delivery is only acknowledged (after a crash, or on another instance,
+   * it is handled again: handlers are idempotent, as for any redelivery). Returns whether it was handed over.
+   */
+  handOff(subject: string, data: Uint8Array, msgId: string): boolean {
+    if (!this.options.handOff || !this.consuming || !this.mayAct()) return false;
+    if (!subjectMatches(this.options.filter, subject)) return false;
+    if (this.handedOff.has(msgId)) return true;
+    const key = subject.slice(subject.lastIndexOf('.') + 1);
+    if (this.options.ordered && this.lanes.get(key)?.busy) return false;
+    const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
+    if (targets.length === 0) return false;
+    const decoded = decodeMessage(subject, data, this.options.maxBytes);
+    if (decoded.kind !== 'message') return false;
+    const message = decoded.message;
+    const work = (async () => {
+      try {
+        await Promise.all(targets.map((r) => r.handler(message)));
+        return true;
+      } catch (error) {
+        this.logger.debug({ err: error, subject }, 'handing over in process failed; the durable delivers it');
+        return false;
+      }
+    })();
+    this.handedOff.set(msgId, work);
+    if (this.handedOff.size > HANDED_OFF_MEMORY) this.handedOff.delete(this.handedOff.keys().next().value!);
+    this.track(work.then(() => undefined));
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -627,6 +672,16 @@ export class Intake {
     }
   }
 
+  /** Whether the message was handed over in process already and its handlers succeeded (see `handOff`). */
+  private async handledHere(m: JsMsg): Promise<boolean> {
+    const msgId = m.headers?.get(MSG_ID_HEADER);
+    const local = msgId ? this.handedOff.get(msgId) : undefined;
+    if (!local) return false;
+    const ok = await local;
+    this.handedOff.delete(msgId!);
+    return ok;
+  }
+
   private async handleOnce(m: JsMsg, key: string | null): Promise<'done'> {
     const subject = this.subjectOf(m);
     const decoded = decodeMessage(subject, m.data, this.options.maxBytes);
@@ -644,6 +699,7 @@ export class Intake {
       return 'done';
     }
     if (key !== null && this.options.positions && this.hooks.alreadyApplied?.(message, key)) return 'done';
+    if (this.options.handOff && (await this.handledHere(m))) return 'done';
     await Promise.all(targets.map((r) => r.handler(message)));
     return 'done';
   }
