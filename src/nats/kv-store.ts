@@ -48,8 +48,11 @@ interface HistoryValue {
 interface Cached {
   revision: number;
   value: ActorValue | HistoryValue;
-  /** The snapshot as stored, to tell a snapshot change from outbox bookkeeping. */
-  snapshotJson: string;
+  /**
+   * The snapshot as stored, to tell a snapshot change from outbox bookkeeping; null until first needed (a
+   * value this instance committed is compared only when another write of the key comes after it).
+   */
+  snapshotJson: string | null;
   /** The revision at which the snapshot last changed; later revisions only moved outbox entries on. */
   snapshotRevision: number;
 }
@@ -530,8 +533,10 @@ export class KvStore implements StateStore {
    */
   private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
     const before = this.cache.get(key);
-    const snapshotJson = identityOf(value);
-    const changed = !before || before.snapshotJson !== snapshotJson;
+    // What this instance committed itself needs no comparison now (it changed, and the runtime holds it).
+    const snapshotJson = committed ? null : identityOf(value);
+    const changed =
+      committed || !before || (before.snapshotJson ?? identityOf(before.value)) !== snapshotJson;
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
     const waiters = this.settledWaiters.get(key);
