@@ -137,4 +137,30 @@ describe('NATS mode: the rollback event handed to the training config in process
     const stream = `${prefix.toUpperCase()}_EVENTS`;
     expect((await nats.client.stored(`${prefix}.evt.training_paused.>`, stream)).length).toBe(2);
   });
+
+  it('keeps the rollback in the history when the model commits again before its published events are cleared', async () => {
+    const prefix = 'ho4';
+    await using w = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix } },
+    });
+    await rollBack(prefix, 'hm');
+    await w.settled();
+    // The pause acknowledgement was committed to the model after its rollback event was published: the
+    // history record stays in the model's value until it is moved to history.<model>, and is moved once.
+    await eventually(async () => {
+      const model = await nats.client.kv<{ history: unknown[]; outbox: unknown[] }>(
+        `${prefix}_actors`,
+        'model.hm',
+      );
+      expect(model).toMatchObject({ history: [], outbox: [] });
+      const history = await nats.client.kv<{ records: Array<{ kind: string }> }>(
+        `${prefix}_actors`,
+        'history.hm',
+      );
+      expect(history?.records.map((r) => r.kind)).toEqual(['rolled_back']);
+    });
+    const history = await w.warden.history({ model_id: 'hm', limit: 10 });
+    expect(history.rollbacks.map((r) => r.outcome)).toEqual(['rolled_back']);
+  });
 });
