@@ -55,6 +55,12 @@ export interface IntakeHooks {
   claim?(key: string, epoch: number): Promise<void>;
   /** Ordered intakes: resolves when `key` may take its next input (null: now). */
   ready?(key: string): Promise<void> | null;
+  /**
+   * Ordered intakes of inputs: whether `key`, as it is now with the inputs just handed over applied (not
+   * yet committed), may take more in the same group (see GROUP_MAX); false: its next input waits for
+   * `ready`. Absent: one input of a key at a time.
+   */
+  mayGroup?(key: string): boolean;
 }
 
 export interface RetrySettings {
@@ -124,6 +130,11 @@ const RESTART_DELAY_MS = 100;
 /** Message ids handed over in process and not yet delivered by the durable, at most this many. */
 const HANDED_OFF_MEMORY = 10_000;
 const MSG_ID_HEADER = 'Nats-Msg-Id';
+/**
+ * Ordered intakes of inputs: at most this many waiting inputs of one key are handed over together, in order,
+ * in one turn, so that they are committed together (one write of the key's state) and then acknowledged.
+ */
+const GROUP_MAX = 64;
 /** At most this many messages are taken in per macrotask: health checks and timers get their turn. */
 const INTAKE_SLICE = 64;
 
@@ -506,11 +517,17 @@ export class Intake {
 
   private startOrdered(lane: Lane, key: string, m: JsMsg): void {
     lane.busy = true;
-    const seq = m.info.streamSequence;
-    this.working.add(seq);
+    const group =
+      this.options.positions && this.hooks.mayGroup && lane.waiting.length > 0
+        ? [m, ...lane.waiting.splice(0, GROUP_MAX - 1)]
+        : [m];
+    for (const g of group) this.working.add(g.info.streamSequence);
     this.track(
-      this.handleOrdered(m, key).finally(() => {
-        this.working.delete(seq);
+      (group.length === 1
+        ? this.handleOrdered(m, key).then(() => undefined)
+        : this.handleGroup(group, key)
+      ).finally(() => {
+        for (const g of group) this.working.delete(g.info.streamSequence);
         const next = lane.waiting.shift();
         if (next && !this.stopping && !this.standingBy) {
           this.startOrdered(lane, key, next);
@@ -557,11 +574,11 @@ export class Intake {
    * Ordered: claim the key for this epoch, skip what was applied, hand the message over, and retry it in
    * place until it is committed or dead-lettered; the next message of its key waits meanwhile.
    */
-  private async handleOrdered(m: JsMsg, key: string): Promise<void> {
+  private async handleOrdered(m: JsMsg, key: string): Promise<boolean> {
     let attempts = 0;
     let transient = 0;
     for (;;) {
-      if (!this.mayAct()) return; // not acknowledged: the next holder (or this one, later) gets it again
+      if (!this.mayAct()) return false; // not acknowledged: the next holder (or this one, later) gets it again
       try {
         const place = this.options.placeOf?.(m.subject) ?? null;
         if (place !== null) {
@@ -579,25 +596,13 @@ export class Intake {
             );
           }
           settle(m, 'ack');
-          return;
+          return true;
         }
-        const lease = this.options.lease;
-        if (lease && this.hooks.claim && this.options.positions) {
-          if (this.claimedEpoch !== lease.epoch) {
-            this.claimed = new Set();
-            this.claimedEpoch = lease.epoch;
-          }
-          if (!this.claimed.has(key)) {
-            await this.hooks.claim(key, lease.epoch);
-            this.claimed.add(key);
-          }
-        }
-        const ready = this.options.positions ? this.hooks.ready?.(key) : null;
-        if (ready) await ready;
-        if (!this.mayAct()) return;
+        await this.claimAndWait(key);
+        if (!this.mayAct()) return false;
         const outcome = await this.handleOnce(m, key);
         if (outcome === 'done') settle(m, 'ack');
-        return;
+        return true;
       } catch (error) {
         if (isTransient(error)) {
           transient++;
@@ -607,7 +612,7 @@ export class Intake {
           attempts++;
           if (attempts >= this.options.retry.maxDeliveries) {
             await this.deadLetter(m, attempts, error);
-            return;
+            return true;
           }
           this.logger.warn(
             { err: error, subject: m.subject, attempts },
@@ -618,6 +623,53 @@ export class Intake {
         await sleep(retryDelay(this.options.retry, attempts + Math.min(transient, 5)));
       }
     }
+  }
+
+  /** Inputs: the key claimed under the current lease epoch, and its turn (see IntakeHooks.claim, ready). */
+  private async claimAndWait(key: string): Promise<void> {
+    const lease = this.options.lease;
+    if (lease && this.hooks.claim && this.options.positions) {
+      if (this.claimedEpoch !== lease.epoch) {
+        this.claimed = new Set();
+        this.claimedEpoch = lease.epoch;
+      }
+      if (!this.claimed.has(key)) {
+        await this.hooks.claim(key, lease.epoch);
+        this.claimed.add(key);
+      }
+    }
+    const ready = this.options.positions ? this.hooks.ready?.(key) : null;
+    if (ready) await ready;
+  }
+
+  /**
+   * Several waiting inputs of one key (group commit): handed over together, in order, in one turn, so that
+   * the runtime applies them in order and commits them with one write of the key's state; then acknowledged.
+   * The group stops early when the key may take no more now (its rollback started: what follows waits for
+   * it, as one at a time). If any of them fails (an input failing for a reason of its own fails the ones
+   * handed over with it too: see ActorRuntime.dropUncommitted; a failed commit fails them all), what was
+   * acknowledged stays so, and the rest goes one at a time, in order, with the usual retries.
+   */
+  private async handleGroup(group: JsMsg[], key: string): Promise<void> {
+    let rest = group;
+    try {
+      if (!this.mayAct()) return;
+      if (group.some((m) => this.options.placeOf?.(m.subject) != null)) throw new Error('not in place');
+      await this.claimAndWait(key);
+      if (!this.mayAct()) return;
+      const handed: Array<Promise<'done'>> = [];
+      for (const m of group) {
+        handed.push(this.handleOnce(m, key));
+        if (!this.hooks.mayGroup!(key)) break;
+      }
+      const results = await Promise.allSettled(handed);
+      let n = 0;
+      while (n < results.length && results[n]!.status === 'fulfilled') settle(group[n++]!, 'ack');
+      rest = group.slice(n);
+    } catch (error) {
+      this.logger.debug({ err: error, key }, 'a group of inputs goes one at a time');
+    }
+    for (const m of rest) if (!(await this.handleOrdered(m, key))) return;
   }
 
   private async deadLetter(m: JsMsg, attempts: number, error: unknown): Promise<void> {
