@@ -477,7 +477,9 @@ export class ActorRuntime {
       }
     }
     const target = host;
-    if (this.reverted.has(target)) return Promise.reject(revertedError(kind, key));
+    // An input with a log position is not applied ahead of an earlier one of its actor that failed in this
+    // turn (that one comes again, and must come first).
+    if (position !== undefined && this.reverted.has(target)) return Promise.reject(revertedError(kind, key));
     return new Promise((resolve, reject) => {
       try {
         this.apply(target, event, create, resolve, reject, position);
@@ -488,7 +490,7 @@ export class ActorRuntime {
         } catch (restoreError) {
           target.log.error({ err: restoreError }, 'could not restore the committed state');
         }
-        this.dropUncommitted(target);
+        this.dropUncommitted(target, position);
         reject(this.internalFailure(target, event, error));
       }
     });
@@ -511,7 +513,7 @@ export class ActorRuntime {
       const error = after.error;
       host.emitted = [];
       this.replaceActor(host);
-      this.dropUncommitted(host);
+      this.dropUncommitted(host, position);
       reject(this.internalFailure(host, event, error));
       return;
     }
@@ -574,15 +576,16 @@ export class ActorRuntime {
   }
 
   /**
-   * An input failed and its actor went back to its committed snapshot: the inputs it took before in this
+   * An input failed and its actor went back to its committed snapshot: the events it took before in this
    * turn, not committed yet, are no longer in it. They fail too (retryable: they are applied again, in
-   * order), and so does any input for it until the next turn, so that none is applied ahead of them.
+   * order). A failed input with a log position (see dispatchModel) also fails the positioned inputs of the
+   * actor that follow in this turn, so that none is applied ahead of it.
    */
-  private dropUncommitted(host: Host): void {
+  private dropUncommitted(host: Host, position: number | undefined): void {
     const dropped = this.batch.filter((d) => d.host === host);
     if (dropped.length > 0) this.batch = this.batch.filter((d) => d.host !== host);
     for (const d of dropped) d.reject(revertedError(host.kind, host.key));
-    if (this.reverted.has(host)) return;
+    if (position === undefined || this.reverted.has(host)) return;
     this.reverted.add(host);
     setImmediate(() => this.reverted.delete(host));
   }
