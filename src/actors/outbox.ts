@@ -16,6 +16,9 @@ export class Outbox {
   private retryTimer: NodeJS.Timeout | null = null;
   /** Nothing is published before `start`: the subscribers who must act on events are not there yet. */
   private started = false;
+  /** The store's bookkeeping of published entries, in order, off the publishing path. */
+  private marking: Promise<void> = Promise.resolve();
+  private marks = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -57,20 +60,20 @@ export class Outbox {
   }
 
   isIdle(): boolean {
-    return !this.started || (this.queue.length === 0 && this.running === null);
+    return !this.started || (this.queue.length === 0 && this.running === null && this.marks === 0);
   }
 
   async idle(): Promise<void> {
     while (this.running) await this.running;
+    await this.marking;
   }
 
   private kick(): void {
     if (!this.started || this.running || this.queue.length === 0) return;
     this.running = this.drain()
       .catch((error: unknown) => {
-        // The store could not be told (it is closing, or failing): the entries are published again later,
-        // under the same ids, which consumers deduplicate.
-        this.logger.warn({ err: error }, 'could not mark events as published');
+        // Only an observer can throw here (publishing and bookkeeping failures are handled in drain).
+        this.logger.error({ err: error }, 'publishing events failed unexpectedly');
       })
       .finally(() => {
         this.running = null;
@@ -78,20 +81,29 @@ export class Outbox {
       });
   }
 
+  /**
+   * Each page is sent at once (pipelined: the publications leave in commit order on one connection, each
+   * with its event id as message id) and its acknowledgements awaited together: a commit's events cost one
+   * round trip, not one each. The store is told what was published without holding up the next page (that
+   * bookkeeping never fails, see StateStore.markPublished; idle() waits for it).
+   */
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const entries = this.queue.splice(0, PAGE);
-      const done: string[] = [];
-      try {
-        for (const entry of entries) {
-          await this.bus.publish(entry.subject, entry.payload, { msgId: entry.id });
-          done.push(entry.id);
-          this.published({ type: subjectType(entry), payload: entry.payload } as OutputEvent);
-        }
-      } catch (error) {
+      const results = await this.send(entries);
+      // What was acknowledged, up to the first failure, is done; from there on everything is sent again, in
+      // order (what the server took meanwhile is dropped as a duplicate by its message id).
+      let ok = results.findIndex((r) => r.status === 'rejected');
+      if (ok < 0) ok = entries.length;
+      const done = entries.slice(0, ok);
+      for (const entry of done)
+        this.published({ type: subjectType(entry), payload: entry.payload } as OutputEvent);
+      this.bookkeep(done.map((e) => e.id));
+      if (ok < entries.length) {
         // Keep order: what was not published goes back to the front and is retried later.
-        this.queue.unshift(...entries.slice(done.length));
-        this.logger.warn({ err: error }, 'publishing failed; retrying');
+        this.queue.unshift(...entries.slice(ok));
+        const failure = results[ok] as PromiseRejectedResult;
+        this.logger.warn({ err: failure.reason }, 'publishing failed; retrying');
         if (this.started) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
@@ -99,11 +111,42 @@ export class Outbox {
           }, RETRY_MS);
           this.retryTimer.unref();
         }
-        await this.store.markPublished(done);
         return;
       }
-      await this.store.markPublished(done);
     }
+  }
+
+  /** Pipelined when the bus allows it; else one after another, stopping at the first failure. */
+  private async send(entries: OutboxEntry[]): Promise<Array<PromiseSettledResult<void>>> {
+    const publish = (entry: OutboxEntry) =>
+      this.bus.publish(entry.subject, entry.payload, { msgId: entry.id });
+    if (this.bus.pipelined) return Promise.allSettled(entries.map(publish));
+    const results: Array<PromiseSettledResult<void>> = [];
+    for (const entry of entries) {
+      try {
+        await publish(entry);
+        results.push({ status: 'fulfilled', value: undefined });
+      } catch (reason) {
+        results.push({ status: 'rejected', reason });
+        break;
+      }
+    }
+    return results;
+  }
+
+  /** Tells the store (in the background, in order) which entries were published. */
+  private bookkeep(ids: string[]): void {
+    if (ids.length === 0) return;
+    const next = this.marking.then(() =>
+      this.store.markPublished(ids).catch((error: unknown) => {
+        // The store could not be told (it is closing, or failing): the entries are published again later,
+        // under the same ids, which consumers deduplicate.
+        this.logger.warn({ err: error }, 'could not mark events as published');
+      }),
+    );
+    this.marking = next;
+    this.marks++;
+    void next.finally(() => this.marks--);
   }
 }
 

@@ -51,6 +51,12 @@ export interface EventBus {
    * subscriber (so that the outbox forgets an event only after those who must act on it have).
    */
   publish(subject: string, payload: unknown, options?: { msgId?: string }): Promise<void>;
+  /**
+   * Publications may be sent without waiting for the one before (NATS: they leave in order on one
+   * connection, and a resent one is dropped as a duplicate by its message id); the outbox then sends a
+   * page at once. Absent: one at a time, each after the one before was delivered.
+   */
+  readonly pipelined?: boolean;
   subscribe(
     pattern: string,
     handler: (message: BusMessage) => Promise<void> | void,

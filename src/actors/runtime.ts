@@ -129,6 +129,15 @@ function toHistory(publications: readonly OutputEvent[]): HistoryRecord[] {
 
 const MAX_COMMIT_ATTEMPTS = 5;
 
+/** An input not applied because an input of the same actor failed in the same turn (retryable). */
+function revertedError(kind: ActorKind, key: string): WardenError {
+  return new WardenError(
+    'unavailable',
+    `${kind} ${key}: another input of it failed in the same turn and its state went back to the last commit; not applied, try again`,
+    { retryable: true },
+  );
+}
+
 /**
  * Hosts one live actor per model id and per training-config key. Every event goes through `dispatch`:
  * the actor takes it synchronously (XState's mailbox), the resulting snapshot and its publications are
@@ -148,6 +157,8 @@ export class ActorRuntime {
   private stopped = false;
   /** Actors whose commit is in flight: a record from another instance must not replace them meanwhile. */
   private readonly committing = new Set<Host>();
+  /** Actors put back to their committed snapshot by a failed input in this turn (see dropUncommitted). */
+  private readonly reverted = new Set<Host>();
   private unwatch: Unsubscribe | null = null;
   /**
    * Lazy mode (a store that can peek): actors load on demand; those not resident keep their next timer
@@ -466,6 +477,9 @@ export class ActorRuntime {
       }
     }
     const target = host;
+    // An input with a log position is not applied ahead of an earlier one of its actor that failed in this
+    // turn (that one comes again, and must come first).
+    if (position !== undefined && this.reverted.has(target)) return Promise.reject(revertedError(kind, key));
     return new Promise((resolve, reject) => {
       try {
         this.apply(target, event, create, resolve, reject, position);
@@ -476,6 +490,7 @@ export class ActorRuntime {
         } catch (restoreError) {
           target.log.error({ err: restoreError }, 'could not restore the committed state');
         }
+        this.dropUncommitted(target, position);
         reject(this.internalFailure(target, event, error));
       }
     });
@@ -498,6 +513,7 @@ export class ActorRuntime {
       const error = after.error;
       host.emitted = [];
       this.replaceActor(host);
+      this.dropUncommitted(host, position);
       reject(this.internalFailure(host, event, error));
       return;
     }
@@ -557,6 +573,21 @@ export class ActorRuntime {
       subject: subjectFor(this.deps.prefix, p),
       payload: p.payload,
     }));
+  }
+
+  /**
+   * An input failed and its actor went back to its committed snapshot: the events it took before in this
+   * turn, not committed yet, are no longer in it. They fail too (retryable: they are applied again, in
+   * order). A failed input with a log position (see dispatchModel) also fails the positioned inputs of the
+   * actor that follow in this turn, so that none is applied ahead of it.
+   */
+  private dropUncommitted(host: Host, position: number | undefined): void {
+    const dropped = this.batch.filter((d) => d.host === host);
+    if (dropped.length > 0) this.batch = this.batch.filter((d) => d.host !== host);
+    for (const d of dropped) d.reject(revertedError(host.kind, host.key));
+    if (position === undefined || this.reverted.has(host)) return;
+    this.reverted.add(host);
+    setImmediate(() => this.reverted.delete(host));
   }
 
   /** Back to the last committed snapshot (or to a fresh actor, when nothing was committed yet). */

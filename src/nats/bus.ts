@@ -54,6 +54,8 @@ export class NatsBus implements EventBus {
   private readonly live = new Set<LiveSubscription>();
   private readonly groups: Array<{ spec: PartitionedSpec; registrations: Set<Registration> }>;
   private closed = false;
+  /** JetStream publications leave in order on the connection and are deduplicated by message id. */
+  readonly pipelined = true;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -70,6 +72,8 @@ export class NatsBus implements EventBus {
     const data = encodeJson(payload);
     subject = this.options.publishSubject ? this.options.publishSubject(subject) : subject;
     if (this.options.streamPrefixes.some((prefix) => subject.startsWith(prefix))) {
+      if (options?.msgId)
+        for (const intake of this.intakes.values()) intake.handOff(subject, data, options.msgId);
       await this.js.publish(subject, data, options?.msgId ? { msgID: options.msgId } : undefined);
     } else {
       this.nc.publish(subject, data);

@@ -133,6 +133,9 @@ function durableSpecs(
       stampEventIds: false,
       lease: inputLease,
       ordered: true,
+      // The instance that commits a rollback event and holds this lease pauses the training config at
+      // once, in process (the pause is idempotent by rollback id; the durable's delivery then only acks).
+      handOff: true,
     },
     {
       ...common,
@@ -369,6 +372,16 @@ export async function createNatsAdapters(
       // The next input of a model waits while its rollback is in flight (bounded: then it is kept in the
       // model's state and handed back after the rollback, as the runtime does for any input).
       ready: (modelId) => (isToken(modelId) ? kvStore.whenSettled(modelId, ROLLBACK_WAIT_MS) : null),
+      // Group commit: the waiting inputs of a model go together until one starts its rollback (read from the
+      // model as it is now, inputs applied but not yet committed); those after it wait for it, as above.
+      mayGroup: (modelId) => {
+        if (!attached || !isToken(modelId)) return false;
+        try {
+          return attached.status(modelId).models[0]?.state !== 'rollingBack';
+        } catch {
+          return true; // no such model yet: nothing to wait for
+        }
+      },
       // A key that is not a model id (a bad subject) has no state to claim: it is refused further on.
       claim: (modelId, epoch) => (isToken(modelId) ? kvStore.claim(modelId, epoch) : Promise.resolve()),
     };

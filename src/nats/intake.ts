@@ -55,6 +55,12 @@ export interface IntakeHooks {
   claim?(key: string, epoch: number): Promise<void>;
   /** Ordered intakes: resolves when `key` may take its next input (null: now). */
   ready?(key: string): Promise<void> | null;
+  /**
+   * Ordered intakes of inputs: whether `key`, as it is now with the inputs just handed over applied (not
+   * yet committed), may take more in the same group (see GROUP_MAX); false: its next input waits for
+   * `ready`. Absent: one input of a key at a time.
+   */
+  mayGroup?(key: string): boolean;
 }
 
 export interface RetrySettings {
@@ -107,6 +113,12 @@ export interface IntakeOptions extends DurableSpec {
   readonly releaseLease?: boolean | undefined;
   /** Handlers shared with other intakes (the partitions of one durable); default: this intake's own. */
   readonly registrations?: Set<Registration> | undefined;
+  /**
+   * What Warden itself publishes on this durable's filter (a committed rollback event) is handed to the
+   * handlers here at once, in process, while this instance consumes the durable (see `handOff`); the
+   * durable's delivery of the same message (by its message id) then only acknowledges it.
+   */
+  readonly handOff?: boolean | undefined;
 }
 
 export interface Registration {
@@ -115,6 +127,14 @@ export interface Registration {
 }
 
 const RESTART_DELAY_MS = 100;
+/** Message ids handed over in process and not yet delivered by the durable, at most this many. */
+const HANDED_OFF_MEMORY = 10_000;
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+/**
+ * Ordered intakes of inputs: at most this many waiting inputs of one key are handed over together, in order,
+ * in one turn, so that they are committed together (one write of the key's state) and then acknowledged.
+ */
+const GROUP_MAX = 64;
 /** At most this many messages are taken in per macrotask: health checks and timers get their turn. */
 const INTAKE_SLICE = 64;
 
@@ -204,6 +224,8 @@ export class Intake {
   /** Partitioned: messages moved to their partition so far, and when that was last logged. */
   private moved = 0;
   private movedLoggedAt = -Infinity;
+  /** Handed over in process (see `handOff`): message id -> whether its handlers succeeded. */
+  private readonly handedOff = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly js: JetStreamClient,
@@ -307,6 +329,40 @@ export class Intake {
   async pendingOnServer(): Promise<boolean> {
     const info = await this.jsm.consumers.info(this.options.stream, this.options.durable);
     return info.num_pending + info.num_ack_pending > 0;
+  }
+
+  /**
+   * A message this instance publishes itself, committed (the outbox sends it), handed to the handlers here
+   * at once instead of after its round trips through the stream and the durable, when this intake takes
+   * such messages (`handOff`) and may act now (it holds the lease: the same instance would get it from
+   * the durable), and no earlier message of its key is in progress here. The durable still delivers it: if
+   * the handlers succeeded here, that delivery is only acknowledged (after a crash, or on another instance,
+   * it is handled again: handlers are idempotent, as for any redelivery). Returns whether it was handed over.
+   */
+  handOff(subject: string, data: Uint8Array, msgId: string): boolean {
+    if (!this.options.handOff || !this.consuming || !this.mayAct()) return false;
+    if (!subjectMatches(this.options.filter, subject)) return false;
+    if (this.handedOff.has(msgId)) return true;
+    const key = subject.slice(subject.lastIndexOf('.') + 1);
+    if (this.options.ordered && this.lanes.get(key)?.busy) return false;
+    const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
+    if (targets.length === 0) return false;
+    const decoded = decodeMessage(subject, data, this.options.maxBytes);
+    if (decoded.kind !== 'message') return false;
+    const message = decoded.message;
+    const work = (async () => {
+      try {
+        await Promise.all(targets.map((r) => r.handler(message)));
+        return true;
+      } catch (error) {
+        this.logger.debug({ err: error, subject }, 'handing over in process failed; the durable delivers it');
+        return false;
+      }
+    })();
+    this.handedOff.set(msgId, work);
+    if (this.handedOff.size > HANDED_OFF_MEMORY) this.handedOff.delete(this.handedOff.keys().next().value!);
+    this.track(work.then(() => undefined));
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -461,11 +517,17 @@ export class Intake {
 
   private startOrdered(lane: Lane, key: string, m: JsMsg): void {
     lane.busy = true;
-    const seq = m.info.streamSequence;
-    this.working.add(seq);
+    const group =
+      this.options.positions && this.hooks.mayGroup && lane.waiting.length > 0
+        ? [m, ...lane.waiting.splice(0, GROUP_MAX - 1)]
+        : [m];
+    for (const g of group) this.working.add(g.info.streamSequence);
     this.track(
-      this.handleOrdered(m, key).finally(() => {
-        this.working.delete(seq);
+      (group.length === 1
+        ? this.handleOrdered(m, key).then(() => undefined)
+        : this.handleGroup(group, key)
+      ).finally(() => {
+        for (const g of group) this.working.delete(g.info.streamSequence);
         const next = lane.waiting.shift();
         if (next && !this.stopping && !this.standingBy) {
           this.startOrdered(lane, key, next);
@@ -512,11 +574,11 @@ export class Intake {
    * Ordered: claim the key for this epoch, skip what was applied, hand the message over, and retry it in
    * place until it is committed or dead-lettered; the next message of its key waits meanwhile.
    */
-  private async handleOrdered(m: JsMsg, key: string): Promise<void> {
+  private async handleOrdered(m: JsMsg, key: string): Promise<boolean> {
     let attempts = 0;
     let transient = 0;
     for (;;) {
-      if (!this.mayAct()) return; // not acknowledged: the next holder (or this one, later) gets it again
+      if (!this.mayAct()) return false; // not acknowledged: the next holder (or this one, later) gets it again
       try {
         const place = this.options.placeOf?.(m.subject) ?? null;
         if (place !== null) {
@@ -534,25 +596,13 @@ export class Intake {
             );
           }
           settle(m, 'ack');
-          return;
+          return true;
         }
-        const lease = this.options.lease;
-        if (lease && this.hooks.claim && this.options.positions) {
-          if (this.claimedEpoch !== lease.epoch) {
-            this.claimed = new Set();
-            this.claimedEpoch = lease.epoch;
-          }
-          if (!this.claimed.has(key)) {
-            await this.hooks.claim(key, lease.epoch);
-            this.claimed.add(key);
-          }
-        }
-        const ready = this.options.positions ? this.hooks.ready?.(key) : null;
-        if (ready) await ready;
-        if (!this.mayAct()) return;
+        await this.claimAndWait(key);
+        if (!this.mayAct()) return false;
         const outcome = await this.handleOnce(m, key);
         if (outcome === 'done') settle(m, 'ack');
-        return;
+        return true;
       } catch (error) {
         if (isTransient(error)) {
           transient++;
@@ -562,7 +612,7 @@ export class Intake {
           attempts++;
           if (attempts >= this.options.retry.maxDeliveries) {
             await this.deadLetter(m, attempts, error);
-            return;
+            return true;
           }
           this.logger.warn(
             { err: error, subject: m.subject, attempts },
@@ -573,6 +623,53 @@ export class Intake {
         await sleep(retryDelay(this.options.retry, attempts + Math.min(transient, 5)));
       }
     }
+  }
+
+  /** Inputs: the key claimed under the current lease epoch, and its turn (see IntakeHooks.claim, ready). */
+  private async claimAndWait(key: string): Promise<void> {
+    const lease = this.options.lease;
+    if (lease && this.hooks.claim && this.options.positions) {
+      if (this.claimedEpoch !== lease.epoch) {
+        this.claimed = new Set();
+        this.claimedEpoch = lease.epoch;
+      }
+      if (!this.claimed.has(key)) {
+        await this.hooks.claim(key, lease.epoch);
+        this.claimed.add(key);
+      }
+    }
+    const ready = this.options.positions ? this.hooks.ready?.(key) : null;
+    if (ready) await ready;
+  }
+
+  /**
+   * Several waiting inputs of one key (group commit): handed over together, in order, in one turn, so that
+   * the runtime applies them in order and commits them with one write of the key's state; then acknowledged.
+   * The group stops early when the key may take no more now (its rollback started: what follows waits for
+   * it, as one at a time). If any of them fails (an input failing for a reason of its own fails the ones
+   * handed over with it too: see ActorRuntime.dropUncommitted; a failed commit fails them all), what was
+   * acknowledged stays so, and the rest goes one at a time, in order, with the usual retries.
+   */
+  private async handleGroup(group: JsMsg[], key: string): Promise<void> {
+    let rest = group;
+    try {
+      if (!this.mayAct()) return;
+      if (group.some((m) => this.options.placeOf?.(m.subject) != null)) throw new Error('not in place');
+      await this.claimAndWait(key);
+      if (!this.mayAct()) return;
+      const handed: Array<Promise<'done'>> = [];
+      for (const m of group) {
+        handed.push(this.handleOnce(m, key));
+        if (!this.hooks.mayGroup!(key)) break;
+      }
+      const results = await Promise.allSettled(handed);
+      let n = 0;
+      while (n < results.length && results[n]!.status === 'fulfilled') settle(group[n++]!, 'ack');
+      rest = group.slice(n);
+    } catch (error) {
+      this.logger.debug({ err: error, key }, 'a group of inputs goes one at a time');
+    }
+    for (const m of rest) if (!(await this.handleOrdered(m, key))) return;
   }
 
   private async deadLetter(m: JsMsg, attempts: number, error: unknown): Promise<void> {
@@ -627,6 +724,16 @@ export class Intake {
     }
   }
 
+  /** Whether the message was handed over in process already and its handlers succeeded (see `handOff`). */
+  private async handledHere(m: JsMsg): Promise<boolean> {
+    const msgId = m.headers?.get(MSG_ID_HEADER);
+    const local = msgId ? this.handedOff.get(msgId) : undefined;
+    if (!local) return false;
+    const ok = await local;
+    this.handedOff.delete(msgId!);
+    return ok;
+  }
+
   private async handleOnce(m: JsMsg, key: string | null): Promise<'done'> {
     const subject = this.subjectOf(m);
     const decoded = decodeMessage(subject, m.data, this.options.maxBytes);
@@ -644,6 +751,7 @@ export class Intake {
       return 'done';
     }
     if (key !== null && this.options.positions && this.hooks.alreadyApplied?.(message, key)) return 'done';
+    if (this.options.handOff && (await this.handledHere(m))) return 'done';
     await Promise.all(targets.map((r) => r.handler(message)));
     return 'done';
   }

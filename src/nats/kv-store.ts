@@ -48,8 +48,11 @@ interface HistoryValue {
 interface Cached {
   revision: number;
   value: ActorValue | HistoryValue;
-  /** The snapshot as stored, to tell a snapshot change from outbox bookkeeping. */
-  snapshotJson: string;
+  /**
+   * The snapshot as stored, to tell a snapshot change from outbox bookkeeping; null until first needed (a
+   * value this instance committed is compared only when another write of the key comes after it).
+   */
+  snapshotJson: string | null;
   /** The revision at which the snapshot last changed; later revisions only moved outbox entries on. */
   snapshotRevision: number;
 }
@@ -82,6 +85,8 @@ const WATCH_STALL_MS = 3_000;
 /** After a commit that failed for a NATS reason, the actor is claimed this many times (see reclaimLater). */
 const RECLAIMS = 3;
 const PUBLISHED_MEMORY = 20_000;
+/** How long after their publication published entries are cleared from an actor's value (see markPublished). */
+const SETTLE_DELAY_MS = 100;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
 const historyKey = (modelId: string): string => `history.${modelId}`;
@@ -130,6 +135,9 @@ export class KvStore implements StateStore {
   private readonly tasks = new Set<Promise<unknown>>();
   private readonly settledWaiters = new Map<string, Set<() => void>>();
   private readonly reclaiming = new Set<string>();
+  /** Actors with published entries to clear, and the timer that clears them (see markPublished). */
+  private readonly toSettle = new Set<string>();
+  private settleTimer: NodeJS.Timeout | null = null;
   private watcher: { stop(): void } | null = null;
   /** The highest revision the watch brought, and when it last moved on. */
   private watchedRevision = 0;
@@ -373,24 +381,36 @@ export class KvStore implements StateStore {
 
   /**
    * Never rejects: the ids are remembered at once (nothing is published twice from here), and clearing them
-   * from the actors' values is bookkeeping that a timeout only postpones (the sweeper and the next write of
-   * the actor carry it out).
+   * from the actors' values is bookkeeping done a little later (SETTLE_DELAY_MS), in the background: the
+   * actor's next commit usually clears them itself meanwhile, and a write of its own racing that commit
+   * would make the commit conflict (a reload and a second write on the path of the next input). A timeout
+   * only postpones it (the sweeper and the next write of the actor carry it out).
    */
   async markPublished(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.remember(id);
     const wanted = new Set(ids);
-    const keys = new Set<string>();
     for (const [key, cached] of this.cache) {
-      if ('outbox' in cached.value && cached.value.outbox.some((e) => wanted.has(e.id))) keys.add(key);
+      if ('outbox' in cached.value && cached.value.outbox.some((e) => wanted.has(e.id)))
+        this.toSettle.add(key);
     }
-    await Promise.all(
-      [...keys].map((key) =>
+    if (this.toSettle.size === 0 || this.settleTimer !== null || this.closed) return;
+    this.settleTimer = setTimeout(() => this.settleNow(), SETTLE_DELAY_MS);
+  }
+
+  /** Clears the published entries of the actors marked so far (see markPublished). */
+  private settleNow(): void {
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    const keys = [...this.toSettle];
+    this.toSettle.clear();
+    for (const key of keys) {
+      this.track(
         this.serial(key, () => this.settle(key)).catch((error: unknown) => {
           this.options.onTransientFailure?.('outbox_settle', error);
           this.logger.warn({ err: error, key }, 'could not clear published events yet; will again');
         }),
-      ),
-    );
+      );
+    }
   }
 
   async history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]> {
@@ -432,6 +452,7 @@ export class KvStore implements StateStore {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    this.settleNow();
     // Background bookkeeping gets a bounded time (NATS may be down): what it did not finish is still
     // stored (unpublished entries stay in the actors' values) and is done by the next start.
     const deadline = performance.now() + CLOSE_DEADLINE_MS;
@@ -481,10 +502,9 @@ export class KvStore implements StateStore {
       ...(epoch !== undefined ? { epoch } : {}),
       snapshot: actor.snapshot,
       outbox: [...(previous?.outbox ?? []).filter((e) => !this.published.has(e.id)), ...part.outbox],
-      history: [
-        ...(previous?.history ?? []).filter((h) => !this.published.has(eventIdOf(h))),
-        ...part.history,
-      ],
+      // History records stay until settle() has moved them to the history key (dropping them here, once
+      // their event is published, would lose them when a commit comes before that move).
+      history: [...(previous?.history ?? []), ...part.history],
       timeline: [...(previous?.timeline ?? []), ...(part.timeline ?? [])].slice(-TIMELINE_KEEP),
     };
     const json = JSON.stringify(value);
@@ -513,8 +533,10 @@ export class KvStore implements StateStore {
    */
   private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
     const before = this.cache.get(key);
-    const snapshotJson = identityOf(value);
-    const changed = !before || before.snapshotJson !== snapshotJson;
+    // What this instance committed itself needs no comparison now (it changed, and the runtime holds it).
+    const snapshotJson = committed ? null : identityOf(value);
+    const changed =
+      committed || !before || (before.snapshotJson ?? identityOf(before.value)) !== snapshotJson;
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
     const waiters = this.settledWaiters.get(key);
@@ -558,8 +580,7 @@ export class KvStore implements StateStore {
       for (const listener of this.listeners) listener(record);
     }
     // Someone carried over entries already published: clear them.
-    if (actor.outbox.some((e) => this.published.has(e.id)))
-      this.track(this.serial(key, () => this.settle(key)));
+    if (this.hasPublished(actor)) this.track(this.serial(key, () => this.settle(key)));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -571,7 +592,7 @@ export class KvStore implements StateStore {
       const cached = this.cache.get(key);
       if (!cached || !('outbox' in cached.value)) return;
       const value = cached.value;
-      if (!value.outbox.some((e) => this.published.has(e.id))) return;
+      if (!this.hasPublished(value)) return;
       const moving = value.history.filter((h) => this.published.has(eventIdOf(h)));
       const modelId = parseKey(key)!.id;
       if (moving.length > 0) await this.appendHistory(modelId, moving);
@@ -624,12 +645,15 @@ export class KvStore implements StateStore {
     const stranded = new Set<string>();
     for (const [key, cached] of this.cache) {
       if (!('outbox' in cached.value)) continue;
+      // Published entries or history records a settle did not clear (it failed, or a commit came first).
+      if (this.hasPublished(cached.value)) this.toSettle.add(key);
       for (const entry of cached.value.outbox) {
         if (this.published.has(entry.id)) continue;
         if (now - (this.firstSeen.get(entry.id) ?? now) < this.options.strandedAfterMs) continue;
         stranded.add(key);
       }
     }
+    if (this.toSettle.size > 0 && this.settleTimer === null && !this.closed) this.settleNow();
     for (const key of stranded) {
       const value = this.cache.get(key)?.value as ActorValue | undefined;
       if (!value) continue;
@@ -648,6 +672,14 @@ export class KvStore implements StateStore {
     await this.reconcileTraining();
     await this.checkWatch().catch((error: unknown) =>
       this.options.onTransientFailure?.('watch_check', error),
+    );
+  }
+
+  /** Whether an actor value holds published outbox entries, or history records of published events. */
+  private hasPublished(value: ActorValue): boolean {
+    return (
+      value.outbox.some((e) => this.published.has(e.id)) ||
+      value.history.some((h) => this.published.has(eventIdOf(h)))
     );
   }
 

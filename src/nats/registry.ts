@@ -39,9 +39,9 @@ const NOT_HOLDER_WAITS = 10;
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */
 export class KvRegistry implements ModelRegistry {
   /**
-   * The pointer as this instance last wrote it, with its revision: a rollback of a version promoted here
-   * writes at once, revision-checked (one round trip instead of a read and a write); any other case, or a
-   * revision that moved on meanwhile, reads the pointer first.
+   * The pointer as this instance last wrote or read it, with its revision: a rollback of that version writes
+   * at once, revision-checked (one round trip instead of a read and a write); any other case, or a revision
+   * that moved on meanwhile (the write is refused), reads the pointer first.
    */
   private readonly written = new Map<string, { revision: number; entry: RegistryEntry }>();
 
@@ -196,9 +196,12 @@ export class KvRegistry implements ModelRegistry {
   }
 
   private async readPointer(modelId: string): Promise<ProductionPointer | null> {
-    const text = entryText(await this.kv.get(modelId));
+    const stored = await this.kv.get(modelId);
+    const text = entryText(stored);
     if (text === null) return null;
     const entry = JSON.parse(text) as RegistryEntry;
+    // Remembered with its revision: a rollback of this version writes at once (see `written`).
+    this.remember(modelId, stored!.revision, entry);
     return { modelId, version: entry.version, since: Date.parse(entry.since), reason: entry.reason };
   }
 }

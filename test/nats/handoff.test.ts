@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import type { RuntimeObserver } from '../../src/actors/runtime.ts';
+import { PromotionRolledBackSchema } from '../../src/domain/events.ts';
+import { partitionOf } from '../../src/nats/partitions-map.ts';
+import { startNatsWarden } from '../harness/nats-warden.ts';
+import { eventually } from '../harness/eventually.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
+
+const nats = useSharedNats({ partitions: { ho3: 2 } });
+
+/** The training configs' answers to PAUSE, in the order they came. */
+function pauseAnswers(): { observer: RuntimeObserver; answers: string[] } {
+  const answers: string[] = [];
+  return {
+    answers,
+    observer: {
+      outcome: (kind, _key, event, outcome) => {
+        if (kind === 'training' && event === 'PAUSE') answers.push(outcome.kind);
+      },
+    },
+  };
+}
+
+/** Two promotions, then a critical regression of the second: one automatic rollback. */
+async function rollBack(prefix: string, model: string): Promise<void> {
+  await nats.client.publish(`${prefix}.in.promotion.${model}`, {
+    event_id: `${model}-p1`,
+    model_id: `${model}_v1`,
+    elo: 1500,
+  });
+  await nats.client.publish(`${prefix}.in.promotion.${model}`, {
+    event_id: `${model}-p2`,
+    model_id: `${model}_v2`,
+    elo: 1520,
+  });
+  await nats.client.publish(`${prefix}.in.evaluation.${model}`, {
+    event_id: `${model}-e1`,
+    model_id: `${model}_v2`,
+    current_elo: 1400,
+    games_played: 200,
+  });
+}
+
+describe('NATS mode: the rollback event handed to the training config in process', () => {
+  it('pauses the training config once: the durable delivery of the same event only acknowledges it', async () => {
+    const prefix = 'ho1';
+    const { observer, answers } = pauseAnswers();
+    await using w = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix } },
+      observer,
+    });
+    await rollBack(prefix, 'hm');
+    await w.settled();
+    await eventually(async () => {
+      const info = await nats.client.jsm.consumers.info(
+        `${prefix.toUpperCase()}_EVENTS`,
+        `${prefix}_rolled_back`,
+      );
+      expect(info.num_pending + info.num_ack_pending).toBe(0);
+      expect(info.delivered.stream_seq).toBeGreaterThan(0);
+    });
+    await w.settled();
+    // Handed over in process, then delivered by the durable and acknowledged without a second PAUSE.
+    expect(answers).toEqual(['paused']);
+    const stream = `${prefix.toUpperCase()}_EVENTS`;
+    expect((await nats.client.stored(`${prefix}.evt.promotion_rolled_back.>`, stream)).length).toBe(1);
+    expect((await nats.client.stored(`${prefix}.evt.training_paused.>`, stream)).length).toBe(1);
+    expect((await nats.client.stored(`${prefix}.int.pause_acknowledged.>`, stream)).length).toBe(1);
+    expect(w.warden.status('hm').training[0]).toMatchObject({ status: 'paused' });
+  });
+
+  it('is idempotent by rollback id: the same rollback event delivered again pauses nothing twice', async () => {
+    const prefix = 'ho2';
+    const { observer, answers } = pauseAnswers();
+    await using w = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix } },
+      observer,
+    });
+    await rollBack(prefix, 'hm');
+    await w.settled();
+    const stream = `${prefix.toUpperCase()}_EVENTS`;
+    const [rolledBack] = await nats.client.stored(`${prefix}.evt.promotion_rolled_back.>`, stream);
+    const event = PromotionRolledBackSchema.parse(rolledBack!.data);
+    // What a crash after the hand-over leaves: the durable delivers the event again and nobody remembers
+    // it was handled (here: the same event under another message id, so that the stream keeps it).
+    await jetstream(nats.client.nc).publish(rolledBack!.subject, JSON.stringify(rolledBack!.data), {
+      msgID: `${event.event_id}-again`,
+    });
+    await eventually(() => expect(answers).toEqual(['paused', 'duplicate']));
+    await w.settled();
+    expect((await nats.client.stored(`${prefix}.evt.training_paused.>`, stream)).length).toBe(1);
+    expect(w.warden.status('hm').training[0]).toMatchObject({ status: 'paused' });
+    expect(w.warden.status('hm').models[0]).toMatchObject({ state: 'cooldown', production_version: 'v1' });
+  });
+
+  it('leaves a rollback committed where the training configs are not written to the instance that writes them', async () => {
+    // Two partitions on two instances: the models of one are written by the instance that does not hold
+    // the control lease (training configs, rollback events). That one must not pause anything itself.
+    const prefix = 'ho3';
+    const first = pauseAnswers();
+    const second = pauseAnswers();
+    const config = { nats: { prefix, partitions: 2 } };
+    await using a = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config,
+      observer: first.observer,
+    });
+    await using b = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config,
+      observer: second.observer,
+    });
+    await eventually(
+      () => {
+        expect(a.adapters.partitions()).toHaveLength(1);
+        expect(b.adapters.partitions()).toHaveLength(1);
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    // One model in each partition.
+    const models = ['hm0', 'hm1', 'hm2', 'hm3', 'hm4', 'hm5', 'hm6', 'hm7'];
+    const picked = [0, 1].map((k) => models.find((m) => partitionOf(m, 2) === k)!);
+    for (const model of picked) await rollBack(prefix, model);
+    await eventually(() => expect([...first.answers, ...second.answers]).toHaveLength(2), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    await a.settled();
+    await b.settled();
+    // Each training config paused once, by the one instance that writes training configs.
+    expect([...first.answers, ...second.answers]).toEqual(['paused', 'paused']);
+    expect(first.answers.length === 0 || second.answers.length === 0).toBe(true);
+    const stream = `${prefix.toUpperCase()}_EVENTS`;
+    expect((await nats.client.stored(`${prefix}.evt.training_paused.>`, stream)).length).toBe(2);
+  });
+
+  it('keeps the rollback in the history when the model commits again before its published events are cleared', async () => {
+    const prefix = 'ho4';
+    await using w = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix } },
+    });
+    await rollBack(prefix, 'hm');
+    await w.settled();
+    // The pause acknowledgement was committed to the model after its rollback event was published: the
+    // history record stays in the model's value until it is moved to history.<model>, and is moved once.
+    await eventually(async () => {
+      const model = await nats.client.kv<{ history: unknown[]; outbox: unknown[] }>(
+        `${prefix}_actors`,
+        'model.hm',
+      );
+      expect(model).toMatchObject({ history: [], outbox: [] });
+      const history = await nats.client.kv<{ records: Array<{ kind: string }> }>(
+        `${prefix}_actors`,
+        'history.hm',
+      );
+      expect(history?.records.map((r) => r.kind)).toEqual(['rolled_back']);
+    });
+    const history = await w.warden.history({ model_id: 'hm', limit: 10 });
+    expect(history.rollbacks.map((r) => r.outcome)).toEqual(['rolled_back']);
+  });
+});
