@@ -599,6 +599,11 @@ export class Warden {
   // ---------------------------------------------------------------------------------------------
   // Reads
 
+  /** A model's state alone, without building its view (null: no such model); the NATS intake asks per input. */
+  modelState(modelId: string): ModelStateName | null {
+    return this.runtime.modelState(modelId);
+  }
+
   status(modelId?: string): { models: ModelStatus[]; training: TrainingStatus[] } {
     if (modelId !== undefined) {
       const model = this.requireModel(modelId);

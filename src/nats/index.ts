@@ -376,11 +376,8 @@ export async function createNatsAdapters(
       // model as it is now, inputs applied but not yet committed); those after it wait for it, as above.
       mayGroup: (modelId) => {
         if (!attached || !isToken(modelId)) return false;
-        try {
-          return attached.status(modelId).models[0]?.state !== 'rollingBack';
-        } catch {
-          return true; // no such model yet: nothing to wait for
-        }
+        // No such model yet: nothing to wait for.
+        return attached.modelState(modelId) !== 'rollingBack';
       },
       // A key that is not a model id (a bad subject) has no state to claim: it is refused further on.
       claim: (modelId, epoch) => (isToken(modelId) ? kvStore.claim(modelId, epoch) : Promise.resolve()),
