@@ -292,10 +292,11 @@ export class PolicyEngine {
     const clamped = at < this.now;
     const previous = this.now;
     if (clamped) at = this.now;
-    this.advance(at);
     this.first ??= at;
     let mine = global;
     try {
+      // Inside: a timer whose step fails fails this line (reported), never the whole replay.
+      this.advance(at);
       if (kind === 'promotion') {
         const p = promotionEvent(input.payload, at, this.known, this.config.models);
         const configKey = this.modelKeys.get(p.modelId) ?? p.configKey;
@@ -493,10 +494,15 @@ export class PolicyEngine {
   private run(work: Work): void {
     const queue = this.queue;
     queue.push(work);
-    while (queue.length > 0) {
-      const next = queue.shift()!;
-      if (next.host.kind === 'model') this.sendModel(next.host, next.event as ModelEvent);
-      else this.sendTraining(next.host, next.event as TrainingEvent);
+    try {
+      while (queue.length > 0) {
+        const next = queue.shift()!;
+        if (next.host.kind === 'model') this.sendModel(next.host, next.event as ModelEvent);
+        else this.sendTraining(next.host, next.event as TrainingEvent);
+      }
+    } finally {
+      // What a failed step had queued (its registry answer, a pause) is its own: never run at the next input.
+      queue.length = 0;
     }
   }
 

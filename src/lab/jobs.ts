@@ -76,7 +76,9 @@ export class ReplayJobs {
     const ms = (value: number | string | undefined) => {
       if (value === undefined) return undefined;
       const at = timestampMs(value);
-      return typeof at === 'number' ? at : undefined;
+      // Refused, not ignored: a job over another span than the one asked for would mislead.
+      if (typeof at === 'string') throw new ValidationError('replay job', [at]);
+      return at;
     };
     const job: ReplayJob = {
       job_id: randomUUID(),

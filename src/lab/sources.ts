@@ -86,12 +86,6 @@ export function* jsonLines(text: string): Generator<SourceItem> {
   }
 }
 
-/** One recorded input as a JSON Lines line (what `warden replay` reads back). */
-export function toHistoryLine(kind: 'promotion' | 'evaluation', at: number, payload: unknown): string {
-  const body = (typeof payload === 'object' && payload !== null ? payload : {}) as Record<string, unknown>;
-  return JSON.stringify({ kind, ...body, timestamp: body.timestamp ?? at / 1000 });
-}
-
 /**
  * Recorded entries numbered by a sequence (the journal, the stream): each becomes an input, and a jump in
  * the sequence is reported as a gap (entries pruned by retention or deleted) before the entry after it.

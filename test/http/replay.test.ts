@@ -71,6 +71,12 @@ describe('HTTP: replay jobs', () => {
     const noConfig = await t.api('POST', '/v1/replays', { history: '' }, OPERATOR_TOKEN);
     expect(noConfig.status).toBe(400);
     expect(noConfig.body.error.issues).toContain('config: required: expected record, received nothing');
+    // A time the replay cannot use (milliseconds given as seconds) is refused, not silently dropped.
+    const badUntil = await t.api('POST', '/v1/replays', { config: {}, until: 1.7e15 }, OPERATOR_TOKEN);
+    expect(badUntil.status).toBe(400);
+    expect(badUntil.body.error.issues.join('\n')).toMatch(
+      /timestamp: expected epoch seconds .* received 1700000000000000/,
+    );
     expect((await t.api('POST', '/v1/replays', { config: {} })).status).toBe(401);
     expect((await t.api('POST', '/v1/replays', { config: {} }, PRODUCER_TOKEN)).status).toBe(403);
     const unknown = await t.api('GET', '/v1/replays/00000000-0000-4000-8000-000000000000');
