@@ -20,13 +20,17 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('synchronous = ' + workerData.synchronous);
 let checkpoints = 0;
+let failing = false;
 const timer = setInterval(() => {
   try {
     const [result] = db.pragma('wal_checkpoint(PASSIVE)');
     checkpoints++;
+    failing = false;
     if (workerData.report) parentPort.postMessage({ checkpoints, result });
   } catch (error) {
-    parentPort.postMessage({ error: String(error) });
+    // Told once when it starts failing (every 250 ms would flood the log), again if it fails after a success.
+    if (!failing) parentPort.postMessage({ error: String(error) });
+    failing = true;
   }
 }, workerData.everyMs);
 parentPort.on('message', (message) => {
@@ -68,14 +72,15 @@ export class Checkpointer {
         report: options.onCheckpoint !== undefined,
       },
     });
-    // The service's lifetime is not the checkpointer's to extend.
-    this.worker.unref();
     this.worker.on('message', (message: { result?: CheckpointResult; error?: string }) => {
       if (message.error !== undefined) options.onError?.(message.error);
       else if (message.result) options.onCheckpoint?.(message.result);
     });
     this.worker.on('error', (error) => options.onError?.(String(error)));
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    // After the listeners (adding a 'message' listener refs a worker again): the service's lifetime is not
+    // the checkpointer's to extend.
+    this.worker.unref();
   }
 
   /** Stops checkpointing and closes the worker's connection (before the writer's, which checkpoints last). */

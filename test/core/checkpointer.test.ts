@@ -3,7 +3,8 @@
  * leave it to the worker (a high automatic threshold is only a backstop), the worker's checkpoints empty
  * it while the store stays open and writable, and a store closed and opened again reads what was written.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -82,4 +83,27 @@ describe('background checkpoint', () => {
       await store.close();
     });
   }
+});
+
+describe('the checkpointer and the process', () => {
+  it('never keeps a process alive: one that opens a store and never closes it still exits', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-ckpt-exit-'));
+    dirs.push(dir);
+    const store = new URL('../../src/embedded/sqlite-store.ts', import.meta.url).pathname;
+    const script = join(dir, 'open-and-leave.ts');
+    writeFileSync(
+      script,
+      `import { SqliteStore } from ${JSON.stringify(store)};
+new SqliteStore(${JSON.stringify(join(dir, 'w.db'))}, { backgroundCheckpoint: { onError: () => undefined } });
+console.log('opened');
+`,
+    );
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      timeout: 20_000,
+      encoding: 'utf8',
+    });
+    expect(child.error).toBeUndefined(); // a timeout would be ETIMEDOUT here
+    expect(child.stdout).toContain('opened');
+    expect(child.status).toBe(0);
+  });
 });
