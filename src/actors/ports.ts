@@ -81,12 +81,19 @@ export interface RollbackRequest {
   readonly toVersion: string;
   readonly reason: string;
   readonly at: number;
+  /**
+   * When fromVersion was promoted (epoch ms), or null if unknown. A pointer that is still at what it was
+   * before then (its `since` no later) lags Warden's own promotion writes, lost in a crash between a commit
+   * and its write: the rollback applies over it. A pointer moved after then, by anyone else, refuses it.
+   */
+  readonly fromPromotedAt: number | null;
 }
 
 /**
  * Where the production pointer of each model lives. `rollback` is idempotent by rollbackId: applying the
  * same rollback twice (a redelivery, a restart mid-way) succeeds once and changes nothing the second time.
- * It rejects with an Error whose message says why when the rollback cannot be applied.
+ * It rejects with an Error whose message says why when the rollback cannot be applied, or with a retryable
+ * WardenError when it could not be tried here (the model moved to another instance, the connection closed).
  */
 export interface ModelRegistry {
   recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void>;

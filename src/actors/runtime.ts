@@ -84,6 +84,11 @@ interface Host {
   handingBack: number | null;
   /** Registry writes of promotions still out: the start-up index flags the actor until they are done. */
   registryWrites: number;
+  /**
+   * The last of this model's registry writes: each waits for the one before, so the pointer moves in commit
+   * order (a promotion's write retried after a timeout never lands after the rollback that followed it).
+   */
+  registryTail: Promise<void> | null;
   /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
   touchedAt: number;
   log: Logger;
@@ -426,6 +431,7 @@ export class ActorRuntime {
       timer: null,
       handingBack: null,
       registryWrites: 0,
+      registryTail: null,
       touchedAt: this.deps.clock.now(),
       // The child logger is made when first used: most actors never log, and each costs memory.
       get log(): Logger {
@@ -826,14 +832,28 @@ export class ActorRuntime {
     const at = (event as { at: number }).at;
     host.registryWrites++;
     this.track(
-      this.deps.registry
-        .recordPromotion(host.key, version, at, 'promoted')
+      this.inRegistryOrder(host, () => this.deps.registry.recordPromotion(host.key, version, at, 'promoted'))
         .catch((error) => {
           this.deps.observer?.effectFailed?.('registry.recordPromotion', error);
           host.log.error({ err: error }, 'could not record the promotion in the registry');
         })
         .finally(() => host.registryWrites--),
     );
+  }
+
+  /** Runs a registry write of the model after its earlier ones have ended, whatever their result. */
+  private inRegistryOrder(host: Host, write: () => Promise<void>): Promise<void> {
+    const result = host.registryTail ? host.registryTail.then(write) : write();
+    const tail: Promise<void> = result
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        if (host.registryTail === tail) host.registryTail = null;
+      });
+    host.registryTail = tail;
+    return result;
   }
 
   /** After a crash between a commit and the registry write, the registry is brought back in line. */
@@ -1101,49 +1121,70 @@ export class ActorRuntime {
     return { kind: host.kind, key: host.key, ...this.indexOf(host, false) };
   }
 
-  /** Applies the rollback to the registry (idempotent by id) and reports the result to the actor. */
+  /**
+   * Applies the rollback to the registry (idempotent by id) and reports the result to the actor. A rollback
+   * the registry could not try here (a retryable error: the model moved to another instance, the connection
+   * closed) is not a failed rollback: the result is dropped, and whoever writes the model then runs it again
+   * from its committed state (here, after a pause, if this instance still does).
+   */
   private runRollback(host: Host, context: ModelContext): void {
     const plan = context.rollback!;
     if (this.rollbacksRunning.has(plan.rollbackId)) return;
     this.rollbacksRunning.add(plan.rollbackId);
-    const call = this.deps.registry
-      .rollback({
-        rollbackId: plan.rollbackId,
-        modelId: host.key,
-        fromVersion: plan.fromVersion,
-        toVersion: plan.toVersion,
-        reason: plan.reason,
+    const request = {
+      rollbackId: plan.rollbackId,
+      modelId: host.key,
+      fromVersion: plan.fromVersion,
+      toVersion: plan.toVersion,
+      reason: plan.reason,
+      at: this.deps.clock.now(),
+      fromPromotedAt: context.lineage.findLast((v) => v.version === plan.fromVersion)?.promotedAt ?? null,
+    };
+    const call = this.inRegistryOrder(host, () => this.deps.registry.rollback(request)).then(
+      () => ({
+        type: 'ROLLBACK_SUCCEEDED' as const,
         at: this.deps.clock.now(),
-      })
-      .then(
-        () => ({
-          type: 'ROLLBACK_SUCCEEDED' as const,
+        rollbackId: plan.rollbackId,
+      }),
+      (error: unknown) => {
+        this.deps.observer?.effectFailed?.('registry.rollback', error);
+        if (error instanceof WardenError && error.retryable) return null;
+        return {
+          type: 'ROLLBACK_FAILED' as const,
           at: this.deps.clock.now(),
           rollbackId: plan.rollbackId,
-        }),
-        (error: unknown) => {
-          this.deps.observer?.effectFailed?.('registry.rollback', error);
-          return {
-            type: 'ROLLBACK_FAILED' as const,
-            at: this.deps.clock.now(),
-            rollbackId: plan.rollbackId,
-            error: error instanceof Error ? error.message : String(error),
-          };
-        },
-      )
-      .then((event) => {
-        // Tracked from the moment the answer arrives, so idle() waits for it to be applied.
-        this.track(
-          this.dispatch('model', host.key, event, undefined)
-            .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
-            .finally(() => {
-              this.rollbacksRunning.delete(plan.rollbackId);
-              // A result that could not be stored leaves the committed state rolling back: run it again.
-              if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
-            }),
-        );
-      });
+          error: error instanceof Error ? error.message : String(error),
+        };
+      },
+    );
+    void call.then((event) => {
+      if (event === null) {
+        this.rollbacksRunning.delete(plan.rollbackId);
+        host.log.warn({ rollbackId: plan.rollbackId }, 'the rollback could not be tried here: it runs again');
+        this.retryRollbackLater(host);
+        return;
+      }
+      // Tracked from the moment the answer arrives, so idle() waits for it to be applied.
+      this.track(
+        this.dispatch('model', host.key, event, undefined)
+          .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
+          .finally(() => {
+            this.rollbacksRunning.delete(plan.rollbackId);
+            // A result that could not be stored leaves the committed state rolling back: run it again.
+            if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
+          }),
+      );
+    });
     const tracked = call.finally(() => this.registryCalls.delete(tracked));
     this.registryCalls.add(tracked);
+  }
+
+  /** A rollback not tried runs again after TIMER_RETRY_MS, if this instance still writes the model then. */
+  private retryRollbackLater(host: Host): void {
+    if (this.stopped) return;
+    this.deps.clock.setTimeout(() => {
+      if (!this.stopped && this.hosts.get(`model:${host.key}`) === host && !this.pendingFor(host))
+        this.afterCommit(host);
+    }, TIMER_RETRY_MS);
   }
 }

@@ -15,6 +15,7 @@ import type {
   TimelineEntry,
 } from '../actors/ports.ts';
 import { ConflictError } from '../domain/errors.ts';
+import { rollbackOver } from '../domain/registry-pointer.ts';
 import { BACKSTOP_CHECKPOINT_PAGES, Checkpointer, type CheckpointResult } from './checkpointer.ts';
 
 const SCHEMA = `
@@ -298,12 +299,14 @@ export class SqliteStore implements StateStore, ModelRegistry {
 
   async rollback(request: RollbackRequest): Promise<void> {
     const pointer = this.statements.getPointer.get(request.modelId);
-    if (pointer?.last_rollback_id === request.rollbackId) return; // already applied
-    if (pointer && pointer.version !== request.fromVersion) {
-      throw new Error(
-        `registry: expected ${request.modelId} to be at ${request.fromVersion} in production, found ${pointer.version}`,
-      );
-    }
+    const over = rollbackOver(
+      pointer
+        ? { version: pointer.version, since: pointer.since, rollbackId: pointer.last_rollback_id }
+        : null,
+      request,
+    );
+    if (over === 'done') return;
+    if (over !== 'apply') throw new Error(over.refused);
     this.statements.upsertPointer.run(
       request.modelId,
       request.toVersion,

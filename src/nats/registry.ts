@@ -3,6 +3,7 @@ import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../actor
 import { entryText, isoTime, isWrongRevision } from './kv-util.ts';
 import { isTransient } from './intake.ts';
 import { WardenError } from '../domain/errors.ts';
+import { rollbackOver } from '../domain/registry-pointer.ts';
 
 /**
  * The value under `<prefix>_registry.<model_id>`: the production pointer a serving system watches.
@@ -161,13 +162,16 @@ export class KvRegistry implements ModelRegistry {
         current = text === null ? null : (JSON.parse(text) as RegistryEntry);
         revision = stored?.revision ?? 0;
       }
-      if (current?.rollback_id === request.rollbackId) return; // applied before (a redelivery, a restart)
-      // Already on the target (a promotion's pointer write was lost in a crash, say): record the rollback on it.
-      if (current && current.version !== request.fromVersion && current.version !== request.toVersion) {
-        throw new Error(
-          `registry: expected ${request.modelId} to be at ${request.fromVersion} in production, found ${current.version}`,
-        );
-      }
+      const over = rollbackOver(
+        current && {
+          version: current.version,
+          since: Date.parse(current.since),
+          rollbackId: current.rollback_id,
+        },
+        request,
+      );
+      if (over === 'done') return; // applied before (a redelivery, a restart)
+      if (over !== 'apply') throw new Error(over.refused);
       const next: RegistryEntry = {
         model_id: request.modelId,
         version: request.toVersion,

@@ -43,7 +43,9 @@ const listed = (t: TestWarden, model: string) => t.warden.status().models.find((
 const listedTraining = (t: TestWarden, key: string) =>
   t.warden.status().training.find((c) => c.config_key === key)!;
 
+/** Lets the work in flight end (a promotion's registry write keeps its actor resident), then moves time. */
 async function advance(t: TestWarden, ms: number): Promise<void> {
+  await t.warden.idle();
   t.clock.advance(ms);
   await t.warden.idle();
 }

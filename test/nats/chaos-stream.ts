@@ -78,6 +78,8 @@ export interface RunOutcome {
   readonly training: Record<string, unknown>;
   /** Per model (or config key): the sorted `<kind>:<event_id>` of every output event. */
   readonly events: Record<string, string[]>;
+  /** Per model: why its rollbacks failed (the `error` of each rollback_failed event), to explain a difference. */
+  readonly failures: Record<string, string[]>;
 }
 
 /** What Warden made of the stream, read over NATS (status command and the audit stream). */
@@ -101,14 +103,17 @@ export async function runOutcome(client: TestClient, prefix: string): Promise<Ru
   for (const t of status.training)
     training[String(t.config_key)] = { status: t.status, may_train: t.may_train, by: t.by, reason: t.reason };
   const events: Record<string, string[]> = {};
+  const failures: Record<string, string[]> = {};
   const stream = `${prefix.toUpperCase().replace(/-/g, '_')}_EVENTS`;
   for (const e of await client.stored(`${prefix}.evt.>`, stream)) {
     const tokens = e.subject.split('.');
     const key = tokens.at(-1)!;
     (events[key] ??= []).push(`${tokens.at(-2)}:${(e.data as { event_id: string }).event_id}`);
+    if (tokens.at(-2) === 'rollback_failed')
+      (failures[key] ??= []).push(String((e.data as { error?: unknown }).error));
   }
   for (const list of Object.values(events)) list.sort();
-  return { models, training, events };
+  return { models, training, events, failures };
 }
 
 /** The models (or keys) whose outcome differs, for a readable failure message. */
@@ -122,5 +127,8 @@ export function differences(actual: RunOutcome, expected: RunOutcome): string[] 
       if (a !== b) out.push(`${part} ${key}: got ${a}, clean run ${b}`);
     }
   }
+  for (const [key, errors] of Object.entries(actual.failures))
+    if (JSON.stringify(errors) !== JSON.stringify(expected.failures[key]))
+      out.push(`rollback of ${key} failed: ${errors.join('; ')}`);
   return out;
 }

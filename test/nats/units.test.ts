@@ -116,6 +116,7 @@ describe('the KV registry', () => {
     toVersion: 'v1',
     reason: 'r',
     at: 1_000,
+    fromPromotedAt: 100,
   });
 
   it('applies a rollback once, however often it is asked to', async () => {
@@ -141,6 +142,23 @@ describe('the KV registry', () => {
     await registry.recordPromotion('o', 'v1', 500, 'the v2 promotion was never written');
     await registry.rollback(request('o.r1', 'o'));
     expect((await kv.get('o'))!.json()).toMatchObject({ version: 'v1', rollback_id: 'o.r1' });
+  });
+
+  it("applies a rollback over a pointer that lags Warden's own promotions (writes lost in a crash)", async () => {
+    // v0 was production before v2 was promoted (at 100): the writes of v1 and v2 never landed.
+    await registry.recordPromotion('lag', 'v0', 40, 'promoted');
+    await registry.rollback(request('lag.r1', 'lag'));
+    expect((await kv.get('lag'))!.json()).toMatchObject({ version: 'v1', rollback_id: 'lag.r1' });
+    // The same pointer written after v2's promotion was moved by someone else: refused.
+    await registry.recordPromotion('moved', 'v0', 101, 'moved by hand');
+    await expect(registry.rollback(request('moved.r1', 'moved'))).rejects.toThrow(
+      'expected moved to be at v2 in production, found v0',
+    );
+    // Unknown promotion time: only the version rolled back from, or the target, is taken.
+    await registry.recordPromotion('unknown', 'v0', 40, 'promoted');
+    await expect(
+      registry.rollback({ ...request('unknown.r1', 'unknown'), fromPromotedAt: null }),
+    ).rejects.toThrow('found v0');
   });
 
   it('lets one of two concurrent writers apply it, and the other see it done', async () => {

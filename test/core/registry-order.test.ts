@@ -1,0 +1,169 @@
+/**
+ * The production pointer follows a model's committed state in commit order, whatever happens to the writes:
+ * a promotion's write still out when the rollback starts, promotion writes lost in a crash between the
+ * commit and the write, a rollback that could not be tried here. Runs over the real embedded registry.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../../src/actors/ports.ts';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { WardenError } from '../../src/domain/errors.ts';
+import { SqliteStore } from '../../src/embedded/sqlite-store.ts';
+import { createWarden, type Warden } from '../../src/warden.ts';
+import { eventually } from '../harness/eventually.ts';
+import { HoldingBus } from '../support/holding-bus.ts';
+import { makeDataDir } from '../support/test-warden.ts';
+
+/** The store's own registry, except for the writes a test holds (released later, or never: a crash). */
+class HeldRegistry implements ModelRegistry {
+  readonly held: Array<() => Promise<void>> = [];
+  holdPromotions = new Set<string>();
+  unavailableRollbacks = 0;
+
+  constructor(private readonly inner: SqliteStore) {}
+
+  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    if (!this.holdPromotions.has(version)) return this.inner.recordPromotion(modelId, version, at, reason);
+    return new Promise((resolve) =>
+      this.held.push(() => this.inner.recordPromotion(modelId, version, at, reason).then(resolve)),
+    );
+  }
+
+  async rollback(request: RollbackRequest): Promise<void> {
+    if (this.unavailableRollbacks-- > 0)
+      throw new WardenError('unavailable', `registry: this instance no longer takes ${request.modelId}`, {
+        retryable: true,
+      });
+    return this.inner.rollback(request);
+  }
+
+  production(modelId: string): Promise<ProductionPointer | null> {
+    return this.inner.production(modelId);
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const write of this.held.splice(0)) await write();
+  }
+}
+
+const dirs: string[] = [];
+const open: Array<{ warden: Warden; store: SqliteStore }> = [];
+afterEach(async () => {
+  for (const { warden, store } of open.splice(0)) {
+    await store.close();
+    void warden;
+  }
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(dir: string, clock: ManualClock, registry?: (store: SqliteStore) => ModelRegistry) {
+  const store = new SqliteStore(join(dir, 'warden.db'));
+  const bus = new HoldingBus();
+  const config = parseConfig({ dataDir: dir, detection: { mode: 'threshold' } });
+  const warden = await createWarden(config, { clock, registry: registry?.(store) ?? store, bus, store });
+  open.push({ warden, store });
+  const events = (kind: string) =>
+    bus.log.filter((m) => m.subject.includes(`.evt.${kind}.`)).map((m) => m.data);
+  return { store, warden, bus, events };
+}
+
+async function newDir(): Promise<string> {
+  const dir = await makeDataDir();
+  dirs.push(dir);
+  return dir;
+}
+
+describe('the production pointer under lost and late registry writes', () => {
+  it('a rollback waits for the promotion writes before it, then moves the pointer once', async () => {
+    const clock = new ManualClock(1_000_000);
+    let held!: HeldRegistry;
+    const w = await start(await newDir(), clock, (store) => (held = new HeldRegistry(store)));
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    held.holdPromotions.add('v2');
+    clock.advance(1_000);
+    await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    clock.advance(1_000);
+    expect((await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 })).state).toBe(
+      'rollingBack',
+    );
+    // v2's write is still out: the rollback has not touched the pointer.
+    expect((await w.store.production('m'))!.version).toBe('v1');
+    await held.releaseAll();
+    await w.warden.idle();
+    expect((await w.store.production('m'))!.version).toBe('v1');
+    expect(w.warden.status('m').models[0]!.production_version).toBe('v1');
+    expect(w.events('promotion_rolled_back')).toHaveLength(1);
+    expect(w.events('rollback_failed')).toEqual([]);
+  });
+
+  it('after a crash that lost promotion writes, the restarted rollback applies over the lagging pointer', async () => {
+    const dir = await newDir();
+    const clock = new ManualClock(1_000_000);
+    let held!: HeldRegistry;
+    const first = await start(dir, clock, (store) => (held = new HeldRegistry(store)));
+    await first.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    held.holdPromotions = new Set(['v2', 'v3']);
+    for (const [version, elo] of [
+      ['v2', 1520],
+      ['v3', 1530],
+    ] as const) {
+      clock.advance(1_000);
+      await first.warden.promote({ model_id: 'm', version, elo });
+    }
+    clock.advance(1_000);
+    await first.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
+    // SIGKILL: the store closes under the process; the held writes never land.
+    await first.store.close();
+    open.splice(0);
+
+    const second = await start(dir, new ManualClock(clock.now()));
+    await second.warden.idle();
+    expect(second.warden.status('m').models[0]).toMatchObject({
+      state: 'cooldown',
+      production_version: 'v2',
+    });
+    expect((await second.store.production('m'))!.version).toBe('v2');
+    expect(second.events('promotion_rolled_back')).toHaveLength(1);
+    expect(second.events('rollback_failed')).toEqual([]);
+  });
+
+  it('a pointer someone else moved after the promotion still refuses the rollback, loudly', async () => {
+    const clock = new ManualClock(1_000_000);
+    const w = await start(await newDir(), clock);
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    clock.advance(1_000);
+    await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    clock.advance(1_000);
+    await w.store.recordPromotion('m', 'v9', clock.now(), 'moved by the serving system');
+    await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
+    await w.warden.idle();
+    expect(w.events('rollback_failed')).toMatchObject([
+      { error: 'registry: expected m to be at v2 in production, found v9' },
+    ]);
+    expect((await w.store.production('m'))!.version).toBe('v9');
+  });
+
+  it('a rollback the registry could not try here is not a failed rollback: it runs again', async () => {
+    const clock = new ManualClock(1_000_000);
+    let held!: HeldRegistry;
+    const w = await start(await newDir(), clock, (store) => (held = new HeldRegistry(store)));
+    held.unavailableRollbacks = 1;
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    clock.advance(1_000);
+    await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
+    await w.warden.idle();
+    expect(w.warden.status('m').models[0]!.state).toBe('rollingBack');
+    expect(w.events('rollback_failed')).toEqual([]);
+    clock.advance(999);
+    await w.warden.idle();
+    expect(w.warden.status('m').models[0]!.state).toBe('rollingBack');
+    clock.advance(1);
+    // The registry call is not awaited by idle() (a registry may hang): wait for its result, bounded.
+    await eventually(() => expect(w.events('promotion_rolled_back')).toHaveLength(1));
+    expect((await w.store.production('m'))!.version).toBe('v1');
+    expect(w.events('rollback_failed')).toEqual([]);
+  });
+});
