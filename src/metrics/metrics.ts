@@ -59,6 +59,9 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
   const clock = options.clock ?? systemClock;
   const maxModelSeries = options.maxModelSeries ?? 1000;
   let source: StatusSource | null = null;
+  /** The state counts of the scrape under way (see render). */
+  let scrapeCounts: ReturnType<StatusSource['stateCounts']> | null = null;
+  const stateCounts = () => scrapeCounts ?? source?.stateCounts() ?? null;
   let nats: NatsSource | null = null;
   /** Model id -> epoch seconds of its last evaluation processed by this process. */
   const lastEvaluation = new Map<string, number>();
@@ -176,8 +179,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     collect() {
       const counts = new Map<string, number>(MODEL_STATES.map((s) => [s, 0]));
       // Counted, not listed: a scrape must not read every model of a million (issue 14).
-      for (const [state, n] of source?.stateCounts().models ?? [])
-        counts.set(state, (counts.get(state) ?? 0) + n);
+      for (const [state, n] of stateCounts()?.models ?? []) counts.set(state, (counts.get(state) ?? 0) + n);
       for (const [state, count] of counts) this.set({ state }, count);
     },
   });
@@ -186,7 +188,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     help: 'Rollbacks waiting for an operator',
     registers,
     collect() {
-      this.set(source?.stateCounts().models.get('awaitingApproval') ?? 0);
+      this.set(stateCounts()?.models.get('awaitingApproval') ?? 0);
     },
   });
   new Gauge({
@@ -194,7 +196,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     help: 'Training configs paused',
     registers,
     collect() {
-      this.set(source?.stateCounts().pausedConfigs ?? 0);
+      this.set(stateCounts()?.pausedConfigs ?? 0);
     },
   });
 
@@ -294,7 +296,15 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     httpRequest: (method, route, status) => httpRequests.inc({ method, route, status: String(status) }),
     alertDelivery: (result) => alertDeliveries.inc({ result }),
     shadowDecision: (policy, decision) => shadowDecisions.inc({ policy, decision: decision.type }),
-    render: () => registry.metrics(),
+    async render() {
+      // One count per scrape, shared by the gauges that read it (each count is a query per kind of actor).
+      scrapeCounts = source?.stateCounts() ?? null;
+      try {
+        return await registry.metrics();
+      } finally {
+        scrapeCounts = null;
+      }
+    },
     contentType: registry.contentType,
   };
 }

@@ -158,4 +158,28 @@ describe('metrics: sources', () => {
     // Unbound gauges read as zero rather than failing the scrape.
     expect(samples.get('warden_pending_approvals')).toBe(0);
   });
+
+  it('counts the states once per scrape, for every gauge that reads them', async () => {
+    const metrics = createMetrics();
+    let counted = 0;
+    metrics.bind({
+      stateCounts: () => {
+        counted++;
+        return {
+          models: new Map([
+            ['healthy', 3],
+            ['awaitingApproval', 2],
+          ]),
+          pausedConfigs: 1,
+        };
+      },
+    });
+    const samples = parseMetrics(await metrics.render());
+    expect(counted).toBe(1);
+    expect(samples.get('warden_models{state="healthy"}')).toBe(3);
+    expect(samples.get('warden_pending_approvals')).toBe(2);
+    expect(samples.get('warden_paused_configs')).toBe(1);
+    await metrics.render();
+    expect(counted).toBe(2);
+  });
 });
