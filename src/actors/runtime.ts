@@ -837,7 +837,23 @@ export class ActorRuntime {
           this.deps.observer?.effectFailed?.('registry.recordPromotion', error);
           host.log.error({ err: error }, 'could not record the promotion in the registry');
         })
-        .finally(() => host.registryWrites--),
+        .finally(() => {
+          if (--host.registryWrites === 0) this.clearAttention(host);
+        }),
+    );
+  }
+
+  /**
+   * The promotion writes are done: the start-up index no longer needs to load this actor (it said so since
+   * the promotion's commit). Only for committed state with nothing in flight: a later commit writes it anyway.
+   */
+  private clearAttention(host: Host): void {
+    if (!this.lazy || this.stopped || host.revision === 0 || this.pendingFor(host)) return;
+    if (this.hosts.get(`${host.kind}:${host.key}`) !== host) return;
+    const entry = this.indexEntry(host);
+    if (entry.attention) return;
+    this.deps.store.saveIndex!([entry]).catch((error: unknown) =>
+      host.log.warn({ err: error }, 'could not update the start-up index'),
     );
   }
 

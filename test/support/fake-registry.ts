@@ -16,9 +16,13 @@ export class FakeRegistry implements ModelRegistry {
   readonly calls: RollbackRequest[] = [];
   private pending: PendingRollback[] = [];
 
+  /** Promotion writes never finish (a registry that hangs, or a process about to die). */
+  holdPromotions = false;
+
   constructor(public autoSettle = false) {}
 
   async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    if (this.holdPromotions) return new Promise(() => {});
     this.pointers.set(modelId, { modelId, version, since: at, reason });
   }
 
