@@ -82,11 +82,12 @@ export interface RollbackRequest {
   readonly reason: string;
   readonly at: number;
   /**
-   * When fromVersion was promoted (epoch ms), or null if unknown. A pointer that is still at what it was
-   * before then (its `since` no later) lags Warden's own promotion writes, lost in a crash between a commit
-   * and its write: the rollback applies over it. A pointer moved after then, by anyone else, refuses it.
+   * Warden's own record of fromVersion's promotion: when (epoch ms), and the versions it promoted before it
+   * (null if unknown). A pointer still at one of those, not moved since (its `since` no later than `at`),
+   * lags Warden's own promotion writes, lost in a crash between a commit and its write: the rollback
+   * applies over it. Any other pointer (moved by someone else) refuses it.
    */
-  readonly fromPromotedAt: number | null;
+  readonly fromPromotion: { readonly at: number; readonly earlier: readonly string[] } | null;
 }
 
 /**

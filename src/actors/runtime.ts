@@ -11,6 +11,7 @@ import type {
   ModelRegistry,
   OutboxEntry,
   PartResult,
+  RollbackRequest,
   StateStore,
   TimelineEntry,
   Unsubscribe,
@@ -133,6 +134,16 @@ function toHistory(publications: readonly OutputEvent[]): HistoryRecord[] {
 }
 
 const MAX_COMMIT_ATTEMPTS = 5;
+
+/** When a version was last promoted, and the versions promoted before it (RollbackRequest.fromPromotion). */
+function promotionOf(context: ModelContext, version: string): RollbackRequest['fromPromotion'] {
+  const index = context.lineage.findLastIndex((v) => v.version === version);
+  if (index < 0) return null;
+  return {
+    at: context.lineage[index]!.promotedAt,
+    earlier: context.lineage.slice(0, index).map((v) => v.version),
+  };
+}
 
 /** An input not applied because an input of the same actor failed in the same turn (retryable). */
 function revertedError(kind: ActorKind, key: string): WardenError {
@@ -1154,7 +1165,7 @@ export class ActorRuntime {
       toVersion: plan.toVersion,
       reason: plan.reason,
       at: this.deps.clock.now(),
-      fromPromotedAt: context.lineage.findLast((v) => v.version === plan.fromVersion)?.promotedAt ?? null,
+      fromPromotion: promotionOf(context, plan.fromVersion),
     };
     const call = this.inRegistryOrder(host, () => this.deps.registry.rollback(request)).then(
       () => ({

@@ -12,8 +12,9 @@ export interface StoredPointer {
 /**
  * What a rollback does to the pointer it finds, the same rule for every registry:
  * - `done`: this rollback set it already (a redelivery, a restart mid-way);
- * - `apply`: it is at the version rolled back from, already at the target, or still where it was before
- *   fromVersion was promoted (Warden's own promotion writes lost in a crash: it lags, nobody moved it);
+ * - `apply`: it is at the version rolled back from, already at the target, or still at a version Warden
+ *   promoted before fromVersion and not moved since (Warden's own promotion writes lost in a crash: it
+ *   lags, nobody moved it);
  * - otherwise the reason it is refused: someone else moved it after fromVersion was promoted.
  */
 export function rollbackOver(
@@ -23,7 +24,9 @@ export function rollbackOver(
   if (pointer === null) return 'apply';
   if (pointer.rollbackId === request.rollbackId) return 'done';
   if (pointer.version === request.fromVersion || pointer.version === request.toVersion) return 'apply';
-  if (request.fromPromotedAt !== null && pointer.since <= request.fromPromotedAt) return 'apply';
+  const promotion = request.fromPromotion;
+  if (promotion && pointer.since <= promotion.at && promotion.earlier.includes(pointer.version))
+    return 'apply';
   return {
     refused: `registry: expected ${request.modelId} to be at ${request.fromVersion} in production, found ${pointer.version}`,
   };

@@ -116,7 +116,7 @@ describe('the KV registry', () => {
     toVersion: 'v1',
     reason: 'r',
     at: 1_000,
-    fromPromotedAt: 100,
+    fromPromotion: { at: 100, earlier: ['v0', 'v1'] },
   });
 
   it('applies a rollback once, however often it is asked to', async () => {
@@ -154,10 +154,13 @@ describe('the KV registry', () => {
     await expect(registry.rollback(request('moved.r1', 'moved'))).rejects.toThrow(
       'expected moved to be at v2 in production, found v0',
     );
+    // Old, but at a version Warden never promoted before v2: moved by someone else, refused.
+    await registry.recordPromotion('stranger', 'v9', 40, 'set by hand');
+    await expect(registry.rollback(request('stranger.r1', 'stranger'))).rejects.toThrow('found v9');
     // Unknown promotion time: only the version rolled back from, or the target, is taken.
     await registry.recordPromotion('unknown', 'v0', 40, 'promoted');
     await expect(
-      registry.rollback({ ...request('unknown.r1', 'unknown'), fromPromotedAt: null }),
+      registry.rollback({ ...request('unknown.r1', 'unknown'), fromPromotion: null }),
     ).rejects.toThrow('found v0');
   });
 
