@@ -334,10 +334,10 @@ export class Warden {
         durable: true,
       }),
       this.bus.subscribe(`${p}.in.promotion.*`, (m) =>
-        this.ingest(m.subject, m.data, m.raw, m.position).then(() => undefined),
+        this.ingest(m.subject, m.data, m.raw, m.position, m.id).then(() => undefined),
       ),
       this.bus.subscribe(`${p}.in.evaluation.*`, (m) =>
-        this.ingest(m.subject, m.data, m.raw, m.position).then(() => undefined),
+        this.ingest(m.subject, m.data, m.raw, m.position, m.id).then(() => undefined),
       ),
     );
     if (!this.holdPublishing) this.runtime.startPublishing();
@@ -452,6 +452,8 @@ export class Warden {
     data: unknown,
     raw?: string,
     position?: number,
+    /** The input's identity in its log (BusMessage.id): its refusal is published once, however often it comes. */
+    id?: string,
   ): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorBody }> {
     const kind = subject.split('.').at(-2) ?? 'unknown';
     const started = performance.now();
@@ -485,11 +487,11 @@ export class Warden {
         `rejected ${kind}: ${error.message}`,
       );
       const text = raw ?? JSON.stringify(data) ?? '';
-      await this.bus.publish(`${this.prefix}.evt.rejected.${kind}`, {
-        subject,
-        error: error.toJSON(),
-        raw: text.length > 1024 ? `${text.slice(0, 1024)}…` : text,
-      });
+      await this.bus.publish(
+        `${this.prefix}.evt.rejected.${kind}`,
+        { subject, error: error.toJSON(), raw: text.length > 1024 ? `${text.slice(0, 1024)}…` : text },
+        id === undefined ? undefined : { msgId: `rejected:${id}` },
+      );
       return { ok: false, error: error.toJSON() };
     }
   }

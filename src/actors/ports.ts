@@ -30,6 +30,11 @@ export interface BusMessage {
    * when it comes from one; the runtime commits it with the state of the actor the input changed.
    */
   readonly position?: number;
+  /**
+   * The message's identity in that log (NATS: `<stream>:<sequence>`): what is published about it (its
+   * refusal) carries it in its message id, so a redelivery does not publish it twice.
+   */
+  readonly id?: string;
 }
 
 export type Unsubscribe = () => void;

@@ -744,7 +744,12 @@ export class Intake {
     let message = this.options.stampEventIds
       ? withStreamEventId(decoded.message, this.streamId, m.info.streamSequence)
       : decoded.message;
-    if (this.options.positions) message = { ...message, position: m.info.streamSequence };
+    if (this.options.positions)
+      message = {
+        ...message,
+        position: m.info.streamSequence,
+        id: `${this.streamId}:${m.info.streamSequence}`,
+      };
     const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
     if (targets.length === 0) {
       await this.hooks.unroutable?.(message, this.place(m));

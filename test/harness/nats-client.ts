@@ -6,6 +6,8 @@ export interface StoredMessage {
   readonly subject: string;
   readonly data: unknown;
   readonly seq: number;
+  /** Its JetStream message id (the `Nats-Msg-Id` header), if it was published with one. */
+  readonly msgId?: string;
 }
 
 export interface TestClient extends AsyncDisposable {
@@ -74,7 +76,8 @@ export async function connectClient(
           } catch {
             data = m.string();
           }
-          out.push({ subject: m.subject, data, seq: m.seq });
+          const msgId = m.headers?.get('Nats-Msg-Id');
+          out.push({ subject: m.subject, data, seq: m.seq, ...(msgId ? { msgId } : {}) });
         }
       }
       await consumer.delete().catch(() => undefined);

@@ -100,6 +100,11 @@ describe('bad input over NATS', () => {
       return { subject, raw: text.length > 1024 ? `${text.slice(0, 1024)}…` : text };
     });
     expect(seen.sort(bySubjectAndRaw)).toEqual(sent.sort(bySubjectAndRaw));
+    // Each refusal names its input's place in the stream as message id: delivered again (after a crash, or
+    // with a group of inputs that goes one at a time), it is not published twice.
+    const ids = rejected.map((r) => r.msgId);
+    expect(ids).toEqual(ids.map(() => expect.stringMatching(/^rejected:WARDEN_IN@[0-9a-z]+:\d+$/)));
+    expect(new Set(ids).size).toBe(ids.length);
 
     const expectedCounts = new Map<string, number>();
     for (const [, , , kind] of BAD) expectedCounts.set(kind, (expectedCounts.get(kind) ?? 0) + 1);
