@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { ReplayJobs } from '../lab/jobs.ts';
+import { REPLAY_BODY_LIMIT_BYTES, ReplayJobs } from '../lab/jobs.ts';
 import { parseInput } from './schemas.ts';
 import type { RouteContext } from './server.ts';
 import { errorBody } from './errors.ts';
@@ -16,12 +16,22 @@ export const ReplayParamsSchema = z
  */
 export function registerReplayRoutes(app: FastifyInstance, ctx: RouteContext): ReplayJobs {
   const jobs = new ReplayJobs({ config: ctx.warden.config, journal: ctx.warden.journal, logger: ctx.logger });
-  app.post('/v1/replays', async (request) => {
-    const caller = ctx.authenticate(request, 'command');
-    const job = jobs.start(request.body);
-    ctx.logger.info({ jobId: job.job_id, by: caller.identity }, 'replay job started');
-    return job;
-  });
+  app.post(
+    '/v1/replays',
+    {
+      // A posted history can be larger than other bodies; the caller is checked before it is read.
+      bodyLimit: REPLAY_BODY_LIMIT_BYTES,
+      onRequest: async (request) => {
+        ctx.authenticate(request, 'command');
+      },
+    },
+    async (request) => {
+      const caller = ctx.authenticate(request, 'command');
+      const job = jobs.start(request.body);
+      ctx.logger.info({ jobId: job.job_id, by: caller.identity }, 'replay job started');
+      return job;
+    },
+  );
   app.get('/v1/replays', async () => ({ jobs: jobs.list().map(({ report: _report, ...job }) => job) }));
   app.get('/v1/replays/:job_id', async (request, reply) => {
     const { job_id } = parseInput(ReplayParamsSchema, request.params, 'path');

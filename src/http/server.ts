@@ -137,7 +137,8 @@ export async function startHttpServer(warden: Warden, options: HttpServerOptions
       ({ status, error: refusal } = describeClientError(error, {
         contentType: header(request, 'content-type'),
         contentLength: header(request, 'content-length'),
-        bodyLimit: BODY_LIMIT_BYTES,
+        // The route's own limit when it has one (a replay job's posted history).
+        bodyLimit: request.routeOptions?.bodyLimit ?? BODY_LIMIT_BYTES,
         maxParamLength: MAX_PARAM_LENGTH,
       }));
     }

@@ -17,12 +17,20 @@ import { jsonLines, sequenced, timestampMs, type SourceItem } from './sources.ts
 
 const time = z.union([z.number().positive(), z.iso.datetime({ offset: true })]);
 
+/** The longest JSON Lines history a replay job takes with its request, in characters. */
+export const MAX_POSTED_HISTORY_CHARS = 1_000_000;
+/**
+ * The request body such a history can need (5 MiB): a character is at most 3 bytes of UTF-8 (4 for two
+ * UTF-16 units), JSON escaping makes a quote or a newline two, and the candidate configuration comes with it.
+ */
+export const REPLAY_BODY_LIMIT_BYTES = 5 * 1024 * 1024;
+
 export const ReplayJobRequestSchema = z
   .object({
     /** The candidate: a whole configuration, in the service's configuration format (as JSON). */
     config: z.record(z.string(), z.unknown()),
     /** A JSON Lines history; without it, the service's own recorded history (journal or WARDEN_IN). */
-    history: z.string().max(1_000_000).optional(),
+    history: z.string().max(MAX_POSTED_HISTORY_CHARS).optional(),
     /** Inputs from this time on (epoch seconds or ISO 8601); recorded history only. */
     from: time.optional(),
     /** Run the clock to this time at the end (epoch seconds or ISO 8601). */

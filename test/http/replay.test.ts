@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { OPERATOR_TOKEN, PRODUCER_TOKEN, startTestService, type TestService } from './support.ts';
 import { eventually } from '../harness/eventually.ts';
+import { MAX_POSTED_HISTORY_CHARS, REPLAY_BODY_LIMIT_BYTES } from '../../src/lab/jobs.ts';
 import { LIVE, STRICTER, T0, evaluation, knownVersions, promotion, toJsonLines } from '../lab/support.ts';
 
 let t: TestService | null = null;
@@ -61,6 +62,29 @@ describe('HTTP: replay jobs', () => {
     expect(job.report.issues.map((i: { line: number }) => i.line)).toEqual([2, 3]);
     expect(job.report.issues[1].problem).toContain('received "ghost" (an unknown model)');
     expect(job.report.totals).toMatchObject({ rollbacks_added: 0, rollbacks_removed: 0 });
+  });
+
+  it('takes a posted history of the largest size it accepts, and checks the caller before reading it', async () => {
+    t = await startTestService(LIVE);
+    const lines = [promotion(T0, 'm', 'v1')];
+    for (let size = toJsonLines(lines).length, i = 1; ; i++) {
+      const next = evaluation(T0 + 60 * i, 'm', 'v1', 1500);
+      size += toJsonLines([next]).length + 1;
+      if (size > MAX_POSTED_HISTORY_CHARS) break;
+      lines.push(next);
+    }
+    const history = toJsonLines(lines);
+    expect(history.length).toBeGreaterThan(MAX_POSTED_HISTORY_CHARS - 200);
+    expect(JSON.stringify({ config: STRICTER, history }).length).toBeGreaterThan(1024 * 1024);
+    const started = await t.api('POST', '/v1/replays', { config: STRICTER, history }, OPERATOR_TOKEN);
+    expect(started.status).toBe(200);
+    expect(await finished(t, started.body.job_id)).toMatchObject({ status: 'done', lines: lines.length });
+    // Without a token the body is never read: refused as unauthorized, not as too large.
+    const huge = 'x'.repeat(REPLAY_BODY_LIMIT_BYTES + 10);
+    expect((await t.api('POST', '/v1/replays', { config: {}, history: huge })).status).toBe(401);
+    const tooLarge = await t.api('POST', '/v1/replays', { config: {}, history: huge }, OPERATOR_TOKEN);
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error.message).toMatch(/^expected a body of at most 5 MiB \(5242880 bytes\)/);
   });
 
   it('refuses a bad request with what was expected, needs an operator token, and 404s an unknown job', async () => {
