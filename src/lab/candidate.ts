@@ -21,10 +21,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * `over` laid over `base`, deeply. Keys are defined, not assigned: an override keyed "__proto__" (JSON and
+ * YAML make it an own key) stays an entry that the schema then refuses, instead of replacing a prototype.
+ */
 function merge(base: unknown, over: unknown): unknown {
   if (!isObject(base) || !isObject(over)) return over;
   const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(over)) out[key] = merge(base[key], value);
+  for (const [key, value] of Object.entries(over)) {
+    const below = Object.hasOwn(base, key) ? base[key] : undefined;
+    Object.defineProperty(out, key, {
+      value: merge(below, value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { startTestWarden } from '../support/test-warden.ts';
 import { replay } from '../../src/lab/replay.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { overlayConfig } from '../../src/lab/candidate.ts';
 import { jsonLines } from '../../src/lab/sources.ts';
 
 const PROTOTYPE_NAMES = Object.getOwnPropertyNames(Object.prototype).filter((n) =>
@@ -83,6 +84,17 @@ describe('ids named like Object.prototype members', () => {
     expect(() => parseConfig({ models })).toThrow(
       /models\.__proto__.*expected a model id other than "__proto__"/s,
     );
+    // The same through a shadow policy's overrides, laid over the live configuration.
+    const live = parseConfig({});
+    expect(() =>
+      overlayConfig(live, JSON.parse('{"models": {"__proto__": {"configKey": "x"}}}'), 's'),
+    ).toThrow(/models\.__proto__.*expected a model id other than "__proto__"/s);
+    const constructor = overlayConfig(
+      live,
+      JSON.parse('{"models": {"constructor": {"configKey": "x"}}}'),
+      's',
+    );
+    expect(constructor.models['constructor']?.configKey).toBe('x');
   });
 
   it('replay reports them like any other (no NaN hours, no inherited entries)', () => {
