@@ -149,8 +149,14 @@ export const DEFAULT_YOUNG_GENERATION_MB = 16;
 /** Below this many lines a history is replayed in one thread. */
 export const DEFAULT_MIN_LINES = 50_000;
 
+/**
+ * The most threads the default takes: each holds a copy of the whole history (hundreds of MB for millions
+ * of lines), and a replay is one operator's command, not a reason to take every core of a big host.
+ */
+export const MAX_DEFAULT_WORKERS = 4;
+
 export function defaultWorkers(): number {
-  return availableParallelism();
+  return Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
 }
 
 /**
