@@ -9,7 +9,7 @@ import {
   waitForText,
   type Warden,
 } from './support.ts';
-import { LIVE, STRICTER, knownVersions } from '../lab/support.ts';
+import { LIVE, STRICTER, T0, evaluation, knownVersions, promotion, toJsonLines } from '../lab/support.ts';
 
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
 const data = tempDir();
@@ -61,6 +61,31 @@ describe('ui: the policy lab page', () => {
     await page.getByTestId('lab-config').fill('{"cooldownSeconds": -1}');
     await page.getByRole('button', { name: 'Replay' }).click();
     await waitForText(page, '[role=alert]', 'invalid');
+    await page.close();
+  });
+
+  it('keeps the job in the address: a reload shows it again, and a page opened during a job follows it', async () => {
+    // A job started elsewhere (the API), over a long posted history: the page opens while it runs, or
+    // just after; either way it shows that job, the newest.
+    const lines = [promotion(T0, 'big', 'v1')];
+    for (let i = 1; i <= 6_000; i++)
+      lines.push(evaluation(T0 + 60 * i, 'big', 'v1', i % 500 === 0 ? 1400 : 1500));
+    const started = await warden.api(
+      'POST',
+      '/v1/replays',
+      { config: STRICTER, history: toJsonLines(lines) },
+      OPERATOR_TOKEN,
+    );
+    expect(started.status).toBe(200);
+    const page = await browser.context.newPage();
+    await signIn(page, warden.url, OPERATOR_TOKEN);
+    await page.goto(`${warden.url}/ui#/lab`);
+    await page.waitForURL(`**/ui#/lab/${started.body.job_id}`);
+    await waitForText(page, '[data-testid=lab-summary]', 'the candidate');
+    const summary = await page.getByTestId('lab-summary').textContent();
+    await page.reload();
+    await waitForText(page, '[data-testid=lab-summary]', summary!);
+    expect(page.url()).toContain(`#/lab/${started.body.job_id}`);
     await page.close();
   });
 });

@@ -1,6 +1,8 @@
 /**
  * The policy lab page (#/lab): a candidate configuration replayed beside the live one over the recorded
- * history (POST /v1/replays), and their decisions side by side, per model, as the job reports them.
+ * history (POST /v1/replays), and their decisions side by side, per model, as the job reports them. The
+ * job's id goes in the address (#/lab/<job_id>), so a reload shows the same job; opened without one, the
+ * page shows the newest job (still running, one runs at a time, or the last report).
  */
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
@@ -107,11 +109,27 @@ function SideBySide(props: { report: Report }) {
   </section>`;
 }
 
-export function LabPage() {
+export function LabPage({ jobId }: { jobId: string | null }) {
   const [config, setConfig] = useState(EXAMPLE);
   const [history, setHistory] = useState('');
   const [job, setJob] = useState<Job | null>(null);
   const [error, setError] = useState<string | null>(null);
+
+  // The job the address names; without one, the newest (running, or the last report: a reload, another
+  // operator's job), so that the page never hides a job it cannot start beside.
+  useEffect(() => {
+    if (jobId === null) {
+      api<{ jobs: Job[] }>('GET', '/v1/replays').then(
+        ({ jobs }) => {
+          if (jobs[0]) location.hash = `#/lab/${jobs[0].job_id}`;
+        },
+        (e: ApiError) => setError(e.message),
+      );
+      return;
+    }
+    if (job?.job_id === jobId) return;
+    api<Job>('GET', `/v1/replays/${jobId}`).then(setJob, (e: ApiError) => setError(e.message));
+  }, [jobId]);
 
   useEffect(() => {
     if (!job || job.status !== 'running') return;
@@ -132,12 +150,12 @@ export function LabPage() {
       return;
     }
     try {
-      setJob(
-        await api<Job>('POST', '/v1/replays', {
-          config: parsed,
-          ...(history.trim() === '' ? {} : { history }),
-        }),
-      );
+      const started = await api<Job>('POST', '/v1/replays', {
+        config: parsed,
+        ...(history.trim() === '' ? {} : { history }),
+      });
+      setJob(started);
+      location.hash = `#/lab/${started.job_id}`;
     } catch (cause) {
       setError((cause as ApiError).message);
     }

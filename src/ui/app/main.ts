@@ -629,11 +629,12 @@ function App() {
       />`;
   const store = storeRef.current;
   const match = /^#\/model\/(.+)$/.exec(route);
+  const lab = /^#\/lab(?:\/([0-9a-f-]{36}))?$/.exec(route);
   const act = (spec: ActionSpec) => setAction(spec);
   return html`${header}
   ${
-    route === '#/lab'
-      ? html`<${LabPage} />`
+    lab
+      ? html`<${LabPage} jobId=${lab[1] ?? null} />`
       : match
         ? html`<${ModelPage}
             id=${decodeURIComponent(match[1]!)}
