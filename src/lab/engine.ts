@@ -162,7 +162,7 @@ interface TimerEntry {
 
 /** A small binary heap of timers by deadline (then by arming order): replay fires them in that order. */
 class TimerHeap {
-  private readonly items: TimerEntry[] = [];
+  private items: TimerEntry[] = [];
   get size(): number {
     return this.items.length;
   }
@@ -182,6 +182,10 @@ class TimerHeap {
       [items[i], items[parent]] = [items[parent]!, items[i]!];
       i = parent;
     }
+  }
+  /** Keeps only the entries `live` accepts (a sorted array is a heap). */
+  compact(live: (entry: TimerEntry) => boolean): void {
+    this.items = this.items.filter(live).sort((a, b) => (this.less(a, b) ? -1 : 1));
   }
   pop(): TimerEntry | undefined {
     const items = this.items;
@@ -255,6 +259,11 @@ export class PolicyEngine {
   /** The virtual clock: the time of the last input or timer (ms). */
   time(): number {
     return this.now;
+  }
+
+  /** Timer entries held, stale ones included (bounded: see `arm`). */
+  timerEntries(): number {
+    return this.timers.size;
   }
 
   /** The earliest deadline still armed (ms), or null. */
@@ -674,5 +683,9 @@ export class PolicyEngine {
     host.timerAt = at;
     host.timerType = type;
     if (at !== null) this.timers.push({ at, seq: this.timerSeq++, host, gen: host.timerGen });
+    // A re-armed timer leaves its old entry behind (skipped when it comes up): every host has at most one
+    // live entry, so when the stale ones outnumber them the heap is rebuilt, and memory stays bounded.
+    if (this.timers.size > 2 * (this.modelHosts.size + this.trainingHosts.size) + 1024)
+      this.timers.compact((e) => e.gen === e.host.timerGen);
   }
 }

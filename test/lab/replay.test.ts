@@ -4,6 +4,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { jsonLines } from '../../src/lab/sources.ts';
 import { replay, whatIf } from '../../src/lab/replay.ts';
 import { formatReport } from '../../src/lab/format.ts';
+import { PolicyEngine } from '../../src/lab/engine.ts';
 import { LIVE, LOOSER, STRICTER, T0, evaluation, knownVersions, promotion, toJsonLines } from './support.ts';
 
 const live = parseConfig(LIVE);
@@ -187,5 +188,38 @@ describe('bad history', () => {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('the replay engine over a long life', () => {
+  it('keeps its timers bounded however often they are re-armed, and fires the live ones on time', () => {
+    // One model, promoted and rolled back hourly, with a cooldown of a year: each rollback arms a new one
+    // long before the last ends, leaving a stale timer entry behind (popped only when its time comes).
+    const config = parseConfig({
+      detection: { mode: 'threshold' },
+      cooldownSeconds: 31_536_000,
+      autoRollbackLimit: { max: 10, windowSeconds: 3_600 },
+    });
+    const engine = new PolicyEngine(config);
+    let line = 0;
+    const feed = (at: number, kind: string, payload: Record<string, unknown>) =>
+      expect(engine.feed({ kind, at: at * 1000, payload, line: ++line })).toBeNull();
+    feed(T0, 'promotion', { model_id: 'long', version: 'v1', elo: 1500 });
+    const cycles = 3_000;
+    let most = 0;
+    for (let n = 1; n <= cycles; n++) {
+      // A good version, then a bad one rolled back to it.
+      const t = T0 + n * 3_600;
+      feed(t, 'promotion', { model_id: 'long', version: `good${n}`, elo: 1500 });
+      feed(t + 30, 'promotion', { model_id: 'long', version: `bad${n}`, elo: 1500 });
+      feed(t + 60, 'evaluation', { model_id: 'long', current_elo: 1350, games_played: 200 });
+      most = Math.max(most, engine.timerEntries());
+    }
+    expect(most).toBeLessThanOrEqual(2 * 2 + 1024 + 1);
+    const [model] = engine.summary().models;
+    expect(model!.rollbacks).toHaveLength(cycles);
+    // The last cooldown is live: it ends on time, a year after the last rollback.
+    const last = model!.rollbacks.at(-1)!.at;
+    expect(engine.nextDeadline()).toBe(last + 31_536_000_000);
   });
 });
