@@ -107,6 +107,15 @@ async function expectRecovered(
   await eventually(() => expect([...running.flatMap(partitions)].sort(), label).toEqual([0, 1, 2, 3, 4, 5]), {
     timeoutMs: 10_000,
   });
+  // Each actor's events are in the stream in the order its commits made them (`<key>.e<n>`), whichever
+  // instance published them: a training config takes its rollbacks' pauses in order.
+  const order: Record<string, number[]> = {};
+  for (const e of await nats.client.stored(`${prefix}.evt.>`, `${prefix.toUpperCase()}_EVENTS`)) {
+    const found = /^(.+)\.e(\d+)$/.exec((e.data as { event_id?: string }).event_id ?? '');
+    if (found) (order[found[1]!] ??= []).push(Number(found[2]));
+  }
+  for (const [key, numbers] of Object.entries(order))
+    expect(numbers, `${label}: events of ${key}`).toEqual([...numbers].sort((a, b) => a - b));
   for (const child of running) expect(child.process.exitCode, label).toBeNull();
   // Timeouts and disconnections while NATS is away are logged (pino lines); an unhandled rejection, an
   // uncaught exception or a crash is not a log line.
