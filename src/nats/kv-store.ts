@@ -128,6 +128,12 @@ export class KvStore implements StateStore {
   private readonly listeners = new Set<(record: ActorRecord) => void>();
   /** Event ids published (by anyone here), remembered so that carried-over outbox entries can be dropped. */
   private readonly published = new Map<string, true>();
+  /**
+   * Outbox entries this instance's runtime publishes (committed here, or handed to it as pending at its
+   * start), until they are published: its outbox sends them in commit order, ahead of anything committed
+   * later here. Any other unpublished entry in an actor's value was committed elsewhere (see commitPart).
+   */
+  private readonly mine = new Set<string>();
   /** When an unpublished outbox entry was first seen here, for the sweeper. */
   private readonly firstSeen = new Map<string, number>();
   private readonly chains = new Map<string, Promise<void>>();
@@ -376,7 +382,9 @@ export class KvStore implements StateStore {
     for (const value of this.actorValues()) {
       for (const entry of value.outbox) if (!this.published.has(entry.id)) pending.push(entry);
     }
-    return pending.slice(0, limit);
+    const handed = pending.slice(0, limit);
+    for (const entry of handed) this.mine.add(entry.id);
+    return handed;
   }
 
   /**
@@ -496,6 +504,21 @@ export class KvStore implements StateStore {
         error: new ConflictError(`${actor.kind} ${actor.key}: this instance does not hold the input lease`),
       };
     }
+    // An actor's events are published in the order of its commits, whichever instance made them. Events an
+    // earlier commit made elsewhere that were never published (that instance lost NATS, then the actor)
+    // would otherwise go out after this commit's, once the sweeper finds them stranded: a training config
+    // would take a later rollback's pause before an earlier one's. They are published first, in order; a
+    // failure fails this commit as a transient one (nothing written), to be tried again.
+    const foreign = (previous?.outbox ?? []).filter((e) => !this.published.has(e.id) && !this.mine.has(e.id));
+    try {
+      for (const entry of foreign) {
+        await this.options.publish(entry);
+        this.remember(entry.id);
+      }
+    } catch (error) {
+      this.options.onTransientFailure?.('commit', error);
+      return { ok: false, error };
+    }
     const epoch = fence ? fence.epoch : previous?.epoch;
     const value: ActorValue = {
       ...(actor.position !== undefined ? { position: actor.position } : {}),
@@ -511,6 +534,7 @@ export class KvStore implements StateStore {
     try {
       const revision =
         expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
+      for (const entry of part.outbox) this.mine.add(entry.id);
       this.store(key, revision, value, true);
       if (actor.kind === 'training') this.track(this.project(actor.key));
       return { ok: true, revision };
@@ -684,6 +708,7 @@ export class KvStore implements StateStore {
   }
 
   private remember(id: string): void {
+    this.mine.delete(id);
     this.published.set(id, true);
     if (this.published.size > PUBLISHED_MEMORY) this.published.delete(this.published.keys().next().value!);
   }

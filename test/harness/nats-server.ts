@@ -32,6 +32,8 @@ export interface NatsServer extends AsyncDisposable {
   /** Starts it again on the same port with the same JetStream store. */
   start(): Promise<void>;
   restart(): Promise<void>;
+  /** Sends a signal to the running server without waiting (SIGSTOP freezes it, SIGCONT thaws it). */
+  signal(signal: NodeJS.Signals): void;
   /** Everything the server logged, for failure messages. */
   log(): string;
 }
@@ -122,6 +124,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     async restart() {
       await stop();
       await start();
+    },
+    signal(signal) {
+      child?.kill(signal);
     },
     log: () => output,
     async [Symbol.asyncDispose]() {
