@@ -19,6 +19,8 @@ export class Outbox {
   /** The store's bookkeeping of published entries, in order, off the publishing path. */
   private marking: Promise<void> = Promise.resolve();
   private marks = 0;
+  /** Whoever waits for the next publishing attempt (see nextAttempt). */
+  private attemptWaiters: Array<() => void> = [];
 
   constructor(
     private readonly store: StateStore,
@@ -57,6 +59,25 @@ export class Outbox {
     this.started = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.attempted();
+  }
+
+  /**
+   * Resolves once the publishing under way, or the next one (after a failure, the retry), has ended; at once
+   * when nothing waits to be published. Lets a caller wait for progress without polling.
+   */
+  nextAttempt(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.attemptWaiters.push(resolve));
+  }
+
+  private attempted(): void {
+    for (const resolve of this.attemptWaiters.splice(0)) resolve();
+  }
+
+  /** Events queued and not yet published. */
+  pending(): number {
+    return this.queue.length;
   }
 
   isIdle(): boolean {
@@ -78,6 +99,7 @@ export class Outbox {
       .finally(() => {
         this.running = null;
         if (this.queue.length > 0 && this.retryTimer === null) this.kick();
+        this.attempted();
       });
   }
 

@@ -328,24 +328,51 @@ export class ActorRuntime {
   /**
    * Resolves when nothing is left to commit, publish or deliver, and every registry answer that has
    * arrived has been applied. A registry call still outstanding is the outside world: not waited for.
+   * Publications are waited for until the wall clock reaches `publishUntil` (stop: a bus that keeps
+   * refusing them, NATS away, must not hold a shutdown; they stay stored).
    */
-  async idle(): Promise<void> {
+  async idle(publishUntil = Infinity): Promise<void> {
     for (;;) {
       await this.flushing;
       await Promise.all([...this.inFlight]);
       await this.outbox.idle();
       await this.deps.bus.idle();
-      if (this.batch.length === 0 && this.inFlight.size === 0 && this.outbox.isIdle() && !this.flushScheduled)
-        return;
+      const published = this.outbox.isIdle() || Date.now() >= publishUntil;
+      if (this.batch.length === 0 && this.inFlight.size === 0 && published && !this.flushScheduled) return;
+      // Events wait for their retry (the bus refused them): wait for it, never spin on settled promises (a
+      // loop of microtasks would starve the very timer it waits for).
+      if (this.inFlight.size === 0 && !published) await this.untilAttemptOr(publishUntil);
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
-  /** Stops intake, finishes in-flight work and publications, and cancels timers. */
+  /** The outbox's next publishing attempt, or the wall clock reaching `deadline`, whichever comes first. */
+  private async untilAttemptOr(deadline: number): Promise<void> {
+    if (!Number.isFinite(deadline)) return this.outbox.nextAttempt();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
+      timer.unref();
+    });
+    await Promise.race([this.outbox.nextAttempt(), late]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Stops intake, finishes in-flight work and publications, and cancels timers. A bus that keeps refusing
+   * publications (NATS away) or a registry that does not answer holds it at most `registryStopWaitMs`:
+   * unpublished events stay stored and go out on the next start; a rollback stays stored in rollingBack and
+   * is applied again (idempotent by its id) on the next start.
+   */
   async stop(): Promise<void> {
-    await this.idle();
-    // A registry that does not answer must not hold the shutdown: the rollback stays stored in rollingBack
-    // and is applied again (idempotent by its id) on the next start.
     const deadline = Date.now() + (this.deps.registryStopWaitMs ?? 5_000);
+    await this.idle(deadline);
+    if (!this.outbox.isIdle()) {
+      this.deps.logger.warn(
+        { unpublished: this.outbox.pending() },
+        'stopping with events not yet published; they are published on the next start',
+      );
+    }
     while (this.registryCalls.size > 0 && Date.now() < deadline) {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => {
@@ -354,7 +381,7 @@ export class ActorRuntime {
       });
       await Promise.race([Promise.all([...this.registryCalls]), late]);
       clearTimeout(timer);
-      await this.idle();
+      await this.idle(deadline);
     }
     if (this.registryCalls.size > 0) {
       this.deps.logger.warn(

@@ -248,6 +248,63 @@ describe('inputs during a rollback are kept, not dropped (finding 3)', () => {
   });
 });
 
+describe('stopping while the bus refuses every publication (NATS away)', () => {
+  it('waits at most its bound, keeps the events stored, and the next start publishes them', async () => {
+    const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+    const dir = await makeDataDir();
+    const make = (store: SqliteStore, bus: MemoryBus) =>
+      new ActorRuntime({
+        modelMachine: createModelMachine(policy),
+        trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+        modelPolicy: policy,
+        store,
+        registry: new FakeRegistry(true),
+        bus,
+        clock: new ManualClock(),
+        logger: pino({ level: 'silent' }),
+        prefix: 'warden',
+        registryStopWaitMs: 300,
+      });
+    class RefusingBus extends MemoryBus {
+      override async publish(): Promise<void> {
+        throw new Error('NATS is away');
+      }
+    }
+    const store = new SqliteStore(join(dir, 'warden.db'));
+    const runtime = make(store, new RefusingBus());
+    await runtime.start();
+    runtime.startPublishing();
+    for (const version of ['v1', 'v2'])
+      await runtime.dispatchModel('m', { type: 'PROMOTED', at: 1, version, elo: 1500 }, { configKey: 'm' });
+    await runtime.dispatchModel('m', evaluated(1400, 2));
+    // Bounded, and without spinning: the event loop keeps turning (this timer fires meanwhile).
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 20);
+    const started = Date.now();
+    await runtime.stop();
+    clearInterval(ticking);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(ticks).toBeGreaterThan(3);
+    const unpublished = await store.pendingOutbox(100);
+    expect(unpublished.map((e) => e.subject)).toContain('warden.evt.promotion_rolled_back.m');
+    await store.close();
+
+    const bus = new MemoryBus();
+    const seen: string[] = [];
+    bus.subscribe('warden.evt.>', (m) => void seen.push(m.subject));
+    const again = new SqliteStore(join(dir, 'warden.db'));
+    const restarted = make(again, bus);
+    await restarted.start();
+    restarted.startPublishing();
+    await restarted.idle();
+    expect(seen).toEqual(unpublished.map((e) => e.subject));
+    expect(await again.pendingOutbox(100)).toEqual([]);
+    await restarted.stop();
+    await again.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('a version passing its statistical test is recorded (issue 10)', () => {
   it('an accept_h0 answers with the test passed and leaves a line in the model timeline', async () => {
     const t = await startTestWarden({ detection: { mode: 'statistical' } });
