@@ -90,6 +90,11 @@ interface Host {
    * order (a promotion's write retried after a timeout never lands after the rollback that followed it).
    */
   registryTail: Promise<void> | null;
+  /**
+   * A promotion's registry write failed and none succeeded since: the pointer may lag the model, so the
+   * start-up index keeps flagging it (the next start reconciles the pointer).
+   */
+  pointerMayLag: boolean;
   /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
   touchedAt: number;
   log: Logger;
@@ -470,6 +475,7 @@ export class ActorRuntime {
       handingBack: null,
       registryWrites: 0,
       registryTail: null,
+      pointerMayLag: false,
       touchedAt: this.deps.clock.now(),
       // The child logger is made when first used: most actors never log, and each costs memory.
       get log(): Logger {
@@ -871,9 +877,16 @@ export class ActorRuntime {
     host.registryWrites++;
     this.track(
       this.inRegistryOrder(host, () => this.deps.registry.recordPromotion(host.key, version, at, 'promoted'))
+        .then(() => {
+          host.pointerMayLag = false;
+        })
         .catch((error) => {
+          host.pointerMayLag = true;
           this.deps.observer?.effectFailed?.('registry.recordPromotion', error);
-          host.log.error({ err: error }, 'could not record the promotion in the registry');
+          if (error instanceof WardenError && error.retryable)
+            // The model moved to another instance, or the connection closed: its next writer reconciles.
+            host.log.warn({ err: error }, 'the promotion was not recorded in the registry here');
+          else host.log.error({ err: error }, 'could not record the promotion in the registry');
         })
         .finally(() => {
           if (--host.registryWrites === 0) this.clearAttention(host);
@@ -1142,7 +1155,13 @@ export class ActorRuntime {
 
   /** Nothing in flight: committed, no commit pending, no rollback running, no inputs kept, no hand-back. */
   private quiescent(host: Host): boolean {
-    if (host.revision === 0 || host.handingBack !== null || host.registryWrites > 0 || this.pendingFor(host))
+    if (
+      host.revision === 0 ||
+      host.handingBack !== null ||
+      host.registryWrites > 0 ||
+      host.pointerMayLag ||
+      this.pendingFor(host)
+    )
       return false;
     if (host.kind !== 'model') return true;
     const { state, context } = this.modelView(host);
@@ -1166,7 +1185,11 @@ export class ActorRuntime {
     if (host.kind === 'model') {
       const { state, context } = this.modelView(host);
       attention =
-        promoting || host.registryWrites > 0 || state === 'rollingBack' || deferredOf(context).length > 0;
+        promoting ||
+        host.registryWrites > 0 ||
+        host.pointerMayLag ||
+        state === 'rollingBack' ||
+        deferredOf(context).length > 0;
     }
     return { deadline: this.deadlineOf(host).at, attention };
   }

@@ -34,7 +34,11 @@ export interface RegistryFence {
   closed(): boolean;
 }
 
-/** A write waits this many seconds for a lease this instance does not hold at all before it gives up. */
+/**
+ * A write waits this many seconds for the model's lease (a freeze, a late renewal) before it gives up, as
+ * retryable. With input partitions a model whose partition this instance no longer holds has no lease here
+ * at all: the write gives up at once (the partition's new holder brings the pointer in line on taking it).
+ */
 const NOT_HOLDER_WAITS = 10;
 
 /** The built-in model registry in NATS KV; rollbacks are revision-checked and idempotent by rollback id. */

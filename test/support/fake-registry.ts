@@ -21,8 +21,12 @@ export class FakeRegistry implements ModelRegistry {
 
   constructor(public autoSettle = false) {}
 
+  /** Promotion writes fail (a registry that refuses them). */
+  failPromotions = false;
+
   async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
     if (this.holdPromotions) return new Promise(() => {});
+    if (this.failPromotions) throw new Error('registry refused the write');
     this.pointers.set(modelId, { modelId, version, since: at, reason });
   }
 
