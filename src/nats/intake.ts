@@ -244,6 +244,14 @@ export class Intake {
     this.running ??= this.run();
   }
 
+  /**
+   * A partition of a shared durable whose handlers are all gone (Warden stopping): stops consuming, so that
+   * what comes meanwhile is given back for the next holder instead of being refused for want of a handler.
+   */
+  stopIfUnused(): void {
+    if (this.options.registrations && this.registrations.size === 0 && !this.stopping) void this.stop();
+  }
+
   get durable(): string {
     return this.options.durable;
   }
@@ -750,6 +758,13 @@ export class Intake {
         position: m.info.streamSequence,
         id: `${this.streamId}:${m.info.streamSequence}`,
       };
+    if (this.registrations.size === 0) {
+      // No handler at all: this intake no longer serves (its handlers are going away), which says nothing
+      // about the message. Given back, not refused.
+      throw new WardenError('unavailable', `no handlers for ${this.options.durable} now`, {
+        retryable: true,
+      });
+    }
     const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
     if (targets.length === 0) {
       await this.hooks.unroutable?.(message, this.place(m));
