@@ -1,9 +1,11 @@
 /**
  * Group commit under faults: a backlog of one model's inputs (good and bad ones, duplicates, promotions
- * during a rollback) taken by the NATS intake in groups, with commits refused mid-group and inputs whose
- * processing throws, ends as the same inputs taken one at a time by the embedded mode: the same model and
- * training state, the same output events (each once), every input acknowledged, each refusal published
- * and counted once.
+ * during a rollback) taken by the NATS intake in groups (one instance, or input partitions), with commits
+ * refused mid-group, steps that throw, and a second instance taking over part-way, ends as the same inputs
+ * taken one at a time by the embedded mode: the same model and training status, the same output event ids
+ * (each once), every input acknowledged, each refusal published and counted once; and again after each
+ * step of the clock over the timers (cooldown end, training auto-resume, approval expiry).
+ * GROUP_FAULT_SEED=<printed seed> (and GROUP_FAULT_PATH) replays a run; GROUP_FAULT_RUNS runs more.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,10 +24,20 @@ import { useSharedNats } from '../harness/shared-nats.ts';
 import { HoldingBus } from '../support/holding-bus.ts';
 import { makeDataDir } from '../support/test-warden.ts';
 
-const nats = useSharedNats();
+/** Partitioned runs use these prefixes, mapped by the server to PARTITIONS partitions. */
+const PARTITIONS = 3;
+const MAPPED = Array.from({ length: 200 }, (_, i) => `gfm${i}`);
+const nats = useSharedNats({ partitions: Object.fromEntries(MAPPED.map((p) => [p, PARTITIONS])) });
 
 const MODEL = 'gm';
-const CONFIG: ConfigInput = { detection: { mode: 'threshold' } };
+/** Threshold detection, approvals for severe cases, and every timer short enough to step over. */
+const CONFIG: ConfigInput = {
+  detection: { mode: 'threshold' },
+  approval: { requireForSevere: true, timeoutSeconds: 60 },
+  cooldownSeconds: 30,
+  training: { autoResumeSeconds: 45 },
+  passivateAfterSeconds: null,
+};
 
 interface Input {
   readonly kind: string;
@@ -130,19 +142,47 @@ function ending(warden: Warden, eventIds: string[], refusals: number): Ending {
   };
 }
 
+/** A run the test compares: its ending now, and its clock moved on (timers due). */
+interface Run {
+  ending(): Promise<Ending>;
+  advance(ms: number): Promise<void>;
+  /** Fires the timers due now (one armed after its deadline passed, e.g. by an instance taking over). */
+  tick(): void;
+  /** Timers armed on its clock. */
+  timers(): number;
+  close(): Promise<void>;
+}
+
+const outputIds = (events: ReadonlyArray<{ subject: string; data: unknown }>): string[] =>
+  events
+    .filter((e) => e.subject.includes('.evt.') && !/\.evt\.(rejected|dead_letter)\./.test(e.subject))
+    .map((e) => (e.data as { event_id: string }).event_id);
+
 /** The same inputs, one at a time, each settled before the next, in the embedded mode. */
-async function embedded(prefix: string, inputs: readonly Input[]): Promise<Ending> {
+async function embedded(prefix: string, inputs: readonly Input[]): Promise<Run> {
   const dir = await makeDataDir();
   const store = new SqliteStore(join(dir, 'warden.db'));
   const bus = new HoldingBus();
+  const clock = new ManualClock();
   let refusals = 0;
   const warden = await createWarden(parseConfig({ ...CONFIG, dataDir: dir, nats: { prefix } }), {
-    clock: new ManualClock(),
+    clock,
     registry: store,
     bus,
     store,
     onRejected: () => refusals++,
   });
+  const settle = () =>
+    eventually(async () => {
+      await warden.idle();
+      expect(warden.status().models.filter((m) => m.state === 'rollingBack')).toEqual([]);
+      await warden.idle();
+    });
+  const close = async () => {
+    await warden.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
     for (const input of inputs) {
       let data: unknown;
@@ -152,67 +192,151 @@ async function embedded(prefix: string, inputs: readonly Input[]): Promise<Endin
         data = undefined;
       }
       await warden.ingest(`${prefix}.in.${input.kind}.${input.token}`, data, input.raw);
-      await eventually(async () => {
-        await warden.idle();
-        expect(warden.status().models.filter((m) => m.state === 'rollingBack')).toEqual([]);
-      });
+      await settle();
     }
-    await warden.idle();
-    const ids = bus.log
-      .filter((m) => !/\.evt\.(rejected|dead_letter)\./.test(m.subject) && m.subject.includes('.evt.'))
-      .map((m) => (m.data as { event_id: string }).event_id);
-    return ending(warden, ids, refusals);
-  } finally {
-    await warden.stop();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+  } catch (error) {
+    await close();
+    throw error;
   }
+  return {
+    ending: async () => ending(warden, outputIds(bus.log), refusals),
+    advance: async (ms) => {
+      clock.advance(ms);
+      await settle();
+    },
+    tick: () => clock.advance(0),
+    timers: () => clock.pendingTimers(),
+    close,
+  };
+}
+
+interface Faults {
+  /** The first this many commits of the model holding several inputs are refused. */
+  readonly commitFailures: number;
+  /** The promotion of this version throws when processed, its first `throws` times. */
+  readonly throwVersion: string | null;
+  readonly throws: number;
+  readonly partitioned: boolean;
+  /** A second instance takes over (an orderly stop of the first) once this many inputs are acknowledged. */
+  readonly handOverAfter: number | null;
 }
 
 let runs = 0;
 
-async function viaNats(
-  inputs: readonly Input[],
-  faults: { commitFailures: number; throwVersion: string | null; throws: number },
-): Promise<{ prefix: string; ending: Ending; failed: number }> {
-  const prefix = `gfp${runs++}`;
+/** Every input of the stream acknowledged by the intakes (one, or one per partition). */
+async function drained(prefix: string, faults: Faults): Promise<void> {
+  const stream = `${prefix.toUpperCase()}_IN`;
+  const durables = faults.partitioned
+    ? Array.from({ length: PARTITIONS }, (_, k) => `${prefix}_inputs_${k}`)
+    : [`${prefix}_inputs`];
+  await eventually(async () => {
+    for (const durable of durables) {
+      const info = await nats.client.jsm.consumers.info(stream, durable);
+      expect(info.num_pending + info.num_ack_pending).toBe(0);
+    }
+  });
+}
+
+async function acknowledged(prefix: string, faults: Faults): Promise<number> {
+  const stream = `${prefix.toUpperCase()}_IN`;
+  const durables = faults.partitioned
+    ? Array.from({ length: PARTITIONS }, (_, k) => `${prefix}_inputs_${k}`)
+    : [`${prefix}_inputs`];
+  let n = 0;
+  for (const durable of durables) {
+    const info = await nats.client.jsm.consumers.info(stream, durable).catch(() => null);
+    n += info?.ack_floor.consumer_seq ?? 0;
+  }
+  return n;
+}
+
+async function viaNats(inputs: readonly Input[], faults: Faults): Promise<{ prefix: string; run: Run }> {
+  const n = runs++;
+  const prefix = faults.partitioned ? MAPPED[n]! : `gfs${n}`;
   const upper = prefix.toUpperCase();
-  const first = await startNatsWarden(nats.server.url, { config: { ...CONFIG, nats: { prefix } } });
+  const config = { ...CONFIG, nats: { prefix, partitions: faults.partitioned ? PARTITIONS : 1 } };
+  const first = await startNatsWarden(nats.server.url, { config });
   await first.stop();
   for (const input of inputs)
     await nats.client.publish(`${prefix}.in.${input.kind}.${input.token}`, input.raw);
   const state = { failed: 0 };
-  const w = await startNatsWarden(nats.server.url, {
-    config: { ...CONFIG, nats: { prefix } },
-    clock: new ManualClock(),
+  const clock = new ManualClock();
+  const a = await startNatsWarden(nats.server.url, {
+    config,
+    clock,
     hooks: { retry: { maxDeliveries: 3, baseDelayMs: 5, maxDelayMs: 20 } },
     observer: throwingObserver(faults.throwVersion, faults.throws),
     wrapStore: (store) => failingStore(store, state, faults.commitFailures),
   });
+  const instances = [a];
+  let w = a;
+  let takerClock = clock;
   try {
-    await eventually(async () => {
-      const info = await nats.client.jsm.consumers.info(`${upper}_IN`, `${prefix}_inputs`);
-      expect(info.ack_floor.stream_seq).toBe(inputs.length);
-      expect(info.num_ack_pending).toBe(0);
-    });
+    if (faults.handOverAfter !== null) {
+      await eventually(async () =>
+        expect(await acknowledged(prefix, faults)).toBeGreaterThanOrEqual(
+          Math.min(faults.handOverAfter!, inputs.length),
+        ),
+      );
+      // The second instance starts (partitioned: it asks for its share of the partitions) and the first
+      // stops at once, whatever it has in hand.
+      const clockB = new ManualClock();
+      const b = await startNatsWarden(nats.server.url, { config, clock: clockB });
+      instances.push(b);
+      await a.stop();
+      w = b;
+      takerClock = clockB;
+    }
+    await drained(prefix, faults);
     await w.settled();
-    const events = await nats.client.stored(`${prefix}.evt.>`, `${upper}_EVENTS`);
-    const rejected = events.filter((e) => e.subject.includes('.evt.rejected.'));
-    // Each refusal once, under the place of its input.
-    expect(new Set(rejected.map((e) => e.msgId)).size).toBe(rejected.length);
-    expect(events.filter((e) => e.subject.includes('.evt.dead_letter.'))).toEqual([]);
-    const ids = events
-      .filter((e) => !/\.evt\.(rejected|dead_letter)\./.test(e.subject))
-      .map((e) => (e.data as { event_id: string }).event_id);
-    expect(new Set(ids).size).toBe(ids.length);
-    let refusals = 0;
-    for (const n of w.rejected.values()) refusals += n;
-    expect(refusals).toBe(rejected.length);
-    return { prefix, ending: ending(w.warden, ids, refusals), failed: state.failed };
-  } finally {
-    await w.stop();
+  } catch (error) {
+    for (const i of instances) await i.stop();
+    throw error;
   }
+  const taker = w;
+  return {
+    prefix,
+    run: {
+      ending: async () => {
+        await taker.settled();
+        const events = await nats.client.stored(`${prefix}.evt.>`, `${upper}_EVENTS`);
+        const rejected = events.filter((e) => e.subject.includes('.evt.rejected.'));
+        // Each refusal once, under the place of its input; nothing dead-lettered (every fault passes).
+        expect(new Set(rejected.map((e) => e.msgId)).size).toBe(rejected.length);
+        expect(events.filter((e) => e.subject.includes('.evt.dead_letter.'))).toEqual([]);
+        const ids = outputIds(events);
+        expect(new Set(ids).size).toBe(ids.length);
+        let refusals = 0;
+        for (const i of instances) for (const count of i.rejected.values()) refusals += count;
+        expect(refusals).toBe(rejected.length);
+        return ending(taker.warden, ids, refusals);
+      },
+      advance: async (ms) => {
+        takerClock.advance(ms);
+        await taker.settled();
+      },
+      tick: () => takerClock.advance(0),
+      timers: () => takerClock.pendingTimers(),
+      close: async () => {
+        for (const i of instances) await i.stop();
+      },
+    },
+  };
 }
+
+const faults: fc.Arbitrary<Faults> = fc.record({
+  commitFailures: fc.nat(2),
+  throwVersion: fc.option(
+    fc.integer({ min: 1, max: 6 }).map((v) => `v${v}`),
+    { nil: null },
+  ),
+  throws: fc.integer({ min: 1, max: 2 }),
+  partitioned: fc.boolean(),
+  handOverAfter: fc.option(fc.nat(20), { nil: null, freq: 4 }),
+});
+
+/** Steps of the clock past the timers' deadlines: cooldown 30 s, auto-resume 45 s, approval 60 s. */
+const steps = fc.array(fc.constantFrom(10_000, 31_000, 46_000, 61_000), { maxLength: 3 });
 
 describe('group commit under faults, against the embedded mode one input at a time', () => {
   it('counts a refusal in a group whose commit fails once, though the group goes again one at a time', async () => {
@@ -250,19 +374,38 @@ describe('group commit under faults, against the embedded mode one input at a ti
     const seed = Number(process.env.GROUP_FAULT_SEED ?? Date.now() % 2 ** 31);
     console.log(`group-fault property seed: ${seed}`);
     await fc.assert(
-      fc.asyncProperty(
-        backlog,
-        fc.nat(2),
-        fc.option(fc.integer({ min: 1, max: 6 }), { nil: null }),
-        fc.integer({ min: 1, max: 2 }),
-        async (inputs, commitFailures, throwAt, throws) => {
-          const faults = { commitFailures, throwVersion: throwAt === null ? null : `v${throwAt}`, throws };
-          const got = await viaNats(inputs, faults);
+      fc.asyncProperty(backlog, faults, steps, async (inputs, f, advances) => {
+        const got = await viaNats(inputs, f);
+        try {
           const want = await embedded(got.prefix, inputs);
-          expect(got.ending).toEqual(want);
-        },
-      ),
-      { seed, numRuns: 12, endOnFailure: true },
+          try {
+            expect(await got.run.ending()).toEqual(await want.ending());
+            // An instance that took over arms the timers of what it claimed a moment after: the steps below
+            // start once it has (else a timer armed after its deadline fires late, at the time it is armed).
+            await eventually(() => expect(got.run.timers()).toBeGreaterThanOrEqual(want.timers()));
+            for (const ms of advances) {
+              await got.run.advance(ms);
+              await want.advance(ms);
+              const expected = await want.ending();
+              // The rollback's pause reaches the training config after the rollback's commit.
+              await eventually(async () => {
+                got.run.tick();
+                expect(await got.run.ending()).toEqual(expected);
+              });
+            }
+          } finally {
+            await want.close();
+          }
+        } finally {
+          await got.run.close();
+        }
+      }),
+      {
+        seed,
+        numRuns: Number(process.env.GROUP_FAULT_RUNS ?? 8),
+        endOnFailure: true,
+        ...(process.env.GROUP_FAULT_PATH ? { path: process.env.GROUP_FAULT_PATH } : {}),
+      },
     );
   }, 120_000);
 });
