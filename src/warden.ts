@@ -26,6 +26,7 @@ import {
   RollbackCommandSchema,
 } from './domain/events.ts';
 import { resolveModelRef } from './domain/model-ref.ts';
+import { RecentIds } from './domain/recent-ids.ts';
 import { evaluationEvent, promotionEvent, requireToken, type InputKind } from './domain/input-events.ts';
 import { parseInput } from './domain/validation.ts';
 import {
@@ -140,6 +141,9 @@ export interface CommandResult<T> {
   state: string;
 }
 
+/** How many refused inputs Warden remembers so as to count each once (see Warden.refusalsCounted). */
+const REFUSALS_REMEMBERED = 10_000;
+
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
@@ -248,6 +252,12 @@ export class Warden {
   private readonly runtime: ActorRuntime;
   private readonly clock: Clock;
   private readonly onRejected: WardenDeps['onRejected'];
+  /**
+   * The inputs whose refusal was counted, by their identity in their log: one that is refused again (a
+   * redelivery, a retry after its refusal could not be published, a group of inputs going one at a time
+   * after one of them failed) is counted once, as its refusal is published once.
+   */
+  private readonly refusalsCounted = new RecentIds(REFUSALS_REMEMBERED);
   private readonly onProcessed: WardenDeps['onProcessed'];
   private readonly holdPublishing: boolean;
   private unsubscribers: Array<() => void> = [];
@@ -481,7 +491,7 @@ export class Warden {
     } catch (caught) {
       const error = toWardenError(caught);
       if (error.code === 'internal' || error.code === 'unavailable') throw error;
-      this.onRejected?.(kind, error);
+      if (id === undefined || this.refusalsCounted.add(id)) this.onRejected?.(kind, error);
       this.logger.warn(
         { subject, code: error.code, issues: error.issues },
         `rejected ${kind}: ${error.message}`,

@@ -93,6 +93,9 @@ export class NatsBus implements EventBus {
       return () => {
         for (const group of groups) group.registrations.delete(registration);
         unsubscribe();
+        // The partitions' intakes left without handlers stop, as the control intake does: else they would
+        // go on taking inputs (their lease is held until the partitions close) with nobody to hand them to.
+        for (const intake of this.intakes.values()) intake.stopIfUnused();
       };
     }
     if (spec) return this.intakeFor(spec).add(pattern, handler);

@@ -6,6 +6,7 @@ import type { EventBus, ModelRegistry, StateStore } from '../actors/ports.ts';
 import type { Warden } from '../warden.ts';
 import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.ts';
 import { isToken } from '../domain/model-ref.ts';
+import { RecentIds } from '../domain/recent-ids.ts';
 import { connectNats, describeServers } from './connection.ts';
 import { natsNames, type NatsNames } from './names.ts';
 import { DEFAULT_JETSTREAM_SETTINGS, ensureStreams, type JetStreamSettings } from './setup.ts';
@@ -36,6 +37,9 @@ export { partitionMapping, partitionOf } from './partitions-map.ts';
 
 /** How long the next input of a model waits for its rollback to finish before it is handed over anyway. */
 const ROLLBACK_WAIT_MS = 60_000;
+
+/** How many refused inputs the transport remembers so as to count each once. */
+const REFUSALS_REMEMBERED = 10_000;
 
 /** The input kinds Warden takes; any other kind token is counted and published as `unknown`. */
 const INPUT_KINDS = new Set(['promotion', 'evaluation']);
@@ -290,21 +294,27 @@ export async function createNatsAdapters(
     };
 
     /**
+     * The inputs refused (or dead-lettered) here and counted, by their stream place: one that is refused
+     * again (a redelivery, a retry after its refusal could not be published, a group of inputs going one at
+     * a time after one of them failed) is counted once, as its refusal is published once.
+     */
+    const refusalsCounted = new RecentIds(REFUSALS_REMEMBERED);
+
+    /**
      * Inputs the transport refuses itself go out like Warden's own refusals, and are counted, under a
      * bounded kind. The message id (the input's stream place) keeps a redelivery from publishing it twice.
      */
     const reject = async (subject: string, error: WardenError, raw: string, place: Place): Promise<void> => {
       const kind = kindOf(subject, p);
-      hooks.onRejected?.(kind, error);
+      const msgId = `rejected:${place.streamId}:${place.seq}`;
+      if (refusalsCounted.add(msgId)) hooks.onRejected?.(kind, error);
       log.warn({ subject: subject.slice(0, 300), code: error.code }, `rejected ${kind}: ${error.message}`);
       const body: { subject: string; error: ErrorBody; raw: string } = {
         subject,
         error: error.toJSON(),
         raw: truncate(raw),
       };
-      await bus!.publish(`${p}.evt.rejected.${kind}`, body, {
-        msgId: `rejected:${place.streamId}:${place.seq}`,
-      });
+      await bus!.publish(`${p}.evt.rejected.${kind}`, body, { msgId });
     };
 
     const intakeHooks: IntakeHooks = {
@@ -332,7 +342,7 @@ export async function createNatsAdapters(
         const cause = error instanceof WardenError ? error : new WardenError('internal', errorText(error));
         const eventId = `dead_letter:${place.streamId}:${place.seq}`;
         const timestamp = Date.now() / 1000;
-        hooks.onRejected?.(kind, cause);
+        if (refusalsCounted.add(eventId)) hooks.onRejected?.(kind, cause);
         await natsBus.publish(
           `${p}.evt.dead_letter.${kind}`,
           {

@@ -127,7 +127,7 @@ export interface Registration {
 }
 
 const RESTART_DELAY_MS = 100;
-/** Message ids handed over in process and not yet delivered by the durable, at most this many. */
+/** Message ids handed over in process remembered (see `handOff`), at most this many. */
 const HANDED_OFF_MEMORY = 10_000;
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 /**
@@ -224,7 +224,10 @@ export class Intake {
   /** Partitioned: messages moved to their partition so far, and when that was last logged. */
   private moved = 0;
   private movedLoggedAt = -Infinity;
-  /** Handed over in process (see `handOff`): message id -> whether its handlers succeeded. */
+  /**
+   * Handed over in process (see `handOff`), the most recent HANDED_OFF_MEMORY: message id -> whether its
+   * handlers succeeded.
+   */
   private readonly handedOff = new Map<string, Promise<boolean>>();
 
   constructor(
@@ -242,6 +245,14 @@ export class Intake {
   beginIfShared(): void {
     if (!this.options.registrations || this.registrations.size === 0 || this.stopping) return;
     this.running ??= this.run();
+  }
+
+  /**
+   * A partition of a shared durable whose handlers are all gone (Warden stopping): stops consuming, so that
+   * what comes meanwhile is given back for the next holder instead of being refused for want of a handler.
+   */
+  stopIfUnused(): void {
+    if (this.options.registrations && this.registrations.size === 0 && !this.stopping) void this.stop();
   }
 
   get durable(): string {
@@ -724,14 +735,17 @@ export class Intake {
     }
   }
 
-  /** Whether the message was handed over in process already and its handlers succeeded (see `handOff`). */
+  /**
+   * Whether the message was handed over in process already and its handlers succeeded (see `handOff`). The
+   * message id stays remembered after the durable's delivery (bounded, HANDED_OFF_MEMORY): the same message
+   * published again under it (an outbox retry, the stranded sweep), which JetStream drops as a duplicate, must
+   * not be handed over in process a second time either.
+   */
   private async handledHere(m: JsMsg): Promise<boolean> {
     const msgId = m.headers?.get(MSG_ID_HEADER);
     const local = msgId ? this.handedOff.get(msgId) : undefined;
     if (!local) return false;
-    const ok = await local;
-    this.handedOff.delete(msgId!);
-    return ok;
+    return local;
   }
 
   private async handleOnce(m: JsMsg, key: string | null): Promise<'done'> {
@@ -750,6 +764,13 @@ export class Intake {
         position: m.info.streamSequence,
         id: `${this.streamId}:${m.info.streamSequence}`,
       };
+    if (this.registrations.size === 0) {
+      // No handler at all: this intake no longer serves (its handlers are going away), which says nothing
+      // about the message. Given back, not refused.
+      throw new WardenError('unavailable', `no handlers for ${this.options.durable} now`, {
+        retryable: true,
+      });
+    }
     const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
     if (targets.length === 0) {
       await this.hooks.unroutable?.(message, this.place(m));

@@ -72,6 +72,31 @@ describe('NATS mode: the rollback event handed to the training config in process
     expect(w.warden.status('hm').training[0]).toMatchObject({ status: 'paused' });
   });
 
+  it('hands a rollback event over once: its republication under the same message id (an outbox retry, a stranded sweep) pauses nothing again', async () => {
+    const prefix = 'ho4';
+    const { observer, answers } = pauseAnswers();
+    await using w = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix } },
+      observer,
+    });
+    await rollBack(prefix, 'hm');
+    await w.settled();
+    const stream = `${prefix.toUpperCase()}_EVENTS`;
+    // Handed over, then delivered by the durable and acknowledged.
+    await eventually(async () => {
+      const info = await nats.client.jsm.consumers.info(stream, `${prefix}_rolled_back`);
+      expect(info.num_pending + info.num_ack_pending).toBe(0);
+      expect(info.delivered.stream_seq).toBeGreaterThan(0);
+    });
+    const [rolledBack] = await nats.client.stored(`${prefix}.evt.promotion_rolled_back.>`, stream);
+    // Published again as the outbox or the sweeper does it: JetStream drops it as a duplicate.
+    await w.adapters.bus.publish(rolledBack!.subject, rolledBack!.data, { msgId: rolledBack!.msgId! });
+    await w.settled();
+    expect(answers).toEqual(['paused']);
+    expect((await nats.client.stored(`${prefix}.int.pause_acknowledged.>`, stream)).length).toBe(1);
+  });
+
   it('is idempotent by rollback id: the same rollback event delivered again pauses nothing twice', async () => {
     const prefix = 'ho2';
     const { observer, answers } = pauseAnswers();
