@@ -68,6 +68,8 @@ export class Outbox {
    */
   nextAttempt(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
+    // Only the store's bookkeeping is left: no attempt follows, its end is what to wait for.
+    if (this.queue.length === 0 && this.running === null) return this.marking;
     return new Promise((resolve) => this.attemptWaiters.push(resolve));
   }
 

@@ -364,10 +364,12 @@ export class ActorRuntime {
   }
 
   /**
-   * Stops intake, finishes in-flight work and publications, and cancels timers. A bus that keeps refusing
-   * publications (NATS away) or a registry that does not answer holds it at most `registryStopWaitMs`:
-   * unpublished events stay stored and go out on the next start; a rollback stays stored in rollingBack and
-   * is applied again (idempotent by its id) on the next start.
+   * Stops intake, finishes in-flight work and publications, and cancels timers. Publications the bus
+   * refused (NATS away) are retried until `registryStopWaitMs`, and a rollback's registry call is waited for
+   * as long: then unpublished events stay stored and go out on the next start, and a rollback stays stored
+   * in rollingBack and is applied again (idempotent by its id) on the next start. Work already under way is
+   * waited for until it ends: a commit or a publication in flight (NATS calls time out), a promotion's
+   * registry write (retried while this instance holds the model); the service's shutdown deadline bounds it.
    */
   async stop(): Promise<void> {
     const deadline = Date.now() + (this.deps.registryStopWaitMs ?? 5_000);
@@ -938,6 +940,8 @@ export class ActorRuntime {
           'reconciled on start',
         );
       }
+      // In line now: the next start need not load it for this (the flag came with its last commit).
+      this.clearAttention(host);
     }
   }
 
@@ -1218,11 +1222,14 @@ export class ActorRuntime {
       fromPromotion: promotionOf(context, plan.fromVersion),
     };
     const call = this.inRegistryOrder(host, () => this.deps.registry.rollback(request)).then(
-      () => ({
-        type: 'ROLLBACK_SUCCEEDED' as const,
-        at: this.deps.clock.now(),
-        rollbackId: plan.rollbackId,
-      }),
+      () => {
+        host.pointerMayLag = false; // the pointer is where the model's state will say
+        return {
+          type: 'ROLLBACK_SUCCEEDED' as const,
+          at: this.deps.clock.now(),
+          rollbackId: plan.rollbackId,
+        };
+      },
       (error: unknown) => {
         this.deps.observer?.effectFailed?.('registry.rollback', error);
         if (error instanceof WardenError && error.retryable) return null;

@@ -346,6 +346,11 @@ describe('lazy start-up', () => {
     await t.warden.idle();
     expect(t.registry.pointers.get('unwritten')?.version).toBe('v1');
     expect(t.registry.pointers.get('refused')?.version).toBe('v1');
+    // Reconciled: the start after that loads neither.
+    opened.splice(opened.indexOf(t), 1);
+    t = await t.restart();
+    opened.push(t);
+    expect(t.warden.residency().models).toBe(0);
   });
 
   it('a database written before the start-up index is loaded in full once, gets its index, and starts lazily after', async () => {

@@ -86,6 +86,9 @@ describe('ui: the policy lab page', () => {
     await page.reload();
     await waitForText(page, '[data-testid=lab-summary]', summary!);
     expect(page.url()).toContain(`#/lab/${started.body.job_id}`);
+    // The address was replaced, not pushed: going back leaves the lab.
+    await page.goBack();
+    await page.waitForURL((url) => !url.hash.startsWith('#/lab'));
     await page.close();
   });
 });

@@ -118,23 +118,36 @@ export function LabPage({ jobId }: { jobId: string | null }) {
   // The job the address names; without one, the newest (running, or the last report: a reload, another
   // operator's job), so that the page never hides a job it cannot start beside.
   useEffect(() => {
+    let current = true; // an answer that comes after the address changed again is dropped
+    setError(null);
     if (jobId === null) {
       api<{ jobs: Job[] }>('GET', '/v1/replays').then(
         ({ jobs }) => {
-          if (jobs[0]) location.hash = `#/lab/${jobs[0].job_id}`;
+          // Replaced, not pushed: going back from the job leaves the lab instead of landing here again.
+          if (current && jobs[0]) location.replace(`#/lab/${jobs[0].job_id}`);
         },
-        (e: ApiError) => setError(e.message),
+        (e: ApiError) => current && setError(e.message),
       );
-      return;
+    } else if (job?.job_id !== jobId) {
+      setJob(null);
+      api<Job>('GET', `/v1/replays/${jobId}`).then(
+        (j) => current && setJob(j),
+        (e: ApiError) => current && setError(e.message),
+      );
     }
-    if (job?.job_id === jobId) return;
-    api<Job>('GET', `/v1/replays/${jobId}`).then(setJob, (e: ApiError) => setError(e.message));
+    return () => {
+      current = false;
+    };
   }, [jobId]);
 
   useEffect(() => {
     if (!job || job.status !== 'running') return;
     const timer = setTimeout(() => {
-      api<Job>('GET', `/v1/replays/${job.job_id}`).then(setJob, (e: ApiError) => setError(e.message));
+      api<Job>('GET', `/v1/replays/${job.job_id}`).then(
+        // Still the job shown (the address may have moved on meanwhile).
+        (j) => setJob((shown) => (shown?.job_id === j.job_id ? j : shown)),
+        (e: ApiError) => setError(e.message),
+      );
     }, 300);
     return () => clearTimeout(timer);
   }, [job]);
