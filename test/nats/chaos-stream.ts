@@ -3,6 +3,8 @@
  * and what Warden made of it, without wall-clock times: final model and training states, and every output
  * event id per model. A run under faults must end exactly like a clean run of the same stream.
  */
+import type { Child } from '../harness/child-process.ts';
+import { eventually } from '../harness/eventually.ts';
 import type { TestClient } from '../harness/nats-client.ts';
 
 export interface Input {
@@ -131,4 +133,48 @@ export function differences(actual: RunOutcome, expected: RunOutcome): string[] 
     if (JSON.stringify(errors) !== JSON.stringify(expected.failures[key]))
       out.push(`rollback of ${key} failed: ${errors.join('; ')}`);
   return out;
+}
+
+/** Publishes through JetStream with the event id as message id, retrying while NATS is away. */
+export async function publishInputs(client: TestClient, inputs: readonly Input[]): Promise<void> {
+  for (const input of inputs) {
+    await eventually(
+      () =>
+        client.js.publish(input.subject, JSON.stringify(input.payload), {
+          msgID: String(input.payload.event_id),
+          timeout: 2_000,
+        }),
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+  }
+}
+
+/** Waits (bounded) until the run under `prefix` ends like the clean run; `label` opens the failure. */
+export async function expectLikeClean(
+  client: TestClient,
+  prefix: string,
+  clean: RunOutcome,
+  label: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const problems = differences(await runOutcome(client, prefix), clean);
+      if (problems.length > 0)
+        throw new Error(`${label}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
+    },
+    { timeoutMs, intervalMs: 500 },
+  );
+}
+
+/** The partitions a traced Warden process (WARDEN_TEST_TRACE) holds now, and since when. */
+export function heldPartitions(child: Child): { held: number[]; at: number } {
+  const last = child
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('PARTITIONS '))
+    .at(-1);
+  if (!last) return { held: [], at: 0 };
+  const [, list, at] = last.split(' ');
+  return { held: !list || list === '-' ? [] : list.split(',').map(Number), at: Number(at) };
 }

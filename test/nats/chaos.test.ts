@@ -4,7 +4,14 @@ import { spawnTs, type Child } from '../harness/child-process.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
-import { chaosStream, differences, random, runOutcome, type Input, type RunOutcome } from './chaos-stream.ts';
+import {
+  chaosStream,
+  expectLikeClean,
+  publishInputs,
+  random,
+  runOutcome,
+  type RunOutcome,
+} from './chaos-stream.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 const MODELS = 100;
@@ -37,34 +44,9 @@ function role(child: Child): { role: string; at: number } | null {
   return { role: name!, at: Number(at) };
 }
 
-/** Publishes through JetStream with the event id as message id, retrying while NATS is away. */
-async function publish(inputs: readonly Input[]): Promise<void> {
-  for (const input of inputs) {
-    await eventually(
-      () =>
-        nats.client.js.publish(input.subject, JSON.stringify(input.payload), {
-          msgID: String(input.payload.event_id),
-          timeout: 2_000,
-        }),
-      { timeoutMs: 20_000, intervalMs: 100 },
-    );
-  }
-}
-
 function chunks<T>(items: readonly T[], count: number): T[][] {
   const size = Math.ceil(items.length / count);
   return Array.from({ length: count }, (_, i) => items.slice(i * size, (i + 1) * size));
-}
-
-async function expectSameAsClean(prefix: string, timeoutMs = 60_000): Promise<void> {
-  await eventually(
-    async () => {
-      const problems = differences(await runOutcome(nats.client, prefix), clean);
-      if (problems.length > 0)
-        throw new Error(`seed ${SEED}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
-    },
-    { timeoutMs, intervalMs: 500 },
-  );
 }
 
 describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
@@ -74,7 +56,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
     await using w = await startNatsWarden(nats.server.url, {
       config: { cooldownSeconds: Number(COOLDOWN), nats: { prefix } },
     });
-    await publish(chaosStream(prefix, MODELS, SEED));
+    await publishInputs(nats.client, chaosStream(prefix, MODELS, SEED));
     await w.settled();
     clean = await runOutcome(nats.client, prefix);
     const rollbacks = Object.values(clean.events)
@@ -92,7 +74,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
       await Promise.all(running.map((c) => c.line('READY')));
       const parts = chunks(chaosStream(prefix, MODELS, SEED), 12);
       for (let kill = 0; kill < 10; kill++) {
-        await publish(parts[kill]!);
+        await publishInputs(nats.client, parts[kill]!);
         await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * 300)));
         const active = await eventually(
           () => {
@@ -120,8 +102,8 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
         running.push(replacement);
         all.push(replacement);
       }
-      await publish(parts.slice(10).flat());
-      await expectSameAsClean(prefix);
+      await publishInputs(nats.client, parts.slice(10).flat());
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
       for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
@@ -142,7 +124,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
       });
       const inputs = chaosStream(prefix, MODELS, SEED);
       const cut = Math.floor(inputs.length * (0.2 + 0.5 * rnd()));
-      await publish(inputs.slice(0, cut));
+      await publishInputs(nats.client, inputs.slice(0, cut));
       active.signal('SIGSTOP');
       const tookOver = await eventually(
         () => {
@@ -152,10 +134,10 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
         },
         { timeoutMs: 10_000, intervalMs: 20 },
       );
-      await publish(inputs.slice(cut));
+      await publishInputs(nats.client, inputs.slice(cut));
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       active.signal('SIGCONT');
-      await expectSameAsClean(prefix);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
       // The frozen instance is alive, and applied no input after the other one took the lease.
       expect(active.process.exitCode).toBeNull();
       const late = active
@@ -179,12 +161,12 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
     });
     const inputs = chaosStream(prefix, MODELS, SEED);
     const cut = Math.floor(inputs.length * (0.3 + 0.4 * rnd()));
-    await publish(inputs.slice(0, cut));
+    await publishInputs(nats.client, inputs.slice(0, cut));
     // Warden is still working through the backlog when the server dies.
     await nats.server.kill();
     await nats.server.start();
-    await publish(inputs.slice(cut));
-    await expectSameAsClean(prefix);
+    await publishInputs(nats.client, inputs.slice(cut));
+    await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
     expect(w.adapters.ready()).toBe(true);
   }, 120_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { CommitBatch, PartResult, StateStore } from '../../src/actors/ports.ts';
+import type { StateStore } from '../../src/actors/ports.ts';
+import { interceptCommits } from '../support/commit-interceptor.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
@@ -9,23 +10,11 @@ const nats = useSharedNats();
 
 /** A store whose commits fail (an internal error, not bad input) whenever the snapshot mentions `poison`. */
 function poisonedStore(inner: StateStore, poison: string): StateStore {
-  return new Proxy(inner, {
-    get(target, property) {
-      if (property === 'commitEach') {
-        return (parts: readonly CommitBatch[]): Promise<PartResult[]> =>
-          Promise.all(
-            parts.map(async (part): Promise<PartResult> => {
-              if (JSON.stringify(part.actors[0]?.snapshot).includes(poison))
-                return { ok: false, error: new Error(`disk on fire while writing ${poison}`) };
-              const [result] = await target.commitEach!([part]);
-              return result!;
-            }),
-          );
-      }
-      const value = Reflect.get(target, property, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return interceptCommits(inner, (part) =>
+    JSON.stringify(part.actors[0]?.snapshot).includes(poison)
+      ? new Error(`disk on fire while writing ${poison}`)
+      : null,
+  );
 }
 
 describe('inputs that keep failing over NATS', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { CommitBatch, PartResult, StateStore } from '../../src/actors/ports.ts';
+import type { StateStore } from '../../src/actors/ports.ts';
+import { interceptCommits } from '../support/commit-interceptor.ts';
 import type { RuntimeObserver } from '../../src/actors/runtime.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
@@ -14,27 +15,14 @@ function countingStore(
   counts: { commits: number; failed: number },
   failFirst = 0,
 ): StateStore {
-  return new Proxy(inner, {
-    get(target, property) {
-      if (property === 'commitEach') {
-        return (parts: readonly CommitBatch[]): Promise<PartResult[]> =>
-          Promise.all(
-            parts.map(async (part): Promise<PartResult> => {
-              if (part.actors[0]?.key === key) {
-                if (part.timeline && part.timeline.length > 1 && counts.failed < failFirst) {
-                  counts.failed++;
-                  return { ok: false, error: new Error('NATS went away mid-commit') };
-                }
-                counts.commits++;
-              }
-              const [result] = await target.commitEach!([part]);
-              return result!;
-            }),
-          );
-      }
-      const value = Reflect.get(target, property, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
+  return interceptCommits(inner, (part) => {
+    if (part.actors[0]?.key !== key) return null;
+    if (part.timeline && part.timeline.length > 1 && counts.failed < failFirst) {
+      counts.failed++;
+      return new Error('NATS went away mid-commit');
+    }
+    counts.commits++;
+    return null;
   });
 }
 

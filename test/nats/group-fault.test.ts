@@ -11,7 +11,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { CommitBatch, PartResult, StateStore } from '../../src/actors/ports.ts';
+import type { StateStore } from '../../src/actors/ports.ts';
+import { interceptCommits } from '../support/commit-interceptor.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { RuntimeObserver } from '../../src/actors/runtime.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -48,25 +49,11 @@ interface Input {
 
 /** The first `failFirst` commits of MODEL holding several inputs are refused, as a KV write refused would be. */
 function failingStore(inner: StateStore, state: { failed: number }, failFirst: number): StateStore {
-  return new Proxy(inner, {
-    get(target, property) {
-      if (property === 'commitEach') {
-        return (parts: readonly CommitBatch[]): Promise<PartResult[]> =>
-          Promise.all(
-            parts.map(async (part): Promise<PartResult> => {
-              const many = (part.timeline?.length ?? 0) > 1;
-              if (part.actors[0]?.key === MODEL && many && state.failed < failFirst) {
-                state.failed++;
-                return { ok: false, error: new Error('KV write refused') };
-              }
-              const [result] = await target.commitEach!([part]);
-              return result!;
-            }),
-          );
-      }
-      const value = Reflect.get(target, property, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
+  return interceptCommits(inner, (part) => {
+    const many = (part.timeline?.length ?? 0) > 1;
+    if (part.actors[0]?.key !== MODEL || !many || state.failed >= failFirst) return null;
+    state.failed++;
+    return new Error('KV write refused');
   });
 }
 

@@ -4,7 +4,15 @@ import { spawnTs, type Child } from '../harness/child-process.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
-import { chaosStream, differences, random, runOutcome, type Input, type RunOutcome } from './chaos-stream.ts';
+import {
+  chaosStream,
+  expectLikeClean,
+  heldPartitions,
+  publishInputs,
+  random,
+  runOutcome,
+  type RunOutcome,
+} from './chaos-stream.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 const MODELS = 60;
@@ -30,30 +38,6 @@ function warden(prefix: string, env: Record<string, string> = {}): Child {
     WARDEN_TEST_TRACE: '1',
     ...env,
   });
-}
-
-/** The partitions a traced Warden process holds now. */
-function partitions(child: Child): number[] {
-  const last = child
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('PARTITIONS '))
-    .at(-1);
-  const list = last?.split(' ')[1];
-  return !list || list === '-' ? [] : list.split(',').map(Number);
-}
-
-async function publish(inputs: readonly Input[]): Promise<void> {
-  for (const input of inputs) {
-    await eventually(
-      () =>
-        nats.client.js.publish(input.subject, JSON.stringify(input.payload), {
-          msgID: String(input.payload.event_id),
-          timeout: 2_000,
-        }),
-      { timeoutMs: 20_000, intervalMs: 100 },
-    );
-  }
 }
 
 /** Every model's production pointer in the registry (what a serving system reads). */
@@ -92,21 +76,18 @@ async function expectRecovered(
   running: readonly Child[],
   all: readonly Child[],
 ): Promise<void> {
-  await eventually(
-    async () => {
-      const problems = differences(await runOutcome(nats.client, prefix), clean);
-      if (problems.length > 0)
-        throw new Error(`${label}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
-    },
-    { timeoutMs: 30_000, intervalMs: 500 },
-  );
+  await expectLikeClean(nats.client, prefix, clean, label, 30_000);
   await eventually(async () => expect(await registry(prefix), label).toEqual(cleanRegistry), {
     timeoutMs: 10_000,
     intervalMs: 500,
   });
-  await eventually(() => expect([...running.flatMap(partitions)].sort(), label).toEqual([0, 1, 2, 3, 4, 5]), {
-    timeoutMs: 10_000,
-  });
+  await eventually(
+    () =>
+      expect([...running.flatMap((c) => heldPartitions(c).held)].sort(), label).toEqual([0, 1, 2, 3, 4, 5]),
+    {
+      timeoutMs: 10_000,
+    },
+  );
   // Each actor's events are in the stream in the order its commits made them (`<key>.e<n>`), whichever
   // instance published them: a training config takes its rollbacks' pauses in order.
   const order: Record<string, number[]> = {};
@@ -136,7 +117,7 @@ describe(`NATS outage with input partitions (seed ${SEED})`, () => {
     await using w = await startNatsWarden(nats.server.url, {
       config: { cooldownSeconds: Number(COOLDOWN), nats: { prefix } },
     });
-    await publish(chaosStream(prefix, MODELS, SEED));
+    await publishInputs(nats.client, chaosStream(prefix, MODELS, SEED));
     await w.settled();
     clean = await runOutcome(nats.client, prefix);
     cleanRegistry = await registry(prefix);
@@ -152,16 +133,16 @@ describe(`NATS outage with input partitions (seed ${SEED})`, () => {
     const running = [warden(prefix), warden(prefix), warden(prefix)];
     try {
       await Promise.all(running.map((c) => c.line('READY')));
-      await eventually(() => expect(running.map((c) => partitions(c).length)).toEqual([2, 2, 2]), {
+      await eventually(() => expect(running.map((c) => heldPartitions(c).held.length)).toEqual([2, 2, 2]), {
         timeoutMs: 15_000,
       });
       const inputs = chaosStream(prefix, MODELS, SEED);
       const cut = Math.floor(inputs.length * (0.2 + 0.5 * rnd()));
-      await publish(inputs.slice(0, cut));
+      await publishInputs(nats.client, inputs.slice(0, cut));
       // The instances are still working through what was just published when NATS goes.
       await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * 200)));
       await outage(mode, ms, async () => undefined);
-      await publish(inputs.slice(cut));
+      await publishInputs(nats.client, inputs.slice(cut));
       await expectRecovered(prefix, label, running, running);
     } finally {
       for (const child of running) await child.kill('SIGKILL');
@@ -187,16 +168,16 @@ describe(`NATS outage with input partitions (seed ${SEED})`, () => {
     let label = `seed ${SEED} (NATS ${mode} for ${ms} ms)`;
     try {
       await Promise.all(running.map((c) => c.line('READY')));
-      await eventually(() => expect(running.map((c) => partitions(c).length)).toEqual([2, 2, 2]), {
+      await eventually(() => expect(running.map((c) => heldPartitions(c).held.length)).toEqual([2, 2, 2]), {
         timeoutMs: 15_000,
       });
       const inputs = chaosStream(prefix, MODELS, SEED);
       let cut = Math.floor(inputs.length * (0.2 + 0.4 * rnd()));
-      await publish(inputs.slice(0, cut));
+      await publishInputs(nats.client, inputs.slice(0, cut));
       // One input at a time from there, until an instance starts a rollback.
       const before = rollbacks().length;
       while (cut < inputs.length && rollbacks().length === before) {
-        await publish([inputs[cut++]!]);
+        await publishInputs(nats.client, [inputs[cut++]!]);
         await eventually(() => expect(rollbacks().length).toBeGreaterThan(before), {
           timeoutMs: 100,
           intervalMs: 10,
@@ -211,7 +192,7 @@ describe(`NATS outage with input partitions (seed ${SEED})`, () => {
         expect(await victim.kill('SIGKILL')).toBe('SIGKILL');
         running.splice(running.indexOf(victim), 1);
       });
-      await publish(inputs.slice(cut));
+      await publishInputs(nats.client, inputs.slice(cut));
       await expectRecovered(prefix, label, running, all);
     } finally {
       for (const child of all) await child.kill('SIGKILL');

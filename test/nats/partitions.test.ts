@@ -8,7 +8,15 @@ import { useSharedNats } from '../harness/shared-nats.ts';
 import { partitionOf } from '../../src/nats/partitions-map.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { readInputStream } from '../../src/lab/nats-source.ts';
-import { chaosStream, differences, random, runOutcome, type Input, type RunOutcome } from './chaos-stream.ts';
+import {
+  chaosStream,
+  expectLikeClean,
+  heldPartitions,
+  publishInputs,
+  random,
+  runOutcome,
+  type RunOutcome,
+} from './chaos-stream.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 const MODELS = 60;
@@ -34,42 +42,6 @@ function warden(prefix: string): Child {
   });
 }
 
-/** The partitions a traced Warden process holds now, and since when. */
-function partitions(child: Child): { held: number[]; at: number } {
-  const last = child
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('PARTITIONS '))
-    .at(-1);
-  if (!last) return { held: [], at: 0 };
-  const [, list, at] = last.split(' ');
-  return { held: list === '-' ? [] : list!.split(',').map(Number), at: Number(at) };
-}
-
-async function publish(inputs: readonly Input[]): Promise<void> {
-  for (const input of inputs) {
-    await eventually(
-      () =>
-        nats.client.js.publish(input.subject, JSON.stringify(input.payload), {
-          msgID: String(input.payload.event_id),
-          timeout: 2_000,
-        }),
-      { timeoutMs: 20_000, intervalMs: 100 },
-    );
-  }
-}
-
-async function expectSameAsClean(prefix: string, timeoutMs = 60_000): Promise<void> {
-  await eventually(
-    async () => {
-      const problems = differences(await runOutcome(nats.client, prefix), clean);
-      if (problems.length > 0)
-        throw new Error(`seed ${SEED}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
-    },
-    { timeoutMs, intervalMs: 500 },
-  );
-}
-
 describe(`NATS mode with input partitions (seed ${SEED})`, () => {
   beforeAll(async () => {
     // The clean run: one instance, one partition, no faults.
@@ -77,7 +49,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
     await using w = await startNatsWarden(nats.server.url, {
       config: { cooldownSeconds: Number(COOLDOWN), nats: { prefix } },
     });
-    await publish(chaosStream(prefix, MODELS, SEED));
+    await publishInputs(nats.client, chaosStream(prefix, MODELS, SEED));
     await w.settled();
     clean = await runOutcome(nats.client, prefix);
     expect(Object.keys(clean.models)).toHaveLength(MODELS);
@@ -94,8 +66,8 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       });
       expect(w.adapters.partitions()).toEqual([0, 1, 2, 3, 4, 5]);
       const inputs = chaosStream(prefix, MODELS, SEED);
-      await publish(inputs);
-      await expectSameAsClean(prefix);
+      await publishInputs(nats.client, inputs);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
       // The policy lab reads the recorded history back: every input once, with its kind, wherever it sits.
       const { entries } = await readInputStream(
         parseConfig({ nats: { url: nats.server.url, prefix, partitions: PARTITIONS } }),
@@ -123,7 +95,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
     const rnd = random(SEED + 5);
     const running = [warden(prefix), warden(prefix), warden(prefix)];
     const all = [...running];
-    const holdings = () => running.map((c) => partitions(c).held);
+    const holdings = () => running.map((c) => heldPartitions(c).held);
     try {
       await Promise.all(running.map((c) => c.line('READY')));
       // Each takes at most ceil(6 / 3) = 2, so all three take 2.
@@ -132,7 +104,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       });
       const inputs = chaosStream(prefix, MODELS, SEED);
       const cut = Math.floor(inputs.length * (0.2 + 0.5 * rnd()));
-      await publish(inputs.slice(0, cut));
+      await publishInputs(nats.client, inputs.slice(0, cut));
       await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * 300)));
 
       // A model command reaches whichever instance holds the model (forwarded by the one answering).
@@ -145,7 +117,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       }
 
       const victim = running[Math.floor(rnd() * running.length)]!;
-      const orphaned = partitions(victim).held;
+      const orphaned = heldPartitions(victim).held;
       expect(await victim.kill('SIGKILL')).toBe('SIGKILL');
       const killedAt = Date.now();
       running.splice(running.indexOf(victim), 1);
@@ -153,13 +125,13 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
         () => {
           const held = holdings().flat();
           expect([...held].sort()).toEqual([0, 1, 2, 3, 4, 5]);
-          return Math.max(...running.map((c) => partitions(c).at));
+          return Math.max(...running.map((c) => heldPartitions(c).at));
         },
         { timeoutMs: 15_000, intervalMs: 20 },
       );
       expect(orphaned).toHaveLength(2);
       expect(tookOver - killedAt).toBeLessThan(3_000);
-      await publish(inputs.slice(cut));
+      await publishInputs(nats.client, inputs.slice(cut));
 
       const joining = warden(prefix);
       running.push(joining);
@@ -168,7 +140,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       await eventually(() => expect(holdings().map((h) => h.length)).toEqual([2, 2, 2]), {
         timeoutMs: 15_000,
       });
-      await expectSameAsClean(prefix);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
 
       // One leaves in order: its partitions go to the two others, and nothing changes.
       const leaving = running.shift()!;
@@ -176,7 +148,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       await eventually(() => expect([...holdings().flat()].sort()).toEqual([0, 1, 2, 3, 4, 5]), {
         timeoutMs: 15_000,
       });
-      await expectSameAsClean(prefix);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
       for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
@@ -193,13 +165,13 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       const inputs = chaosStream(prefix, MODELS, SEED);
       const size = Math.ceil(inputs.length / 8);
       for (let kill = 0; kill < 6; kill++) {
-        await publish(inputs.slice(kill * size, (kill + 1) * size));
+        await publishInputs(nats.client, inputs.slice(kill * size, (kill + 1) * size));
         await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * 400)));
         // One that takes inputs now (a replacement may still be starting).
         const pick = rnd();
         const victim = await eventually(
           () => {
-            const working = running.filter((c) => partitions(c).held.length > 0);
+            const working = running.filter((c) => heldPartitions(c).held.length > 0);
             if (working.length === 0) throw new Error(`no instance holds a partition (kill ${kill})`);
             return working[Math.floor(pick * working.length)]!;
           },
@@ -211,8 +183,8 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
         running.push(replacement);
         all.push(replacement);
       }
-      await publish(inputs.slice(6 * size));
-      await expectSameAsClean(prefix);
+      await publishInputs(nats.client, inputs.slice(6 * size));
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
       for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
