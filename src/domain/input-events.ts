@@ -17,6 +17,39 @@ import type { ModelEvent } from '../machines/model-types.ts';
 
 export type InputKind = 'promotion' | 'evaluation';
 
+/**
+ * The payload read last, with its reading (or the error it gave). Several policies read the same payload one
+ * after the other: the live service and each of its shadow policies, the live and the candidate policy of a
+ * what-if replay. Validating it once for all of them is most of what a replay saves per policy. Keyed by the
+ * payload object itself: every input is a new object (JSON.parse), and none is changed once read.
+ */
+let lastRead: {
+  input: object;
+  schema: unknown;
+  reading: { ok: true; value: unknown } | { ok: false; error: unknown };
+} | null = null;
+
+function readPayload<S extends typeof PromotionInputSchema | typeof EvaluationInputSchema>(
+  schema: S,
+  input: unknown,
+  what: InputKind,
+): ReturnType<S['parse']> {
+  if (lastRead !== null && lastRead.input === input && lastRead.schema === schema) {
+    if (lastRead.reading.ok) return lastRead.reading.value as ReturnType<S['parse']>;
+    throw lastRead.reading.error;
+  }
+  if (typeof input !== 'object' || input === null)
+    return parseInput(schema, input, what) as ReturnType<S['parse']>;
+  try {
+    const value = parseInput(schema, input, what) as ReturnType<S['parse']>;
+    lastRead = { input, schema, reading: { ok: true, value } };
+    return value;
+  } catch (error) {
+    lastRead = { input, schema, reading: { ok: false, error } };
+    throw error;
+  }
+}
+
 export function requireToken(value: string, field: string): void {
   if (!isToken(value)) {
     throw new ValidationError(field, [
@@ -44,7 +77,7 @@ export function promotionEvent(
   isKnown: (modelId: string) => boolean,
   models: ConfigKeyOverrides,
 ): PromotionEvent {
-  const promotion = parseInput(PromotionInputSchema, input, 'promotion');
+  const promotion = readPayload(PromotionInputSchema, input, 'promotion');
   const ref = resolveModelRef(promotion.model_id, promotion.version, isKnown);
   requireToken(ref.modelId, 'model_id');
   if (ref.version === undefined) {
@@ -76,7 +109,7 @@ export function evaluationEvent(
   at: number,
   isKnown: (modelId: string) => boolean,
 ): EvaluationEvent {
-  const e = parseInput(EvaluationInputSchema, input, 'evaluation');
+  const e = readPayload(EvaluationInputSchema, input, 'evaluation');
   const ref = resolveModelRef(e.model_id, e.version, isKnown);
   requireToken(ref.modelId, 'model_id');
   const hasOutcomes = e.wins !== undefined || e.pentanomial !== undefined;
