@@ -532,20 +532,35 @@ export class ActorRuntime {
     // An input with a log position is not applied ahead of an earlier one of its actor that failed in this
     // turn (that one comes again, and must come first).
     if (position !== undefined && this.reverted.has(target)) return Promise.reject(revertedError(kind, key));
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve, reject) =>
+      this.applyAlone(target, event, create, resolve, reject, position),
+    );
+  }
+
+  /**
+   * Applies one event; whatever fails (the step, or what follows it: outcome, timeline, observers), the actor
+   * goes back to its committed state and only this event's caller hears of it. A first application and one
+   * after a failed commit (retryBatch) go through here alike.
+   */
+  private applyAlone(
+    host: Host,
+    event: ModelEvent | TrainingEvent,
+    create: { configKey: string } | undefined,
+    resolve: PendingDispatch['resolve'],
+    reject: PendingDispatch['reject'],
+    position?: number,
+  ): void {
+    try {
+      this.apply(host, event, create, resolve, reject, position);
+    } catch (error) {
       try {
-        this.apply(target, event, create, resolve, reject, position);
-      } catch (error) {
-        // Whatever failed, the actor goes back to its committed state and only this input fails.
-        try {
-          this.replaceActor(target);
-        } catch (restoreError) {
-          target.log.error({ err: restoreError }, 'could not restore the committed state');
-        }
-        this.dropUncommitted(target, position);
-        reject(this.internalFailure(target, event, error));
+        this.replaceActor(host);
+      } catch (restoreError) {
+        host.log.error({ err: restoreError }, 'could not restore the committed state');
       }
-    });
+      this.dropUncommitted(host, position);
+      reject(this.internalFailure(host, event, error));
+    }
   }
 
   private apply(
@@ -816,13 +831,8 @@ export class ActorRuntime {
           : error;
       for (const d of batch) d.reject(reason);
     }
-    for (const d of retry ? [...batch, ...later] : later) {
-      try {
-        this.apply(d.host, d.event, d.create, d.resolve, d.reject, d.position);
-      } catch (e) {
-        d.reject(e);
-      }
-    }
+    for (const d of retry ? [...batch, ...later] : later)
+      this.applyAlone(d.host, d.event, d.create, d.resolve, d.reject, d.position);
     if (retry) {
       await this.flush(attempt + 1);
       return;

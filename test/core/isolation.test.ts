@@ -14,7 +14,7 @@ import { type ModelMachine } from '../../src/machines/model-machine.ts';
 import { createTrainingMachine } from '../../src/machines/training-machine.ts';
 import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
 import type { ModelEvent } from '../../src/machines/model-types.ts';
-import { WardenError } from '../../src/domain/errors.ts';
+import { ConflictError, WardenError } from '../../src/domain/errors.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
 import { makeDataDir, startTestWarden, type TestWarden } from '../support/test-warden.ts';
 import { createModelMachine } from '../../src/machines/model-machine.ts';
@@ -329,5 +329,72 @@ describe('a version passing its statistical test is recorded (issue 10)', () => 
     } finally {
       await t.close();
     }
+  });
+});
+
+const withId = (event: ModelEvent, inputId: string): ModelEvent => ({ ...event, inputId }) as ModelEvent;
+
+describe('an input that fails when a batch is applied again after a conflict', () => {
+  it('fails as at its first application: the actor goes back to its committed state, and what it took in that turn is refused as retryable', async () => {
+    const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+    const inner = new SqliteStore(':memory:');
+    let refuse = false;
+    // The first commit after `refuse` is set loses to another writer (nothing is written).
+    const store = new Proxy(inner, {
+      get(target, property) {
+        if (property === 'commit')
+          return async (batch: Parameters<SqliteStore['commit']>[0]) => {
+            if (refuse) {
+              refuse = false;
+              throw new ConflictError('model m changed since revision 2');
+            }
+            return target.commit(batch);
+          };
+        const value = Reflect.get(target, property, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    let evaluations = 0;
+    const runtime = new ActorRuntime({
+      modelMachine: createModelMachine(policy),
+      trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+      modelPolicy: policy,
+      store,
+      registry: new FakeRegistry(),
+      bus: new MemoryBus(),
+      clock: new ManualClock(),
+      logger: pino({ level: 'silent' }),
+      prefix: 'warden',
+      observer: {
+        // A bug after the machine took the event (the outcome's observers): on the fourth evaluation
+        // applied, which is the second input of the batch applied again after the conflict.
+        outcome: (_kind, _key, event) => {
+          if (event === 'EVALUATED' && ++evaluations === 4) throw new TypeError('observer bug');
+        },
+      },
+    });
+    await runtime.start();
+    await runtime.dispatchModel(
+      'm',
+      { type: 'PROMOTED', at: 1, version: 'v1', elo: 1500 },
+      { configKey: 'm' },
+    );
+    refuse = true;
+    const first = runtime.dispatchModel('m', withId(evaluated(1490, 2), 'a'));
+    const second = runtime.dispatchModel('m', withId(evaluated(1480, 3), 'b'));
+    // As when an input fails at its first application: the inputs of its actor taken in the same turn are
+    // refused too (retryable: they come again), since the actor is put back to its committed state.
+    await expect(first).rejects.toMatchObject({ retryable: true });
+    await expect(second).rejects.toMatchObject({ code: 'internal' });
+    await runtime.idle();
+    const committed = () =>
+      inner.peekActor('model', 'm')!.snapshot as { snapshot: { context: { recentInputIds: string[] } } };
+    expect(committed().snapshot.context.recentInputIds).toEqual([]);
+    // The actor in memory is the committed one: both inputs come again and are taken, once each.
+    await runtime.dispatchModel('m', withId(evaluated(1490, 4), 'a'));
+    await runtime.dispatchModel('m', withId(evaluated(1480, 5), 'b'));
+    await runtime.idle();
+    expect(committed().snapshot.context.recentInputIds).toEqual(['a', 'b']);
+    await runtime.stop();
   });
 });
