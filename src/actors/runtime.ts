@@ -706,10 +706,12 @@ export class ActorRuntime {
       for (const host of hosts) this.committing.delete(host);
     }
     const written = new Set<Host>();
+    const carried: OutboxEntry[] = [];
     let failure: unknown = null;
     hosts.forEach((host, i) => {
       const result = results[i]!;
       if (result.ok) {
+        if (result.carried) carried.push(...result.carried);
         host.revision = result.revision;
         host.position = records[i]!.position ?? 0;
         host.persisted = records[i]!.snapshot;
@@ -726,7 +728,8 @@ export class ActorRuntime {
     // Effects and timers follow committed state only: an actor that took more events while this commit was
     // in flight (an asynchronous store) gets them with its next commit.
     for (const host of written) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
-    this.outbox.enqueue(done.flatMap((d) => d.outbox));
+    // What earlier commits of these actors left unpublished elsewhere goes first (see PartResult.carried).
+    this.outbox.enqueue([...carried, ...done.flatMap((d) => d.outbox)]);
     for (const d of done) d.resolve(d.outcome);
     if (written.size < hosts.length) {
       const failed = batch.filter((d) => !written.has(d.host));
