@@ -1253,13 +1253,20 @@ export class ActorRuntime {
       }
       // Tracked from the moment the answer arrives, so idle() waits for it to be applied.
       this.track(
-        this.dispatch('model', host.key, event, undefined)
-          .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
-          .finally(() => {
+        this.dispatch('model', host.key, event, undefined).then(
+          () => {
             this.rollbacksRunning.delete(plan.rollbackId);
-            // A result that could not be stored leaves the committed state rolling back: run it again.
             if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
-          }),
+          },
+          (error: unknown) => {
+            this.rollbacksRunning.delete(plan.rollbackId);
+            host.log.error({ err: error }, 'could not store the rollback result; the rollback runs again');
+            // The committed state is still rolling back: the rollback runs again (the registry call is
+            // idempotent by id), after a pause. At once, a store that refuses every write at once (full)
+            // would make it a loop of registry calls and failed commits.
+            this.retryRollbackLater(host);
+          },
+        ),
       );
     });
     const tracked = call.finally(() => this.registryCalls.delete(tracked));
