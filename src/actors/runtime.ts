@@ -191,7 +191,13 @@ export class ActorRuntime {
   private passivations = 0;
 
   constructor(private readonly deps: RuntimeDeps) {
-    this.outbox = new Outbox(deps.store, deps.bus, deps.logger, (event) => deps.observer?.published?.(event));
+    this.outbox = new Outbox(
+      deps.store,
+      deps.bus,
+      deps.logger,
+      (event) => deps.observer?.published?.(event),
+      (error) => deps.observer?.effectFailed?.('publish', error),
+    );
     const store = deps.store;
     this.lazy = !!(store.peekActor && store.peekActors && store.startIndex && store.saveIndex);
     this.deadlines = new DeadlineIndex(deps.clock, (id) => this.wakeForTimer(id));
@@ -247,6 +253,11 @@ export class ActorRuntime {
   /** Publishes what was committed but not yet published (a crash between the two), then what comes. */
   startPublishing(): void {
     this.outbox.start();
+  }
+
+  /** Events committed and not yet published (waiting for the bus: NATS away, or its stream refusing them). */
+  unpublishedEvents(): number {
+    return this.outbox.pending();
   }
 
   /**

@@ -101,11 +101,14 @@ describe('the events stream refuses publications (full, discard new)', () => {
     await first.line('READY');
     // The second stands by; every commit that fails there is noted with its time.
     const commitFailures: number[] = [];
+    const publishFailures: string[] = [];
     await using second = await startNatsWarden(nats.server.url, {
       config: { ...config, nats: { prefix } },
       observer: {
-        effectFailed: (what) => {
+        effectFailed: (what, error) => {
           if (what === 'commit') commitFailures.push(performance.now());
+          if (what === 'publish')
+            publishFailures.push(error instanceof Error ? error.message : String(error));
         },
       },
     });
@@ -140,11 +143,19 @@ describe('the events stream refuses publications (full, discard new)', () => {
     expect((await nats.client.stored(`${prefix}.evt.>`, streamOf(prefix))).length).toBe(storedWhenFull);
     // No commit failed for it: the stream holds up the events only, not the actors.
     expect(commitFailures).toEqual([]);
+    // The operator is told: each failed attempt is counted, naming the stream and its reason, and the
+    // events waiting are counted (the metrics warden_effect_failures_total{what="publish"} and
+    // warden_events_unpublished).
+    expect(publishFailures.at(-1)).toMatch(
+      /^stream FULL_EVENTS refused a publication on full\.evt\.\S+: maximum messages exceeded \(JetStream error 10077\)$/,
+    );
+    expect(second.warden.stateCounts().unpublishedEvents).toBeGreaterThan(0);
 
     // The stream takes messages again: everything flows, each event once, each model's in commit order.
     await limitEvents(prefix, false);
     await eventually(async () => expect(await unacknowledged(prefix)).toBe(0), { timeoutMs: 20_000 });
     await second.settled();
+    expect(second.warden.stateCounts().unpublishedEvents).toBe(0);
     await expectLikeClean(nats.client, prefix, clean, 'after the stream took messages again', 20_000);
     const events = await nats.client.stored(`${prefix}.evt.*.stuck`, streamOf(prefix));
     const numbers = events.map((e) => Number((e.data as { event_id: string }).event_id.split('.e')[1]));
