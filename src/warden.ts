@@ -637,11 +637,15 @@ export class Warden {
     };
   }
 
-  /** How many models are in each state and how many training configs are paused (metrics), cheaply. */
-  stateCounts(): { models: Map<string, number>; pausedConfigs: number } {
+  /**
+   * How many models are in each state, how many training configs are paused, and how many committed events
+   * wait to be published here (metrics), cheaply.
+   */
+  stateCounts(): { models: Map<string, number>; pausedConfigs: number; unpublishedEvents?: number } {
     return {
       models: this.runtime.stateCounts('model'),
       pausedConfigs: this.runtime.stateCounts('training').get('paused') ?? 0,
+      unpublishedEvents: this.runtime.unpublishedEvents(),
     };
   }
 

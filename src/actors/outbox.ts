@@ -4,6 +4,8 @@ import type { OutputEvent } from '../domain/events.ts';
 
 const RETRY_MS = 1000;
 const PAGE = 500;
+/** While publishing keeps failing for the same reason, it is logged this often. */
+const FAILING_LOG_EVERY_MS = 60_000;
 
 /**
  * Publishes committed events in commit order, then forgets them. Entries stay in the store until they are
@@ -22,11 +24,16 @@ export class Outbox {
   /** Whoever waits for the next publishing attempt (see nextAttempt). */
   private attemptWaiters: Array<() => void> = [];
 
+  /** The failing episode under way: since when attempts fail, how many did, and what was last logged. */
+  private failing: { since: number; attempts: number; loggedAt: number; reason: string } | null = null;
+
   constructor(
     private readonly store: StateStore,
     private readonly bus: EventBus,
     private readonly logger: Logger,
     private readonly published: (event: OutputEvent) => void,
+    /** Told of every failed publishing attempt (a metric). */
+    private readonly failed: (error: unknown) => void = () => undefined,
   ) {}
 
   enqueue(entries: readonly OutboxEntry[]): void {
@@ -127,7 +134,7 @@ export class Outbox {
         // Keep order: what was not published goes back to the front and is retried later.
         this.queue.unshift(...entries.slice(ok));
         const failure = results[ok] as PromiseRejectedResult;
-        this.logger.warn({ err: failure.reason }, 'publishing failed; retrying');
+        this.failedAttempt(failure.reason);
         if (this.started) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
@@ -137,7 +144,43 @@ export class Outbox {
         }
         return;
       }
+      this.recovered();
     }
+  }
+
+  /**
+   * A failed attempt: counted every time; logged when a failing episode starts, when its reason changes, and
+   * once a minute while it lasts (the attempts come every second), with how many events wait.
+   */
+  private failedAttempt(error: unknown): void {
+    this.failed(error);
+    const now = performance.now();
+    const reason = error instanceof Error ? error.message : String(error);
+    const episode = (this.failing ??= { since: now, attempts: 0, loggedAt: -Infinity, reason: '' });
+    episode.attempts++;
+    if (episode.reason === reason && now - episode.loggedAt < FAILING_LOG_EVERY_MS) return;
+    episode.reason = reason;
+    episode.loggedAt = now;
+    this.logger.error(
+      {
+        err: error,
+        waiting: this.queue.length,
+        attempts: episode.attempts,
+        failingForSeconds: Math.round((now - episode.since) / 1000),
+      },
+      'publishing events failed; they stay stored and are tried again, in order, every second',
+    );
+  }
+
+  /** Everything queued went out: a failing episode, if any, is over. */
+  private recovered(): void {
+    if (this.failing === null) return;
+    const { since, attempts } = this.failing;
+    this.failing = null;
+    this.logger.info(
+      { attempts, failedForSeconds: Math.round((performance.now() - since) / 1000) },
+      'publishing events works again',
+    );
   }
 
   /** Pipelined when the bus allows it; else one after another, stopping at the first failure. */

@@ -177,9 +177,15 @@ export interface CommitBatch {
   readonly timeline?: readonly TimelineEntry[];
 }
 
-/** The result of committing one part of a batch (see `StateStore.commitEach`). */
+/**
+ * The result of committing one part of a batch (see `StateStore.commitEach`). `carried`: outbox entries
+ * that earlier commits of the actor made elsewhere (another instance, since gone or cut off) and that are
+ * still unpublished; they stay stored with the actor, and the runtime publishes them ahead of this commit's
+ * own, so that an actor's events reach the bus in the order of its commits.
+ */
 export type PartResult =
-  { readonly ok: true; readonly revision: number } | { readonly ok: false; readonly error: unknown };
+  | { readonly ok: true; readonly revision: number; readonly carried?: readonly OutboxEntry[] }
+  | { readonly ok: false; readonly error: unknown };
 
 /**
  * Durable state. `commit` writes snapshots, the publications they caused and history in one atomic step;

@@ -191,7 +191,13 @@ export class ActorRuntime {
   private passivations = 0;
 
   constructor(private readonly deps: RuntimeDeps) {
-    this.outbox = new Outbox(deps.store, deps.bus, deps.logger, (event) => deps.observer?.published?.(event));
+    this.outbox = new Outbox(
+      deps.store,
+      deps.bus,
+      deps.logger,
+      (event) => deps.observer?.published?.(event),
+      (error) => deps.observer?.effectFailed?.('publish', error),
+    );
     const store = deps.store;
     this.lazy = !!(store.peekActor && store.peekActors && store.startIndex && store.saveIndex);
     this.deadlines = new DeadlineIndex(deps.clock, (id) => this.wakeForTimer(id));
@@ -247,6 +253,11 @@ export class ActorRuntime {
   /** Publishes what was committed but not yet published (a crash between the two), then what comes. */
   startPublishing(): void {
     this.outbox.start();
+  }
+
+  /** Events committed and not yet published (waiting for the bus: NATS away, or its stream refusing them). */
+  unpublishedEvents(): number {
+    return this.outbox.pending();
   }
 
   /**
@@ -721,10 +732,12 @@ export class ActorRuntime {
       for (const host of hosts) this.committing.delete(host);
     }
     const written = new Set<Host>();
+    const carried: OutboxEntry[] = [];
     let failure: unknown = null;
     hosts.forEach((host, i) => {
       const result = results[i]!;
       if (result.ok) {
+        if (result.carried) carried.push(...result.carried);
         host.revision = result.revision;
         host.position = records[i]!.position ?? 0;
         host.persisted = records[i]!.snapshot;
@@ -741,7 +754,8 @@ export class ActorRuntime {
     // Effects and timers follow committed state only: an actor that took more events while this commit was
     // in flight (an asynchronous store) gets them with its next commit.
     for (const host of written) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
-    this.outbox.enqueue(done.flatMap((d) => d.outbox));
+    // What earlier commits of these actors left unpublished elsewhere goes first (see PartResult.carried).
+    this.outbox.enqueue([...carried, ...done.flatMap((d) => d.outbox)]);
     for (const d of done) d.resolve(d.outcome);
     if (written.size < hosts.length) {
       const failed = batch.filter((d) => !written.has(d.host));
@@ -1260,13 +1274,20 @@ export class ActorRuntime {
       }
       // Tracked from the moment the answer arrives, so idle() waits for it to be applied.
       this.track(
-        this.dispatch('model', host.key, event, undefined)
-          .catch((error) => host.log.error({ err: error }, 'could not report the rollback result'))
-          .finally(() => {
+        this.dispatch('model', host.key, event, undefined).then(
+          () => {
             this.rollbacksRunning.delete(plan.rollbackId);
-            // A result that could not be stored leaves the committed state rolling back: run it again.
             if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
-          }),
+          },
+          (error: unknown) => {
+            this.rollbacksRunning.delete(plan.rollbackId);
+            host.log.error({ err: error }, 'could not store the rollback result; the rollback runs again');
+            // The committed state is still rolling back: the rollback runs again (the registry call is
+            // idempotent by id), after a pause. At once, a store that refuses every write at once (full)
+            // would make it a loop of registry calls and failed commits.
+            this.retryRollbackLater(host);
+          },
+        ),
       );
     });
     const tracked = call.finally(() => this.registryCalls.delete(tracked));

@@ -141,7 +141,7 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
   });
   const effectFailures = new Counter({
     name: 'warden_effect_failures_total',
-    help: 'Side effects that failed (store commits, registry calls)',
+    help: 'Side effects that failed (store commits, registry calls, event publications)',
     labelNames: ['what'],
     registers,
   });
@@ -197,6 +197,15 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     registers,
     collect() {
       this.set(stateCounts()?.pausedConfigs ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: 'warden_events_unpublished',
+    help: 'Output events committed by this process and not yet published (the bus is away, or its stream refuses them)',
+    registers,
+    collect() {
+      this.set(stateCounts()?.unpublishedEvents ?? 0);
     },
   });
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { BusMessage, EventBus, Unsubscribe } from '../actors/ports.ts';
 import { decodeMessage, encodeJson } from './codec.ts';
 import { Intake, type Handler, type IntakeHooks, type IntakeOptions, type Registration } from './intake.ts';
@@ -19,6 +19,8 @@ export interface NatsBusOptions {
    * shared by all of them.
    */
   readonly partitioned?: readonly PartitionedSpec[];
+  /** The stream that takes a publication's subject, to name it when it refuses one. */
+  readonly streamOf?: (subject: string) => string;
   /** The subject a publication goes to (Warden's own internal messages may be partitioned too). */
   readonly publishSubject?: (subject: string) => string;
   readonly settings: JetStreamSettings;
@@ -74,7 +76,18 @@ export class NatsBus implements EventBus {
     if (this.options.streamPrefixes.some((prefix) => subject.startsWith(prefix))) {
       if (options?.msgId)
         for (const intake of this.intakes.values()) intake.handOff(subject, data, options.msgId);
-      await this.js.publish(subject, data, options?.msgId ? { msgID: options.msgId } : undefined);
+      try {
+        await this.js.publish(subject, data, options?.msgId ? { msgID: options.msgId } : undefined);
+      } catch (error) {
+        // The stream itself refused it (its limits reached with discard new, a message too large, ...): say
+        // which stream and why. The JetStream error stays the cause (it is what tells a transient failure).
+        if (!(error instanceof JetStreamApiError)) throw error;
+        const stream = this.options.streamOf?.(subject) ?? 'the stream';
+        throw new Error(
+          `${stream} refused a publication on ${subject}: ${error.message} (JetStream error ${error.code})`,
+          { cause: error },
+        );
+      }
     } else {
       this.nc.publish(subject, data);
     }

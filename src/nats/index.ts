@@ -399,6 +399,10 @@ export async function createNatsAdapters(
       jsm,
       {
         streamPrefixes: [`${p}.in.`, `${p}.evt.`, `${p}.int.`],
+        streamOf: (subject) =>
+          subject.startsWith(`${p}.in.`) || subject.startsWith(`${p}.part.`)
+            ? `stream ${names.inputStream}`
+            : `stream ${names.eventStream}`,
         durables: durableSpecs(names, partitionCount, maxBytes, retry, inputLease, {
           onReconnect: link.onReconnect,
           onTransientFailure: transientFailure,

@@ -507,18 +507,12 @@ export class KvStore implements StateStore {
     // An actor's events are published in the order of its commits, whichever instance made them. Events an
     // earlier commit made elsewhere that were never published (that instance lost NATS, then the actor)
     // would otherwise go out after this commit's, once the sweeper finds them stranded: a training config
-    // would take a later rollback's pause before an earlier one's. They are published first, in order; a
-    // failure fails this commit as a transient one (nothing written), to be tried again.
-    const foreign = (previous?.outbox ?? []).filter((e) => !this.published.has(e.id) && !this.mine.has(e.id));
-    try {
-      for (const entry of foreign) {
-        await this.options.publish(entry);
-        this.remember(entry.id);
-      }
-    } catch (error) {
-      this.options.onTransientFailure?.('commit', error);
-      return { ok: false, error };
-    }
+    // would take a later rollback's pause before an earlier one's. They stay stored with the actor, and are
+    // handed to this instance's outbox with the commit's result, ahead of its own events. Publishing them
+    // here, before the write, would make every later commit of the actor wait on the event stream: a stream
+    // that refuses them (full, with discard new) would stop the actor altogether, its inputs and its
+    // rollback results retried in a loop, where only its events need to wait.
+    const carried = (previous?.outbox ?? []).filter((e) => !this.published.has(e.id) && !this.mine.has(e.id));
     const epoch = fence ? fence.epoch : previous?.epoch;
     const value: ActorValue = {
       ...(actor.position !== undefined ? { position: actor.position } : {}),
@@ -534,10 +528,11 @@ export class KvStore implements StateStore {
     try {
       const revision =
         expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
+      for (const entry of carried) this.mine.add(entry.id);
       for (const entry of part.outbox) this.mine.add(entry.id);
       this.store(key, revision, value, true);
       if (actor.kind === 'training') this.track(this.project(actor.key));
-      return { ok: true, revision };
+      return carried.length > 0 ? { ok: true, revision, carried } : { ok: true, revision };
     } catch (error) {
       if (isWrongRevision(error)) {
         return {

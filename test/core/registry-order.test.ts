@@ -166,4 +166,47 @@ describe('the production pointer under lost and late registry writes', () => {
     expect((await w.store.production('m'))!.version).toBe('v1');
     expect(w.events('rollback_failed')).toEqual([]);
   });
+
+  it('a rollback result that cannot be stored is tried again a second later, not at once in a loop', async () => {
+    const clock = new ManualClock(1_000_000);
+    let rollbackCalls = 0;
+    let refusing = true;
+    let refused = 0;
+    const w = await start(await newDir(), clock, (store) => ({
+      recordPromotion: (...args) => store.recordPromotion(...args),
+      production: (modelId) => store.production(modelId),
+      rollback: (request) => {
+        rollbackCalls++;
+        return store.rollback(request);
+      },
+    }));
+    // The store refuses the commits of the rollback's result, at once (as one that refuses every write
+    // while its disk or bucket is full), and takes everything else.
+    const commit = w.store.commit.bind(w.store);
+    w.store.commit = (batch) => {
+      if (refusing && batch.outbox.some((e) => e.subject.includes('.promotion_rolled_back.'))) {
+        refused++;
+        return Promise.reject(new Error('the store refuses writes for now'));
+      }
+      return commit(batch);
+    };
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    clock.advance(1_000);
+    await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
+    await eventually(() => expect(refused).toBe(1));
+    // Many turns of the event loop, and no time on the service clock: nothing is tried again yet.
+    for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect({ rollbackCalls, refused }).toEqual({ rollbackCalls: 1, refused: 1 });
+    expect(w.warden.status('m').models[0]!.state).toBe('rollingBack');
+    clock.advance(1_000);
+    await eventually(() => expect(refused).toBe(2));
+    refusing = false;
+    clock.advance(1_000);
+    await eventually(() => expect(w.events('promotion_rolled_back')).toHaveLength(1));
+    await w.warden.idle();
+    expect(w.warden.status('m').models[0]!.production_version).toBe('v1');
+    expect(rollbackCalls).toBe(3);
+    expect(w.events('rollback_failed')).toEqual([]);
+  });
 });

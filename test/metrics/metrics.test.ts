@@ -171,6 +171,7 @@ describe('metrics: sources', () => {
             ['awaitingApproval', 2],
           ]),
           pausedConfigs: 1,
+          unpublishedEvents: 7,
         };
       },
     });
@@ -179,6 +180,7 @@ describe('metrics: sources', () => {
     expect(samples.get('warden_models{state="healthy"}')).toBe(3);
     expect(samples.get('warden_pending_approvals')).toBe(2);
     expect(samples.get('warden_paused_configs')).toBe(1);
+    expect(samples.get('warden_events_unpublished')).toBe(7);
     await metrics.render();
     expect(counted).toBe(2);
   });
