@@ -673,6 +673,8 @@ export class KvStore implements StateStore {
       }
     }
     if (this.toSettle.size > 0 && this.settleTimer === null && !this.closed) this.settleNow();
+    // While the stream refuses events, every actor holding some fails here at each sweep: one line says so.
+    let failed: { count: number; key: string; error: unknown } | null = null;
     for (const key of stranded) {
       const value = this.cache.get(key)?.value as ActorValue | undefined;
       if (!value) continue;
@@ -685,9 +687,15 @@ export class KvStore implements StateStore {
         this.logger.warn({ key }, 'published events another commit left behind');
         await this.serial(key, () => this.settle(key));
       } catch (error) {
-        this.logger.warn({ err: error, key }, 'could not publish stranded events; will try again');
+        failed ??= { count: 0, key, error };
+        failed.count++;
       }
     }
+    if (failed)
+      this.logger.warn(
+        { err: failed.error, actors: failed.count, first: failed.key },
+        `could not publish the stranded events of ${failed.count} actor(s); will try again`,
+      );
     await this.reconcileTraining();
     await this.checkWatch().catch((error: unknown) =>
       this.options.onTransientFailure?.('watch_check', error),

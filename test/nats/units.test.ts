@@ -7,6 +7,9 @@ import { connectionOptions, describeServers } from '../../src/nats/connection.ts
 import { covers } from '../../src/nats/subjects.ts';
 import { decodeMessage, withStreamEventId } from '../../src/nats/codec.ts';
 import { KvRegistry } from '../../src/nats/registry.ts';
+import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
+import { eventually } from '../harness/eventually.ts';
+import pino from 'pino';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 
 describe('subject coverage', () => {
@@ -194,5 +197,60 @@ describe('the KV registry', () => {
     await expect(registry.rollback(request('s.r1', 's'))).rejects.toThrow(
       'expected s to be at v2 in production, found v9',
     );
+  });
+});
+
+describe('the KV store sweeping stranded events', () => {
+  it('while no event can be published, says so in one line per sweep, not one per actor', async () => {
+    await using server = await startNatsServer();
+    const nc = await connect({ servers: server.url });
+    try {
+      const kvm = new Kvm(jetstream(nc));
+      const kv = await kvm.create('sweep_actors', { history: 1 });
+      const trainingKv = await kvm.create('sweep_training', { history: 1 });
+      // Three actors whose events another instance committed and never published.
+      for (const id of ['a', 'b', 'c']) {
+        const entry = {
+          id: `${id}.e1`,
+          subject: `warden.evt.alert.${id}`,
+          payload: { event_id: `${id}.e1` },
+        };
+        await kv.put(
+          `model.${id}`,
+          JSON.stringify({ snapshot: {}, outbox: [entry], history: [], timeline: [] }),
+        );
+      }
+      const lines: Array<{ msg: string; actors?: number; key?: string }> = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      let attempts = 0;
+      const store = await KvStore.open(
+        kv,
+        trainingKv,
+        {
+          ...DEFAULT_KV_STORE_OPTIONS,
+          strandedAfterMs: 0,
+          sweepEveryMs: 20,
+          publish: async () => {
+            attempts++;
+            throw new Error('stream WARDEN_EVENTS refused a publication: maximum messages exceeded');
+          },
+        },
+        logger,
+      );
+      try {
+        await eventually(() => expect(attempts).toBeGreaterThanOrEqual(6));
+      } finally {
+        await store.close();
+      }
+      const stranded = lines.filter((l) => l.msg.includes('stranded'));
+      expect(stranded.length).toBeGreaterThan(0);
+      expect(stranded.length).toBeLessThanOrEqual(Math.ceil(attempts / 3));
+      for (const line of stranded) {
+        expect(line).toMatchObject({ actors: 3 });
+        expect(line.msg).toBe('could not publish the stranded events of 3 actor(s); will try again');
+      }
+    } finally {
+      await nc.close();
+    }
   });
 });
