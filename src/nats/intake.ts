@@ -541,6 +541,12 @@ export class Intake {
         this.free.delete(key);
         const lane = this.lanes.get(key);
         if (!lane || lane.busy || lane.waiting.length === 0) continue;
+        if (this.stopping || this.standingBy) {
+          // Given back, as they would have been on arrival now.
+          for (const m of lane.waiting.splice(0)) settle(m, 'nak');
+          if (this.lanes.get(key) === lane) this.lanes.delete(key);
+          continue;
+        }
         started += Math.min(lane.waiting.length, GROUP_MAX);
         this.startOrdered(lane, key, lane.waiting.shift()!);
       }
