@@ -4,7 +4,8 @@
  * in the same run, and the ratio, in two steady states: 100 models, and 10,000 models (where nearly every
  * evaluation in a batch changes a different actor). Options: --evaluations N (default 50000), --models M
  * (one case of M models instead of both), --in-flight K (concurrent requests, default 1000), --rounds R
- * (alternating measurements, default 5).
+ * (alternating measurements, default 5), --uuid-ids (event ids of 36 characters, as UUIDs, instead of
+ * `bench-<n>`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +26,15 @@ const IN_FLIGHT = option('in-flight', 1000);
 const ROUNDS = option('rounds', 5);
 const config = parseConfig({ detection: { mode: 'threshold' } });
 
+/** Event ids as many producers send them (UUIDs, 36 characters), instead of short ones. */
+const UUID_IDS = process.argv.includes('--uuid-ids');
+const eventId = (i: number) =>
+  UUID_IDS ? `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` : `bench-${i}`;
+
 /** A healthy evaluation with small noise: the steady state of a guarded model. */
 function evaluation(i: number) {
   return {
-    event_id: `bench-${i}`,
+    event_id: eventId(i),
     model_id: `model_${i % MODELS}`,
     current_elo: 1500 - (i % 7),
     games_played: 200,
@@ -115,7 +121,7 @@ async function main(): Promise<void> {
 
 async function measure(): Promise<void> {
   console.log(
-    `bench:core: ${EVALUATIONS} healthy evaluations over ${MODELS} models, ${IN_FLIGHT} in flight, ${ROUNDS} alternating rounds, Node ${process.version}, node flags: ${nodeFlags()}`,
+    `bench:core: ${EVALUATIONS} healthy evaluations over ${MODELS} models${UUID_IDS ? ' (UUID event ids)' : ''}, ${IN_FLIGHT} in flight, ${ROUNDS} alternating rounds, Node ${process.version}, node flags: ${nodeFlags()}`,
   );
   raw(); // warm-up: JIT the machine before either measurement
   await runtime();

@@ -7,11 +7,14 @@ export interface StoredSnapshot {
   readonly snapshot?: { readonly value?: unknown; readonly context?: Record<string, unknown> };
 }
 
+import { rememberedId } from './remembered-id.ts';
+
 type Migration = (stored: StoredSnapshot) => StoredSnapshot;
 
 /**
  * model.v1 (one step function behind guards named leadsTo) to model.v2 (guards and actions named after the
  * policy): the same states and the same context; inputs kept during a rollback may be absent (none kept).
+ * model.v2 to model.v3: the recent input ids are remembered as rememberedId has them (long ones digested).
  * training.v1 to training.v2: the same states and context.
  */
 const MIGRATIONS: Record<string, { readonly to: string; readonly migrate: Migration }> = {
@@ -24,6 +27,25 @@ const MIGRATIONS: Record<string, { readonly to: string; readonly migrate: Migrat
         context: { ...stored.snapshot?.context, deferred: stored.snapshot?.context?.deferred ?? [] },
       },
     }),
+  },
+  'model.v2': {
+    to: 'model.v3',
+    migrate: (stored) => {
+      const context = stored.snapshot?.context;
+      const ids = context?.recentInputIds;
+      return {
+        machine: 'model.v3',
+        snapshot: {
+          ...stored.snapshot,
+          context: {
+            ...context,
+            recentInputIds: Array.isArray(ids)
+              ? ids.map((id) => (typeof id === 'string' ? rememberedId(id) : id))
+              : ids,
+          },
+        },
+      };
+    },
   },
   'training.v1': { to: 'training.v2', migrate: (stored) => ({ ...stored, machine: 'training.v2' }) },
 };

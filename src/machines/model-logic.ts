@@ -16,6 +16,7 @@ import {
   RECENT_INPUT_LIMIT,
   type ModelPolicy,
 } from './model-policy.ts';
+import { rememberedId } from './remembered-id.ts';
 import type {
   DeferredInput,
   Detection,
@@ -129,7 +130,8 @@ function appendBounded(ids: readonly string[], id: string, limit: number): strin
 
 function rememberInput(context: ModelContext, inputId: string | undefined): ModelContext {
   if (inputId === undefined) return context;
-  return { ...context, recentInputIds: appendBounded(context.recentInputIds, inputId, RECENT_INPUT_LIMIT) };
+  const recentInputIds = appendBounded(context.recentInputIds, rememberedId(inputId), RECENT_INPUT_LIMIT);
+  return { ...context, recentInputIds };
 }
 
 const NO_DEFERRED: readonly DeferredInput[] = Object.freeze([]);
@@ -418,7 +420,7 @@ export function admitInput(state: ModelStateName, context: ModelContext, event: 
       return { rule: 'handBackOutOfTurn', context };
     return { rule: 'admitted', context: { ...context, deferred: waiting.slice(1) } };
   }
-  if (event.inputId !== undefined && context.recentInputIds.includes(event.inputId)) {
+  if (event.inputId !== undefined && context.recentInputIds.includes(rememberedId(event.inputId))) {
     return { rule: 'duplicate', context };
   }
   if (state !== 'rollingBack' && waiting.length === 0) return { rule: 'admitted', context };

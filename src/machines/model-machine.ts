@@ -64,8 +64,8 @@ type Params = { readonly state: ModelStateName };
 type Of<T extends ModelEvent['type']> = Extract<ModelEvent, { type: T }>;
 type Input = Of<'PROMOTED' | 'EVALUATED'>;
 
-/** The persisted snapshots name their machine: model.v1 (one step function) migrates to model.v2 as it is. */
-export const MODEL_MACHINE_ID = 'model.v2';
+/** The persisted snapshots name their machine; older ones are migrated (src/machines/migrations.ts). */
+export const MODEL_MACHINE_ID = 'model.v3';
 
 export function createModelMachine(policy: ModelPolicy) {
   // One judgement per event and state, shared by the guards and the actions of the transition taken. XState

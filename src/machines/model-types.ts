@@ -112,7 +112,10 @@ export interface ModelContext {
    * before deferral existed: read it with `deferredOf`.
    */
   readonly deferred?: readonly DeferredInput[];
-  /** Input event ids already applied (bounded), so a redelivered input changes nothing. */
+  /**
+   * Input event ids already applied (bounded), so a redelivered input changes nothing; long ones as their
+   * digest (see rememberedId).
+   */
   readonly recentInputIds: readonly string[];
   /** Monotone counter behind deterministic event, detection and rollback ids. */
   readonly seq: number;

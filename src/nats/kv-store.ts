@@ -14,6 +14,7 @@ import type {
 import { ConflictError, WardenError } from '../domain/errors.ts';
 import { entryText, isWrongRevision } from './kv-util.ts';
 import { trainingEntryFrom } from './training-state.ts';
+import { rememberedId } from '../machines/remembered-id.ts';
 
 /** An actor's KV value: its snapshot, with the events and history its commits caused and nobody has moved on yet. */
 interface ActorValue {
@@ -183,7 +184,9 @@ export class KvStore implements StateStore {
     const snapshot = (cached?.value as ActorValue | undefined)?.snapshot as
       { snapshot?: { context?: { recentInputIds?: unknown } } } | undefined;
     const ids = snapshot?.snapshot?.context?.recentInputIds;
-    return Array.isArray(ids) && ids.includes(inputId);
+    // As the model remembers it; or as it is, in a value another instance of an earlier build wrote
+    // (model.v2, before long ids were digested), until the model is committed here.
+    return Array.isArray(ids) && (ids.includes(rememberedId(inputId)) || ids.includes(inputId));
   }
 
   /**

@@ -79,3 +79,45 @@ describe('model.v1 snapshots restore into model.v2', () => {
     }
   });
 });
+
+describe('model.v2 snapshots restore into model.v3', () => {
+  it('long input ids are remembered as their digest, and a redelivery of one is still a duplicate', () => {
+    const machine = createModelMachine(modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } })));
+    const uuid = '6f1c2a8e-52b1-4a4e-9d3e-2f6a1b7c9d0e';
+    const short = 'e-17';
+    // A model.v2 snapshot: the same as today's, but with the ids as they were sent.
+    const writer = createActor(machine, { input: { modelId: 'm', configKey: 'm' } });
+    writer.start();
+    writer.send({ type: 'PROMOTED', at: 1, version: 'v1', elo: 1500, inputId: short });
+    const persisted = writer.getPersistedSnapshot() as unknown as { context: ModelContext };
+    writer.stop();
+    const stored = {
+      machine: 'model.v2',
+      snapshot: { ...persisted, context: { ...persisted.context, recentInputIds: [short, uuid] } },
+    };
+    const migrated = migrateSnapshot(stored as unknown as StoredSnapshot, MODEL_MACHINE_ID)!;
+    expect(migrated.machine).toBe('model.v3');
+    const ids = (migrated.snapshot!.context as unknown as ModelContext).recentInputIds;
+    expect(ids[0]).toBe(short);
+    expect(ids[1]).toMatch(/^#[A-Za-z0-9_-]{16}$/);
+
+    const actor = createActor(machine, {
+      snapshot: migrated.snapshot as never,
+      input: { modelId: 'm', configKey: 'm' },
+    });
+    actor.start();
+    const again = {
+      type: 'EVALUATED' as const,
+      at: 2,
+      metrics: { currentElo: 1500 },
+      gamesPlayed: 100,
+      inputId: uuid,
+    };
+    actor.send(again);
+    expect(machine.outcomeOf(again)).toEqual({ kind: 'duplicate', inputId: uuid });
+    const other = { ...again, inputId: uuid.replace('6f1c', '6f1d') };
+    actor.send(other);
+    expect(machine.outcomeOf(other)?.kind).toBe('healthy');
+    actor.stop();
+  });
+});

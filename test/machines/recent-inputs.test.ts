@@ -10,6 +10,7 @@ import { createActor } from 'xstate';
 import { parseConfig } from '../../src/config/load.ts';
 import { modelPolicyFrom, RECENT_INPUT_LIMIT } from '../../src/machines/model-policy.ts';
 import { createModelMachine } from '../../src/machines/model-machine.ts';
+import { rememberedId } from '../../src/machines/remembered-id.ts';
 
 const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
 const machine = createModelMachine(policy);
@@ -29,7 +30,8 @@ describe('recent input ids', () => {
           actor.send({ type: 'PROMOTED', at: 0, version: 'v1', elo: 1500, inputId: 'p' });
           let reference = ['p'];
           ids.forEach((n, i) => {
-            const inputId = `e${n}`;
+            // Short ids, and long ones (UUID-like) that the model remembers as their digest.
+            const inputId = n % 3 === 0 ? `e${n}` : `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
             const event = {
               type: 'EVALUATED' as const,
               at: i + 1,
@@ -48,7 +50,7 @@ describe('recent input ids', () => {
               reference = [...reference, inputId].slice(-RECENT_INPUT_LIMIT);
             }
             // Each context keeps its own list: the one before this input is unchanged by it.
-            expect(actor.getSnapshot().context.recentInputIds).toEqual(reference);
+            expect(actor.getSnapshot().context.recentInputIds).toEqual(reference.map(rememberedId));
           });
           actor.stop();
         },

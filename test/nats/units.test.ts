@@ -8,6 +8,7 @@ import { covers } from '../../src/nats/subjects.ts';
 import { decodeMessage, withStreamEventId } from '../../src/nats/codec.ts';
 import { KvRegistry } from '../../src/nats/registry.ts';
 import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
+import { rememberedId } from '../../src/machines/remembered-id.ts';
 import { eventually } from '../harness/eventually.ts';
 import pino from 'pino';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
@@ -248,6 +249,45 @@ describe('the KV store sweeping stranded events', () => {
       for (const line of stranded) {
         expect(line).toMatchObject({ actors: 3 });
         expect(line.msg).toBe('could not publish the stranded events of 3 actor(s); will try again');
+      }
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('the KV store telling an input applied before', () => {
+  it('finds a long input id as the model remembers it (digested), and as an earlier build stored it', async () => {
+    await using server = await startNatsServer();
+    const nc = await connect({ servers: server.url });
+    try {
+      const kvm = new Kvm(jetstream(nc));
+      const kv = await kvm.create('applied_actors', { history: 1 });
+      const trainingKv = await kvm.create('applied_training', { history: 1 });
+      const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
+      const value = (machine: string, ids: string[]) =>
+        JSON.stringify({
+          snapshot: { machine, snapshot: { value: 'healthy', context: { recentInputIds: ids } } },
+          outbox: [],
+          history: [],
+          timeline: [],
+        });
+      await kv.put('model.now', value('model.v3', ['short-1', rememberedId(uuid)]));
+      await kv.put('model.before', value('model.v2', ['short-1', uuid]));
+      const store = await KvStore.open(
+        kv,
+        trainingKv,
+        { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
+        pino({ level: 'silent' }),
+      );
+      try {
+        for (const model of ['now', 'before']) {
+          expect(store.hasApplied(model, uuid)).toBe(true);
+          expect(store.hasApplied(model, 'short-1')).toBe(true);
+          expect(store.hasApplied(model, uuid.replace('0b7f', '0b7e'))).toBe(false);
+        }
+      } finally {
+        await store.close();
       }
     } finally {
       await nc.close();
