@@ -20,8 +20,8 @@ export type InputKind = 'promotion' | 'evaluation';
 /**
  * The payload read last, with its reading (or the error it gave). Several policies read the same payload one
  * after the other: the live service and each of its shadow policies, the live and the candidate policy of a
- * what-if replay. Validating it once for all of them is most of what a replay saves per policy. Keyed by the
- * payload object itself: every input is a new object (JSON.parse), and none is changed once read.
+ * what-if replay. Each of them after the first gets the reading without validating the payload again. Keyed
+ * by the payload object itself: every input is a new object (JSON.parse), and none is changed once read.
  */
 let lastRead: {
   input: object;

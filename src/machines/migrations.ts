@@ -1,3 +1,5 @@
+import { rememberedId } from './remembered-id.ts';
+
 /**
  * Persisted snapshots name the machine version that wrote them. A snapshot of an earlier version is brought
  * to the current one before it is restored; each step says what changed between two versions.
@@ -6,8 +8,6 @@ export interface StoredSnapshot {
   readonly machine?: string;
   readonly snapshot?: { readonly value?: unknown; readonly context?: Record<string, unknown> };
 }
-
-import { rememberedId } from './remembered-id.ts';
 
 type Migration = (stored: StoredSnapshot) => StoredSnapshot;
 
