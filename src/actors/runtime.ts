@@ -845,8 +845,15 @@ export class ActorRuntime {
           : error;
       for (const d of batch) d.reject(reason);
     }
-    for (const d of retry ? [...batch, ...later] : later)
+    for (const d of retry ? [...batch, ...later] : later) {
+      // As in dispatch: an input with a log position never goes ahead of an earlier one of its actor that
+      // has just failed (that one comes again, and must come first).
+      if (d.position !== undefined && this.reverted.has(d.host)) {
+        d.reject(revertedError(d.host.kind, d.host.key));
+        continue;
+      }
       this.applyAlone(d.host, d.event, d.create, d.resolve, d.reject, d.position);
+    }
     if (retry) {
       await this.flush(attempt + 1);
       return;

@@ -334,52 +334,63 @@ describe('a version passing its statistical test is recorded (issue 10)', () => 
 
 const withId = (event: ModelEvent, inputId: string): ModelEvent => ({ ...event, inputId }) as ModelEvent;
 
+/**
+ * A runtime over an in-memory store whose next commit, once `refuseNext()` is called, loses to another writer
+ * (nothing is written), and an observer that throws on the `failAt`-th evaluation applied: a bug after the
+ * machine took the event.
+ */
+function conflictingRuntime(failAt: number) {
+  const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+  const inner = new SqliteStore(':memory:');
+  let refuse = false;
+  const store = new Proxy(inner, {
+    get(target, property) {
+      if (property === 'commit')
+        return async (batch: Parameters<SqliteStore['commit']>[0]) => {
+          if (refuse) {
+            refuse = false;
+            throw new ConflictError('model m changed since revision 2');
+          }
+          return target.commit(batch);
+        };
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  let evaluations = 0;
+  const runtime = new ActorRuntime({
+    modelMachine: createModelMachine(policy),
+    trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+    modelPolicy: policy,
+    store,
+    registry: new FakeRegistry(),
+    bus: new MemoryBus(),
+    clock: new ManualClock(),
+    logger: pino({ level: 'silent' }),
+    prefix: 'warden',
+    observer: {
+      outcome: (_kind, _key, event) => {
+        if (event === 'EVALUATED' && ++evaluations === failAt) throw new TypeError('observer bug');
+      },
+    },
+  });
+  const committedIds = () =>
+    (inner.peekActor('model', 'm')!.snapshot as { snapshot: { context: { recentInputIds: string[] } } })
+      .snapshot.context.recentInputIds;
+  return { runtime, committedIds, refuseNext: () => (refuse = true) };
+}
+
 describe('an input that fails when a batch is applied again after a conflict', () => {
   it('fails as at its first application: the actor goes back to its committed state, and what it took in that turn is refused as retryable', async () => {
-    const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
-    const inner = new SqliteStore(':memory:');
-    let refuse = false;
-    // The first commit after `refuse` is set loses to another writer (nothing is written).
-    const store = new Proxy(inner, {
-      get(target, property) {
-        if (property === 'commit')
-          return async (batch: Parameters<SqliteStore['commit']>[0]) => {
-            if (refuse) {
-              refuse = false;
-              throw new ConflictError('model m changed since revision 2');
-            }
-            return target.commit(batch);
-          };
-        const value = Reflect.get(target, property, target) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-    let evaluations = 0;
-    const runtime = new ActorRuntime({
-      modelMachine: createModelMachine(policy),
-      trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-      modelPolicy: policy,
-      store,
-      registry: new FakeRegistry(),
-      bus: new MemoryBus(),
-      clock: new ManualClock(),
-      logger: pino({ level: 'silent' }),
-      prefix: 'warden',
-      observer: {
-        // A bug after the machine took the event (the outcome's observers): on the fourth evaluation
-        // applied, which is the second input of the batch applied again after the conflict.
-        outcome: (_kind, _key, event) => {
-          if (event === 'EVALUATED' && ++evaluations === 4) throw new TypeError('observer bug');
-        },
-      },
-    });
+    // Two evaluations at first; the second of them fails when the batch is applied again (the fourth).
+    const { runtime, committedIds, refuseNext } = conflictingRuntime(4);
     await runtime.start();
     await runtime.dispatchModel(
       'm',
       { type: 'PROMOTED', at: 1, version: 'v1', elo: 1500 },
       { configKey: 'm' },
     );
-    refuse = true;
+    refuseNext();
     const first = runtime.dispatchModel('m', withId(evaluated(1490, 2), 'a'));
     const second = runtime.dispatchModel('m', withId(evaluated(1480, 3), 'b'));
     // As when an input fails at its first application: the inputs of its actor taken in the same turn are
@@ -387,14 +398,35 @@ describe('an input that fails when a batch is applied again after a conflict', (
     await expect(first).rejects.toMatchObject({ retryable: true });
     await expect(second).rejects.toMatchObject({ code: 'internal' });
     await runtime.idle();
-    const committed = () =>
-      inner.peekActor('model', 'm')!.snapshot as { snapshot: { context: { recentInputIds: string[] } } };
-    expect(committed().snapshot.context.recentInputIds).toEqual([]);
+    expect(committedIds()).toEqual([]);
     // The actor in memory is the committed one: both inputs come again and are taken, once each.
     await runtime.dispatchModel('m', withId(evaluated(1490, 4), 'a'));
     await runtime.dispatchModel('m', withId(evaluated(1480, 5), 'b'));
     await runtime.idle();
-    expect(committed().snapshot.context.recentInputIds).toEqual(['a', 'b']);
+    expect(committedIds()).toEqual(['a', 'b']);
+    await runtime.stop();
+  });
+
+  it('with log positions (NATS), an input after the failed one is not applied ahead of it', async () => {
+    // Three evaluations at first; the second of them fails when the batch is applied again (the fifth).
+    const { runtime, committedIds, refuseNext } = conflictingRuntime(5);
+    await runtime.start();
+    await runtime.dispatchModel(
+      'm',
+      { type: 'PROMOTED', at: 1, version: 'v1', elo: 1500 },
+      { configKey: 'm' },
+      1,
+    );
+    refuseNext();
+    const results = await Promise.allSettled([
+      runtime.dispatchModel('m', withId(evaluated(1490, 2), 'a'), undefined, 2),
+      runtime.dispatchModel('m', withId(evaluated(1480, 3), 'b'), undefined, 3),
+      runtime.dispatchModel('m', withId(evaluated(1470, 4), 'c'), undefined, 4),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ retryable: true });
+    await runtime.idle();
+    expect(committedIds()).toEqual([]);
     await runtime.stop();
   });
 });
