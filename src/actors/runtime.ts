@@ -540,9 +540,6 @@ export class ActorRuntime {
       }
     }
     const target = host;
-    // An input with a log position is not applied ahead of an earlier one of its actor that failed in this
-    // turn (that one comes again, and must come first).
-    if (position !== undefined && this.reverted.has(target)) return Promise.reject(revertedError(kind, key));
     return new Promise((resolve, reject) =>
       this.applyAlone(target, event, create, resolve, reject, position),
     );
@@ -551,7 +548,7 @@ export class ActorRuntime {
   /**
    * Applies one event; whatever fails (the step, or what follows it: outcome, timeline, observers), the actor
    * goes back to its committed state and only this event's caller hears of it. A first application and one
-   * after a failed commit (retryBatch) go through here alike.
+   * after a failed commit (retryBatch) go through here alike, and so does the rule of order after a failure.
    */
   private applyAlone(
     host: Host,
@@ -561,6 +558,12 @@ export class ActorRuntime {
     reject: PendingDispatch['reject'],
     position?: number,
   ): void {
+    // An input with a log position is not applied ahead of an earlier one of its actor that failed in this
+    // turn (that one comes again, and must come first).
+    if (position !== undefined && this.reverted.has(host)) {
+      reject(revertedError(host.kind, host.key));
+      return;
+    }
     try {
       this.apply(host, event, create, resolve, reject, position);
     } catch (error) {
@@ -845,15 +848,8 @@ export class ActorRuntime {
           : error;
       for (const d of batch) d.reject(reason);
     }
-    for (const d of retry ? [...batch, ...later] : later) {
-      // As in dispatch: an input with a log position never goes ahead of an earlier one of its actor that
-      // has just failed (that one comes again, and must come first).
-      if (d.position !== undefined && this.reverted.has(d.host)) {
-        d.reject(revertedError(d.host.kind, d.host.key));
-        continue;
-      }
+    for (const d of retry ? [...batch, ...later] : later)
       this.applyAlone(d.host, d.event, d.create, d.resolve, d.reject, d.position);
-    }
     if (retry) {
       await this.flush(attempt + 1);
       return;
