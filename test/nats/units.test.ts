@@ -201,96 +201,96 @@ describe('the KV registry', () => {
   });
 });
 
-describe('the KV store sweeping stranded events', () => {
+describe('the KV store', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await server?.[Symbol.asyncDispose]();
+  });
+
+  /** Its two buckets, fresh, under `name`. */
+  async function buckets(name: string): Promise<{ kv: KV; trainingKv: KV }> {
+    const kvm = new Kvm(jetstream(nc));
+    return {
+      kv: await kvm.create(`${name}_actors`, { history: 1 }),
+      trainingKv: await kvm.create(`${name}_training`, { history: 1 }),
+    };
+  }
+
   it('while no event can be published, says so in one line per sweep, not one per actor', async () => {
-    await using server = await startNatsServer();
-    const nc = await connect({ servers: server.url });
-    try {
-      const kvm = new Kvm(jetstream(nc));
-      const kv = await kvm.create('sweep_actors', { history: 1 });
-      const trainingKv = await kvm.create('sweep_training', { history: 1 });
-      // Three actors whose events another instance committed and never published.
-      for (const id of ['a', 'b', 'c']) {
-        const entry = {
-          id: `${id}.e1`,
-          subject: `warden.evt.alert.${id}`,
-          payload: { event_id: `${id}.e1` },
-        };
-        await kv.put(
-          `model.${id}`,
-          JSON.stringify({ snapshot: {}, outbox: [entry], history: [], timeline: [] }),
-        );
-      }
-      const lines: Array<{ msg: string; actors?: number; key?: string }> = [];
-      const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-      let attempts = 0;
-      const store = await KvStore.open(
-        kv,
-        trainingKv,
-        {
-          ...DEFAULT_KV_STORE_OPTIONS,
-          strandedAfterMs: 0,
-          sweepEveryMs: 20,
-          publish: async () => {
-            attempts++;
-            throw new Error('stream WARDEN_EVENTS refused a publication: maximum messages exceeded');
-          },
-        },
-        logger,
+    const { kv, trainingKv } = await buckets('sweep');
+    // Three actors whose events another instance committed and never published.
+    for (const id of ['a', 'b', 'c']) {
+      const entry = { id: `${id}.e1`, subject: `warden.evt.alert.${id}`, payload: { event_id: `${id}.e1` } };
+      await kv.put(
+        `model.${id}`,
+        JSON.stringify({ snapshot: {}, outbox: [entry], history: [], timeline: [] }),
       );
-      try {
-        await eventually(() => expect(attempts).toBeGreaterThanOrEqual(6));
-      } finally {
-        await store.close();
-      }
-      const stranded = lines.filter((l) => l.msg.includes('stranded'));
-      expect(stranded.length).toBeGreaterThan(0);
-      expect(stranded.length).toBeLessThanOrEqual(Math.ceil(attempts / 3));
-      for (const line of stranded) {
-        expect(line).toMatchObject({ actors: 3 });
-        expect(line.msg).toBe('could not publish the stranded events of 3 actor(s); will try again');
-      }
+    }
+    const lines: Array<{ msg: string; actors?: number; key?: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    let attempts = 0;
+    const store = await KvStore.open(
+      kv,
+      trainingKv,
+      {
+        ...DEFAULT_KV_STORE_OPTIONS,
+        strandedAfterMs: 0,
+        sweepEveryMs: 20,
+        publish: async () => {
+          attempts++;
+          throw new Error('stream WARDEN_EVENTS refused a publication: maximum messages exceeded');
+        },
+      },
+      logger,
+    );
+    try {
+      await eventually(() => expect(attempts).toBeGreaterThanOrEqual(6));
     } finally {
-      await nc.close();
+      await store.close();
+    }
+    const stranded = lines.filter((l) => l.msg.includes('stranded'));
+    expect(stranded.length).toBeGreaterThan(0);
+    expect(stranded.length).toBeLessThanOrEqual(Math.ceil(attempts / 3));
+    for (const line of stranded) {
+      expect(line).toMatchObject({ actors: 3 });
+      expect(line.msg).toBe('could not publish the stranded events of 3 actor(s); will try again');
     }
   });
-});
 
-describe('the KV store telling an input applied before', () => {
-  it('finds a long input id as the model remembers it (digested), and as an earlier build stored it', async () => {
-    await using server = await startNatsServer();
-    const nc = await connect({ servers: server.url });
+  it('finds a long input id applied before as the model remembers it (digested), and as an earlier build stored it', async () => {
+    const { kv, trainingKv } = await buckets('applied');
+    const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
+    const value = (machine: string, ids: string[]) =>
+      JSON.stringify({
+        snapshot: { machine, snapshot: { value: 'healthy', context: { recentInputIds: ids } } },
+        outbox: [],
+        history: [],
+        timeline: [],
+      });
+    await kv.put('model.now', value('model.v3', ['short-1', rememberedId(uuid)]));
+    await kv.put('model.before', value('model.v2', ['short-1', uuid]));
+    const store = await KvStore.open(
+      kv,
+      trainingKv,
+      { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
+      pino({ level: 'silent' }),
+    );
     try {
-      const kvm = new Kvm(jetstream(nc));
-      const kv = await kvm.create('applied_actors', { history: 1 });
-      const trainingKv = await kvm.create('applied_training', { history: 1 });
-      const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
-      const value = (machine: string, ids: string[]) =>
-        JSON.stringify({
-          snapshot: { machine, snapshot: { value: 'healthy', context: { recentInputIds: ids } } },
-          outbox: [],
-          history: [],
-          timeline: [],
-        });
-      await kv.put('model.now', value('model.v3', ['short-1', rememberedId(uuid)]));
-      await kv.put('model.before', value('model.v2', ['short-1', uuid]));
-      const store = await KvStore.open(
-        kv,
-        trainingKv,
-        { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
-        pino({ level: 'silent' }),
-      );
-      try {
-        for (const model of ['now', 'before']) {
-          expect(store.hasApplied(model, uuid)).toBe(true);
-          expect(store.hasApplied(model, 'short-1')).toBe(true);
-          expect(store.hasApplied(model, uuid.replace('0b7f', '0b7e'))).toBe(false);
-        }
-      } finally {
-        await store.close();
+      for (const model of ['now', 'before']) {
+        expect(store.hasApplied(model, uuid)).toBe(true);
+        expect(store.hasApplied(model, 'short-1')).toBe(true);
+        expect(store.hasApplied(model, uuid.replace('0b7f', '0b7e'))).toBe(false);
       }
     } finally {
-      await nc.close();
+      await store.close();
     }
   });
 });
