@@ -7,6 +7,8 @@
  * - one policy, worker threads (`replayParallel`, sharded by training config);
  * - what-if, one thread (`whatIf`: the live and a candidate policy over every input);
  * - what-if, worker threads (`whatIfParallel`): what `warden replay --config` does.
+ * The two by worker threads read the history from a temporary file, a chunk at a time, as `warden replay
+ * FILE` does; the two in one thread read it from memory.
  * Every rate is inputs of the history per second (a what-if replays each input twice, once per policy).
  * Anchors: JSON.parse of every line alone, and raw XState `actor.send` of the same inputs already made
  * into events (the machine alone, one thread, no validation).
@@ -15,6 +17,7 @@
  * (run the replays from the compiled dist/, as production does; needs `npm run build`). Target: at least
  * 100,000 inputs/s.
  */
+import { writeFileSync } from 'node:fs';
 import { createActor } from 'xstate';
 import { parseConfig } from '../src/config/load.ts';
 import { createModelMachine } from '../src/machines/model-machine.ts';
@@ -24,10 +27,12 @@ import { option } from './options.ts';
 type Sources = typeof import('../src/lab/sources.ts');
 type Replays = typeof import('../src/lab/replay.ts');
 type Parallel = typeof import('../src/lab/parallel.ts');
+type Files = typeof import('../src/lab/history-files.ts');
 const DIST = process.argv.includes('--dist');
 const from = (module: string) => (DIST ? `../dist/lab/${module}.js` : `../src/lab/${module}.ts`);
 const { jsonLines } = (await import(from('sources'))) as Sources;
 const { replay, whatIf } = (await import(from('replay'))) as Replays;
+const { TemporaryHistory } = (await import(from('history-files'))) as Files;
 const { replayParallel, whatIfParallel, defaultWorkers, DEFAULT_YOUNG_GENERATION_MB } = (await import(
   from('parallel')
 )) as Parallel;
@@ -168,11 +173,11 @@ function replayRate(text: string): { rate: number; rollbacks: number } {
   return { rate: run.lines / ((performance.now() - started) / 1000), rollbacks: rollbacksOf(run) };
 }
 
-async function parallelRate(text: string): Promise<{ rate: number; rollbacks: number }> {
+async function parallelRate(): Promise<{ rate: number; rollbacks: number }> {
   const started = performance.now();
   const [run] = await replayParallel(
     [config],
-    { format: 'jsonl', text },
+    { format: 'jsonl-file', path: historyFile },
     { workers: WORKERS, youngGenerationMb: YOUNG },
   );
   return { rate: run!.lines / ((performance.now() - started) / 1000), rollbacks: rollbacksOf(run!) };
@@ -185,12 +190,12 @@ function whatIfRate(text: string): { rate: number; rollbacks: number } {
   return { rate, rollbacks: report.totals.live.rollbacks + report.totals.candidate.rollbacks };
 }
 
-async function whatIfParallelRate(text: string): Promise<{ rate: number; rollbacks: number }> {
+async function whatIfParallelRate(): Promise<{ rate: number; rollbacks: number }> {
   const started = performance.now();
   const report = await whatIfParallel(
     config,
     candidate,
-    { format: 'jsonl', text },
+    { format: 'jsonl-file', path: historyFile },
     { source: 'bench', workers: WORKERS, youngGenerationMb: YOUNG },
   );
   const rate = report.history.inputs / ((performance.now() - started) / 1000);
@@ -208,6 +213,10 @@ const line = (label: string, xs: number[]) =>
 
 const text = history();
 const list = events(text);
+// The worker runs read the history from a file chunk by chunk, as `warden replay FILE` does.
+const spool = new TemporaryHistory();
+const historyFile = spool.file('history.jsonl');
+writeFileSync(historyFile, text);
 const parsed: number[] = [];
 const raw: number[] = [];
 const one: number[] = [];
@@ -219,19 +228,19 @@ const rollbacks = { one: 0, onePar: 0, two: 0, twoPar: 0 };
 parseOnly(text);
 rawSend(list);
 replayRate(text);
-await parallelRate(text);
+await parallelRate();
 whatIfRate(text);
-await whatIfParallelRate(text);
+await whatIfParallelRate();
 for (let r = 0; r < ROUNDS; r++) {
   parsed.push(parseOnly(text));
   raw.push(rawSend(list));
   const a = await timed(cpu.one, () => replayRate(text));
   one.push(a.rate);
-  const b = await timed(cpu.onePar, () => parallelRate(text));
+  const b = await timed(cpu.onePar, () => parallelRate());
   onePar.push(b.rate);
   const c = await timed(cpu.two, () => whatIfRate(text));
   two.push(c.rate);
-  const d = await timed(cpu.twoPar, () => whatIfParallelRate(text));
+  const d = await timed(cpu.twoPar, () => whatIfParallelRate());
   twoPar.push(d.rate);
   Object.assign(rollbacks, { one: a.rollbacks, onePar: b.rollbacks, two: c.rollbacks, twoPar: d.rollbacks });
 }
@@ -258,6 +267,7 @@ console.log(
   line(`what-if, ${WORKERS} workers (warden replay):`, twoPar) +
     `; ${rollbacks.twoPar} rollbacks; /raw ${(median(twoPar) / median(raw)).toFixed(2)}; CPU ${median(cpu.twoPar).toFixed(2)} s`,
 );
+spool.remove();
 console.log(
   `  target >= ${fmt(TARGET)} inputs/s: one policy (workers) ${verdict(onePar)}; what-if (workers, warden replay) ${verdict(twoPar)}`,
 );

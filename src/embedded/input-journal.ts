@@ -113,17 +113,27 @@ export class InputJournal {
     }
   }
 
-  /** Entries in order, optionally from a time (ms) on. */
-  *entries(from = 0): Generator<JournalEntry> {
+  /** Entries in order, optionally from a time (ms) on and up to a sequence number (`lastSeq()` earlier). */
+  *entries(from = 0, through = Number.MAX_SAFE_INTEGER): Generator<JournalEntry> {
     yield* this.db
-      .prepare<[number], JournalEntry>(
-        'SELECT seq, at, kind, payload FROM input_journal WHERE at >= ? ORDER BY seq',
+      .prepare<[number, number], JournalEntry>(
+        'SELECT seq, at, kind, payload FROM input_journal WHERE at >= ? AND seq <= ? ORDER BY seq',
       )
-      .iterate(from);
+      .iterate(from, through);
   }
 
-  count(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM input_journal').get() as { n: number }).n;
+  count(from = 0, through = Number.MAX_SAFE_INTEGER): number {
+    return (
+      this.db
+        .prepare('SELECT COUNT(*) AS n FROM input_journal WHERE at >= ? AND seq <= ?')
+        .get(from, through) as { n: number }
+    ).n;
+  }
+
+  /** The sequence number of the newest entry (0: none). */
+  lastSeq(): number {
+    const last = this.db.prepare('SELECT MAX(seq) AS seq FROM input_journal').get() as { seq: number | null };
+    return last.seq ?? 0;
   }
 
   close(): void {

@@ -14,6 +14,7 @@ import { parseInput } from '../domain/validation.ts';
 import { parseCandidate } from './candidate.ts';
 import { whatIfAsync, type ComparisonReport } from './replay.ts';
 import { jsonLines, sequenced, timestampMs, type SourceItem } from './sources.ts';
+import { TemporaryHistory, spoolEntries, spooledEntries } from './history-files.ts';
 
 const time = z.union([z.number().positive(), z.iso.datetime({ offset: true })]);
 
@@ -126,8 +127,11 @@ export class ReplayJobs {
     from: number | undefined,
     until: number | undefined,
   ): Promise<void> {
+    let done: (() => void) | undefined;
     try {
-      const { items, source } = await this.history(request.history, from);
+      const history = await this.history(request.history, from);
+      const { items, source } = history;
+      done = history.done;
       job.source = source;
       job.report = await whatIfAsync(this.deps.config, candidate, items, {
         source,
@@ -143,6 +147,7 @@ export class ReplayJobs {
       job.error = error instanceof Error ? error.message : String(error);
       this.deps.logger.warn({ err: error, jobId: job.job_id }, 'replay job failed');
     } finally {
+      done?.();
       job.finished_at = new Date(this.deps.now?.() ?? Date.now()).toISOString();
     }
   }
@@ -150,12 +155,23 @@ export class ReplayJobs {
   private async history(
     text: string | undefined,
     from: number | undefined,
-  ): Promise<{ items: Iterable<SourceItem>; source: string }> {
+  ): Promise<{ items: Iterable<SourceItem>; source: string; done?: () => void }> {
     if (text !== undefined) return { items: jsonLines(text), source: 'posted JSON Lines' };
     if (this.deps.config.nats.url) {
-      const { readInputStream } = await import('./nats-source.ts');
-      const { entries, stream } = await readInputStream(this.deps.config, { from });
-      return { items: sequenced(entries, 'stream'), source: `NATS stream ${stream}` };
+      // Spooled to a temporary file as it is fetched and read back as the job goes: the service never
+      // holds the whole stream in memory.
+      const { inputStreamEntries } = await import('./nats-source.ts');
+      const spool = new TemporaryHistory();
+      try {
+        const path = spool.file('stream.spool');
+        const { entries, stream } = await inputStreamEntries(this.deps.config, { from });
+        await spoolEntries(entries, path);
+        const items = sequenced(spooledEntries(path), 'stream');
+        return { items, source: `NATS stream ${stream}`, done: () => spool.remove() };
+      } catch (error) {
+        spool.remove();
+        throw error;
+      }
     }
     const journal = this.deps.journal;
     if (!journal) {
@@ -166,14 +182,11 @@ export class ReplayJobs {
     // (WAL: the reader sees the journal as it was when the read began).
     const reader = InputJournal.openToRead(journal.path);
     if (!reader) throw new WardenError('conflict', 'the input journal cannot be read');
-    function* entries(): Generator<SourceItem> {
-      try {
-        yield* sequenced(reader!.entries(from ?? 0), 'journal');
-      } finally {
-        reader!.close();
-      }
-    }
-    return { items: entries(), source: 'input journal' };
+    return {
+      items: sequenced(reader.entries(from ?? 0), 'journal'),
+      source: 'input journal',
+      done: () => reader.close(),
+    };
   }
 
   private trim(): void {

@@ -29,46 +29,66 @@ function inputKind(prefix: string): (subject: string) => string {
 /** How long to wait for the next message before deciding the stream has no more (ms). */
 const EXPIRES_MS = 2_000;
 
+/**
+ * The stream's entries, in order, as they are fetched (a thousand at a time): the stream is never held
+ * whole. The connection closes when the entries end or their reader stops.
+ */
+export async function inputStreamEntries(
+  config: Config,
+  options: { from?: number | undefined } = {},
+): Promise<{ entries: AsyncIterable<JournalEntry>; stream: string }> {
+  const nc = await connect({ ...connectionOptions(config.nats, 'warden-replay'), maxReconnectAttempts: 0 });
+  const names = natsNames(config.nats.prefix);
+  let info;
+  try {
+    info = await (await jetstreamManager(nc)).streams.info(names.inputStream);
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+  const last = info.state.last_seq;
+  const empty = info.state.messages === 0;
+  const kindOf = inputKind(config.nats.prefix);
+  async function* entries(): AsyncGenerator<JournalEntry> {
+    try {
+      if (empty) return;
+      const consumer = await jetstream(nc).consumers.get(
+        names.inputStream,
+        options.from === undefined
+          ? { deliver_policy: DeliverPolicy.All }
+          : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.from).toISOString() },
+      );
+      for (;;) {
+        const batch = await consumer.fetch({ max_messages: 1000, expires: EXPIRES_MS });
+        let got = 0;
+        let done = false;
+        for await (const m of batch) {
+          got++;
+          if (m.seq >= last) done = true;
+          if (m.headers?.get('Nats-Msg-Id').startsWith(MOVED_MSG_ID)) continue;
+          yield {
+            seq: m.seq,
+            at: Math.round(Number(m.info.timestampNanos) / 1e6),
+            kind: kindOf(m.subject),
+            payload: m.string(),
+          };
+        }
+        if (done || got === 0) break;
+      }
+    } finally {
+      await nc.close();
+    }
+  }
+  return { entries: entries(), stream: names.inputStream };
+}
+
+/** The stream's entries gathered in memory (a short stream: tests). */
 export async function readInputStream(
   config: Config,
   options: { from?: number | undefined } = {},
 ): Promise<{ entries: JournalEntry[]; stream: string }> {
-  const nc = await connect({ ...connectionOptions(config.nats, 'warden-replay'), maxReconnectAttempts: 0 });
-  try {
-    const names = natsNames(config.nats.prefix);
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(names.inputStream);
-    const last = info.state.last_seq;
-    const entries: JournalEntry[] = [];
-    if (info.state.messages === 0) return { entries, stream: names.inputStream };
-    const js = jetstream(nc);
-    const consumer = await js.consumers.get(
-      names.inputStream,
-      options.from === undefined
-        ? { deliver_policy: DeliverPolicy.All }
-        : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(options.from).toISOString() },
-    );
-    const kindOf = inputKind(config.nats.prefix);
-    for (;;) {
-      const batch = await consumer.fetch({ max_messages: 1000, expires: EXPIRES_MS });
-      let got = 0;
-      let done = false;
-      for await (const m of batch) {
-        got++;
-        if (m.seq >= last) done = true;
-        if (m.headers?.get('Nats-Msg-Id').startsWith(MOVED_MSG_ID)) continue;
-        const kind = kindOf(m.subject);
-        entries.push({
-          seq: m.seq,
-          at: Math.round(Number(m.info.timestampNanos) / 1e6),
-          kind,
-          payload: m.string(),
-        });
-      }
-      if (done || got === 0) break;
-    }
-    return { entries, stream: names.inputStream };
-  } finally {
-    await nc.close();
-  }
+  const { entries, stream } = await inputStreamEntries(config, options);
+  const all: JournalEntry[] = [];
+  for await (const entry of entries) all.push(entry);
+  return { entries: all, stream };
 }

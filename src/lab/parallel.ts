@@ -6,10 +6,10 @@
  * config keys; every worker still reads the whole history (JSON.parse is cheap beside the machines) to keep
  * the same clock, counts and known models as a sequential replay.
  *
- * The history goes to each worker once, as one string (and for the journal or the stream, a few typed
- * arrays), never message by message. The service's HTTP replay job does not use this: it stays in the
- * service's thread, in slices (src/lab/jobs.ts), so that a replay never takes every core from the live
- * service.
+ * Each worker is told where the history is (a file, the journal, a spooled stream) and reads it itself,
+ * chunk by chunk, so no thread holds the whole history. The service's HTTP replay job does not use this:
+ * it stays in the service's thread, in slices (src/lab/jobs.ts), so that a replay never takes every core
+ * from the live service.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -23,87 +23,111 @@ import {
   type PolicyRun,
   type ShardRun,
 } from './replay.ts';
-import { jsonLines, sequenced, type SourceItem } from './sources.ts';
+import { jsonLines, jsonLinesOf, sequenced, type SourceItem } from './sources.ts';
+import { countFileLines, fileChunks, spooledEntries } from './history-files.ts';
+import { InputJournal } from '../embedded/input-journal.ts';
 import type { EngineShard } from './engine.ts';
 
-/** A whole history, in the form workers receive it. */
+/**
+ * A whole history, as the threads of a replay receive it: where to read it, not its contents (except a
+ * short text). Each thread reads it chunk by chunk (src/lab/history-files.ts).
+ */
 export type HistoryData =
   | {
+      /** JSON Lines text in memory (a short history: posted, or made by a test). */
       readonly format: 'jsonl';
-      /** JSON Lines text. */
       readonly text: string;
       /** Inputs before this time (ms) are left out. */
       readonly from?: number | undefined;
     }
   | {
-      /** Numbered entries of the journal or the stream (see `sequenced`), column by column. */
-      readonly format: 'sequenced';
+      /** A JSON Lines file. */
+      readonly format: 'jsonl-file';
+      readonly path: string;
+      readonly from?: number | undefined;
+    }
+  | {
+      /** The embedded input journal (SQLite): its entries from `from` (ms) on, up to `through` (a seq). */
+      readonly format: 'journal';
+      readonly path: string;
+      readonly from: number;
+      readonly through: number;
+    }
+  | {
+      /** Numbered entries spooled to a file (the WARDEN_IN stream: see `spoolEntries`). */
+      readonly format: 'spooled';
       readonly what: string;
-      readonly seq: Float64Array;
-      readonly at: Float64Array;
-      readonly kinds: string[];
-      /** Every payload, one after the other; payload i ends at `ends[i]`. */
-      readonly payloads: string;
-      readonly ends: Uint32Array;
+      readonly path: string;
     };
 
-/** Numbered entries (journal, stream) as a HistoryData, read once. */
-export function sequencedData(
-  entries: Iterable<{ seq: number; at: number; kind: string; payload: string }>,
-  what: string,
-): HistoryData {
-  const seq: number[] = [];
-  const at: number[] = [];
-  const kinds: string[] = [];
-  const payloads: string[] = [];
-  const ends: number[] = [];
-  let end = 0;
-  for (const entry of entries) {
-    seq.push(entry.seq);
-    at.push(entry.at);
-    kinds.push(entry.kind);
-    payloads.push(entry.payload);
-    end += entry.payload.length;
-    ends.push(end);
+/** The embedded journal at `path` as a HistoryData: what it holds now (entries appended later are not read). */
+export function journalData(path: string, from = 0): HistoryData | null {
+  const journal = InputJournal.openToRead(path);
+  if (!journal) return null;
+  try {
+    return { format: 'journal', path, from, through: journal.lastSeq() };
+  } finally {
+    journal.close();
   }
-  return {
-    format: 'sequenced',
-    what,
-    seq: Float64Array.from(seq),
-    at: Float64Array.from(at),
-    kinds,
-    payloads: payloads.join(''),
-    ends: Uint32Array.from(ends),
-  };
 }
 
 /** The items of a HistoryData, in order, as the sequential sources give them. */
 export function historyItems(data: HistoryData): Iterable<SourceItem> {
-  if (data.format === 'jsonl') {
-    const all = jsonLines(data.text);
-    return data.from === undefined ? all : fromTime(all, data.from);
+  switch (data.format) {
+    case 'jsonl':
+      return fromTime(jsonLines(data.text), data.from);
+    case 'jsonl-file':
+      return fromTime(jsonLinesOf(fileChunks(data.path)), data.from);
+    case 'journal':
+      return journalItems(data.path, data.from, data.through);
+    case 'spooled':
+      return sequenced(spooledEntries(data.path), data.what);
+    default:
+      throw new TypeError(`unknown history format ${JSON.stringify((data as { format?: unknown }).format)}`);
   }
-  function* entries(d: Extract<HistoryData, { format: 'sequenced' }>) {
-    let start = 0;
-    for (let i = 0; i < d.seq.length; i++) {
-      const end = d.ends[i]!;
-      yield { seq: d.seq[i]!, at: d.at[i]!, kind: d.kinds[i]!, payload: d.payloads.slice(start, end) };
-      start = end;
-    }
-  }
-  return sequenced(entries(data), data.what);
 }
 
-function* fromTime(items: Iterable<SourceItem>, from: number): Generator<SourceItem> {
+function* journalItems(path: string, from: number, through: number): Generator<SourceItem> {
+  const journal = InputJournal.openToRead(path);
+  if (!journal) throw new Error(`${path} has no input journal`);
+  try {
+    yield* sequenced(journal.entries(from, through), 'journal');
+  } finally {
+    journal.close();
+  }
+}
+
+function fromTime(items: Iterable<SourceItem>, from: number | undefined): Iterable<SourceItem> {
+  return from === undefined ? items : after(items, from);
+}
+
+function* after(items: Iterable<SourceItem>, from: number): Generator<SourceItem> {
   for (const item of items) if (!('at' in item) || item.at >= from) yield item;
 }
 
 /** How many lines (inputs) a history holds, about: what decides whether workers are worth starting. */
 export function historySize(data: HistoryData): number {
-  if (data.format === 'sequenced') return data.seq.length;
-  let n = 0;
-  for (let i = data.text.indexOf('\n'); i >= 0; i = data.text.indexOf('\n', i + 1)) n++;
-  return n + 1;
+  switch (data.format) {
+    case 'jsonl': {
+      let n = 0;
+      for (let i = data.text.indexOf('\n'); i >= 0; i = data.text.indexOf('\n', i + 1)) n++;
+      return n + 1;
+    }
+    case 'jsonl-file':
+    case 'spooled':
+      return countFileLines(data.path);
+    case 'journal': {
+      const journal = InputJournal.openToRead(data.path);
+      if (!journal) return 0;
+      try {
+        return journal.count(data.from, data.through);
+      } finally {
+        journal.close();
+      }
+    }
+    default:
+      return 0;
+  }
 }
 
 /** What a worker is asked: the policies to run over the history, on its shard. */
@@ -150,8 +174,8 @@ export const DEFAULT_YOUNG_GENERATION_MB = 16;
 export const DEFAULT_MIN_LINES = 50_000;
 
 /**
- * The most threads the default takes: each holds a copy of the whole history (hundreds of MB for millions
- * of lines), and a replay is one operator's command, not a reason to take every core of a big host.
+ * The most threads the default takes: each reads and parses the whole history again, and a replay is one
+ * operator's command, not a reason to take every core of a big host.
  */
 export const MAX_DEFAULT_WORKERS = 4;
 

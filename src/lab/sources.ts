@@ -72,17 +72,64 @@ export function parseHistoryLine(text: string, line: number): SourceItem | null 
   return { kind, at, payload, line };
 }
 
+/**
+ * The longest line a JSON Lines history may hold, in characters (1 MiB): far above any input payload, and
+ * low enough that a file without line breaks (or a hostile one) is reported and skipped line by line
+ * instead of being gathered whole in memory.
+ */
+export const MAX_LINE_CHARS = 1 << 20;
+
 /** Every line of a JSON Lines text, in order. */
-export function* jsonLines(text: string): Generator<SourceItem> {
-  let start = 0;
+export function jsonLines(text: string): Generator<SourceItem> {
+  return jsonLinesOf([text]);
+}
+
+/**
+ * Every line of a JSON Lines history that comes in pieces (a file read chunk by chunk), in order: a line
+ * may span pieces. A line longer than `maxLineChars` is reported and skipped without being kept.
+ */
+export function* jsonLinesOf(
+  chunks: Iterable<string>,
+  maxLineChars: number = MAX_LINE_CHARS,
+): Generator<SourceItem> {
   let line = 0;
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    line++;
-    const item = parseHistoryLine(text.slice(start, end), line);
+  let partial = '';
+  /** Characters of the current line dropped so far (it is too long), or 0. */
+  let dropped = 0;
+  const tooLong = (chars: number): SourceProblem => ({
+    line,
+    problem: `expected a line of at most ${maxLineChars.toLocaleString('en-US')} characters, received one of ${chars.toLocaleString('en-US')} (skipped)`,
+  });
+  for (const chunk of chunks) {
+    let start = 0;
+    for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+      line++;
+      if (dropped > 0) {
+        yield tooLong(dropped + end - start);
+        dropped = 0;
+      } else {
+        const text = partial === '' ? chunk.slice(start, end) : partial + chunk.slice(start, end);
+        partial = '';
+        if (text.length > maxLineChars) yield tooLong(text.length);
+        else {
+          const item = parseHistoryLine(text, line);
+          if (item) yield item;
+        }
+      }
+      start = end + 1;
+    }
+    const rest = chunk.length - start;
+    if (dropped > 0) dropped += rest;
+    else if (partial.length + rest > maxLineChars) {
+      dropped = partial.length + rest;
+      partial = '';
+    } else if (rest > 0) partial += chunk.slice(start);
+  }
+  line++;
+  if (dropped > 0) yield tooLong(dropped);
+  else {
+    const item = parseHistoryLine(partial, line);
     if (item) yield item;
-    start = end + 1;
   }
 }
 

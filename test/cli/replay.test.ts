@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Runs the real executable, as a user would: `node bin/warden.js replay ...`. */
 function warden(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return wardenWithInput(undefined, ...args);
+}
+
+/** The same, with `input` as its standard input. */
+function wardenWithInput(
+  input: string | undefined,
+  ...args: string[]
+): { status: number | null; stdout: string; stderr: string } {
   const env = { ...process.env };
   delete env.WARDEN_CONFIG;
   const result = spawnSync(process.execPath, ['bin/warden.js', 'replay', ...args], {
@@ -28,6 +36,7 @@ function warden(...args: string[]): { status: number | null; stdout: string; std
     encoding: 'utf8',
     timeout: 30_000,
     env,
+    input,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -102,6 +111,18 @@ describe('cli: warden replay', () => {
     expect(report.history).toMatchObject({ inputs: 28, applied: 28, skipped: 0 });
     expect(report.history.source).toMatch(/^input journal in /);
     expect(report.totals).toMatchObject({ rollbacks_added: 2, rollbacks_removed: 1 });
+    // Each of three threads reads the journal itself, and they give the report one thread gives.
+    const three = warden(
+      '--live',
+      file('live.json'),
+      '--config',
+      file('stricter.json'),
+      '--json',
+      '--workers',
+      '3',
+    );
+    expect(three.stderr).toBe('');
+    expect(three.stdout).toBe(run.stdout);
   });
 
   it('bad usage exits 2 with what was expected; an unreadable history exits 1', () => {
@@ -132,7 +153,34 @@ describe('cli: warden replay', () => {
     );
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('cannot read the history');
+    const directory = warden(dir, '--live', file('live.json'), '--config', file('looser.json'));
+    expect(directory.status).toBe(1);
+    expect(directory.stderr).toContain(
+      `cannot read the history: ${dir} is a directory, not a JSON Lines file`,
+    );
   });
+
+  it(
+    'a history on standard input ("-"), read once for every thread, gives the report the file gives',
+    { timeout: 60_000 },
+    () => {
+      writeFileSync(file('piped.jsonl'), `${toJsonLines(interleaved())}\n`);
+      const args = ['--live', file('live.json'), '--config', file('stricter.json'), '--json'];
+      const fromFile = warden(file('piped.jsonl'), ...args, '--workers', '1');
+      const piped = wardenWithInput(
+        readFileSync(file('piped.jsonl'), 'utf8'),
+        '-',
+        ...args,
+        '--workers',
+        '2',
+      );
+      expect(piped.stderr).toBe('');
+      expect(piped.status).toBe(7);
+      const [a, b] = [JSON.parse(fromFile.stdout), JSON.parse(piped.stdout)];
+      expect(b.history.source).toBe('stdin');
+      expect({ ...b, history: { ...b.history, source: a.history.source } }).toEqual(a);
+    },
+  );
 
   it(
     '--workers 3: the history replayed by three threads gives the report one thread gives',

@@ -8,6 +8,7 @@ import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { createWarden } from '../../src/warden.ts';
 import { sequenced } from '../../src/lab/sources.ts';
 import { replay } from '../../src/lab/replay.ts';
+import { historyItems, historySize, journalData } from '../../src/lab/parallel.ts';
 import { makeDataDir } from '../support/test-warden.ts';
 
 const dirs: string[] = [];
@@ -42,6 +43,24 @@ describe('the embedded input journal', () => {
     expect(reader.count()).toBe(2);
     expect([...reader.entries(1500)].map((e) => e.seq)).toEqual([2]);
     reader.close();
+  });
+
+  it('a replay reads the journal as it was when it started, while the service goes on writing', async () => {
+    const path = await tempDb();
+    const journal = new InputJournal(path);
+    for (let i = 0; i < 3; i++) journal.append('evaluation', 1000 * (i + 1), { i });
+    journal.flush();
+    const data = journalData(path, 2000)!;
+    expect(data).toEqual({ format: 'journal', path, from: 2000, through: 3 });
+    journal.append('evaluation', 5000, { i: 3 });
+    journal.flush();
+    expect(historySize(data)).toBe(2);
+    expect([...historyItems(data)].map((item) => ('payload' in item ? item.payload : item))).toEqual([
+      { i: 1 },
+      { i: 2 },
+    ]);
+    journal.close();
+    expect(() => journalData(join(path, '..', 'nothing.db'))).toThrow(/unable to open database file/);
   });
 
   it('keeps entries by age and by count, and the replay reports the gap pruning leaves', async () => {

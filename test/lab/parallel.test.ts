@@ -3,20 +3,14 @@
  * replay, byte for byte, on random histories; and the real worker threads give the same report, or a clear
  * error.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { jsonLines } from '../../src/lab/sources.ts';
+import { jsonLines, sequenced } from '../../src/lab/sources.ts';
+import { TemporaryHistory, spoolEntries } from '../../src/lab/history-files.ts';
 import { compareRuns, mergeShards, replay, whatIf, Replayer } from '../../src/lab/replay.ts';
-import {
-  historyItems,
-  replayParallel,
-  runShard,
-  sequencedData,
-  whatIfParallel,
-  type HistoryData,
-} from '../../src/lab/parallel.ts';
+import { replayParallel, runShard, whatIfParallel, type HistoryData } from '../../src/lab/parallel.ts';
 import { shardOf } from '../../src/lab/engine.ts';
 import { LIVE, STRICTER, T0 } from './support.ts';
 
@@ -161,9 +155,11 @@ describe('parallel replay: shards merged are the sequential replay', () => {
     );
   });
 
-  it('numbered entries (journal, stream) with gaps give the same run as the sequential source', () => {
-    fc.assert(
-      fc.property(historyArb, fc.integer({ min: 2, max: 4 }), (text, count) => {
+  it('numbered entries (a spooled stream) with gaps give the same run as the sequential source', async () => {
+    const spool = new TemporaryHistory();
+    onTestFinished(() => spool.remove());
+    await fc.assert(
+      fc.asyncProperty(historyArb, fc.integer({ min: 2, max: 4 }), async (text, count) => {
         const entries = text.split('\n').flatMap((line, i) => {
           const seq = 1 + i + (i > 3 ? 2 : 0); // a gap after the fourth entry
           let kind = 'evaluation';
@@ -171,14 +167,16 @@ describe('parallel replay: shards merged are the sequential replay', () => {
           try {
             const p = JSON.parse(line);
             kind = String(p.kind);
-            at = typeof p.timestamp === 'number' ? p.timestamp * 1000 : Number.NaN;
+            if (typeof p.timestamp === 'number') at = p.timestamp * 1000;
           } catch {
             // not JSON: kept as it is, the source reports it
           }
           return [{ seq, at, kind, payload: line }];
         });
-        const data = sequencedData(entries, 'journal');
-        const sequential = replay(CONFIGS[1]!, historyItems(data));
+        const path = spool.file('entries.spool');
+        await spoolEntries(entries, path);
+        const data: HistoryData = { format: 'spooled', what: 'stream', path };
+        const sequential = replay(CONFIGS[1]!, sequenced(entries, 'stream'));
         expect(json(sharded(CONFIGS[1]!, data, count))).toBe(json(sequential));
       }),
       { numRuns: 100 },
@@ -261,7 +259,7 @@ describe('parallel replay: worker threads', () => {
   });
 
   it('a shard that fails fails the replay with its error, and does not hang', async () => {
-    const broken = { format: 'sequenced', what: 'journal' } as unknown as HistoryData;
+    const broken = { format: 'spooled', what: 'stream' } as unknown as HistoryData;
     const options = { workers: 2, minLines: 0, inThisThread: false };
     await expect(replayParallel([CONFIGS[0]!], broken, options)).rejects.toThrow(
       /^replay shard \d of 2 \(a worker thread\) failed: TypeError/,

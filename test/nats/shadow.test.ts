@@ -4,6 +4,8 @@
  * training configs (KV): the same inputs, published to a Warden with a shadow and to one without (each
  * under its own prefix, so each has its own streams and buckets), leave the same service behind.
  */
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -14,6 +16,7 @@ import { readInputStream } from '../../src/lab/nats-source.ts';
 import { sequenced } from '../../src/lab/sources.ts';
 import { replay } from '../../src/lab/replay.ts';
 import { ReplayJobs } from '../../src/lab/jobs.ts';
+import { SPOOL_PREFIX } from '../../src/lab/history-files.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { LIVE, STRICTER, drive, interleaved } from '../lab/support.ts';
 
@@ -104,7 +107,10 @@ describe('shadow policies, NATS mode', () => {
       ),
     );
 
-    // The HTTP replay job of a NATS-mode service reads the same stream.
+    // The HTTP replay job of a NATS-mode service reads the same stream, spooled to a temporary file that
+    // it removes when done.
+    const spools = () => readdirSync(tmpdir()).filter((name) => name.startsWith(SPOOL_PREFIX));
+    const spoolsBefore = spools();
     const jobs = new ReplayJobs({ config, journal: null, logger: silentLogger });
     const job = jobs.start({ config: { ...LIVE, cooldownSeconds: 0 } });
     await jobs.idle();
@@ -114,5 +120,6 @@ describe('shadow policies, NATS mode', () => {
       lines: interleaved().length,
     });
     expect(job.report!.totals).toMatchObject({ rollbacks_added: 0, rollbacks_removed: 0 });
+    expect(spools()).toEqual(spoolsBefore);
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { EXIT, CommandFailed } from '../exit-codes.ts';
@@ -99,8 +99,9 @@ export function registerReplayCommand(program: Command): void {
       }
       let data: HistoryData;
       let source: string;
+      let done: () => void;
       try {
-        ({ data, source } = await history(file, live, from));
+        ({ data, source, done } = await history(file, live, from));
       } catch (error) {
         process.stderr.write(`warden replay: cannot read the history: ${(error as Error).message}\n`);
         throw new CommandFailed(EXIT.failed, 'cannot read the history');
@@ -118,35 +119,68 @@ export function registerReplayCommand(program: Command): void {
       } catch (error) {
         process.stderr.write(`warden replay: the replay failed: ${(error as Error).message}\n`);
         throw new CommandFailed(EXIT.failed, 'the replay failed');
+      } finally {
+        done();
       }
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       if (report.verdict.failed) throw new CommandFailed(EXIT.differs, report.verdict.reason);
     });
 }
 
-/** The whole history, read once, in the form the replay's workers receive it. */
+/**
+ * Where the replay's threads read the history: the file itself, the journal itself (as it is now), or a
+ * spool in a temporary directory (standard input, the WARDEN_IN stream) that `done` removes.
+ */
 async function history(
   file: string | undefined,
   live: Config,
   from: number | undefined,
-): Promise<{ data: HistoryData; source: string }> {
-  const { sequencedData } = await import('../../lab/parallel.ts');
-  if (file !== undefined) {
-    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
-    return { data: { format: 'jsonl', text, from }, source: file === '-' ? 'stdin' : file };
+): Promise<{ data: HistoryData; source: string; done: () => void }> {
+  const { journalData } = await import('../../lab/parallel.ts');
+  const { TemporaryHistory, spoolEntries, spoolStream } = await import('../../lab/history-files.ts');
+  const nothing = () => undefined;
+  if (file !== undefined && file !== '-' && isRegularFile(file)) {
+    return { data: { format: 'jsonl-file', path: file, from }, source: file, done: nothing };
   }
-  if (live.nats.url) {
-    const { readInputStream } = await import('../../lab/nats-source.ts');
-    const { entries, stream } = await readInputStream(live, { from });
-    return { data: sequencedData(entries, 'stream'), source: `NATS stream ${stream}` };
+  if (file === undefined && !live.nats.url) {
+    const path = join(live.dataDir, 'warden.db');
+    const data = journalData(path, from ?? 0);
+    if (!data) throw new Error(`${path} has no input journal (is journal.enabled off?)`);
+    return { data, source: `input journal in ${path}`, done: nothing };
   }
-  const { InputJournal } = await import('../../embedded/input-journal.ts');
-  const path = join(live.dataDir, 'warden.db');
-  const journal = InputJournal.openToRead(path);
-  if (!journal) throw new Error(`${path} has no input journal (is journal.enabled off?)`);
+  const spool = new TemporaryHistory();
   try {
-    return { data: sequencedData(journal.entries(from ?? 0), 'journal'), source: `input journal in ${path}` };
-  } finally {
-    journal.close();
+    if (file !== undefined) {
+      // Standard input, or a pipe (`<(zcat history.gz)`): read once, here, for every thread.
+      const path = spool.file('history.jsonl');
+      await spoolStream(file === '-' ? process.stdin : createReadStream(file), path);
+      const source = file === '-' ? 'stdin' : file;
+      return { data: { format: 'jsonl-file', path, from }, source, done: () => spool.remove() };
+    }
+    const { inputStreamEntries } = await import('../../lab/nats-source.ts');
+    const path = spool.file('stream.spool');
+    const { entries, stream } = await inputStreamEntries(live, { from });
+    await spoolEntries(entries, path);
+    return {
+      data: { format: 'spooled', what: 'stream', path },
+      source: `NATS stream ${stream}`,
+      done: () => spool.remove(),
+    };
+  } catch (error) {
+    spool.remove();
+    throw error;
   }
+}
+
+/**
+ * Whether `file` is a regular file (each thread reads it itself) rather than a pipe, which can be read only
+ * once. A missing, unreadable or directory path is told here, before any thread starts; a pipe is not opened
+ * here (closing it unread would end its writer).
+ */
+function isRegularFile(file: string): boolean {
+  const stat = statSync(file);
+  if (stat.isDirectory()) throw new Error(`${file} is a directory, not a JSON Lines file`);
+  if (!stat.isFile()) return false;
+  closeSync(openSync(file, 'r'));
+  return true;
 }
