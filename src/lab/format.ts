@@ -74,16 +74,20 @@ export function formatReport(report: ComparisonReport): string {
         out.push(`  - ${m.model_id}: the candidate does not roll back ${rollback(r)}`);
     }
   }
-  if (report.issues.length > 0) {
+  const problems = report.history.skipped + report.history.warnings;
+  if (problems > 0) {
     out.push('');
-    out.push(`problems in the history (${report.issues.length}; the replay went on):`);
+    out.push(`problems in the history (${problems}; the replay went on):`);
     for (const issue of report.issues.slice(0, ISSUES_SHOWN)) {
       out.push(
         `  line ${issue.line}: ${issue.level === 'warning' ? 'warning: ' : 'skipped: '}${issue.problem}`,
       );
     }
-    if (report.issues.length > ISSUES_SHOWN) {
-      out.push(`  ... and ${report.issues.length - ISSUES_SHOWN} more (--json lists them all)`);
+    if (problems > ISSUES_SHOWN) {
+      const listed = report.issues.length;
+      out.push(
+        `  ... and ${problems - ISSUES_SHOWN} more (--json lists ${listed === problems ? 'them all' : `the first ${listed}`})`,
+      );
     }
   }
   out.push('');

@@ -19,9 +19,19 @@ import {
 import { isProblem, type SourceItem } from './sources.ts';
 import { lookupTable } from '../domain/model-ref.ts';
 
+/**
+ * Of a history's problems, a run keeps the first this many (in history order) and counts the rest: a
+ * history of millions of bad lines (an export whose every line has a field the schemas refuse) must not
+ * hold a report of millions of lines in memory.
+ */
+export const MAX_ISSUES_LISTED = 1_000;
+
 export interface PolicyRun {
   readonly summary: EngineSummary;
+  /** The first MAX_ISSUES_LISTED problems of the history, in its order. */
   readonly issues: ReplayIssue[];
+  /** Every problem, counted by level (listed or not). */
+  readonly issueCounts: IssueCounts;
   /** Lines read: inputs, and lines the source could not read (a gap is no line). */
   readonly lines: number;
 }
@@ -35,6 +45,11 @@ export interface ReplayOptions {
   readonly shard?: EngineShard | undefined;
 }
 
+export interface IssueCounts {
+  readonly skipped: number;
+  readonly warnings: number;
+}
+
 /** One shard's run, with the position in the history (the item's ordinal) of each of its issues. */
 export interface ShardRun extends PolicyRun {
   readonly order: number[];
@@ -46,6 +61,7 @@ export class Replayer {
   private readonly issues: ReplayIssue[] = [];
   private readonly order: number[] = [];
   private readonly reportsSource: boolean;
+  private readonly counts = { skipped: 0, warnings: 0 };
   private lines = 0;
   private items = 0;
 
@@ -62,23 +78,30 @@ export class Replayer {
     if (isProblem(item)) {
       const level = item.level ?? 'skipped';
       if (level === 'skipped') this.lines++;
-      if (this.reportsSource) {
-        this.issues.push({ line: item.line, level, problem: item.problem });
-        this.order.push(n);
-      }
+      if (this.reportsSource) this.note({ line: item.line, level, problem: item.problem }, n);
       return;
     }
     this.lines++;
     const issue = this.engine.feed(item);
-    if (issue) {
-      this.issues.push(issue);
-      this.order.push(n);
-    }
+    if (issue) this.note(issue, n);
+  }
+
+  private note(issue: ReplayIssue, order: number): void {
+    if (issue.level === 'skipped') this.counts.skipped++;
+    else this.counts.warnings++;
+    if (this.issues.length >= MAX_ISSUES_LISTED) return;
+    this.issues.push(issue);
+    this.order.push(order);
   }
 
   finish(): PolicyRun {
     if (this.options.until !== undefined) this.engine.advance(this.options.until);
-    return { summary: this.engine.summary(), issues: this.issues, lines: this.lines };
+    return {
+      summary: this.engine.summary(),
+      issues: this.issues,
+      issueCounts: { ...this.counts },
+      lines: this.lines,
+    };
   }
 
   finishShard(): ShardRun {
@@ -109,7 +132,12 @@ export function mergeShards(shards: readonly ShardRun[]): PolicyRun {
       models,
       pausedHours: lookupTable(Object.fromEntries(paused)),
     },
-    issues: tagged.map((t) => t.issue),
+    // Each shard listed its first ones: the first of them all are among those.
+    issues: tagged.slice(0, MAX_ISSUES_LISTED).map((t) => t.issue),
+    issueCounts: {
+      skipped: shards.reduce((n, s) => n + s.issueCounts.skipped, 0),
+      warnings: shards.reduce((n, s) => n + s.issueCounts.warnings, 0),
+    },
     lines: first.lines,
   };
 }
@@ -176,6 +204,7 @@ export interface ComparisonReport {
     readonly rollbacks_removed: number;
     readonly models_changed: number;
   };
+  /** The first MAX_ISSUES_LISTED problems of the history; `history.skipped` and `.warnings` count them all. */
   readonly issues: ReplayIssue[];
   readonly verdict: { readonly fail_on: FailOn; readonly failed: boolean; readonly reason: string };
 }
@@ -298,8 +327,8 @@ export function compareRuns(
       source: options.source,
       inputs: candidate.lines,
       applied: candidate.summary.applied,
-      skipped: issues.filter((i) => i.level === 'skipped').length,
-      warnings: issues.filter((i) => i.level === 'warning').length,
+      skipped: candidate.issueCounts.skipped,
+      warnings: candidate.issueCounts.warnings,
       from: iso(candidate.summary.from),
       until: iso(candidate.summary.until),
     },

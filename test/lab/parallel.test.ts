@@ -9,7 +9,15 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { jsonLines, sequenced } from '../../src/lab/sources.ts';
 import { TemporaryHistory, spoolEntries } from '../../src/lab/history-files.ts';
-import { compareRuns, mergeShards, replay, whatIf, Replayer } from '../../src/lab/replay.ts';
+import {
+  MAX_ISSUES_LISTED,
+  compareRuns,
+  mergeShards,
+  replay,
+  whatIf,
+  Replayer,
+} from '../../src/lab/replay.ts';
+import { formatReport } from '../../src/lab/format.ts';
 import { replayParallel, runShard, whatIfParallel, type HistoryData } from '../../src/lab/parallel.ts';
 import { shardOf } from '../../src/lab/engine.ts';
 import { LIVE, STRICTER, T0 } from './support.ts';
@@ -180,6 +188,53 @@ describe('parallel replay: shards merged are the sequential replay', () => {
         expect(json(sharded(CONFIGS[1]!, data, count))).toBe(json(sequential));
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it('a history of thousands of problems: the first 1,000 listed in its order, every one counted', () => {
+    // Lines that are not JSON (reported by the first shard) between evaluations of 30 models, one in seven
+    // earlier than the one before it (a warning, from the shard that runs its model).
+    const lines: string[] = [];
+    let t = T0;
+    for (let i = 0; i < 30; i++)
+      lines.push(
+        JSON.stringify({ kind: 'promotion', model_id: `p${i}`, version: 'v1', elo: 1500, timestamp: t }),
+      );
+    for (let i = 0; i < 4000; i++) {
+      t += 60;
+      lines.push(
+        i % 3 === 0
+          ? `not json ${i}`
+          : JSON.stringify({
+              kind: 'evaluation',
+              model_id: `p${i % 30}`,
+              current_elo: 1500,
+              baseline_elo: 1500,
+              games_played: 400,
+              timestamp: i % 7 === 0 ? t - 3600 : t,
+            }),
+      );
+    }
+    const text = lines.join('\n');
+    const sequential = replay(CONFIGS[0]!, jsonLines(text));
+    const { skipped, warnings } = sequential.issueCounts;
+    expect(skipped).toBe(1334);
+    expect(warnings).toBeGreaterThan(300);
+    expect(sequential.issues).toHaveLength(MAX_ISSUES_LISTED);
+    const listedLines = sequential.issues.map((i) => i.line);
+    expect(listedLines).toEqual([...listedLines].sort((a, b) => a - b));
+    expect(new Set(sequential.issues.map((i) => i.level))).toEqual(new Set(['skipped', 'warning']));
+    for (const count of [2, 3, 5]) {
+      expect(json(sharded(CONFIGS[0]!, { format: 'jsonl', text }, count))).toBe(json(sequential));
+    }
+    const report = compareRuns(sequential, sequential, { source: 'many problems' });
+    expect(report.history).toMatchObject({ skipped, warnings });
+    expect(report.issues).toHaveLength(MAX_ISSUES_LISTED);
+    expect(formatReport(report)).toContain(
+      `problems in the history (${skipped + warnings}; the replay went on):`,
+    );
+    expect(formatReport(report)).toContain(
+      `... and ${skipped + warnings - 50} more (--json lists the first ${MAX_ISSUES_LISTED})`,
     );
   });
 

@@ -100,7 +100,9 @@ function SideBySide(props: { report: Report }) {
     ${
       report.issues.length > 0 &&
       html`<details>
-        <summary>${report.issues.length} problems in the history (the replay went on)</summary>
+        <summary>
+          ${report.history.skipped + report.history.warnings} problems in the history (the replay went on)
+        </summary>
         <ul>
           ${report.issues.slice(0, 100).map((i) => html`<li>line ${i.line}: ${i.level}: ${i.problem}</li>`)}
         </ul>
