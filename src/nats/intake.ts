@@ -192,8 +192,14 @@ function settle(m: JsMsg, how: 'ack' | 'nak' | 'term' | 'working', arg?: number 
 
 interface Lane {
   busy: boolean;
+  /** When (performance.now()) the group in progress started. */
+  busySince: number;
+  /** The group in progress. */
+  current: readonly JsMsg[];
   waiting: JsMsg[];
 }
+
+const NO_MESSAGES: readonly JsMsg[] = [];
 
 /**
  * One durable JetStream consumer feeding the handlers of the patterns it covers, shared by every Warden
@@ -210,6 +216,11 @@ export class Intake {
   private streamId = '';
   /** Settles when the next message finishes; then replaced by a fresh one. */
   private activity = signal();
+  /**
+   * Settles when this intake may no longer act (it stops, or loses its lease); then replaced. An input
+   * waiting for its model's turn stops waiting: it is not acknowledged, and comes again to the next holder.
+   */
+  private interrupted = signal();
   private consuming = false;
   private readonly incoming: JsMsg[] = [];
   private draining = false;
@@ -217,8 +228,13 @@ export class Intake {
   private readonly lanes = new Map<string, Lane>();
   /** Ordered intakes: keys whose lane is free and has inputs waiting to start, in the order they came. */
   private readonly free = new Set<string>();
-  /** Ordered intakes: stream sequences in progress (a redelivery of one of them is dropped). */
-  private readonly working = new Set<number>();
+  /**
+   * Ordered intakes: stream sequences held here, waiting in their lane or in progress (a redelivery of one
+   * of them is dropped: the one held is acknowledged in its turn).
+   */
+  private readonly held = new Set<number>();
+  /** Ordered intakes: tells the server, every third of the ack wait, that what waits long is still in hand. */
+  private keepAlive: NodeJS.Timeout | null = null;
   /** Keys claimed under `claimedEpoch`. */
   private claimed = new Set<string>();
   private claimedEpoch = -1;
@@ -294,9 +310,10 @@ export class Intake {
   async stop(deadlineMs = 10_000): Promise<void> {
     this.stopping = true;
     this.wake?.();
+    this.interruptWaits();
     await this.messages?.close().catch(() => undefined);
     for (const m of this.incoming.splice(0)) settle(m, 'nak');
-    for (const lane of this.lanes.values()) for (const m of lane.waiting.splice(0)) settle(m, 'nak');
+    for (const lane of this.lanes.values()) for (const m of lane.waiting.splice(0)) this.giveBack(m);
     this.free.clear();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<boolean>((resolve) => {
@@ -312,6 +329,7 @@ export class Intake {
       deadline,
     ]);
     clearTimeout(timer);
+    if (this.keepAlive) clearInterval(this.keepAlive);
     if (!finished) {
       this.logger.warn(
         { consumer: this.options.durable, inFlight: this.inFlight.size },
@@ -386,7 +404,10 @@ export class Intake {
   private async run(): Promise<void> {
     const lease = this.options.lease;
     const unlisten = lease?.onChange((held) => {
-      if (!held) void this.messages?.close().catch(() => undefined);
+      if (!held) {
+        void this.messages?.close().catch(() => undefined);
+        this.interruptWaits();
+      }
       this.wake?.();
     });
     // After a reconnection, whatever the server delivered meanwhile may be lost on the way: start over
@@ -396,6 +417,10 @@ export class Intake {
       if (this.options.ordered) void this.messages?.close().catch(() => undefined);
     });
     lease?.start();
+    if (this.options.ordered && !this.keepAlive) {
+      this.keepAlive = setInterval(() => this.keepHeldAlive(), this.settings.ackWaitMs / 3);
+      this.keepAlive.unref();
+    }
     while (!this.stopping && !this.options.connectionClosed()) {
       try {
         if (lease && !lease.isHeld) {
@@ -443,7 +468,13 @@ export class Intake {
    * later inputs). Messages still waiting here go back: they come again from the new consumer.
    */
   private async resetConsumer(firstSeq: number): Promise<void> {
-    for (const lane of this.lanes.values()) lane.waiting.length = 0;
+    // Not acknowledged, they come again from the new consumer; no longer held here. (Those in progress stay
+    // held: a new delivery of one is dropped, and it is acknowledged, at the latest, when the new consumer
+    // delivers it again after the ack wait.)
+    for (const lane of this.lanes.values()) {
+      for (const m of lane.waiting) this.held.delete(m.info.streamSequence);
+      lane.waiting.length = 0;
+    }
     this.free.clear();
     this.incoming.length = 0;
     let start = 0;
@@ -525,14 +556,15 @@ export class Intake {
           settle(m, 'nak');
           continue;
         }
-        if (this.working.has(m.info.streamSequence)) continue; // a redelivery of one in progress here
+        if (this.held.has(m.info.streamSequence)) continue; // a redelivery of one held here
         const key = m.subject.slice(m.subject.lastIndexOf('.') + 1);
         let lane = this.lanes.get(key);
         if (!lane) {
-          lane = { busy: false, waiting: [] };
+          lane = { busy: false, busySince: 0, current: NO_MESSAGES, waiting: [] };
           this.lanes.set(key, lane);
         }
         lane.waiting.push(m);
+        this.held.add(m.info.streamSequence);
         if (!lane.busy) this.free.add(key);
       }
       let started = 0;
@@ -543,7 +575,7 @@ export class Intake {
         if (!lane || lane.busy || lane.waiting.length === 0) continue;
         if (this.stopping || this.standingBy) {
           // Given back, as they would have been on arrival now.
-          for (const m of lane.waiting.splice(0)) settle(m, 'nak');
+          for (const m of lane.waiting.splice(0)) this.giveBack(m);
           if (this.lanes.get(key) === lane) this.lanes.delete(key);
           continue;
         }
@@ -557,27 +589,51 @@ export class Intake {
 
   private startOrdered(lane: Lane, key: string, m: JsMsg): void {
     lane.busy = true;
+    lane.busySince = performance.now();
     const group =
       this.options.positions && this.hooks.mayGroup && lane.waiting.length > 0
         ? [m, ...lane.waiting.splice(0, GROUP_MAX - 1)]
         : [m];
-    for (const g of group) this.working.add(g.info.streamSequence);
+    lane.current = group;
     this.track(
       (group.length === 1
         ? this.handleOrdered(m, key).then(() => undefined)
         : this.handleGroup(group, key)
       ).finally(() => {
-        for (const g of group) this.working.delete(g.info.streamSequence);
+        for (const g of group) this.held.delete(g.info.streamSequence);
+        lane.current = NO_MESSAGES;
         const next = lane.waiting.shift();
         if (next && !this.stopping && !this.standingBy) {
           this.startOrdered(lane, key, next);
           return;
         }
-        if (next) for (const waiting of [next, ...lane.waiting.splice(0)]) settle(waiting, 'nak');
+        if (next) for (const waiting of [next, ...lane.waiting.splice(0)]) this.giveBack(waiting);
         lane.busy = false;
         if (lane.waiting.length === 0 && this.lanes.get(key) === lane) this.lanes.delete(key);
       }),
     );
+  }
+
+  /** A message held in a lane, given back to the server (redelivered to the next holder, or here later). */
+  private giveBack(m: JsMsg): void {
+    settle(m, 'nak');
+    this.held.delete(m.info.streamSequence);
+  }
+
+  /**
+   * Inputs can wait here longer than the ack wait: behind a rollback in flight (`ready`), or behind an input
+   * of their model retried in place. Unless told they are in hand, the server delivers them again after the
+   * ack wait, and every wait that long would queue each of them twice. So, every third of the ack wait, the
+   * messages of a lane busy for longer than that are told to be in progress.
+   */
+  private keepHeldAlive(): void {
+    const now = performance.now();
+    const after = this.settings.ackWaitMs / 3;
+    for (const lane of this.lanes.values()) {
+      if (!lane.busy || now - lane.busySince < after) continue;
+      for (const m of lane.current) settle(m, 'working');
+      for (const m of lane.waiting) settle(m, 'working');
+    }
   }
 
   private track(work: Promise<void>): void {
@@ -679,7 +735,12 @@ export class Intake {
       }
     }
     const ready = this.options.positions ? this.hooks.ready?.(key) : null;
-    if (ready) await ready;
+    if (ready) await Promise.race([ready, this.interrupted.promise]);
+  }
+
+  private interruptWaits(): void {
+    this.interrupted.resolve();
+    this.interrupted = signal();
   }
 
   /**

@@ -463,6 +463,8 @@ export class KvStore implements StateStore {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    // Whoever waits for a model's rollback to settle stops waiting: nothing settles here any more.
+    for (const waiters of [...this.settledWaiters.values()]) for (const done of [...waiters]) done();
     this.settleNow();
     // Background bookkeeping gets a bounded time (NATS may be down): what it did not finish is still
     // stored (unpublished entries stay in the actors' values) and is done by the next start.

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { Clock, StateStore } from '../../src/actors/ports.ts';
+import type { Clock, ModelRegistry, StateStore } from '../../src/actors/ports.ts';
 import type { RuntimeObserver } from '../../src/actors/runtime.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -19,6 +19,8 @@ export interface NatsWardenOptions {
   readonly wrapStore?: (store: StateStore) => StateStore;
   /** Called for every rejected input, besides the count (e.g. a real metrics registry). */
   readonly onRejected?: (kind: string, error: WardenError) => void;
+  /** Wraps the model registry Warden's runtime uses, e.g. to hold a rollback in flight. */
+  readonly wrapRegistry?: (registry: ModelRegistry) => ModelRegistry;
 }
 
 export interface NatsWarden extends AsyncDisposable {
@@ -60,7 +62,7 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
   const warden = await createWarden(config, {
     bus: adapters.bus,
     store: options.wrapStore ? options.wrapStore(adapters.store) : adapters.store,
-    registry: adapters.registry,
+    registry: options.wrapRegistry ? options.wrapRegistry(adapters.registry) : adapters.registry,
     logger,
     onRejected: count,
     ...(options.clock ? { clock: options.clock } : {}),
