@@ -16,15 +16,24 @@ import type { JournalEntry } from '../embedded/input-journal.ts';
 /** How much of a file a replay reads at a time (1 MiB). */
 export const CHUNK_BYTES = 1 << 20;
 
-/** A file's text, chunk by chunk (UTF-8; a character split between two reads is decoded whole). */
-export function* fileChunks(path: string, chunkBytes: number = CHUNK_BYTES): Generator<string> {
+/**
+ * A file's text, chunk by chunk (UTF-8; a character split between two reads is decoded whole), up to its
+ * first `bytes` (what it held when the replay started: every thread reads the same history even while a
+ * writer appends to the file).
+ */
+export function* fileChunks(
+  path: string,
+  bytes: number = Number.MAX_SAFE_INTEGER,
+  chunkBytes: number = CHUNK_BYTES,
+): Generator<string> {
   const fd = openSync(path, 'r');
   try {
     const buffer = Buffer.allocUnsafe(chunkBytes);
     const decoder = new StringDecoder('utf8');
-    for (;;) {
-      const n = readSync(fd, buffer, 0, chunkBytes, null);
+    for (let left = bytes; left > 0;) {
+      const n = readSync(fd, buffer, 0, Math.min(chunkBytes, left), null);
       if (n === 0) break;
+      left -= n;
       const text = decoder.write(buffer.subarray(0, n));
       if (text !== '') yield text;
     }
@@ -35,16 +44,17 @@ export function* fileChunks(path: string, chunkBytes: number = CHUNK_BYTES): Gen
   }
 }
 
-/** How many lines a file holds (line breaks, plus a last line without one), counted chunk by chunk. */
-export function countFileLines(path: string): number {
+/** How many lines the first `bytes` of a file hold (line breaks, plus a last line without one). */
+export function countFileLines(path: string, bytes: number = Number.MAX_SAFE_INTEGER): number {
   const fd = openSync(path, 'r');
   try {
     const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
     let lines = 0;
     let last = 0x0a;
-    for (;;) {
-      const n = readSync(fd, buffer, 0, CHUNK_BYTES, null);
+    for (let left = bytes; left > 0;) {
+      const n = readSync(fd, buffer, 0, Math.min(CHUNK_BYTES, left), null);
       if (n === 0) break;
+      left -= n;
       for (let i = buffer.indexOf(0x0a); i >= 0 && i < n; i = buffer.indexOf(0x0a, i + 1)) lines++;
       last = buffer[n - 1]!;
     }

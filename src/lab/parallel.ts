@@ -41,9 +41,10 @@ export type HistoryData =
       readonly from?: number | undefined;
     }
   | {
-      /** A JSON Lines file. */
+      /** A JSON Lines file: its first `bytes` (its size when the replay started), or all of it. */
       readonly format: 'jsonl-file';
       readonly path: string;
+      readonly bytes?: number | undefined;
       readonly from?: number | undefined;
     }
   | {
@@ -77,7 +78,7 @@ export function historyItems(data: HistoryData): Iterable<SourceItem> {
     case 'jsonl':
       return fromTime(jsonLines(data.text), data.from);
     case 'jsonl-file':
-      return fromTime(jsonLinesOf(fileChunks(data.path)), data.from);
+      return fromTime(jsonLinesOf(fileChunks(data.path, data.bytes)), data.from);
     case 'journal':
       return journalItems(data.path, data.from, data.through);
     case 'spooled':
@@ -114,6 +115,7 @@ export function historySize(data: HistoryData): number {
       return n + 1;
     }
     case 'jsonl-file':
+      return countFileLines(data.path, data.bytes);
     case 'spooled':
       return countFileLines(data.path);
     case 'journal': {

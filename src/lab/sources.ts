@@ -100,9 +100,12 @@ export function* jsonLinesOf(
     line,
     problem: `expected a line of at most ${maxLineChars.toLocaleString('en-US')} characters, received one of ${chars.toLocaleString('en-US')} (skipped)`,
   });
+  let first = true;
   for (const chunk of chunks) {
-    let start = 0;
-    for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+    // A byte order mark before the first line (files saved by some Windows tools) is not part of it.
+    let start = first && chunk.charCodeAt(0) === 0xfeff ? 1 : 0;
+    if (chunk !== '') first = false;
+    for (let end = chunk.indexOf('\n', start); end >= 0; end = chunk.indexOf('\n', start)) {
       line++;
       if (dropped > 0) {
         yield tooLong(dropped + end - start);

@@ -3,7 +3,7 @@
  * chunks, in the middle of a line or of a UTF-8 character, the items are those of the whole text; a line
  * beyond the limit is reported and skipped without stopping the lines after it.
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import fc from 'fast-check';
 import { jsonLines, jsonLinesOf } from '../../src/lab/sources.ts';
@@ -51,14 +51,27 @@ function cut(text: string, cuts: number[]): string[] {
 }
 
 describe('a history read in chunks', () => {
-  it('gives the items of the whole text, wherever the chunks are cut', () => {
+  it('gives the items of the whole text, wherever the chunks are cut, a byte order mark or not', () => {
     fc.assert(
-      fc.property(textArb, fc.array(fc.nat(), { maxLength: 12 }), ({ text, trailing }, cuts) => {
-        const whole = trailing ? `${text}\n` : text;
-        expect([...jsonLinesOf(cut(whole, cuts))]).toEqual([...jsonLines(whole)]);
-      }),
+      fc.property(
+        textArb,
+        fc.array(fc.nat(), { maxLength: 12 }),
+        fc.boolean(),
+        ({ text, trailing }, cuts, bom) => {
+          const whole = trailing ? `${text}\n` : text;
+          const read = bom ? `\uFEFF${whole}` : whole;
+          expect([...jsonLinesOf(cut(read, cuts))]).toEqual([...jsonLines(whole)]);
+        },
+      ),
       { numRuns: 300 },
     );
+    // Only before the first line: elsewhere it is text like any other.
+    const promotion = '{"kind":"promotion","model_id":"m","version":"v1","elo":1500,"timestamp":1000000000}';
+    expect([...jsonLines(`\uFEFF${promotion}`)]).toEqual([...jsonLines(promotion)]);
+    expect([...jsonLines(`${promotion}\n\uFEFF${promotion}`)][1]).toMatchObject({
+      line: 2,
+      problem: expect.any(String),
+    });
   });
 
   it('reads a file back exactly, with reads that split UTF-8 characters, and counts its lines', () => {
@@ -68,12 +81,28 @@ describe('a history read in chunks', () => {
         const whole = trailing ? `${text}\n` : text;
         const path = spool.file('history.jsonl');
         writeFileSync(path, whole);
-        expect([...fileChunks(path, chunkBytes)].join('')).toBe(whole);
-        expect([...jsonLinesOf(fileChunks(path, chunkBytes))]).toEqual([...jsonLines(whole)]);
+        expect([...fileChunks(path, undefined, chunkBytes)].join('')).toBe(whole);
+        expect([...jsonLinesOf(fileChunks(path, undefined, chunkBytes))]).toEqual([...jsonLines(whole)]);
         const lines = whole === '' ? 0 : whole.split('\n').length - (whole.endsWith('\n') ? 1 : 0);
         expect(countFileLines(path)).toBe(lines);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('reads a file up to the size it had, while a writer goes on appending to it', () => {
+    const spool = temporary();
+    fc.assert(
+      fc.property(textArb, textArb, fc.integer({ min: 1, max: 9 }), (before, after, chunkBytes) => {
+        const path = spool.file('growing.jsonl');
+        const first = `${before.text}\n`;
+        writeFileSync(path, first);
+        const bytes = statSync(path).size;
+        appendFileSync(path, `${after.text}\n`);
+        expect([...fileChunks(path, bytes, chunkBytes)].join('')).toBe(first);
+        expect(countFileLines(path, bytes)).toBe(first.split('\n').length - 1);
+      }),
+      { numRuns: 100 },
     );
   });
 

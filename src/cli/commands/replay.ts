@@ -139,8 +139,10 @@ async function history(
   const { journalData } = await import('../../lab/parallel.ts');
   const { TemporaryHistory, spoolEntries, spoolStream } = await import('../../lab/history-files.ts');
   const nothing = () => undefined;
-  if (file !== undefined && file !== '-' && isRegularFile(file)) {
-    return { data: { format: 'jsonl-file', path: file, from }, source: file, done: nothing };
+  const bytes = file !== undefined && file !== '-' ? regularFileSize(file) : null;
+  if (file !== undefined && bytes !== null) {
+    // Its size now: a file a writer goes on appending to is read by every thread up to the same byte.
+    return { data: { format: 'jsonl-file', path: file, bytes, from }, source: file, done: nothing };
   }
   if (file === undefined && !live.nats.url) {
     const path = join(live.dataDir, 'warden.db');
@@ -173,14 +175,14 @@ async function history(
 }
 
 /**
- * Whether `file` is a regular file (each thread reads it itself) rather than a pipe, which can be read only
- * once. A missing, unreadable or directory path is told here, before any thread starts; a pipe is not opened
- * here (closing it unread would end its writer).
+ * The size of `file` when it is a regular file (each thread reads it itself), or null for a pipe, which can
+ * be read only once. A missing, unreadable or directory path is told here, before any thread starts; a pipe
+ * is not opened here (closing it unread would end its writer).
  */
-function isRegularFile(file: string): boolean {
+function regularFileSize(file: string): number | null {
   const stat = statSync(file);
   if (stat.isDirectory()) throw new Error(`${file} is a directory, not a JSON Lines file`);
-  if (!stat.isFile()) return false;
+  if (!stat.isFile()) return null;
   closeSync(openSync(file, 'r'));
-  return true;
+  return stat.size;
 }
