@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { pipeline } from 'node:stream/promises';
 import type { JournalEntry } from '../embedded/input-journal.ts';
+import { linesOf } from './sources.ts';
 
 /** How much of a file a replay reads at a time (1 MiB). */
 export const CHUNK_BYTES = 1 << 20;
@@ -136,17 +137,10 @@ export async function spoolEntries(
 
 /** The entries `spoolEntries` wrote, in order, read chunk by chunk. */
 export function* spooledEntries(path: string): Generator<JournalEntry> {
-  let partial = '';
-  for (const chunk of fileChunks(path)) {
-    let start = 0;
-    for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
-      const line = partial === '' ? chunk.slice(start, end) : partial + chunk.slice(start, end);
-      partial = '';
-      const [seq, at, kind, payload] = JSON.parse(line) as [number, number, string, string];
-      yield { seq, at, kind, payload };
-      start = end + 1;
-    }
-    partial += chunk.slice(start);
+  for (const line of linesOf(fileChunks(path))) {
+    if (line === '') continue; // after the last line break
+    const [seq, at, kind, payload] = JSON.parse(line as string) as [number, number, string, string];
+    yield { seq, at, kind, payload };
   }
 }
 

@@ -84,40 +84,31 @@ export function jsonLines(text: string): Generator<SourceItem> {
   return jsonLinesOf([text]);
 }
 
+/** A line of a text, or the length of a line too long to keep. */
+export type LineOrTooLong = string | { readonly tooLong: number };
+
 /**
- * Every line of a JSON Lines history that comes in pieces (a file read chunk by chunk), in order: a line
- * may span pieces. A line longer than `maxLineChars` is reported and skipped without being kept.
+ * Every line of a text that comes in pieces (a file read chunk by chunk), in order: a line may span
+ * pieces; the last line is given even when empty. A line longer than `maxLineChars` is given as its length
+ * only, never gathered. A byte order mark before the first line (files saved by some Windows tools) is not
+ * part of it.
  */
-export function* jsonLinesOf(
-  chunks: Iterable<string>,
-  maxLineChars: number = MAX_LINE_CHARS,
-): Generator<SourceItem> {
-  let line = 0;
+export function* linesOf(chunks: Iterable<string>, maxLineChars = Infinity): Generator<LineOrTooLong> {
   let partial = '';
   /** Characters of the current line dropped so far (it is too long), or 0. */
   let dropped = 0;
-  const tooLong = (chars: number): SourceProblem => ({
-    line,
-    problem: `expected a line of at most ${maxLineChars.toLocaleString('en-US')} characters, received one of ${chars.toLocaleString('en-US')} (skipped)`,
-  });
   let first = true;
   for (const chunk of chunks) {
-    // A byte order mark before the first line (files saved by some Windows tools) is not part of it.
     let start = first && chunk.charCodeAt(0) === 0xfeff ? 1 : 0;
     if (chunk !== '') first = false;
     for (let end = chunk.indexOf('\n', start); end >= 0; end = chunk.indexOf('\n', start)) {
-      line++;
       if (dropped > 0) {
-        yield tooLong(dropped + end - start);
+        yield { tooLong: dropped + end - start };
         dropped = 0;
       } else {
         const text = partial === '' ? chunk.slice(start, end) : partial + chunk.slice(start, end);
         partial = '';
-        if (text.length > maxLineChars) yield tooLong(text.length);
-        else {
-          const item = parseHistoryLine(text, line);
-          if (item) yield item;
-        }
+        yield text.length > maxLineChars ? { tooLong: text.length } : text;
       }
       start = end + 1;
     }
@@ -128,10 +119,28 @@ export function* jsonLinesOf(
       partial = '';
     } else if (rest > 0) partial += chunk.slice(start);
   }
-  line++;
-  if (dropped > 0) yield tooLong(dropped);
-  else {
-    const item = parseHistoryLine(partial, line);
+  yield dropped > 0 ? { tooLong: dropped } : partial;
+}
+
+/**
+ * Every line of a JSON Lines history that comes in pieces, in order. A line longer than `maxLineChars` is
+ * reported and skipped without being kept.
+ */
+export function* jsonLinesOf(
+  chunks: Iterable<string>,
+  maxLineChars: number = MAX_LINE_CHARS,
+): Generator<SourceItem> {
+  let line = 0;
+  for (const text of linesOf(chunks, maxLineChars)) {
+    line++;
+    if (typeof text !== 'string') {
+      yield {
+        line,
+        problem: `expected a line of at most ${maxLineChars.toLocaleString('en-US')} characters, received one of ${text.tooLong.toLocaleString('en-US')} (skipped)`,
+      };
+      continue;
+    }
+    const item = parseHistoryLine(text, line);
     if (item) yield item;
   }
 }

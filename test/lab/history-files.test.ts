@@ -6,7 +6,7 @@
 import { appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import fc from 'fast-check';
-import { jsonLines, jsonLinesOf } from '../../src/lab/sources.ts';
+import { jsonLines, jsonLinesOf, linesOf } from '../../src/lab/sources.ts';
 import {
   TemporaryHistory,
   countFileLines,
@@ -60,6 +60,7 @@ describe('a history read in chunks', () => {
         ({ text, trailing }, cuts, bom) => {
           const whole = trailing ? `${text}\n` : text;
           const read = bom ? `\uFEFF${whole}` : whole;
+          expect([...linesOf(cut(read, cuts))]).toEqual(whole.split('\n'));
           expect([...jsonLinesOf(cut(read, cuts))]).toEqual([...jsonLines(whole)]);
         },
       ),
