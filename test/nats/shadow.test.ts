@@ -4,9 +4,12 @@
  * training configs (KV): the same inputs, published to a Warden with a shadow and to one without (each
  * under its own prefix, so each has its own streams and buckets), leave the same service behind.
  */
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
@@ -121,5 +124,26 @@ describe('shadow policies, NATS mode', () => {
     });
     expect(job.report!.totals).toMatchObject({ rollbacks_added: 0, rollbacks_removed: 0 });
     expect(spools()).toEqual(spoolsBefore);
+
+    // And so does `warden replay` itself, by two threads reading the spooled stream: the report the job gave.
+    const dir = mkdtempSync(join(tmpdir(), 'shadow-cli-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const live = join(dir, 'live.json');
+    writeFileSync(
+      live,
+      JSON.stringify({ ...LIVE, cooldownSeconds: 0, nats: { url: nats.server.url, prefix: 'plain' } }),
+    );
+    const candidate = join(dir, 'candidate.json');
+    writeFileSync(candidate, JSON.stringify({ ...LIVE, cooldownSeconds: 0 }));
+    const env = { ...process.env };
+    delete env.WARDEN_CONFIG;
+    const cli = spawnSync(
+      process.execPath,
+      ['bin/warden.js', 'replay', '--live', live, '--config', candidate, '--json', '--workers', '2'],
+      { cwd: fileURLToPath(new URL('../../', import.meta.url)), encoding: 'utf8', timeout: 30_000, env },
+    );
+    expect(cli.stderr).toBe('');
+    expect(cli.status).toBe(0);
+    expect(JSON.parse(cli.stdout)).toEqual(job.report);
   });
 });
