@@ -6,7 +6,16 @@
  * Histories that do not start as a file (the WARDEN_IN stream, standard input) are spooled to one first, in
  * a temporary directory the caller removes (`TemporaryHistory`).
  */
-import { closeSync, createWriteStream, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -67,13 +76,52 @@ export function countFileLines(path: string, bytes: number = Number.MAX_SAFE_INT
 
 /** The name of this process's spool directories start with this (the process id tells whose they are). */
 export const SPOOL_PREFIX = `warden-replay-${process.pid}-`;
+const SPOOL_NAME = /^warden-replay-(\d+)-/;
 
-/** A directory of its own under the system's temporary one, for spooled histories; `remove()` when done. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the spool directories of processes that are gone (a replay interrupted by a signal or killed
+ * leaves its spool behind); those of running processes are theirs. Best effort.
+ */
+export function removeAbandonedSpools(dir: string = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const pid = SPOOL_NAME.exec(name)?.[1];
+    if (pid === undefined || isRunning(Number(pid))) continue;
+    try {
+      rmSync(join(dir, name), { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // Someone else's, or already gone.
+    }
+  }
+  return removed;
+}
+
+/**
+ * A directory of its own under the system's temporary one, for spooled histories; `remove()` when done.
+ * Making one first removes the spools of processes that are gone.
+ */
 export class TemporaryHistory {
   readonly dir: string;
 
-  constructor() {
-    this.dir = mkdtempSync(join(tmpdir(), SPOOL_PREFIX));
+  constructor(parent: string = tmpdir()) {
+    removeAbandonedSpools(parent);
+    this.dir = mkdtempSync(join(parent, SPOOL_PREFIX));
   }
 
   file(name: string): string {

@@ -3,7 +3,9 @@
  * chunks, in the middle of a line or of a UTF-8 character, the items are those of the whole text; a line
  * beyond the limit is reported and skipped without stopping the lines after it.
  */
-import { appendFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import fc from 'fast-check';
 import { jsonLines, jsonLinesOf, linesOf } from '../../src/lab/sources.ts';
@@ -147,5 +149,21 @@ describe('a history read in chunks', () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it('removes the spools a killed replay left behind, and only those', () => {
+    const parent = temporary().dir;
+    // A process that has exited: its pid is free (until the system reuses it).
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    mkdirSync(join(parent, `warden-replay-${gone}-abc123`));
+    writeFileSync(join(parent, `warden-replay-${gone}-abc123`, 'stream.spool'), '[1,2,"x","{}"]\n');
+    mkdirSync(join(parent, `warden-replay-${process.pid}-live01`));
+    mkdirSync(join(parent, 'unrelated'));
+    const spool = new TemporaryHistory(parent);
+    expect(readdirSync(parent).sort()).toEqual(
+      [`warden-replay-${process.pid}-live01`, basename(spool.dir), 'unrelated'].sort(),
+    );
+    spool.remove();
+    expect(existsSync(spool.dir)).toBe(false);
   });
 });
