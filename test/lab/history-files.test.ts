@@ -93,6 +93,20 @@ describe('a history read in chunks', () => {
     );
   });
 
+  it('decodes any bytes chunk by chunk as the whole file decodes them, invalid UTF-8 included', () => {
+    const spool = temporary();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 7 }), (bytes, chunkBytes) => {
+        const path = spool.file('bytes.jsonl');
+        writeFileSync(path, bytes);
+        expect([...fileChunks(path, undefined, chunkBytes)].join('')).toBe(
+          Buffer.from(bytes).toString('utf8'),
+        );
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('reads a file up to the size it had, while a writer goes on appending to it', () => {
     const spool = temporary();
     fc.assert(
