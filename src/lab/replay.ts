@@ -20,11 +20,12 @@ import { isProblem, type SourceItem } from './sources.ts';
 import { lookupTable } from '../domain/model-ref.ts';
 
 /**
- * Of a history's problems, a run keeps the first this many (in history order) and counts the rest: a
- * history of millions of bad lines (an export whose every line has a field the schemas refuse) must not
- * hold a report of millions of lines in memory.
+ * Of a history's problems, a run keeps the first this many (in history order) and counts the rest: every
+ * problem of any history a person reads is listed line by line, but a history of millions of bad lines (an
+ * export whose every line has a field the schemas refuse) must not hold a report of millions of lines in
+ * memory (about 60 MB at this bound).
  */
-export const MAX_ISSUES_LISTED = 1_000;
+export const MAX_ISSUES_LISTED = 100_000;
 
 export interface PolicyRun {
   readonly summary: EngineSummary;
