@@ -53,6 +53,12 @@ export interface ReplayJob {
 }
 
 const KEEP = 20;
+/**
+ * Problems a job's report lists (`history.skipped` and `.warnings` count them all): the reports of the
+ * last KEEP jobs stay in the live service's memory, so each is kept small (`warden replay --json` lists up
+ * to MAX_ISSUES_LISTED).
+ */
+export const JOB_ISSUES_LISTED = 1_000;
 
 export interface ReplayJobsDeps {
   readonly config: Config;
@@ -133,7 +139,7 @@ export class ReplayJobs {
       const { items, source } = history;
       done = history.done;
       job.source = source;
-      job.report = await whatIfAsync(this.deps.config, candidate, items, {
+      const report = await whatIfAsync(this.deps.config, candidate, items, {
         source,
         failOn: request.fail_on,
         until,
@@ -141,6 +147,7 @@ export class ReplayJobs {
           job.lines = lines;
         },
       });
+      job.report = { ...report, issues: report.issues.slice(0, JOB_ISSUES_LISTED) };
       job.status = 'done';
     } catch (error) {
       job.status = 'failed';

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { OPERATOR_TOKEN, PRODUCER_TOKEN, startTestService, type TestService } from './support.ts';
 import { eventually } from '../harness/eventually.ts';
-import { MAX_POSTED_HISTORY_CHARS, REPLAY_BODY_LIMIT_BYTES } from '../../src/lab/jobs.ts';
+import { JOB_ISSUES_LISTED, MAX_POSTED_HISTORY_CHARS, REPLAY_BODY_LIMIT_BYTES } from '../../src/lab/jobs.ts';
 import { LIVE, STRICTER, T0, evaluation, knownVersions, promotion, toJsonLines } from '../lab/support.ts';
 
 let t: TestService | null = null;
@@ -62,6 +62,18 @@ describe('HTTP: replay jobs', () => {
     expect(job.report.issues.map((i: { line: number }) => i.line)).toEqual([2, 3]);
     expect(job.report.issues[1].problem).toContain('received "ghost" (an unknown model)');
     expect(job.report.totals).toMatchObject({ rollbacks_added: 0, rollbacks_removed: 0 });
+  });
+
+  it('keeps the first problems of a job in its report, and counts them all', async () => {
+    t = await startTestService(LIVE);
+    const bad = Array.from({ length: JOB_ISSUES_LISTED + 500 }, (_, i) => `{"kind":"other","n":${i}}`);
+    const history = toJsonLines([promotion(T0, 'm', 'v1'), ...bad]);
+    const started = await t.api('POST', '/v1/replays', { config: STRICTER, history }, OPERATOR_TOKEN);
+    const job = await finished(t, started.body.job_id);
+    expect(job.report.history).toMatchObject({ inputs: bad.length + 1, skipped: bad.length, warnings: 0 });
+    expect(job.report.issues).toHaveLength(JOB_ISSUES_LISTED);
+    expect(job.report.issues[0]).toMatchObject({ line: 2, level: 'skipped' });
+    expect(job.report.issues.at(-1)).toMatchObject({ line: JOB_ISSUES_LISTED + 1 });
   });
 
   it('takes a posted history of the largest size it accepts, and checks the caller before reading it', async () => {
