@@ -166,7 +166,16 @@ function revertedError(kind: ActorKind, key: string): WardenError {
  * the caller hear back, the outbox publish, timers re-arm and effects (the registry rollback) start.
  */
 export class ActorRuntime {
+  /** Resident actors by `kind:key` (the deadline index's ids), in the order they came. */
   private readonly hosts = new Map<string, Host>();
+  /**
+   * The same actors by kind, keyed by the caller's own key string: a lookup on the hot path (three per
+   * input) builds no `kind:key` string, and V8 hashes the caller's string once.
+   */
+  private readonly residents: Record<ActorKind, Map<string, Host>> = {
+    model: new Map(),
+    training: new Map(),
+  };
   private batch: PendingDispatch[] = [];
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
@@ -318,7 +327,7 @@ export class ActorRuntime {
 
   /** The persisted snapshot of an actor as the store would see it (tests compare against the store). */
   persistedSnapshot(kind: ActorKind, key: string): unknown {
-    const host = this.hosts.get(`${kind}:${key}`);
+    const host = this.residents[kind].get(key);
     if (host || !this.lazy) return host?.persisted;
     return this.deps.store.peekActor!(kind, key)?.snapshot;
   }
@@ -499,6 +508,7 @@ export class ActorRuntime {
     };
     this.attach(host, this.newActor(kind, key, configKey, host.persisted));
     this.hosts.set(`${kind}:${key}`, host);
+    this.residents[kind].set(key, host);
     return host;
   }
 
@@ -929,7 +939,7 @@ export class ActorRuntime {
    */
   private clearAttention(host: Host): void {
     if (!this.lazy || this.stopped || host.revision === 0 || this.pendingFor(host)) return;
-    if (this.hosts.get(`${host.kind}:${host.key}`) !== host) return;
+    if (this.residents[host.kind].get(host.key) !== host) return;
     const entry = this.indexEntry(host);
     if (entry.attention) return;
     this.deps.store.saveIndex!([entry]).catch((error: unknown) =>
@@ -1073,7 +1083,7 @@ export class ActorRuntime {
    */
   private armTimer(host: Host, at: number | null, type: TimerEvent, delayMs?: number): void {
     // A host passivated since (a stale reference): its deadline is in the index.
-    if (this.hosts.get(`${host.kind}:${host.key}`) !== host) return;
+    if (this.residents[host.kind].get(host.key) !== host) return;
     if (delayMs === undefined && host.timer && host.timer.at === at && host.timer.type === type) return;
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;
@@ -1119,14 +1129,13 @@ export class ActorRuntime {
 
   /** The resident actor, or the one brought back from the store (lazy mode); undefined if none exists. */
   private host(kind: ActorKind, key: string): Host | undefined {
-    const id = `${kind}:${key}`;
-    let host = this.hosts.get(id);
+    let host = this.residents[kind].get(key);
     if (!host && this.lazy && !this.stopped) {
       const record = this.deps.store.peekActor!(kind, key);
       if (record) {
-        this.deadlines.delete(id);
+        this.deadlines.delete(`${kind}:${key}`);
         this.restore(record);
-        host = this.hosts.get(id)!;
+        host = this.residents[kind].get(key)!;
         // Committed state decides what runs: its timer is armed again (and fires now if it is due).
         this.afterCommit(host);
       }
@@ -1144,7 +1153,7 @@ export class ActorRuntime {
     if (!this.lazy) return out;
     const expected = kind === 'model' ? this.deps.modelMachine.id : this.deps.trainingMachine.id;
     for (const record of this.deps.store.peekActors!(kind)) {
-      if (this.hosts.has(`${kind}:${record.key}`)) continue;
+      if (this.residents[kind].has(record.key)) continue;
       const snapshot = migrateSnapshot(record.snapshot as StoredSnapshot, expected)?.snapshot;
       if (snapshot?.context) out.push({ state: String(snapshot.value), context: snapshot.context });
     }
@@ -1205,6 +1214,7 @@ export class ActorRuntime {
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;
     this.hosts.delete(id);
+    this.residents[host.kind].delete(host.key);
     host.actor.stop();
     this.deadlines.set(id, at);
     this.passivations++;
@@ -1301,7 +1311,7 @@ export class ActorRuntime {
   private retryRollbackLater(host: Host): void {
     if (this.stopped) return;
     this.deps.clock.setTimeout(() => {
-      if (!this.stopped && this.hosts.get(`model:${host.key}`) === host && !this.pendingFor(host))
+      if (!this.stopped && this.residents.model.get(host.key) === host && !this.pendingFor(host))
         this.afterCommit(host);
     }, TIMER_RETRY_MS);
   }
