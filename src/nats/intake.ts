@@ -222,6 +222,12 @@ export class Intake {
    */
   private interrupted = signal();
   private consuming = false;
+  /**
+   * Hand-off intakes: whether the consumer has delivered here everything the stream held for it when it
+   * (re)started. Until then an earlier message of a key may still be on its way, and one handed over in
+   * process would overtake it.
+   */
+  private caughtUp = false;
   private readonly incoming: JsMsg[] = [];
   private draining = false;
   /** Ordered intakes: per key, whether a message is in progress and which wait their turn. */
@@ -372,12 +378,14 @@ export class Intake {
    * it is handled again: handlers are idempotent, as for any redelivery). Returns whether it was handed over.
    */
   handOff(subject: string, data: Uint8Array, msgId: string): boolean {
-    if (!this.options.handOff || !this.consuming || !this.mayAct()) return false;
+    if (!this.options.handOff || !this.consuming || !this.caughtUp || !this.mayAct()) return false;
     if (!subjectMatches(this.options.filter, subject)) return false;
     if (this.handedOff.has(msgId)) return true;
     const key = subject.slice(subject.lastIndexOf('.') + 1);
     const lane = this.options.ordered ? this.lanes.get(key) : undefined;
     if (lane && (lane.busy || lane.waiting.length > 0)) return false;
+    // Arrived, not yet in its lane: it goes first.
+    if (this.options.ordered && this.incoming.some((m) => m.subject.endsWith(`.${key}`))) return false;
     const targets = [...this.registrations].filter((r) => subjectMatches(r.pattern, subject));
     if (targets.length === 0) return false;
     const decoded = decodeMessage(subject, data, this.options.maxBytes);
@@ -435,6 +443,8 @@ export class Intake {
         else await ensureDurable(this.jsm, this.options, this.settings);
         if (lease && !lease.isHeld) continue;
         const consumer = await this.js.consumers.get(this.options.stream, this.options.durable);
+        // Nothing for it on the stream: caught up at once; else at the delivery that leaves none pending.
+        if (this.options.handOff) this.caughtUp = (await consumer.info()).num_pending === 0;
         const messages = await consumer.consume({
           max_messages: this.settings.maxAckPending,
           callback: (m) => this.receive(m),
@@ -455,6 +465,7 @@ export class Intake {
       } finally {
         this.messages = null;
         this.consuming = false;
+        this.caughtUp = false;
       }
       if (!this.stopping && !this.options.connectionClosed()) await sleep(RESTART_DELAY_MS);
     }
@@ -524,6 +535,7 @@ export class Intake {
   }
 
   private receive(m: JsMsg): void {
+    if (m.info.pending === 0) this.caughtUp = true;
     if (this.stopping || this.standingBy) {
       // Not started: give it back at once, so another instance (or the next start) takes it.
       settle(m, 'nak');

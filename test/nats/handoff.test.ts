@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { RuntimeObserver } from '../../src/actors/runtime.ts';
+import type { CommitBatch } from '../../src/actors/ports.ts';
 import { PromotionRolledBackSchema } from '../../src/domain/events.ts';
 import { partitionOf } from '../../src/nats/partitions-map.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
@@ -187,5 +188,78 @@ describe('NATS mode: the rollback event handed to the training config in process
     });
     const history = await w.warden.history({ model_id: 'hm', limit: 10 });
     expect(history.rollbacks.map((r) => r.outcome)).toEqual(['rolled_back']);
+  });
+
+  it('never overtakes an earlier rollback event of the same model still on the stream', async () => {
+    // Real rollback events, made under another prefix: one of model ka, one of model kb.
+    const source = 'ho6src';
+    await using w0 = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix: source } },
+    });
+    await rollBack(source, 'ka');
+    await rollBack(source, 'kb');
+    await w0.settled();
+    const rolledBack = async (model: string) =>
+      (await nats.client.stored(`${source}.evt.promotion_rolled_back.${model}`, 'HO6SRC_EVENTS'))[0]!
+        .data as Record<string, unknown>;
+    const [ka, kb] = [await rolledBack('ka'), await rolledBack('kb')];
+    await w0.stop();
+
+    // On the stream before Warden starts: ka's event, then kb's first rollback.
+    const prefix = 'ho6';
+    const made = await startNatsWarden(nats.server.url, { config: { nats: { prefix } } });
+    await made.stop();
+    const js = jetstream(nats.client.nc);
+    const put = (model: string, payload: Record<string, unknown>) =>
+      js.publish(`${prefix}.evt.promotion_rolled_back.${model}`, JSON.stringify(payload), {
+        msgID: String(payload.event_id),
+      });
+    await put('ka', ka);
+    await put('kb', { ...kb, rollback_id: 'kb.first', reason: 'the first rollback of kb' });
+
+    // One delivery at a time, and ka's pause held in its commit: kb's first event stays on the server.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding = false;
+    const { observer, answers } = pauseAnswers();
+    await using w = await startNatsWarden(nats.server.url, {
+      clock: new ManualClock(),
+      config: { nats: { prefix } },
+      hooks: { jetstream: { maxAckPending: 1 } },
+      observer,
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get(target, property) {
+            const value = Reflect.get(target, property, target) as unknown;
+            if (property !== 'commitEach') return typeof value === 'function' ? value.bind(target) : value;
+            return async (parts: readonly CommitBatch[]) => {
+              if (parts.some((part) => part.actors[0]?.kind === 'training' && part.actors[0].key === 'ka')) {
+                holding = true;
+                await released;
+              }
+              return target.commitEach!(parts);
+            };
+          },
+        }),
+    });
+    try {
+      await eventually(() => expect(holding).toBe(true));
+      // A later rollback of kb committed here now: handed over in process, it would pause kb first.
+      await w.adapters.bus.publish(
+        `${prefix}.evt.promotion_rolled_back.kb`,
+        { ...kb, event_id: 'kb.second-event', rollback_id: 'kb.second', reason: 'the second rollback of kb' },
+        { msgId: 'kb.second-event' },
+      );
+    } finally {
+      release();
+    }
+    await w.settled();
+    await eventually(() => expect(answers).toHaveLength(3));
+    expect(w.warden.trainingStatus('kb')).toMatchObject({
+      status: 'paused',
+      reason: expect.stringContaining('rollback kb.first of kb'),
+    });
+    expect(answers).toEqual(['paused', 'paused', 'already_paused']);
   });
 });

@@ -12,7 +12,8 @@ import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 
 const nats = useSharedNats();
-const ACK_WAIT_MS = 1_000;
+/** Two seconds: told every 667 ms, a message is redelivered only if the event loop stalls for 1.3 s. */
+const ACK_WAIT_MS = 2_000;
 
 /** The model registry, its rollbacks held until `release()`. */
 function holdingRollbacks(registry: ModelRegistry) {
@@ -50,7 +51,7 @@ async function serverAckWaitsElapsed(stream: string, subject: string, times: num
       }
       expect(deliveries).toBeGreaterThanOrEqual(times);
     },
-    { timeoutMs: 20_000 },
+    { timeoutMs: 30_000 },
   );
 }
 
@@ -112,25 +113,29 @@ async function appliedOnce(w: NatsWarden, prefix: string, model: string, stream:
 }
 
 describe('NATS mode: inputs waiting behind a rollback', () => {
-  it('are not delivered again however long the rollback takes, and are applied once it ends', async () => {
-    const [prefix, model] = ['ka', 'km'];
-    const { w, hold, stream, durable } = await rollbackHeldWithInputsWaiting(prefix, model);
-    await using _ = w;
-    // Released on a failure too: a rollback held for ever would hold the shutdown after it.
-    try {
-      // Three ack waits by the server's clock, with the inputs held all along.
-      await serverAckWaitsElapsed(stream, `${prefix}.in.evaluation.${model}`, 4);
-      const waiting = await nats.client.jsm.consumers.info(stream, durable);
-      expect(waiting.num_redelivered).toBe(0);
-      expect(waiting.num_ack_pending).toBe(3);
-      expect(w.warden.status(model).models[0]?.state).toBe('rollingBack');
-      hold.release();
-      await appliedOnce(w, prefix, model, stream, durable);
-      expect((await nats.client.jsm.consumers.info(stream, durable)).num_redelivered).toBe(0);
-    } finally {
-      hold.release();
-    }
-  });
+  it(
+    'are not delivered again however long the rollback takes, and are applied once it ends',
+    { timeout: 40_000 },
+    async () => {
+      const [prefix, model] = ['ka', 'km'];
+      const { w, hold, stream, durable } = await rollbackHeldWithInputsWaiting(prefix, model);
+      await using _ = w;
+      // Released on a failure too: a rollback held for ever would hold the shutdown after it.
+      try {
+        // Three ack waits by the server's clock, with the inputs held all along.
+        await serverAckWaitsElapsed(stream, `${prefix}.in.evaluation.${model}`, 4);
+        const waiting = await nats.client.jsm.consumers.info(stream, durable);
+        expect(waiting.num_redelivered).toBe(0);
+        expect(waiting.num_ack_pending).toBe(3);
+        expect(w.warden.status(model).models[0]?.state).toBe('rollingBack');
+        hold.release();
+        await appliedOnce(w, prefix, model, stream, durable);
+        expect((await nats.client.jsm.consumers.info(stream, durable)).num_redelivered).toBe(0);
+      } finally {
+        hold.release();
+      }
+    },
+  );
 
   it('a Warden stopped meanwhile stops without waiting for the rollback; the next one applies it and them', async () => {
     const [prefix, model] = ['kb', 'kn'];
