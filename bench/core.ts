@@ -2,7 +2,8 @@
  * `npm run bench:core`: evaluations per second through the embedded runtime (validation, the model actor,
  * batched SQLite persistence of every changed snapshot) beside raw XState `actor.send` on the same machine,
  * in the same run, and the ratio, in two steady states: 100 models, and 10,000 models (where nearly every
- * evaluation in a batch changes a different actor). Options: --evaluations N (default 50000), --models M
+ * evaluation in a batch changes a different actor). A third column runs the same runtime over a store that
+ * writes nothing (no SQLite, no input journal): what the runtime costs before persistence. Options: --evaluations N (default 50000), --models M
  * (one case of M models instead of both), --in-flight K (concurrent requests, default 1000), --rounds R
  * (alternating measurements, default 5), --uuid-ids (event ids of 36 characters, as UUIDs, instead of
  * `bench-<n>`).
@@ -16,6 +17,7 @@ import { createModelMachine } from '../src/machines/model-machine.ts';
 import { modelPolicyFrom } from '../src/machines/model-policy.ts';
 import { createWarden } from '../src/warden.ts';
 import { ManualClock } from '../src/actors/manual-clock.ts';
+import type { CommitBatch, ModelRegistry, StateStore } from '../src/actors/ports.ts';
 import { option } from './options.ts';
 
 const EVALUATIONS = option('evaluations', 50_000);
@@ -65,11 +67,33 @@ function raw(): number {
   return EVALUATIONS / seconds;
 }
 
-async function runtime(): Promise<{ rate: number; commits: string }> {
+/**
+ * A store and registry that keep nothing: every commit succeeds at once (next revision), nothing is
+ * serialized or written, and no input journal exists (it lives beside the SQLite store). Not a mode of
+ * Warden: an anchor that shows, in the same run, how much of the gap to raw XState is persistence.
+ */
+function nothingWritten(): StateStore & ModelRegistry {
+  return {
+    loadActors: async () => [],
+    loadActor: async () => null,
+    commit: async (batch: CommitBatch) => batch.actors.map((a) => a.revision + 1),
+    pendingOutbox: async () => [],
+    markPublished: async () => undefined,
+    history: async () => [],
+    close: async () => undefined,
+    recordPromotion: async () => undefined,
+    rollback: async () => undefined,
+    production: async () => null,
+  };
+}
+
+async function runtime(writes = true): Promise<{ rate: number; commits: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
   try {
+    const discard = writes ? null : nothingWritten();
     const warden = await createWarden(parseConfig({ dataDir: dir, detection: { mode: 'threshold' } }), {
       clock: new ManualClock(),
+      ...(discard ? { store: discard, registry: discard } : {}),
     });
     for (let m = 0; m < MODELS; m += IN_FLIGHT) {
       const batch: Array<Promise<unknown>> = [];
@@ -86,7 +110,7 @@ async function runtime(): Promise<{ rate: number; commits: string }> {
       await Promise.all(batch);
     }
     const seconds = (performance.now() - started) / 1000;
-    const persisted = await warden.store.loadActor('model', 'model_0');
+    const persisted = writes ? await warden.store.loadActor('model', 'model_0') : null;
     await warden.stop();
     return { rate: EVALUATIONS / seconds, commits: `model_0 at revision ${persisted?.revision}` };
   } finally {
@@ -123,16 +147,19 @@ async function measure(): Promise<void> {
   console.log(
     `bench:core: ${EVALUATIONS} healthy evaluations over ${MODELS} models${UUID_IDS ? ' (UUID event ids)' : ''}, ${IN_FLIGHT} in flight, ${ROUNDS} alternating rounds, Node ${process.version}, node flags: ${nodeFlags()}`,
   );
-  raw(); // warm-up: JIT the machine before either measurement
+  raw(); // warm-up: JIT the machine before any measurement
   await runtime();
+  await runtime(false);
   const raws: number[] = [];
   const runtimes: number[] = [];
+  const unwritten: number[] = [];
   let commits = '';
   for (let round = 0; round < ROUNDS; round++) {
     raws.push(raw());
     const result = await runtime();
     runtimes.push(result.rate);
     commits = result.commits;
+    unwritten.push((await runtime(false)).rate);
   }
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const each = (values: number[]) => values.map(fmt).join(', ');
@@ -142,6 +169,9 @@ async function measure(): Promise<void> {
   );
   console.log(
     `  Warden embedded runtime (zod, actor, SQLite commit):   ${fmt(median(runtimes))} evaluations/s (median of ${each(runtimes)}; ${commits})`,
+  );
+  console.log(
+    `  the same runtime, nothing written (no SQLite, no journal): ${fmt(median(unwritten))} evaluations/s (median of ${each(unwritten)}; /raw ${(median(unwritten) / median(raws)).toFixed(2)})`,
   );
   console.log(
     `  ratio of the medians, runtime/raw: ${(median(runtimes) / median(raws)).toFixed(2)} (per round ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; target >= 0.50)`,
