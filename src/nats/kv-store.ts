@@ -135,8 +135,12 @@ export class KvStore implements StateStore {
    * later here. Any other unpublished entry in an actor's value was committed elsewhere (see commitPart).
    */
   private readonly mine = new Set<string>();
-  /** When an unpublished outbox entry was first seen here, for the sweeper. */
-  private readonly firstSeen = new Map<string, number>();
+  /**
+   * Every outbox entry in a cached actor value, by event id: the actor's key, and when the entry was first
+   * seen here (for the sweeper). Marking a page of events published finds their actors here, without a scan
+   * of every cached value per page (tens of thousands of actors in NATS mode, every one resident).
+   */
+  private readonly outboxEntries = new Map<string, { readonly key: string; readonly since: number }>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly projected = new Map<string, { revision: number; json: string } | null>();
   private readonly tasks = new Set<Promise<unknown>>();
@@ -399,10 +403,9 @@ export class KvStore implements StateStore {
    */
   async markPublished(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.remember(id);
-    const wanted = new Set(ids);
-    for (const [key, cached] of this.cache) {
-      if ('outbox' in cached.value && cached.value.outbox.some((e) => wanted.has(e.id)))
-        this.toSettle.add(key);
+    for (const id of ids) {
+      const key = this.outboxEntries.get(id)?.key;
+      if (key !== undefined) this.toSettle.add(key);
     }
     if (this.toSettle.size === 0 || this.settleTimer !== null || this.closed) return;
     this.settleTimer = setTimeout(() => this.settleNow(), SETTLE_DELAY_MS);
@@ -568,12 +571,30 @@ export class KvStore implements StateStore {
       this.settledWaiters.delete(key);
       for (const done of waiters) done();
     }
-    const now = Date.now();
-    const current = new Set('outbox' in value ? value.outbox.map((e) => e.id) : []);
-    if (before && 'outbox' in before.value)
-      for (const entry of before.value.outbox) if (!current.has(entry.id)) this.firstSeen.delete(entry.id);
-    for (const id of current) if (!this.firstSeen.has(id)) this.firstSeen.set(id, now);
+    this.indexOutbox(key, before?.value, value);
     return changed;
+  }
+
+  /** Keeps `outboxEntries` in step with one cached value, replaced (or removed: `value` undefined). */
+  private indexOutbox(
+    key: string,
+    before: ActorValue | HistoryValue | undefined,
+    value: ActorValue | HistoryValue | undefined,
+  ): void {
+    const current = value && 'outbox' in value ? value.outbox : [];
+    if (before && 'outbox' in before && before.outbox.length > 0) {
+      const kept = new Set(current.map((e) => e.id));
+      for (const entry of before.outbox) {
+        if (!kept.has(entry.id) && this.outboxEntries.get(entry.id)?.key === key)
+          this.outboxEntries.delete(entry.id);
+      }
+    }
+    if (current.length === 0) return;
+    const now = Date.now();
+    for (const entry of current) {
+      if (this.outboxEntries.get(entry.id)?.key !== key)
+        this.outboxEntries.set(entry.id, { key, since: now });
+    }
   }
 
   /** Takes in an entry read from NATS (the watch, or a fresh get); tells the listeners of a newer snapshot. */
@@ -586,7 +607,10 @@ export class KvStore implements StateStore {
     if (cached && entry && entry.revision <= cached.revision) return;
     const text = entryText(entry);
     if (text === null) {
-      if (entry && (!cached || entry.revision > cached.revision)) this.cache.delete(key);
+      if (entry && (!cached || entry.revision > cached.revision)) {
+        this.cache.delete(key);
+        this.indexOutbox(key, cached?.value, undefined);
+      }
       return;
     }
     let value: ActorValue | HistoryValue;
@@ -673,7 +697,7 @@ export class KvStore implements StateStore {
       if (this.hasPublished(cached.value)) this.toSettle.add(key);
       for (const entry of cached.value.outbox) {
         if (this.published.has(entry.id)) continue;
-        if (now - (this.firstSeen.get(entry.id) ?? now) < this.options.strandedAfterMs) continue;
+        if (now - (this.outboxEntries.get(entry.id)?.since ?? now) < this.options.strandedAfterMs) continue;
         stranded.add(key);
       }
     }

@@ -265,6 +265,51 @@ describe('the KV store', () => {
     }
   });
 
+  it('clears published events from the values of the actors that hold them, soon after they are marked published, and moves their history on', async () => {
+    const { kv, trainingKv } = await buckets('settle');
+    const entry = (id: string) => ({
+      id: `${id}.e1`,
+      subject: `warden.evt.promotion_rolled_back.${id}`,
+      payload: { event_id: `${id}.e1` },
+    });
+    const models = Array.from({ length: 300 }, (_, i) => `m${i}`);
+    for (const id of models) {
+      await kv.put(
+        `model.${id}`,
+        JSON.stringify({
+          snapshot: {},
+          outbox: [entry(id)],
+          history: [{ at: 1, modelId: id, kind: 'rolled_back', payload: { event_id: `${id}.e1` } }],
+          timeline: [],
+        }),
+      );
+    }
+    // The sweeper would clear them too, but not within this test: only the marking can.
+    const store = await KvStore.open(
+      kv,
+      trainingKv,
+      { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
+      pino({ level: 'silent' }),
+    );
+    const outboxOf = async (id: string) =>
+      ((await kv.get(`model.${id}`))!.json() as { outbox: unknown[] }).outbox.length;
+    try {
+      await store.markPublished(['m7.e1', 'm250.e1', 'not-an-event-here']);
+      await eventually(async () => {
+        expect(await outboxOf('m7')).toBe(0);
+        expect(await outboxOf('m250')).toBe(0);
+      });
+      expect((await store.history({ modelId: 'm7', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
+        'm7.e1',
+      ]);
+      expect(await kv.get('history.m7')).not.toBeNull();
+      // Unpublished, it stays with its actor.
+      expect(await outboxOf('m8')).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('finds a long input id applied before as the model remembers it (digested), and as an earlier build stored it', async () => {
     const { kv, trainingKv } = await buckets('applied');
     const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
