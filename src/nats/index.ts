@@ -475,7 +475,7 @@ export async function createNatsAdapters(
       for (const { modelId } of kvStore.productionVersions(which)) {
         if (!(leaseFor('model', modelId)?.isHeld ?? false)) continue;
         // The state as it is when the pointer is written (a rollback may have started meanwhile).
-        const wanted = () => kvStore.productionVersions((id) => id === modelId)[0]?.version ?? null;
+        const wanted = () => kvStore.productionVersion(modelId);
         await registry.reconcile(modelId, wanted, Date.now());
       }
     };

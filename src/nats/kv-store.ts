@@ -90,6 +90,13 @@ const PUBLISHED_MEMORY = 20_000;
 const SETTLE_DELAY_MS = 100;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
+/** The production version a model's cached value names, unless it is rolling back (see productionVersions). */
+function settledProductionVersion(cached: Cached): string | null {
+  const snapshot = (cached.value as ActorValue).snapshot as
+    { snapshot?: { value?: unknown; context?: { productionVersion?: unknown } } } | undefined;
+  const version = snapshot?.snapshot?.context?.productionVersion;
+  return snapshot?.snapshot?.value !== 'rollingBack' && typeof version === 'string' ? version : null;
+}
 const historyKey = (modelId: string): string => `history.${modelId}`;
 const eventIdOf = (record: HistoryRecord): string => String(record.payload.event_id ?? '');
 /** What a write changed beyond outbox bookkeeping: the snapshot, the position, or the epoch (a claim). */
@@ -230,13 +237,16 @@ export class KvStore implements StateStore {
     for (const [key, cached] of this.cache) {
       const parsed = parseKey(key);
       if (parsed?.kind !== 'model' || !which(parsed.id)) continue;
-      const snapshot = (cached.value as ActorValue).snapshot as
-        { snapshot?: { value?: unknown; context?: { productionVersion?: unknown } } } | undefined;
-      const version = snapshot?.snapshot?.context?.productionVersion;
-      if (snapshot?.snapshot?.value !== 'rollingBack' && typeof version === 'string')
-        out.push({ modelId: parsed.id, version });
+      const version = settledProductionVersion(cached);
+      if (version !== null) out.push({ modelId: parsed.id, version });
     }
     return out;
+  }
+
+  /** The same for one model (null: unknown, no production version, or rolling back), without a scan. */
+  productionVersion(modelId: string): string | null {
+    const cached = this.cache.get(actorKey('model', modelId));
+    return cached ? settledProductionVersion(cached) : null;
   }
 
   /** Whether this instance writes the actor now (holds its lease): only then it runs its effects and timers. */

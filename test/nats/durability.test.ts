@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { Kvm } from '@nats-io/kv';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import { connectClient, type TestClient } from '../harness/nats-client.ts';
@@ -66,6 +67,37 @@ describe('NATS mode durability', () => {
     ).toEqual([...MODELS].sort());
     // 1500 against v30's 1530: the last input, an evaluation, arrived too.
     expect(second.warden.status('hex8_2p').models[0]!.last_detection).toMatchObject({ severity: 'minor' });
+  });
+
+  it('brings the registry in line when it starts on a promotion whose registry write was lost (a crash between the commit and the write)', async () => {
+    const { server, client } = await setUp();
+    const clock = new ManualClock();
+    const first = await startNatsWarden(server.url, { clock });
+    for (const model of MODELS) {
+      await client.publish(`warden.in.promotion.${model}`, { model_id: `${model}_v1`, elo: 1500 });
+      await client.publish(`warden.in.promotion.${model}`, { model_id: `${model}_v2`, elo: 1520 });
+    }
+    await first.settled();
+    await first.stop();
+    // Two models' v2 writes never reached the registry: their pointers still say v1, as written after v1.
+    const registry = await new Kvm(client.nc).open('warden_registry');
+    for (const model of ['hex8_4p', 'sq8_2p']) {
+      const entry = (await registry.get(model))!;
+      await registry.update(
+        model,
+        JSON.stringify({ ...(entry.json() as object), version: 'v1', reason: 'promoted' }),
+        entry.revision,
+      );
+    }
+    await using second = await startNatsWarden(server.url, { clock });
+    await second.settled();
+    await eventually(async () => {
+      for (const model of MODELS) {
+        expect(await client.kv<{ version: string }>('warden_registry', model)).toMatchObject({
+          version: 'v2',
+        });
+      }
+    });
   });
 
   it('processes one event_id once, even when it is published twice', async () => {
