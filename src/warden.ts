@@ -668,13 +668,14 @@ export class Warden {
   }
 
   /**
-   * Whether some model trains under this config key. Trainers ask often, so the usual case (a config named
-   * after its model, the default) is one lookup; only other keys read every model.
+   * Whether some model trains under this config key. Trainers ask often: the usual case (a config named
+   * after its model, the default) is one lookup; any other key reads every model once, at the first such
+   * question, and is a lookup in the runtime's set of config keys from then on.
    */
   private isKnownConfig(configKey: string): boolean {
     if (Object.entries(this.config.models).some(([id, m]) => (m.configKey ?? id) === configKey)) return true;
     if (this.runtime.model(configKey)?.context.configKey === configKey) return true;
-    return this.runtime.models().some((m) => m.context.configKey === configKey);
+    return this.runtime.hasModelWithConfigKey(configKey);
   }
 
   async history(

@@ -198,6 +198,8 @@ export class ActorRuntime {
   private readonly deadlines: DeadlineIndex;
   private readonly passivation: PassivationPolicy | null;
   private passivations = 0;
+  /** The config keys of every model, once asked for (see hasModelWithConfigKey); null before. */
+  private modelConfigKeys: Set<string> | null = null;
 
   constructor(private readonly deps: RuntimeDeps) {
     this.outbox = new Outbox(
@@ -309,6 +311,20 @@ export class ActorRuntime {
   modelState(modelId: string): ModelStateName | null {
     const host = this.host('model', modelId);
     return host ? ((host.actor as Actor<ModelMachine>).getSnapshot().value as ModelStateName) : null;
+  }
+
+  /**
+   * Whether some model, resident or only persisted, trains under this config key. Trainers ask often: the
+   * first question reads every model once, and the set of their config keys is kept from then on (a model's
+   * config key never changes, and every model that appears later comes through `createHost` or `adopt`).
+   */
+  hasModelWithConfigKey(configKey: string): boolean {
+    if (this.modelConfigKeys === null) {
+      const keys = new Set<string>();
+      for (const view of this.views('model')) keys.add((view.context as ModelContext).configKey);
+      this.modelConfigKeys = keys;
+    }
+    return this.modelConfigKeys.has(configKey);
   }
 
   model(modelId: string): { state: ModelStateName; context: ModelContext } | null {
@@ -509,6 +525,7 @@ export class ActorRuntime {
     this.attach(host, this.newActor(kind, key, configKey, host.persisted));
     this.hosts.set(`${kind}:${key}`, host);
     this.residents[kind].set(key, host);
+    if (kind === 'model') this.modelConfigKeys?.add(configKey);
     return host;
   }
 
@@ -878,8 +895,12 @@ export class ActorRuntime {
     const host = this.hosts.get(id);
     try {
       if (!host && this.lazy && !record.attention) {
-        // Not resident: nothing to follow but its next timer.
+        // Not resident: nothing to follow but its next timer (and, for a model new here, its config key).
         this.deadlines.set(id, record.deadline ?? null);
+        const configKey = (record.snapshot as StoredSnapshot | null)?.snapshot?.context as
+          { configKey?: unknown } | undefined;
+        if (record.kind === 'model' && typeof configKey?.configKey === 'string')
+          this.modelConfigKeys?.add(configKey.configKey);
         return;
       }
       if (!host) {

@@ -161,6 +161,34 @@ describe('passivation: timers of passivated actors', () => {
     }
   });
 
+  it('"may I train?" for any other config key reads every persisted model once, at the first such question, and knows the models that come later', async () => {
+    let t = await start(CONFIG);
+    for (const [model, config] of [
+      ['m1', 'shared'],
+      ['m2', 'shared'],
+      ['m3', 'm3'],
+    ])
+      await t.warden.promote({ model_id: model, version: 'v1', elo: 1500, config_key: config });
+    // Restarted: nothing resident, every model only in the store.
+    t = await t.restart();
+    opened.push(t);
+    expect(t.warden.residency().models).toBe(0);
+    const everyModel = vi.spyOn(SqliteStore.prototype, 'peekActors');
+    try {
+      expect(t.warden.trainingStatus('shared')).toMatchObject({ known: true, may_train: true });
+      expect(everyModel).toHaveBeenCalledTimes(1);
+      for (let i = 0; i < 5; i++) {
+        expect(t.warden.trainingStatus('shared')).toMatchObject({ known: true });
+        expect(t.warden.trainingStatus('nobody')).toMatchObject({ known: false, may_train: true });
+      }
+      await t.warden.promote({ model_id: 'm4', version: 'v1', elo: 1500, config_key: 'later' });
+      expect(t.warden.trainingStatus('later')).toMatchObject({ known: true });
+      expect(everyModel).toHaveBeenCalledTimes(1);
+    } finally {
+      everyModel.mockRestore();
+    }
+  });
+
   it('a status query, a command and an input bring a passivated actor back', async () => {
     const t = await start(CONFIG);
     for (const version of ['v1', 'v2']) await t.warden.promote({ model_id: 'm1', version, elo: 1500 });
