@@ -198,6 +198,13 @@ export class ActorRuntime {
   private readonly deadlines: DeadlineIndex;
   private readonly passivation: PassivationPolicy | null;
   private passivations = 0;
+  /**
+   * Lazy mode: how many committed actors of each kind are in each state, read from the store at the first
+   * `stateCounts` and kept by every commit from then on (each scrape reading every stored snapshot would
+   * take seconds at a million models); null while unknown. Dropped whenever committed state may have changed
+   * without a commit here (another writer of a shared store), to be read again.
+   */
+  private committedCounts: Record<ActorKind, Map<string, number> | null> = { model: null, training: null };
   /** The config keys of every model, once asked for (see hasModelWithConfigKey); null before. */
   private modelConfigKeys: Set<string> | null = null;
 
@@ -282,7 +289,8 @@ export class ActorRuntime {
       for (const view of this.views(kind)) add(view.state, 1);
       return counts;
     }
-    for (const [state, n] of this.deps.store.countStates(kind)) add(state, n);
+    const committed = (this.committedCounts[kind] ??= new Map(this.deps.store.countStates(kind)));
+    for (const [state, n] of committed) add(state, n);
     // Resident actors may be ahead of their committed state by a commit in flight: theirs counts.
     for (const host of this.hosts.values()) {
       if (host.kind !== kind || host.revision === 0) continue;
@@ -768,6 +776,7 @@ export class ActorRuntime {
       const result = results[i]!;
       if (result.ok) {
         if (result.carried) carried.push(...result.carried);
+        this.countCommitted(host.kind, host.revision === 0 ? null : host.persisted, records[i]!.snapshot);
         host.revision = result.revision;
         host.position = records[i]!.position ?? 0;
         host.persisted = records[i]!.snapshot;
@@ -850,6 +859,7 @@ export class ActorRuntime {
         for (const host of hosts) {
           const fresh = await this.deps.store.loadActor(host.kind, host.key);
           host.persisted = fresh?.snapshot ?? null;
+          this.committedCounts[host.kind] = null; // another writer committed it
           host.revision = fresh?.revision ?? 0;
           host.position = fresh?.position ?? 0;
         }
@@ -891,6 +901,7 @@ export class ActorRuntime {
    */
   private adopt(record: ActorRecord): void {
     if (this.stopped) return;
+    this.committedCounts[record.kind] = null; // committed by another writer: read the counts again
     const id = `${record.kind}:${record.key}`;
     const host = this.hosts.get(id);
     try {
@@ -1067,6 +1078,21 @@ export class ActorRuntime {
         },
       ),
     );
+  }
+
+  /** One actor's committed state moved from `before` (null: new) to `after`: the kept counts follow. */
+  private countCommitted(kind: ActorKind, before: unknown, after: unknown): void {
+    const counts = this.committedCounts[kind];
+    if (!counts) return;
+    const stateOf = (stored: unknown) => {
+      const value = (stored as StoredSnapshot | null)?.snapshot?.value;
+      return value === undefined ? null : String(value);
+    };
+    const from = stateOf(before);
+    const to = stateOf(after);
+    if (from === to) return;
+    if (from !== null) counts.set(from, (counts.get(from) ?? 0) - 1);
+    if (to !== null) counts.set(to, (counts.get(to) ?? 0) + 1);
   }
 
   /** An event of this actor waits for its commit (then `afterCommit` follows anyway). */

@@ -261,7 +261,16 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   }),
 );
 
-/** Runs the steps; every answer (or error code) is recorded. */
+/** The metrics' counts (kept from commits, for actors not resident) agree with the full listing. */
+function expectCountsAsListed(t: TestWarden): void {
+  const counts = new Map<string, number>();
+  for (const m of t.warden.status().models) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
+  const { models, pausedConfigs } = t.warden.stateCounts();
+  expect(new Map([...models].filter(([, n]) => n !== 0))).toEqual(counts);
+  expect(pausedConfigs).toBe(t.warden.status().training.filter((c) => c.status === 'paused').length);
+}
+
+/** Runs the steps; every answer (or error code) is recorded, and the counts checked after each step. */
 async function run(t: TestWarden, steps: Step[]): Promise<unknown[]> {
   const answers: unknown[] = [];
   const settle = async (work: () => Promise<unknown>) => {
@@ -293,6 +302,7 @@ async function run(t: TestWarden, steps: Step[]): Promise<unknown[]> {
         await t.warden.idle();
         break;
     }
+    expectCountsAsListed(t);
   }
   return answers;
 }
@@ -310,14 +320,12 @@ describe('passivation is invisible', () => {
         if (passivating.warden.residency().passivated > 0) passivatedRuns++;
         expect(b).toEqual(a);
         expect(passivating.warden.status()).toEqual(resident.warden.status());
-        // The metrics' counts (from the store, for actors not resident) agree with the full listing.
-        for (const t of [resident, passivating]) {
-          const counts = new Map<string, number>();
-          for (const m of t.warden.status().models) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
-          const { models, pausedConfigs } = t.warden.stateCounts();
-          expect(new Map([...models].filter(([, n]) => n !== 0))).toEqual(counts);
-          expect(pausedConfigs).toBe(t.warden.status().training.filter((c) => c.status === 'paused').length);
-        }
+        // And after a restart, the counts read from the store and kept from there on agree too.
+        const restarted = await passivating.restart();
+        opened.push(restarted);
+        expectCountsAsListed(restarted);
+        opened.splice(opened.indexOf(restarted), 1);
+        await restarted.close();
         const events = (t: TestWarden) => t.bus.log.map((m) => [m.subject, m.data]);
         expect(events(passivating)).toEqual(events(resident));
         for (const t of [resident, passivating]) opened.splice(opened.indexOf(t), 1);
