@@ -127,6 +127,8 @@ export interface Registration {
 }
 
 const RESTART_DELAY_MS = 100;
+/** A lane whose message this instance could not act on (its lease not valid for a moment) tries it again after. */
+const LANE_RETRY_MS = 100;
 /** Message ids handed over in process remembered (see `handOff`), at most this many. */
 const HANDED_OFF_MEMORY = 10_000;
 const MSG_ID_HEADER = 'Nats-Msg-Id';
@@ -178,8 +180,12 @@ function retryDelay(retry: RetrySettings, attempt: number): number {
   return Math.min(retry.baseDelayMs * 2 ** Math.min(attempt, 16), retry.maxDelayMs);
 }
 
+/** Deliveries this process acknowledged or terminated: done with, whatever became of the publication. */
+const finished = new WeakSet<JsMsg>();
+
 /** Acks and naks are fire-and-forget publications: with the connection gone they throw, and that is fine. */
 function settle(m: JsMsg, how: 'ack' | 'nak' | 'term' | 'working', arg?: number | string): void {
+  if (how === 'ack' || how === 'term') finished.add(m);
   try {
     if (how === 'ack') m.ack();
     else if (how === 'nak') m.nak(arg as number | undefined);
@@ -235,10 +241,12 @@ export class Intake {
   /** Ordered intakes: keys whose lane is free and has inputs waiting to start, in the order they came. */
   private readonly free = new Set<string>();
   /**
-   * Ordered intakes: stream sequences held here, waiting in their lane or in progress (a redelivery of one
-   * of them is dropped: the one held is acknowledged in its turn).
+   * Ordered intakes: stream sequences held here, waiting in their lane or in progress. A new delivery of one
+   * (from a consumer made again meanwhile) is not queued twice: it is kept in `redelivered` until the one
+   * held is done with, then acknowledged too, or handled in its place.
    */
   private readonly held = new Set<number>();
+  private readonly redelivered = new Map<number, JsMsg>();
   /** Ordered intakes: tells the server, every third of the ack wait, that what waits long is still in hand. */
   private keepAlive: NodeJS.Timeout | null = null;
   /** Keys claimed under `claimedEpoch`. */
@@ -480,8 +488,7 @@ export class Intake {
    */
   private async resetConsumer(firstSeq: number): Promise<void> {
     // Not acknowledged, they come again from the new consumer; no longer held here. (Those in progress stay
-    // held: a new delivery of one is dropped, and it is acknowledged, at the latest, when the new consumer
-    // delivers it again after the ack wait.)
+    // held: a new delivery of one waits in `redelivered` until it is done with; see afterGroup.)
     for (const lane of this.lanes.values()) {
       for (const m of lane.waiting) this.held.delete(m.info.streamSequence);
       lane.waiting.length = 0;
@@ -568,7 +575,10 @@ export class Intake {
           settle(m, 'nak');
           continue;
         }
-        if (this.held.has(m.info.streamSequence)) continue; // a redelivery of one held here
+        if (this.held.has(m.info.streamSequence)) {
+          this.redelivered.set(m.info.streamSequence, m); // a new delivery of one held here
+          continue;
+        }
         const key = m.subject.slice(m.subject.lastIndexOf('.') + 1);
         let lane = this.lanes.get(key);
         if (!lane) {
@@ -611,19 +621,49 @@ export class Intake {
       (group.length === 1
         ? this.handleOrdered(m, key).then(() => undefined)
         : this.handleGroup(group, key)
-      ).finally(() => {
-        for (const g of group) this.held.delete(g.info.streamSequence);
-        lane.current = NO_MESSAGES;
-        const next = lane.waiting.shift();
-        if (next && !this.stopping && !this.standingBy) {
-          this.startOrdered(lane, key, next);
-          return;
-        }
-        if (next) for (const waiting of [next, ...lane.waiting.splice(0)]) this.giveBack(waiting);
-        lane.busy = false;
-        if (lane.waiting.length === 0 && this.lanes.get(key) === lane) this.lanes.delete(key);
-      }),
+      ).finally(() => this.afterGroup(lane, key, group)),
     );
+  }
+
+  /**
+   * A lane moves on only past messages that are done with (acknowledged, or dead-lettered). One that is not
+   * (this instance could not act on it: its lease not valid for a moment) goes first again, before the later
+   * messages of its key: were they applied first, its model's position would pass it, and it would be taken
+   * for a duplicate when it came again. While this instance does not hold the lease, the whole lane goes back
+   * to the server instead, in order (the next holder's consumer starts again from the acknowledgement floor).
+   */
+  private afterGroup(lane: Lane, key: string, group: readonly JsMsg[]): void {
+    lane.current = NO_MESSAGES;
+    const undone: JsMsg[] = [];
+    for (const g of group) {
+      const seq = g.info.streamSequence;
+      const copy = this.redelivered.get(seq);
+      this.redelivered.delete(seq);
+      if (finished.has(g)) {
+        this.held.delete(seq);
+        if (copy) settle(copy, 'ack'); // its consumer was made again meanwhile: it hears of it too
+      } else {
+        undone.push(copy ?? g); // still held: the newest delivery of it, whose consumer is the current one
+      }
+    }
+    lane.waiting.unshift(...undone);
+    const next = lane.waiting.shift();
+    if (next && !this.stopping && !this.standingBy) {
+      if (undone.length === 0) {
+        this.startOrdered(lane, key, next);
+        return;
+      }
+      lane.current = [next]; // in hand meanwhile (keepHeldAlive)
+      const retry = setTimeout(() => {
+        if (this.stopping || this.standingBy) this.afterGroup(lane, key, [next]);
+        else this.startOrdered(lane, key, next);
+      }, LANE_RETRY_MS);
+      retry.unref();
+      return;
+    }
+    if (next) for (const waiting of [next, ...lane.waiting.splice(0)]) this.giveBack(waiting);
+    lane.busy = false;
+    if (lane.waiting.length === 0 && this.lanes.get(key) === lane) this.lanes.delete(key);
   }
 
   /** A message held in a lane, given back to the server (redelivered to the next holder, or here later). */
@@ -643,7 +683,11 @@ export class Intake {
     const after = this.settings.ackWaitMs / 3;
     for (const lane of this.lanes.values()) {
       if (!lane.busy || now - lane.busySince < after) continue;
-      for (const m of lane.current) settle(m, 'working');
+      for (const m of lane.current) {
+        settle(m, 'working');
+        const copy = this.redelivered.get(m.info.streamSequence);
+        if (copy) settle(copy, 'working');
+      }
       for (const m of lane.waiting) settle(m, 'working');
     }
   }
