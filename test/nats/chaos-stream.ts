@@ -157,14 +157,42 @@ export async function expectLikeClean(
   label: string,
   timeoutMs = 60_000,
 ): Promise<void> {
-  await eventually(
-    async () => {
-      const problems = differences(await runOutcome(client, prefix), clean);
-      if (problems.length > 0)
-        throw new Error(`${label}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
-    },
-    { timeoutMs, intervalMs: 500 },
-  );
+  let lastDiffering: string[] = [];
+  try {
+    await eventually(
+      async () => {
+        const problems = differences(await runOutcome(client, prefix), clean);
+        lastDiffering = problems.flatMap((p) => /^models (\S+):/.exec(p)?.[1] ?? []);
+        if (problems.length > 0)
+          throw new Error(`${label}: ${problems.length} differences:\n${problems.slice(0, 10).join('\n')}`);
+      },
+      { timeoutMs, intervalMs: 500 },
+    );
+  } catch (error) {
+    // What the state bucket itself holds for those models tells a status view that lags (the instances'
+    // copies) from inputs that were never applied (the stored state, and its input position).
+    const stored: string[] = [];
+    for (const model of lastDiffering.slice(0, 5)) {
+      const value = await client
+        .kv<{ position?: number; snapshot?: { snapshot?: { value?: unknown; context?: unknown } } }>(
+          `${prefix}_actors`,
+          `model.${model}`,
+        )
+        .catch(() => null);
+      const context = value?.snapshot?.snapshot?.context as
+        { productionVersion?: unknown; lineage?: Array<{ version?: unknown }> } | undefined;
+      stored.push(
+        `stored ${model}: ${JSON.stringify({
+          state: value?.snapshot?.snapshot?.value,
+          production_version: context?.productionVersion,
+          versions: context?.lineage?.map((v) => v.version),
+          position: value?.position,
+        })}`,
+      );
+    }
+    if (stored.length === 0) throw error;
+    throw new Error(`${(error as Error).message}\n${stored.join('\n')}`, { cause: error });
+  }
 }
 
 /** The partitions a traced Warden process (WARDEN_TEST_TRACE) holds now, and since when. */
