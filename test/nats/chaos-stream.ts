@@ -149,13 +149,19 @@ export async function publishInputs(client: TestClient, inputs: readonly Input[]
   }
 }
 
-/** Waits (bounded) until the run under `prefix` ends like the clean run; `label` opens the failure. */
+/**
+ * Waits (bounded) until the run under `prefix` ends like the clean run; `label` opens the failure. With the
+ * traced Warden processes of the run (`instances`), a failure also shows, for each model that differs, the
+ * inputs of it on the stream and what each instance traced of it (commits applying them, rollbacks), with the
+ * partitions each held when: a fault that happens once in many runs can then be read from the log alone.
+ */
 export async function expectLikeClean(
   client: TestClient,
   prefix: string,
   clean: RunOutcome,
   label: string,
   timeoutMs = 60_000,
+  instances: readonly Child[] = [],
 ): Promise<void> {
   let lastDiffering: string[] = [];
   try {
@@ -191,8 +197,34 @@ export async function expectLikeClean(
       );
     }
     if (stored.length === 0) throw error;
-    throw new Error(`${(error as Error).message}\n${stored.join('\n')}`, { cause: error });
+    const traced = await tracesOf(client, prefix, lastDiffering.slice(0, 3), instances);
+    throw new Error(`${(error as Error).message}\n${[...stored, ...traced].join('\n')}`, { cause: error });
   }
+}
+
+/** For a failure: the stream's inputs of `models`, and what each traced instance printed of them. */
+async function tracesOf(
+  client: TestClient,
+  prefix: string,
+  models: readonly string[],
+  instances: readonly Child[],
+): Promise<string[]> {
+  if (instances.length === 0 || models.length === 0) return [];
+  const mentions = (line: string) => models.some((m) => line.includes(` ${m} `) || line.endsWith(` ${m}`));
+  const lines: string[] = [];
+  const inputs = await client.stored(`${prefix}.>`, `${prefix.toUpperCase()}_IN`).catch(() => []);
+  for (const m of inputs) {
+    const model = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+    if (models.includes(model))
+      lines.push(`input ${m.seq} ${m.subject} ${(m.data as { event_id?: string } | null)?.event_id}`);
+  }
+  instances.forEach((child, i) => {
+    const out = child.stdout().split('\n');
+    for (const line of out) if (mentions(line)) lines.push(`#${i} ${line}`);
+    for (const line of out.filter((l) => l.startsWith('PARTITIONS ')).slice(-12)) lines.push(`#${i} ${line}`);
+    lines.push(`#${i} exit ${child.process.exitCode ?? child.process.signalCode ?? 'running'}`);
+  });
+  return lines.slice(0, 150);
 }
 
 /** The partitions a traced Warden process (WARDEN_TEST_TRACE) holds now, and since when. */

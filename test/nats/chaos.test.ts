@@ -103,7 +103,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
         all.push(replacement);
       }
       await publishInputs(nats.client, parts.slice(10).flat());
-      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
       for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
@@ -137,7 +137,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
       await publishInputs(nats.client, inputs.slice(cut));
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       active.signal('SIGCONT');
-      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, [a, b]);
       // The frozen instance is alive, and applied no input after the other one took the lease.
       expect(active.process.exitCode).toBeNull();
       const late = active

@@ -76,7 +76,7 @@ async function expectRecovered(
   running: readonly Child[],
   all: readonly Child[],
 ): Promise<void> {
-  await expectLikeClean(nats.client, prefix, clean, label, 30_000);
+  await expectLikeClean(nats.client, prefix, clean, label, 30_000, all);
   await eventually(async () => expect(await registry(prefix), label).toEqual(cleanRegistry), {
     timeoutMs: 10_000,
     intervalMs: 500,

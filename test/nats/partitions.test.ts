@@ -140,7 +140,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       await eventually(() => expect(holdings().map((h) => h.length)).toEqual([2, 2, 2]), {
         timeoutMs: 15_000,
       });
-      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
 
       // One leaves in order: its partitions go to the two others, and nothing changes.
       const leaving = running.shift()!;
@@ -148,7 +148,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       await eventually(() => expect([...holdings().flat()].sort()).toEqual([0, 1, 2, 3, 4, 5]), {
         timeoutMs: 15_000,
       });
-      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
       for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
@@ -184,7 +184,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
         all.push(replacement);
       }
       await publishInputs(nats.client, inputs.slice(6 * size));
-      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`);
+      await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
       for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
