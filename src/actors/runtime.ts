@@ -232,6 +232,14 @@ export class ActorRuntime {
    * `startPublishing`, once those who must act on events (the training configs) are subscribed.
    */
   async start(): Promise<void> {
+    // A shared store's records committed elsewhere are followed from before anything is loaded: one that
+    // comes while the actors load (or while the registry is brought in line, which takes a round trip per
+    // model) would otherwise never reach its actor here, and its copy would stay behind until it changed
+    // again. Those that come while loading wait, then go through `adopt` (which keeps the newer of two).
+    const early: ActorRecord[] = [];
+    let loading = true;
+    this.unwatch =
+      this.deps.store.watch?.((record) => (loading ? early.push(record) : this.adopt(record))) ?? null;
     const index = this.lazy ? await this.deps.store.startIndex!() : null;
     if (index) {
       // Lazy: only the actors whose committed state needs the runtime now are loaded; the others' timers
@@ -249,8 +257,9 @@ export class ActorRuntime {
         await this.deps.store.saveIndex!([...this.hosts.values()].map((h) => this.indexEntry(h)));
     }
     for (const host of this.hosts.values()) this.afterCommit(host);
+    loading = false;
+    for (const record of early.splice(0)) this.adopt(record);
     await this.reconcileRegistry();
-    this.unwatch = this.deps.store.watch?.((record) => this.adopt(record)) ?? null;
     // A shared store (see StateStore.owns): actors this instance came to write while it started run now.
     if (this.deps.store.owns) for (const host of this.hosts.values()) this.afterCommit(host);
     this.passivation?.start();
