@@ -8,15 +8,27 @@
  * - latency: a critical regression published, until its TRAINING_PAUSED event arrives (evaluation,
  *   commit, registry rollback, rollback event, the training config's pause), beside a NATS request/reply
  *   round trip, p50 and p99, samples of both taken in turns.
+ * Two more anchors bound what any design can reach on this machine (they are not modes of Warden):
+ * - consume+ack+step: the raw consumer above, also stepping the model machine once per message (raw
+ *   `actor.send`, one actor per model, no validation, nothing written): the most a service that runs one
+ *   XState step per input, in the process that consumes it, can do; its ratio to raw is the ceiling of
+ *   Warden's ratio;
+ * - four dependent writes: four revision-checked KV writes in a row, then a publication received by a
+ *   subscriber, as the regression-to-pause chain does (it has four such writes); its ratio to
+ *   request/reply is the floor of the chain's, before any of Warden's own work.
  * Options: --inputs N (backlog per round, default 50000), --rounds R (default 3), --partitions P (input
  * partitions of the Warden instance, default 1), --samples S (latency samples, default 300).
  */
 import pino from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { createActor, type Actor } from 'xstate';
 import { startNatsServer } from '../test/harness/nats-server.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { createNatsAdapters } from '../src/nats/index.ts';
+import { createModelMachine, type ModelMachine } from '../src/machines/model-machine.ts';
+import { modelPolicyFrom } from '../src/machines/model-policy.ts';
 import { createWarden } from '../src/warden.ts';
 import { option } from './options.ts';
 
@@ -57,8 +69,47 @@ async function publishBacklog(nc: NatsConnection, prefix: string, models: number
   await Promise.all(pending);
 }
 
-/** Raw JetStream: a durable pull consumer acknowledging every message. Inputs per second. */
-async function anchor(nc: NatsConnection, jsm: JetStreamManager, models: number): Promise<number> {
+/**
+ * Steps the model machine once per input, as Warden's model actor would: a promotion or a healthy
+ * evaluation (raw `actor.send`: no validation, nothing written). For the consume+ack+step anchor.
+ */
+function machineStepper(): (subject: string, payload: Record<string, unknown>) => void {
+  const machine = createModelMachine(modelPolicyFrom(parseConfig({ cooldownSeconds: 3600 })));
+  const actors = new Map<string, Actor<ModelMachine>>();
+  let at = 0;
+  return (subject, payload) => {
+    const model = subject.slice(subject.lastIndexOf('.') + 1);
+    let actor = actors.get(model);
+    if (!actor) {
+      actor = createActor(machine, { input: { modelId: model, configKey: model } });
+      actor.start();
+      actors.set(model, actor);
+    }
+    at++;
+    if (subject.includes('.promotion.'))
+      actor.send({ type: 'PROMOTED', at, version: 'v1', elo: payload.elo as number });
+    else
+      actor.send({
+        type: 'EVALUATED',
+        at,
+        metrics: { currentElo: payload.current_elo as number },
+        gamesPlayed: payload.games_played as number,
+        inputId: payload.event_id as string,
+      });
+  };
+}
+
+/**
+ * Raw JetStream: a durable pull consumer acknowledging every message; with `step`, it also steps the model
+ * machine once per message (see machineStepper). Inputs per second.
+ */
+async function anchor(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  models: number,
+  step = false,
+): Promise<number> {
+  const stepMachine = step ? machineStepper() : null;
   const prefix = `raw${++round}`;
   prefixes.push(prefix);
   await jsm.streams.add({ name: streamOf(prefix), subjects: [`${prefix}.in.>`] });
@@ -72,7 +123,8 @@ async function anchor(nc: NatsConnection, jsm: JetStreamManager, models: number)
     max_messages: 1024,
     callback: (m) => {
       if (n === 0) first = performance.now();
-      JSON.parse(m.string()); // what any consumer does with a payload
+      const payload = JSON.parse(m.string()) as Record<string, unknown>; // what any consumer does
+      stepMachine?.(m.subject, payload);
       m.ack();
       if (++n === INPUTS) done.resolve(undefined);
     },
@@ -163,18 +215,28 @@ async function wardenRate(url: string, nc: NatsConnection, jsm: JetStreamManager
 
 async function throughput(url: string, nc: NatsConnection, jsm: JetStreamManager, models: number) {
   const raw: number[] = [];
+  const stepped: number[] = [];
   const ours: number[] = [];
   const ratios: number[] = [];
+  const ceilings: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const a = await anchor(nc, jsm, models);
+    const s = await anchor(nc, jsm, models, true);
     const w = await wardenRate(url, nc, jsm, models);
     raw.push(a);
+    stepped.push(s);
     ours.push(w);
     ratios.push(w / a);
-    console.log(`  round ${r + 1}: Warden ${w.toFixed(0)}/s, raw consume+ack ${a.toFixed(0)}/s`);
+    ceilings.push(s / a);
+    console.log(
+      `  round ${r + 1}: Warden ${w.toFixed(0)}/s, raw consume+ack ${a.toFixed(0)}/s, consume+ack+step ${s.toFixed(0)}/s`,
+    );
   }
   console.log(
     `${INPUTS} inputs over ${models} models: Warden ${spread(ours)} inputs/s, raw JetStream consume+ack ${spread(raw)}/s, ratio ${spread(ratios, 3)}`,
+  );
+  console.log(
+    `  ceiling: consume+ack+step (one raw actor.send per input) ${spread(stepped)}/s, ratio to raw ${spread(ceilings, 3)}`,
   );
 }
 
@@ -207,8 +269,27 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
     },
   });
   await responder.flush();
+  // The four-dependent-writes anchor: its own connection (set as Warden's: no async traces), bucket and
+  // stream, a value of about a model's size.
+  const anchorNc = await connect({ servers: url, noAsyncTraces: true });
+  const bucket = await new Kvm(anchorNc).create('lat_anchor', { history: 1 });
+  await jsm.streams.add({ name: 'LAT_ANCHOR', subjects: ['bench.anchor.>'] });
+  const value = JSON.stringify({ snapshot: 'x'.repeat(900) });
+  const anchorJs = jetstream(anchorNc);
+  const revisions = await Promise.all([0, 1, 2, 3].map((k) => bucket.put(`k${k}`, value)));
+  let delivered: () => void = () => undefined;
+  const anchorSub = anchorNc.subscribe('bench.anchor.done', { callback: () => delivered() });
+  const fourWrites = async (): Promise<number> => {
+    const t0 = performance.now();
+    for (let k = 0; k < 4; k++) revisions[k] = await bucket.update(`k${k}`, value, revisions[k]!);
+    const received = new Promise<void>((resolve) => (delivered = resolve));
+    await anchorJs.publish('bench.anchor.done', value);
+    await received;
+    return performance.now() - t0;
+  };
   const pause: number[] = [];
   const echo: number[] = [];
+  const chain: number[] = [];
   for (let i = 0; i < models; i++) {
     const m = `l${i}`;
     const arrived = new Promise<void>((resolve) => paused.set(m, resolve));
@@ -224,14 +305,22 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
       await nc.request('bench.echo', '{"ping":true}', { timeout: 5_000 });
       echo.push(performance.now() - t1);
     }
+    chain.push(await fourWrites());
   }
   sub.unsubscribe();
+  anchorSub.unsubscribe();
+  await jsm.streams.delete('LAT_ANCHOR');
+  await bucket.destroy();
+  await anchorNc.close();
   await responder.close();
   await w.stop();
   await cleanUp(jsm, prefix);
   const p = (values: number[], q: number) => quantile(values, q).toFixed(2);
   console.log(
     `evaluation to TRAINING_PAUSED (${pause.length} regressions): p50 ${p(pause, 0.5)} ms, p99 ${p(pause, 0.99)} ms; NATS request/reply (${echo.length}): p50 ${p(echo, 0.5)} ms, p99 ${p(echo, 0.99)} ms; ratio ${(quantile(pause, 0.5) / quantile(echo, 0.5)).toFixed(1)}x at p50, ${(quantile(pause, 0.99) / quantile(echo, 0.99)).toFixed(1)}x at p99`,
+  );
+  console.log(
+    `  floor: four dependent KV writes, then a publication received (${chain.length}): p50 ${p(chain, 0.5)} ms, p99 ${p(chain, 0.99)} ms; ratio to request/reply ${(quantile(chain, 0.5) / quantile(echo, 0.5)).toFixed(1)}x at p50, ${(quantile(chain, 0.99) / quantile(echo, 0.99)).toFixed(1)}x at p99`,
   );
 }
 
