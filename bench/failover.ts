@@ -7,7 +7,8 @@
  * - resumption: one instance; nats-server is stopped and started again; the time from the server being
  *   ready until an input published then is applied;
  * - anchor, same run: the time to apply an input with nothing wrong (publish to applied).
- * Options: --runs N (default 5).
+ * Options: --runs N (default 5), --models M (default 1: the failover's instances hold M models, each
+ * promoted once before the first kill, so that a take-over has that many actors to claim).
  */
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -19,6 +20,7 @@ import { option } from './options.ts';
 const FIXTURE = fileURLToPath(new URL('../test/nats/fixtures/warden-process.ts', import.meta.url));
 
 const RUNS = option('runs', 5);
+const MODELS = option('models', 1);
 
 function warden(server: NatsServer, prefix: string): Child {
   return spawnTs(FIXTURE, {
@@ -101,6 +103,19 @@ async function main(): Promise<void> {
   // Failover after SIGKILL.
   let children = [warden(server, 'fo'), warden(server, 'fo')];
   await Promise.all(children.map((c) => c.line('READY')));
+  if (MODELS > 1) {
+    // The other models, promoted once each; then a moment for the standby to follow them all.
+    let last = { model: '', seq: 0 };
+    for (let i = 0; i < MODELS - 1; i += 1_000) {
+      const batch: Array<Promise<{ model: string; seq: number }>> = [];
+      for (let j = i; j < Math.min(i + 1_000, MODELS - 1); j++)
+        batch.push(promote(js, 'fo', `x${j}`).then((seq) => ({ model: `x${j}`, seq })));
+      for (const p of await Promise.all(batch)) if (p.seq > last.seq) last = p;
+    }
+    // The last one applied (the other lanes by then or within the pause that follows).
+    await appliedAt(children, last.model, last.seq, 300_000);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+  }
   for (let run = 0; run < RUNS; run++) {
     await until(() => children.some((c) => lastRole(c) === 'active'));
     const t0 = Date.now();
@@ -138,6 +153,7 @@ async function main(): Promise<void> {
   await single.kill('SIGKILL');
   await nc.close();
 
+  console.log(`failover with ${MODELS} model${MODELS === 1 ? '' : 's'} held by the instances`);
   console.log(`anchor, an input applied with nothing wrong: ${range(anchor)}`);
   console.log(
     `failover after SIGKILL of the active instance, until the standby holds the lease: ${range(takeover)}`,
