@@ -26,6 +26,10 @@ export class Lease {
   private watchdog: NodeJS.Timeout | null = null;
   private stopped = false;
   private ticking: Promise<void> | null = null;
+  /** A nudge came while an attempt was in flight: the next one starts as soon as it ends. */
+  private nudged = false;
+  /** Numbers the attempts: one given up at its deadline changes nothing when its answer comes late. */
+  private attempts = 0;
   private readonly listeners = new Set<(held: boolean) => void>();
 
   constructor(
@@ -96,8 +100,12 @@ export class Lease {
 
   /** Try now (after a reconnect) instead of at the next tick. */
   nudge(): void {
-    // Only between ticks (a tick in flight reports soon enough by itself).
-    if (this.stopped || !this.timer) return;
+    if (this.stopped) return;
+    if (!this.timer) {
+      // An attempt is in flight (it may have been sent while NATS was away): the next one follows it at once.
+      this.nudged = true;
+      return;
+    }
     clearTimeout(this.timer);
     this.timer = null;
     this.ticking = this.tick();
@@ -122,26 +130,10 @@ export class Lease {
     }
     const timeout = this.ttlMs / 4;
     const sentAt = performance.now();
+    this.nudged = false;
+    const attempt = ++this.attempts;
     try {
-      if (this.held) {
-        this.renewed(await this.kv.update(this.key, this.holder, this.revision, timeout), sentAt);
-      } else {
-        let epoch: number;
-        try {
-          epoch = await this.kv.create(this.key, this.holder);
-          this.renewed(epoch, sentAt);
-        } catch (error) {
-          // Still ours from before a hiccup (the watchdog let it go, the entry lives on): take it back.
-          const entry = await this.kv.get(this.key);
-          if (!entry || entry.operation !== 'PUT' || entry.string() !== this.holder) throw error;
-          // Nobody else held it meanwhile (the value is still ours): the same epoch goes on.
-          epoch = this.currentEpoch || entry.revision;
-          this.renewed(await this.kv.update(this.key, this.holder, entry.revision, timeout), sentAt);
-        }
-        if (this.stopped) return;
-        this.currentEpoch = epoch;
-        this.set(true);
-      }
+      await withDeadline(this.attempt(attempt, timeout, sentAt), timeout, this.key);
     } catch (error) {
       if (this.held && isWrongRevision(error)) {
         this.logger.warn({ err: error, lease: this.key }, 'lost the lease');
@@ -163,9 +155,41 @@ export class Lease {
         this.timer = null;
         this.ticking = this.tick();
       },
-      this.held ? this.ttlMs / 4 : this.ttlMs / 8,
+      this.nudged ? 0 : this.held ? this.ttlMs / 4 : this.ttlMs / 8,
     );
     this.timer.unref();
+  }
+
+  /**
+   * One renewal, or one attempt to take the lease. Bounded by the caller: a request sent while NATS was away
+   * can go unanswered for the client's whole request timeout (5 s by default), and attempts follow each
+   * other, so one such request held the lease back that long after NATS came back. An attempt given up
+   * changes nothing when its answer comes: if its write went through, the next attempt finds the entry
+   * still ours and takes it back, or finds its revision moved and lets the lease go, as for any loss.
+   */
+  private async attempt(attempt: number, timeout: number, sentAt: number): Promise<void> {
+    const current = () => attempt === this.attempts && !this.stopped;
+    if (this.held) {
+      const revision = await this.kv.update(this.key, this.holder, this.revision, timeout);
+      if (current()) this.renewed(revision, sentAt);
+      return;
+    }
+    let epoch: number;
+    let revision: number;
+    try {
+      revision = epoch = await this.kv.create(this.key, this.holder);
+    } catch (error) {
+      // Still ours from before a hiccup (the watchdog let it go, the entry lives on): take it back.
+      const entry = await this.kv.get(this.key);
+      if (!entry || entry.operation !== 'PUT' || entry.string() !== this.holder) throw error;
+      // Nobody else held it meanwhile (the value is still ours): the same epoch goes on.
+      epoch = this.currentEpoch || entry.revision;
+      revision = await this.kv.update(this.key, this.holder, entry.revision, timeout);
+    }
+    if (!current()) return;
+    this.renewed(revision, sentAt);
+    this.currentEpoch = epoch;
+    this.set(true);
   }
 
   /** Renewed: act until VALID_SHARE of the TTL after the request left, and let go then if nothing follows. */
@@ -198,4 +222,15 @@ export class Lease {
     );
     for (const listener of this.listeners) listener(held);
   }
+}
+
+/** The promise's outcome, or a rejection once `ms` have passed (the work itself goes on, unobserved). */
+function withDeadline<T>(work: Promise<T>, ms: number, key: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`lease ${key}: no answer from NATS within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  work.catch(() => undefined); // a late failure after the deadline is not an unhandled rejection
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

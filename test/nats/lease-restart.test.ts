@@ -1,0 +1,59 @@
+/**
+ * A lease let go during a NATS outage is taken back as soon as NATS answers again. The attempt to take it
+ * that was sent while the server was away is never answered; attempts follow one another, so before this
+ * was bounded the lease waited out the client's whole request timeout (5 s by default) after the server was
+ * back, and so did the inputs behind it. Here the client's timeout is a minute: an unbounded attempt would
+ * hold the lease back far beyond the test's bounded wait.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import pino from 'pino';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Lease } from '../../src/nats/lease.ts';
+import { startNatsServer } from '../harness/nats-server.ts';
+import { eventually } from '../harness/eventually.ts';
+
+const TTL_MS = 2_000;
+
+describe('a lease across a NATS outage longer than its validity', () => {
+  it('is taken back once NATS answers again, not after the request timeout of an attempt sent meanwhile', async () => {
+    await using server = await startNatsServer();
+    const nc = await connect({
+      servers: server.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 100,
+      noAsyncTraces: true,
+    });
+    try {
+      const kv = await new Kvm(jetstream(nc, { timeout: 60_000 })).create('leases', {
+        ttl: TTL_MS,
+        history: 1,
+      });
+      const attemptsToTake = vi.spyOn(kv, 'create');
+      const lease = new Lease(kv, 'inputs', 'instance-a', TTL_MS, pino({ level: 'silent' }));
+      const changes: boolean[] = [];
+      lease.onChange((held) => changes.push(held));
+      lease.start();
+      await eventually(() => expect(lease.valid()).toBe(true));
+      const epoch = lease.epoch;
+
+      for (let outage = 0; outage < 2; outage++) {
+        await server.stop();
+        // No renewal gets through: the holder lets the lease go before anyone else could take it.
+        await eventually(() => expect(lease.isHeld).toBe(false), { timeoutMs: TTL_MS * 2 });
+        // An attempt to take it again goes out while the server is away, and finds no answer.
+        const before = attemptsToTake.mock.calls.length;
+        await eventually(() => expect(attemptsToTake.mock.calls.length).toBeGreaterThan(before));
+        await server.start();
+        await eventually(() => expect(lease.valid()).toBe(true), { timeoutMs: 3_000 });
+      }
+      // Its entry expired meanwhile (more than the TTL since its last renewal): taken anew, a later epoch.
+      expect(lease.epoch).toBeGreaterThan(epoch);
+      expect(changes).toEqual([true, false, true, false, true]);
+      await lease.release();
+    } finally {
+      await nc.close();
+    }
+  }, 30_000);
+});
