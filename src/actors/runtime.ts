@@ -83,6 +83,11 @@ interface Host {
   timer: { at: number; type: TimerEvent; handle: unknown } | null;
   /** The deferred input being handed back (its id), so that it is handed back once. */
   handingBack: number | null;
+  /**
+   * The newest record another instance committed while a commit of this copy was pending (see adopt): once
+   * that commit is settled, the copy follows it if it is still newer than what the copy holds.
+   */
+  parked: ActorRecord | null;
   /** Registry writes of promotions still out: the start-up index flags the actor until they are done. */
   registryWrites: number;
   /**
@@ -528,6 +533,7 @@ export class ActorRuntime {
       emitted: [],
       timer: null,
       handingBack: null,
+      parked: null,
       registryWrites: 0,
       registryTail: null,
       pointerMayLag: false,
@@ -710,6 +716,7 @@ export class ActorRuntime {
     const dropped = this.batch.filter((d) => d.host === host);
     if (dropped.length > 0) this.batch = this.batch.filter((d) => d.host !== host);
     for (const d of dropped) d.reject(revertedError(host.kind, host.key));
+    this.followParked(host);
     if (position === undefined || this.reverted.has(host)) return;
     this.reverted.add(host);
     setImmediate(() => this.reverted.delete(host));
@@ -747,6 +754,8 @@ export class ActorRuntime {
       // Every caller hears back (a settled promise ignores a second answer); nobody waits forever.
       for (const d of batch) d.reject(this.internalFailure(d.host, d.event, error));
       throw error;
+    } finally {
+      for (const d of batch) this.followParked(d.host);
     }
   }
 
@@ -905,8 +914,8 @@ export class ActorRuntime {
   }
 
   /**
-   * Another instance committed this actor (a store shared by several instances): follow it, unless ours
-   * is as new, or a commit of ours is pending (that commit then conflicts and reloads anyway).
+   * Another instance committed this actor (a store shared by several instances): follow it, unless ours is
+   * as new; while a commit of ours is pending, once it is settled (see parked, followParked).
    */
   private adopt(record: ActorRecord): void {
     if (this.stopped) return;
@@ -928,12 +937,14 @@ export class ActorRuntime {
         this.afterCommit(this.hosts.get(id)!);
         return;
       }
-      if (
-        record.revision <= host.revision ||
-        this.committing.has(host) ||
-        this.batch.some((d) => d.host === host)
-      )
+      if (record.revision <= host.revision) return;
+      if (this.pendingFor(host)) {
+        // That commit conflicts and reloads; but one that fails for a reason of its own (NATS away) leaves
+        // the copy on its own last commit, and the watch brings this record only once.
+        if (!host.parked || record.revision > host.parked.revision) host.parked = record;
         return;
+      }
+      host.parked = null;
       host.revision = record.revision;
       host.position = record.position ?? 0;
       host.persisted = record.snapshot;
@@ -945,6 +956,14 @@ export class ActorRuntime {
         'could not follow an actor committed by another instance',
       );
     }
+  }
+
+  /** A commit of this copy is settled (or its inputs were dropped): the record parked meanwhile, if newer. */
+  private followParked(host: Host): void {
+    const record = host.parked;
+    if (!record || this.pendingFor(host)) return;
+    host.parked = null;
+    if (this.hosts.get(`${host.kind}:${host.key}`) === host) this.adopt(record);
   }
 
   private track<T>(promise: Promise<T>): void {
