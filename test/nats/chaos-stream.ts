@@ -238,3 +238,16 @@ export function heldPartitions(child: Child): { held: number[]; at: number } {
   const [, list, at] = last.split(' ');
   return { held: !list || list === '-' ? [] : list.split(',').map(Number), at: Number(at) };
 }
+
+/**
+ * What a Warden process wrote to stderr other than its own log lines (pino's JSON): a crash, an unhandled
+ * rejection, a warning from Node. A request in flight when a process is frozen (SIGSTOP) for longer than the
+ * request timeout times out on thaw, and the service logs that (a publish retried, a write tried again):
+ * those lines say the failure was handled, and are left out.
+ */
+export function crashOutput(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((line) => !line.startsWith('{"level":'))
+    .join('\n');
+}

@@ -6,6 +6,7 @@ import { startNatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import {
   chaosStream,
+  crashOutput,
   expectLikeClean,
   publishInputs,
   random,
@@ -104,7 +105,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
       }
       await publishInputs(nats.client, parts.slice(10).flat());
       await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
-      for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
+      for (const child of all) expect(crashOutput(child.stderr())).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
     }
@@ -145,7 +146,7 @@ describe(`NATS mode under faults ends like a clean run (seed ${SEED})`, () => {
         .split('\n')
         .filter((l) => l.startsWith('APPLIED ') && Number(l.split(' ')[3]) >= tookOver);
       expect(late).toEqual([]);
-      for (const child of [a, b]) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
+      for (const child of [a, b]) expect(crashOutput(child.stderr())).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       a.signal('SIGCONT');
       await a.kill('SIGKILL');

@@ -10,6 +10,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { readInputStream } from '../../src/lab/nats-source.ts';
 import {
   chaosStream,
+  crashOutput,
   expectLikeClean,
   heldPartitions,
   publishInputs,
@@ -149,7 +150,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
         timeoutMs: 15_000,
       });
       await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
-      for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
+      for (const child of all) expect(crashOutput(child.stderr())).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
     }
@@ -185,7 +186,7 @@ describe(`NATS mode with input partitions (seed ${SEED})`, () => {
       }
       await publishInputs(nats.client, inputs.slice(6 * size));
       await expectLikeClean(nats.client, prefix, clean, `seed ${SEED}`, 60_000, all);
-      for (const child of all) expect(child.stderr()).not.toMatch(/Unhandled|TimeoutError/);
+      for (const child of all) expect(crashOutput(child.stderr())).not.toMatch(/Unhandled|TimeoutError/);
     } finally {
       for (const child of all) await child.kill('SIGKILL');
     }
