@@ -182,8 +182,10 @@ export class Lease {
       // Still ours from before a hiccup (the watchdog let it go, the entry lives on): take it back.
       const entry = await this.kv.get(this.key);
       if (!entry || entry.operation !== 'PUT' || entry.string() !== this.holder) throw error;
-      // Nobody else held it meanwhile (the value is still ours): the same epoch goes on.
-      epoch = this.currentEpoch || entry.revision;
+      // Nobody else holds it now. Unchanged since this instance last wrote it: the same epoch goes on.
+      // Written since (an attempt given up whose write went through, perhaps after another instance held
+      // and lost it): a new epoch, above any that other holder used.
+      epoch = entry.revision > this.revision || this.currentEpoch === 0 ? entry.revision : this.currentEpoch;
       revision = await this.kv.update(this.key, this.holder, entry.revision, timeout);
     }
     if (!current()) return;

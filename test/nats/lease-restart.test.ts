@@ -56,4 +56,37 @@ describe('a lease across a NATS outage longer than its validity', () => {
       await nc.close();
     }
   }, 30_000);
+
+  it('takes back its own entry after a late renewal: the same epoch if nobody wrote it since, a new one if someone did', async () => {
+    await using server = await startNatsServer();
+    const nc = await connect({ servers: server.url, noAsyncTraces: true });
+    try {
+      // Entries that never expire: what is tested is the holder's own timing, not the bucket's.
+      const kv = await new Kvm(nc).create('leases', { history: 1 });
+      const lease = new Lease(kv, 'inputs', 'instance-a', TTL_MS, pino({ level: 'silent' }));
+      lease.start();
+      await eventually(() => expect(lease.valid()).toBe(true));
+      const epoch = lease.epoch;
+      const update = kv.update.bind(kv);
+      // Renewals that get no answer: the holder lets the lease go before anyone else could take it.
+      const unanswered = vi.spyOn(kv, 'update').mockImplementation(() => new Promise<number>(() => {}));
+      await eventually(() => expect(lease.isHeld).toBe(false), { timeoutMs: TTL_MS * 2 });
+      unanswered.mockImplementation(update);
+      await eventually(() => expect(lease.valid()).toBe(true), { timeoutMs: 3_000 });
+      expect(lease.epoch).toBe(epoch); // nobody wrote it since its last renewal
+
+      unanswered.mockImplementation(() => new Promise<number>(() => {}));
+      await eventually(() => expect(lease.isHeld).toBe(false), { timeoutMs: TTL_MS * 2 });
+      // Written since its last renewal, with its own name (a renewal given up that went through late, after
+      // another instance may have held the key): taken back under a new epoch.
+      const written = await kv.put('inputs', 'instance-a');
+      unanswered.mockImplementation(update);
+      await eventually(() => expect(lease.valid()).toBe(true), { timeoutMs: 3_000 });
+      expect(lease.epoch).toBeGreaterThanOrEqual(written);
+      expect(lease.epoch).toBeGreaterThan(epoch);
+      await lease.release();
+    } finally {
+      await nc.close();
+    }
+  }, 30_000);
 });
