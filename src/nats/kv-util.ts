@@ -18,3 +18,18 @@ export function entryText(entry: KvEntry | null): string | null {
 
 export const isoTime = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString();
+
+/**
+ * The promise's outcome, or a rejection once `ms` have passed (the work itself goes on, unobserved). For
+ * loops whose steps follow one another: a request sent while NATS was away can go unanswered for the
+ * client's whole request timeout (5 s by default), and would hold every later step back that long.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from NATS within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  work.catch(() => undefined); // a late failure after the deadline is not an unhandled rejection
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { KV } from '@nats-io/kv';
-import { isWrongRevision } from './kv-util.ts';
+import { isWrongRevision, withDeadline } from './kv-util.ts';
 
 /** The holder stops acting this long (as a share of the TTL) after sending its last successful renewal. */
 const VALID_SHARE = 0.7;
@@ -133,7 +133,7 @@ export class Lease {
     this.nudged = false;
     const attempt = ++this.attempts;
     try {
-      await withDeadline(this.attempt(attempt, timeout, sentAt), timeout, this.key);
+      await withDeadline(this.attempt(attempt, timeout, sentAt), timeout, `lease ${this.key}`);
     } catch (error) {
       if (this.held && isWrongRevision(error)) {
         this.logger.warn({ err: error, lease: this.key }, 'lost the lease');
@@ -224,15 +224,4 @@ export class Lease {
     );
     for (const listener of this.listeners) listener(held);
   }
-}
-
-/** The promise's outcome, or a rejection once `ms` have passed (the work itself goes on, unobserved). */
-function withDeadline<T>(work: Promise<T>, ms: number, key: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`lease ${key}: no answer from NATS within ${ms} ms`)), ms);
-    timer.unref();
-  });
-  work.catch(() => undefined); // a late failure after the deadline is not an unhandled rejection
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KV } from '@nats-io/kv';
+import { withDeadline } from './kv-util.ts';
 import { Lease } from './lease.ts';
 
 /** What a partition's work is, for the instance that takes it (the bus's per-partition intakes). */
@@ -39,6 +40,8 @@ export class Partitions {
   private readonly held = new Map<number, { lease: Lease; work: PartitionWork }>();
   private readonly leaving = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
+  /** A nudge came while a look was under way: the next one starts as soon as it ends. */
+  private nudged = false;
   private ticking: Promise<void> | null = null;
   private stopped = false;
   private live = 1;
@@ -74,7 +77,12 @@ export class Partitions {
 
   /** Look again now (after a reconnection) instead of at the next tick. */
   nudge(): void {
-    if (this.stopped || !this.timer) return;
+    if (this.stopped) return;
+    if (!this.timer) {
+      // A look is under way (it may have asked while NATS was away): the next one follows it at once.
+      this.nudged = true;
+      return;
+    }
     clearTimeout(this.timer);
     this.timer = null;
     this.ticking = this.tick();
@@ -92,12 +100,15 @@ export class Partitions {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const { kv, ttlMs, count } = this.options;
+    this.nudged = false;
+    // Each step bounded: one that NATS never answers must not hold the partitions back (see withDeadline).
+    const bound = <T>(work: Promise<T>) => withDeadline(work, ttlMs / 4, 'partitions');
     try {
       const now = performance.now();
       if (now - this.lastBeat >= ttlMs / 4) {
-        await kv.put(`instance.${this.options.instanceId}`, this.options.holder);
+        await bound(kv.put(`instance.${this.options.instanceId}`, this.options.holder));
         this.lastBeat = now;
-        this.live = Math.max(1, await this.countInstances());
+        this.live = Math.max(1, await bound(this.countInstances()));
       }
       const target = Math.ceil(count / this.live);
       const mine = this.list();
@@ -125,10 +136,13 @@ export class Partitions {
       this.logger.debug({ err: error }, 'could not look at the partitions; trying again');
     }
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.ticking = this.tick();
-    }, ttlMs / 8);
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.ticking = this.tick();
+      },
+      this.nudged ? 0 : ttlMs / 8,
+    );
     this.timer.unref();
   }
 

@@ -1,5 +1,6 @@
 /**
- * A lease let go during a NATS outage is taken back as soon as NATS answers again. The attempt to take it
+ * A lease (the input lease, each partition's) let go during a NATS outage is taken back as soon as NATS
+ * answers again. The attempt to take it
  * that was sent while the server was away is never answered; attempts follow one another, so before this
  * was bounded the lease waited out the client's whole request timeout (5 s by default) after the server was
  * back, and so did the inputs behind it. Here the client's timeout is a minute: an unbounded attempt would
@@ -11,6 +12,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Lease } from '../../src/nats/lease.ts';
+import { Partitions } from '../../src/nats/partitions.ts';
 import { startNatsServer } from '../harness/nats-server.ts';
 import { eventually } from '../harness/eventually.ts';
 
@@ -85,6 +87,49 @@ describe('a lease across a NATS outage longer than its validity', () => {
       expect(lease.epoch).toBeGreaterThanOrEqual(written);
       expect(lease.epoch).toBeGreaterThan(epoch);
       await lease.release();
+    } finally {
+      await nc.close();
+    }
+  }, 30_000);
+
+  it('partitions let go in an outage are all taken again once NATS answers, not after a request sent meanwhile times out', async () => {
+    await using server = await startNatsServer();
+    const nc = await connect({
+      servers: server.url,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 100,
+      noAsyncTraces: true,
+    });
+    try {
+      const kv = await new Kvm(jetstream(nc, { timeout: 60_000 })).create('leases', {
+        ttl: TTL_MS,
+        history: 1,
+      });
+      const heartbeats = vi.spyOn(kv, 'put');
+      // Work that stops at once: what is tested is taking the partitions, not their consumers.
+      const partitions = new Partitions(
+        {
+          count: 4,
+          kv,
+          holder: 'instance-a',
+          instanceId: 'a',
+          ttlMs: TTL_MS,
+          open: () => ({ stop: async () => undefined }),
+        },
+        pino({ level: 'silent' }),
+      );
+      partitions.start();
+      await eventually(() => expect(partitions.list()).toEqual([0, 1, 2, 3]));
+      for (let outage = 0; outage < 2; outage++) {
+        await server.stop();
+        await eventually(() => expect(partitions.list()).toEqual([]), { timeoutMs: TTL_MS * 2 });
+        // A heartbeat goes out while the server is away, and finds no answer.
+        const before = heartbeats.mock.calls.length;
+        await eventually(() => expect(heartbeats.mock.calls.length).toBeGreaterThan(before));
+        await server.start();
+        await eventually(() => expect(partitions.list()).toEqual([0, 1, 2, 3]), { timeoutMs: 3_000 });
+      }
+      await partitions.close();
     } finally {
       await nc.close();
     }
