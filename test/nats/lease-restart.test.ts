@@ -1,10 +1,8 @@
 /**
  * A lease (the input lease, each partition's) let go during a NATS outage is taken back as soon as NATS
- * answers again. The attempt to take it
- * that was sent while the server was away is never answered; attempts follow one another, so before this
- * was bounded the lease waited out the client's whole request timeout (5 s by default) after the server was
- * back, and so did the inputs behind it. Here the client's timeout is a minute: an unbounded attempt would
- * hold the lease back far beyond the test's bounded wait.
+ * answers again. The attempt to take it that was sent while the server was away is never answered;
+ * attempts follow one another, so before this was bounded the lease waited out the client's whole request
+ * timeout (5 s by default) after the server was back, and so did the inputs behind it.
  */
 import { describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
@@ -18,20 +16,27 @@ import { eventually } from '../harness/eventually.ts';
 
 const TTL_MS = 2_000;
 
+/**
+ * A lease bucket (entries expire after the TTL) on a connection that reconnects by itself and gives a
+ * request a minute to be answered: an attempt that waits for its answer would hold the lease back far
+ * beyond the tests' bounded waits.
+ */
+async function slowAnsweringLeases(url: string) {
+  const nc = await connect({
+    servers: url,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 100,
+    noAsyncTraces: true,
+  });
+  const kv = await new Kvm(jetstream(nc, { timeout: 60_000 })).create('leases', { ttl: TTL_MS, history: 1 });
+  return { nc, kv };
+}
+
 describe('a lease across a NATS outage longer than its validity', () => {
   it('is taken back once NATS answers again, not after the request timeout of an attempt sent meanwhile', async () => {
     await using server = await startNatsServer();
-    const nc = await connect({
-      servers: server.url,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 100,
-      noAsyncTraces: true,
-    });
+    const { nc, kv } = await slowAnsweringLeases(server.url);
     try {
-      const kv = await new Kvm(jetstream(nc, { timeout: 60_000 })).create('leases', {
-        ttl: TTL_MS,
-        history: 1,
-      });
       const attemptsToTake = vi.spyOn(kv, 'create');
       const lease = new Lease(kv, 'inputs', 'instance-a', TTL_MS, pino({ level: 'silent' }));
       const changes: boolean[] = [];
@@ -94,17 +99,8 @@ describe('a lease across a NATS outage longer than its validity', () => {
 
   it('partitions let go in an outage are all taken again once NATS answers, not after a request sent meanwhile times out', async () => {
     await using server = await startNatsServer();
-    const nc = await connect({
-      servers: server.url,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 100,
-      noAsyncTraces: true,
-    });
+    const { nc, kv } = await slowAnsweringLeases(server.url);
     try {
-      const kv = await new Kvm(jetstream(nc, { timeout: 60_000 })).create('leases', {
-        ttl: TTL_MS,
-        history: 1,
-      });
       const heartbeats = vi.spyOn(kv, 'put');
       // Work that stops at once: what is tested is taking the partitions, not their consumers.
       const partitions = new Partitions(
