@@ -181,11 +181,13 @@ export interface CommitBatch {
  * The result of committing one part of a batch (see `StateStore.commitEach`). `carried`: outbox entries
  * that earlier commits of the actor made elsewhere (another instance, since gone or cut off) and that are
  * still unpublished; they stay stored with the actor, and the runtime publishes them ahead of this commit's
- * own, so that an actor's events reach the bus in the order of its commits.
+ * own, so that an actor's events reach the bus in the order of its commits. `outcomeUnknown`: the write got
+ * no answer (NATS away, a timeout) and may have landed; the store brings the copy in line later (its watch
+ * brings the record, or it claims the actor again).
  */
 export type PartResult =
   | { readonly ok: true; readonly revision: number; readonly carried?: readonly OutboxEntry[] }
-  | { readonly ok: false; readonly error: unknown };
+  | { readonly ok: false; readonly error: unknown; readonly outcomeUnknown?: boolean };
 
 /**
  * Durable state. `commit` writes snapshots, the publications they caused and history in one atomic step;

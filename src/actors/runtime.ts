@@ -88,6 +88,12 @@ interface Host {
    * that commit is settled, the copy follows it if it is still newer than what the copy holds.
    */
   parked: ActorRecord | null;
+  /**
+   * Its last commit got no answer (see PartResult.outcomeUnknown): the write may have landed, and the copy
+   * may be behind what is stored until the store brings it in line. Meanwhile an event the copy refuses as
+   * stale is not answered as such (its sender would drop it for good): it fails, retryably, and comes again.
+   */
+  outcomeUnknown: boolean;
   /** Registry writes of promotions still out: the start-up index flags the actor until they are done. */
   registryWrites: number;
   /**
@@ -534,6 +540,7 @@ export class ActorRuntime {
       timer: null,
       handingBack: null,
       parked: null,
+      outcomeUnknown: false,
       registryWrites: 0,
       registryTail: null,
       pointerMayLag: false,
@@ -658,6 +665,17 @@ export class ActorRuntime {
       kind: 'stale' as const,
       reason: `${event.type} is not accepted in ${String(before.value)}`,
     };
+    if (outcome.kind === 'stale' && host.outcomeUnknown) {
+      // Nothing changed; refused by a copy that may be behind what is stored: it comes again (see Host).
+      reject(
+        new WardenError(
+          'unavailable',
+          `${event.type} is not accepted in ${String(before.value)}, but ${host.kind} ${host.key} may be further on: its last commit got no answer; try again`,
+          { retryable: true },
+        ),
+      );
+      return;
+    }
     const publications = emitted.map((e) => e.event);
     this.deps.observer?.outcome?.(host.kind, host.key, event.type, outcome);
     if (before.value !== after.value) {
@@ -798,10 +816,12 @@ export class ActorRuntime {
         host.revision = result.revision;
         host.position = records[i]!.position ?? 0;
         host.persisted = records[i]!.snapshot;
+        host.outcomeUnknown = false;
         written.add(host);
-      } else if (failure === null || !(result.error instanceof ConflictError)) {
-        failure = result.error;
+        return;
       }
+      if (result.outcomeUnknown) host.outcomeUnknown = true;
+      if (failure === null || !(result.error instanceof ConflictError)) failure = result.error;
     });
     const done = batch.filter((d) => written.has(d.host));
     for (const d of done) {
@@ -880,6 +900,7 @@ export class ActorRuntime {
           this.committedCounts[host.kind] = null; // another writer committed it
           host.revision = fresh?.revision ?? 0;
           host.position = fresh?.position ?? 0;
+          host.outcomeUnknown = false; // read from the store: what is stored is known
         }
       } catch (loadError) {
         retry = false;
@@ -947,6 +968,7 @@ export class ActorRuntime {
       host.parked = null;
       host.revision = record.revision;
       host.position = record.position ?? 0;
+      host.outcomeUnknown = false;
       host.persisted = record.snapshot;
       this.replaceActor(host);
       this.afterCommit(host);

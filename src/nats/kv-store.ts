@@ -560,7 +560,7 @@ export class KvStore implements StateStore {
       }
       this.options.onTransientFailure?.('commit', error);
       this.reclaimLater(actor.kind, actor.key);
-      return { ok: false, error };
+      return { ok: false, error, outcomeUnknown: true };
     }
   }
 

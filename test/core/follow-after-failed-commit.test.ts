@@ -9,89 +9,13 @@
  */
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type {
-  ActorRecord,
-  CommitBatch,
-  OutboxEntry,
-  PartResult,
-  StateStore,
-  Unsubscribe,
-} from '../../src/actors/ports.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { ConflictError, WardenError } from '../../src/domain/errors.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
 import { makeDataDir } from '../support/test-warden.ts';
-
-/** Records committed by any handle, revision-checked per actor; each handle hears the others' commits. */
-class SharedRecords {
-  readonly records = new Map<string, ActorRecord>();
-  readonly handles = new Set<SharedStore>();
-}
-
-/** One instance's handle on the shared records. `failNext` holds its next commit, then fails it. */
-class SharedStore implements StateStore {
-  private readonly listeners = new Set<(record: ActorRecord) => void>();
-  failNext: { reached: () => void; release: Promise<void> } | null = null;
-
-  constructor(private readonly shared: SharedRecords) {
-    shared.handles.add(this);
-  }
-
-  async loadActors(kind: ActorRecord['kind']): Promise<ActorRecord[]> {
-    return [...this.shared.records.values()].filter((r) => r.kind === kind);
-  }
-
-  async loadActor(kind: ActorRecord['kind'], key: string): Promise<ActorRecord | null> {
-    return this.shared.records.get(`${kind}:${key}`) ?? null;
-  }
-
-  async commit(batch: CommitBatch): Promise<number[]> {
-    const [result] = await this.commitEach([batch]);
-    if (!result!.ok) throw result!.error;
-    return [result!.revision];
-  }
-
-  async commitEach(parts: readonly CommitBatch[]): Promise<PartResult[]> {
-    const failing = this.failNext;
-    if (failing) {
-      this.failNext = null;
-      failing.reached();
-      await failing.release;
-      const away = new WardenError('unavailable', 'NATS is away', { retryable: true });
-      return parts.map(() => ({ ok: false, error: away }));
-    }
-    return parts.map((part) => this.commitOne(part));
-  }
-
-  private commitOne(part: CommitBatch): PartResult {
-    const actor = part.actors[0]!;
-    const id = `${actor.kind}:${actor.key}`;
-    if ((this.shared.records.get(id)?.revision ?? 0) !== actor.revision)
-      return { ok: false, error: new ConflictError(`${id} changed since revision ${actor.revision}`) };
-    const record: ActorRecord = { ...actor, revision: actor.revision + 1 };
-    this.shared.records.set(id, record);
-    for (const handle of this.shared.handles)
-      if (handle !== this) for (const listener of handle.listeners) listener(record);
-    return { ok: true, revision: record.revision };
-  }
-
-  async pendingOutbox(): Promise<OutboxEntry[]> {
-    return [];
-  }
-  async markPublished(): Promise<void> {}
-  async history(): Promise<[]> {
-    return [];
-  }
-  async close(): Promise<void> {}
-
-  watch(listener: (record: ActorRecord) => void): Unsubscribe {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-}
+import { SharedRecords, SharedStore } from '../support/shared-store.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
