@@ -116,8 +116,10 @@ describe('NATS mode: the rollback event handed to the training config in process
     await jetstream(nats.client.nc).publish(rolledBack!.subject, JSON.stringify(rolledBack!.data), {
       msgID: `${event.event_id}-again`,
     });
-    await eventually(() => expect(answers).toEqual(['paused', 'duplicate']));
+    // Delivered at least once again (a machine busy past the tests' 2 s ack wait delivers it once more).
+    await eventually(() => expect(answers.slice(0, 2)).toEqual(['paused', 'duplicate']));
     await w.settled();
+    expect(answers.slice(1).every((answer) => answer === 'duplicate')).toBe(true);
     expect((await nats.client.stored(`${prefix}.evt.training_paused.>`, stream)).length).toBe(1);
     expect(w.warden.status('hm').training[0]).toMatchObject({ status: 'paused' });
     expect(w.warden.status('hm').models[0]).toMatchObject({ state: 'cooldown', production_version: 'v1' });
