@@ -446,18 +446,23 @@ export class KvStore implements StateStore {
       seen.add(id);
       records.push({ record, order: records.length });
     };
-    for (const [key, cached] of this.cache) {
-      const parsed = parseKey(key);
-      if (!parsed || (query.modelId !== undefined && parsed.id !== query.modelId)) continue;
-      if (parsed.kind === 'history') (cached.value as HistoryValue).records.forEach(add);
+    // One model's: its two keys, not a scan of every cached value (a million actors in NATS mode).
+    const modelId = query.modelId;
+    const entries: Iterable<[string, Cached]> =
+      modelId === undefined
+        ? this.cache
+        : [historyKey(modelId), actorKey('model', modelId)].flatMap((key) => {
+            const cached = this.cache.get(key);
+            return cached ? [[key, cached] as [string, Cached]] : [];
+          });
+    const models: ActorValue[] = [];
+    for (const [key, cached] of entries) {
+      const kind = parseKey(key)?.kind;
+      if (kind === 'history') (cached.value as HistoryValue).records.forEach(add);
+      else if (kind === 'model') models.push(cached.value as ActorValue);
     }
     // Committed but not yet moved to the history key (their events are being published).
-    for (const [key, cached] of this.cache) {
-      const parsed = parseKey(key);
-      if (parsed?.kind === 'model' && (query.modelId === undefined || parsed.id === query.modelId)) {
-        (cached.value as ActorValue).history.forEach(add);
-      }
-    }
+    for (const value of models) value.history.forEach(add);
     records.sort((a, b) => b.record.at - a.record.at || b.order - a.order);
     return records.slice(0, query.limit).map((r) => r.record);
   }
