@@ -220,11 +220,17 @@ async function tracesOf(
   }
   instances.forEach((child, i) => {
     const out = child.stdout().split('\n');
-    for (const line of out) if (mentions(line)) lines.push(`#${i} ${line}`);
+    // Of the records committed elsewhere that an instance heard of (SEEN), the last few per model.
+    const seen = (line: string) => line.startsWith('SEEN ');
+    for (const line of out) if (mentions(line) && !seen(line)) lines.push(`#${i} ${line}`);
+    for (const model of models) {
+      const heard = out.filter((line) => seen(line) && line.startsWith(`SEEN ${model} `));
+      for (const line of heard.slice(-3)) lines.push(`#${i} ${line}`);
+    }
     for (const line of out.filter((l) => l.startsWith('PARTITIONS ')).slice(-12)) lines.push(`#${i} ${line}`);
     lines.push(`#${i} exit ${child.process.exitCode ?? child.process.signalCode ?? 'running'}`);
   });
-  return lines.slice(0, 150);
+  return lines.slice(0, 300);
 }
 
 /** The partitions a traced Warden process (WARDEN_TEST_TRACE) holds now, and since when. */
