@@ -91,9 +91,12 @@ interface Host {
   /**
    * Its last commit got no answer (see PartResult.outcomeUnknown): the write may have landed, and the copy
    * may be behind what is stored until the store brings it in line. Meanwhile an event the copy refuses as
-   * stale is not answered as such (its sender would drop it for good): it fails, retryably, and comes again.
+   * stale is not answered as such (its sender would drop it for good): it fails, retryably, and comes again;
+   * and the store is read to learn what is stored (see learnWhatIsStored).
    */
   outcomeUnknown: boolean;
+  /** A read of the store under way for `outcomeUnknown`. */
+  learning: boolean;
   /** Registry writes of promotions still out: the start-up index flags the actor until they are done. */
   registryWrites: number;
   /**
@@ -541,6 +544,7 @@ export class ActorRuntime {
       handingBack: null,
       parked: null,
       outcomeUnknown: false,
+      learning: false,
       registryWrites: 0,
       registryTail: null,
       pointerMayLag: false,
@@ -667,6 +671,7 @@ export class ActorRuntime {
     };
     if (outcome.kind === 'stale' && host.outcomeUnknown) {
       // Nothing changed; refused by a copy that may be behind what is stored: it comes again (see Host).
+      this.learnWhatIsStored(host);
       reject(
         new WardenError(
           'unavailable',
@@ -735,6 +740,7 @@ export class ActorRuntime {
     if (dropped.length > 0) this.batch = this.batch.filter((d) => d.host !== host);
     for (const d of dropped) d.reject(revertedError(host.kind, host.key));
     this.followParked(host);
+    this.droppedIfNeverCommitted(host);
     if (position === undefined || this.reverted.has(host)) return;
     this.reverted.add(host);
     setImmediate(() => this.reverted.delete(host));
@@ -930,8 +936,57 @@ export class ActorRuntime {
       await this.flush(attempt + 1);
       return;
     }
-    // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
-    for (const host of hosts) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
+    for (const host of hosts) {
+      if (this.batch.some((d) => d.host === host)) continue;
+      // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
+      if (!this.droppedIfNeverCommitted(host)) this.afterCommit(host);
+    }
+  }
+
+  /**
+   * Reads the actor from the store, for a copy whose last commit got no answer: a record newer than the copy
+   * is followed (the commit landed, or another instance wrote since); the copy's own revision means nothing
+   * landed, and the copy is what is stored. While the store does not answer (NATS away), the copy stays
+   * uncertain, and the next refused event asks again.
+   */
+  private learnWhatIsStored(host: Host): void {
+    if (host.learning) return;
+    host.learning = true;
+    this.deps.store
+      .loadActor(host.kind, host.key)
+      .then(
+        (record) => {
+          if (this.stopped || !host.outcomeUnknown || this.hosts.get(`${host.kind}:${host.key}`) !== host)
+            return;
+          if (record && record.revision > host.revision) this.adopt(record);
+          // A commit of its own under way settles the question itself.
+          else if (!this.pendingFor(host)) host.outcomeUnknown = false;
+        },
+        (error: unknown) =>
+          host.log.warn(
+            { err: error },
+            'could not read what is stored yet; the next refused event asks again',
+          ),
+      )
+      .finally(() => (host.learning = false));
+  }
+
+  /**
+   * An actor created by an input whose commit failed, with nothing else pending: nothing of it is stored, so
+   * it is not resident either (status, model references and counts would show a model that does not exist;
+   * the input, when it comes again, creates it again). Says whether the host is no longer resident.
+   */
+  private droppedIfNeverCommitted(host: Host): boolean {
+    const id = `${host.kind}:${host.key}`;
+    if (this.hosts.get(id) !== host) return true;
+    if (host.revision !== 0 || this.pendingFor(host)) return false;
+    if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
+    host.timer = null;
+    this.hosts.delete(id);
+    this.residents[host.kind].delete(host.key);
+    host.actor.stop();
+    if (host.kind === 'model') this.modelConfigKeys = null; // asked for again: another model may share it
+    return true;
   }
 
   /**

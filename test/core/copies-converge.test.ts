@@ -1,0 +1,155 @@
+/**
+ * Two instances share a store (NATS mode's shape, in memory) and both write one model and its training
+ * config, racing each other, while some of one instance's writes fail: not written, or written with the
+ * answer lost (outcome unknown, its watch bringing the record later). Whatever the order, once every record
+ * has been heard of, each instance's copy is what the store holds: what a third instance started on the
+ * store reads. Property-based: fast-check draws the operations and the faults. The chaos tests found copies
+ * left behind three times (a record dropped while a commit was pending, a copy reverted after a commit that
+ * failed for a reason of its own, an event refused by a copy behind the store); this is the same class,
+ * without processes, timing or NATS. What it does not model: a single writer (both instances write the model
+ * and run its rollbacks, as two NATS instances never do) and the stored outbox (events of a write whose
+ * answer was lost are not published by anyone), so it checks where the copies end, not the rollback's chain
+ * to the paused training config (the chaos tests do, over NATS).
+ */
+import { rmSync } from 'node:fs';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { MemoryBus } from '../../src/embedded/memory-bus.ts';
+import { createWarden, type Warden } from '../../src/warden.ts';
+import { FakeRegistry } from '../support/fake-registry.ts';
+import { makeDataDir } from '../support/test-warden.ts';
+import { SharedRecords, SharedStore } from '../support/shared-store.ts';
+
+type On = 'a' | 'b';
+type Op =
+  | { readonly on: On; readonly type: 'promote'; readonly elo: number }
+  | { readonly on: On; readonly type: 'evaluate'; readonly elo: number }
+  | { readonly on: On; readonly type: 'lose' | 'fail' }
+  | { readonly on: On; readonly type: 'hear' }
+  | { readonly on: On; readonly type: 'tick'; readonly seconds: number };
+
+const on = fc.constantFrom('a' as const, 'b' as const);
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ on, type: fc.constant('promote' as const), elo: fc.integer({ min: 1400, max: 1600 }) }),
+  fc.record({ on, type: fc.constant('evaluate' as const), elo: fc.integer({ min: 1100, max: 1600 }) }),
+  fc.record({ on, type: fc.constantFrom('lose' as const, 'fail' as const) }),
+  fc.record({ on, type: fc.constant('hear' as const) }),
+  // Timers (cooldowns of an hour, approval deadlines) fire on each instance's own clock.
+  fc.record({ on, type: fc.constant('tick' as const), seconds: fc.integer({ min: 1, max: 7_200 }) }),
+);
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Instance {
+  readonly warden: Warden;
+  readonly store: SharedStore;
+  readonly clock: ManualClock;
+}
+
+async function instance(shared: SharedRecords): Promise<Instance> {
+  const dir = await makeDataDir();
+  dirs.push(dir);
+  const store = new SharedStore(shared);
+  const clock = new ManualClock();
+  const warden = await createWarden(parseConfig({ dataDir: dir }), {
+    clock,
+    registry: new FakeRegistry(true),
+    store,
+    bus: new MemoryBus(),
+  });
+  return { warden, store, clock };
+}
+
+/** What a copy says of the model and its training config (null: no such model there). */
+function view(warden: Warden): unknown {
+  try {
+    const { models, training } = warden.status('m');
+    const { state, production_version, versions, consecutive_regressions } = models[0]!;
+    return { state, production_version, versions, consecutive_regressions, training: training[0]?.status };
+  } catch {
+    return null;
+  }
+}
+
+/** An instance's next commit of a model fails: `fail` writes nothing, `lose` writes and answers as a write lost. */
+function failNextOf(store: SharedStore, type: 'lose' | 'fail'): void {
+  if (type === 'lose') {
+    store.landNext = 'model';
+    return;
+  }
+  store.failNext = { reached: () => undefined, release: Promise.resolve() };
+}
+
+async function settle(...instances: Instance[]): Promise<void> {
+  // Timers of retries (a rollback result to store again) run on each instance's clock: a few seconds on.
+  for (let i = 0; i < 3; i++) {
+    for (const x of instances) {
+      x.store.deliverLanded();
+      x.clock.advance(1_000);
+    }
+    await Promise.all(instances.map((x) => x.warden.idle()));
+  }
+}
+
+describe('copies of an actor on instances sharing a store', () => {
+  it('end as the store holds them, whatever the races and the failed or lost writes', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 14 }), async (ops) => {
+        const shared = new SharedRecords();
+        const a = await instance(shared);
+        const b = await instance(shared);
+        let version = 0;
+        try {
+          await a.warden.promote({ model_id: 'm', version: `v${++version}`, elo: 1500 });
+          for (const o of ops) {
+            const x = o.on === 'a' ? a : b;
+            switch (o.type) {
+              case 'hear':
+                x.store.deliverLanded();
+                break;
+              case 'lose':
+              case 'fail':
+                failNextOf(x.store, o.type);
+                break;
+              case 'tick':
+                x.clock.advance(o.seconds * 1000);
+                await x.warden.idle();
+                break;
+              case 'promote':
+                await x.warden
+                  .promote({ model_id: 'm', version: `v${++version}`, elo: o.elo })
+                  .catch(() => undefined);
+                break;
+              case 'evaluate':
+                await x.warden
+                  .evaluate({ model_id: 'm', current_elo: o.elo, games_played: 200 })
+                  .catch(() => undefined);
+            }
+          }
+          for (const x of [a, b]) {
+            x.store.failNext = null;
+            x.store.landNext = null;
+          }
+          await settle(a, b);
+          const truth = await instance(shared);
+          try {
+            expect(view(a.warden), 'A').toEqual(view(truth.warden));
+            expect(view(b.warden), 'B').toEqual(view(truth.warden));
+          } finally {
+            await truth.warden.stop();
+          }
+        } finally {
+          await a.warden.stop();
+          await b.warden.stop();
+        }
+      }),
+      // A run that hangs (an event refused for ever, say) fails as such, with its counterexample.
+      { numRuns: 150, timeout: 3_000 },
+    );
+  }, 120_000);
+});
