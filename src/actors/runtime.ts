@@ -740,7 +740,6 @@ export class ActorRuntime {
     if (dropped.length > 0) this.batch = this.batch.filter((d) => d.host !== host);
     for (const d of dropped) d.reject(revertedError(host.kind, host.key));
     this.followParked(host);
-    this.droppedIfNeverCommitted(host);
     if (position === undefined || this.reverted.has(host)) return;
     this.reverted.add(host);
     setImmediate(() => this.reverted.delete(host));
@@ -936,11 +935,8 @@ export class ActorRuntime {
       await this.flush(attempt + 1);
       return;
     }
-    for (const host of hosts) {
-      if (this.batch.some((d) => d.host === host)) continue;
-      // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
-      if (!this.droppedIfNeverCommitted(host)) this.afterCommit(host);
-    }
+    // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
+    for (const host of hosts) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
   }
 
   /**
@@ -969,24 +965,6 @@ export class ActorRuntime {
           ),
       )
       .finally(() => (host.learning = false));
-  }
-
-  /**
-   * An actor created by an input whose commit failed, with nothing else pending: nothing of it is stored, so
-   * it is not resident either (status, model references and counts would show a model that does not exist;
-   * the input, when it comes again, creates it again). Says whether the host is no longer resident.
-   */
-  private droppedIfNeverCommitted(host: Host): boolean {
-    const id = `${host.kind}:${host.key}`;
-    if (this.hosts.get(id) !== host) return true;
-    if (host.revision !== 0 || this.pendingFor(host)) return false;
-    if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
-    host.timer = null;
-    this.hosts.delete(id);
-    this.residents[host.kind].delete(host.key);
-    host.actor.stop();
-    if (host.kind === 'model') this.modelConfigKeys = null; // asked for again: another model may share it
-    return true;
   }
 
   /**

@@ -65,11 +65,16 @@ async function instance(shared: SharedRecords): Promise<Instance> {
   return { warden, store, clock };
 }
 
-/** What a copy says of the model and its training config (null: no such model there). */
+/**
+ * What a copy says of the model and its training config (null: no such model there). A model created by an
+ * input whose write failed stays resident with nothing stored (no version): the input that comes again, and
+ * those after it, find it there, in order. It reads as no model, as the store says.
+ */
 function view(warden: Warden): unknown {
   try {
     const { models, training } = warden.status('m');
     const { state, production_version, versions, consecutive_regressions } = models[0]!;
+    if (versions.length === 0 && training.length === 0) return null;
     return { state, production_version, versions, consecutive_regressions, training: training[0]?.status };
   } catch {
     return null;
