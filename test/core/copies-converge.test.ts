@@ -1,7 +1,7 @@
 /**
  * Two instances share a store (NATS mode's shape, in memory) and both write one model and its training
- * config, racing each other, while some of one instance's writes fail: not written, or written with the
- * answer lost (outcome unknown, its watch bringing the record later). Whatever the order, once every record
+ * config, racing each other, while some of their writes fail: not written (and known as such), or written
+ * with the answer lost (outcome unknown, the instance's watch bringing the record later). Whatever the order, once every record
  * has been heard of, each instance's copy is what the store holds: what a third instance started on the
  * store reads. Property-based: fast-check draws the operations and the faults. The chaos tests found copies
  * left behind three times (a record dropped while a commit was pending, a copy reverted after a commit that
@@ -153,8 +153,9 @@ describe('copies of an actor on instances sharing a store', () => {
           await b.warden.stop();
         }
       }),
-      // A run that hangs (an event refused for ever, say) fails as such, with its counterexample.
-      { numRuns: 150, timeout: 3_000 },
+      // A run that hangs (an event refused for ever, say) fails as such, with its counterexample. A run takes
+      // milliseconds, or about a second where an event waits for the outbox's retry (one a second).
+      { numRuns: 150, timeout: 10_000 },
     );
   }, 120_000);
 });
