@@ -220,7 +220,7 @@ async function tracesOf(
   }
   instances.forEach((child, i) => {
     const out = child.stdout().split('\n');
-    // Of the records committed elsewhere that an instance heard of (SEEN), the last few per model.
+    // Of the records an instance's runtime was told of (SEEN), the last few per model.
     const seen = (line: string) => line.startsWith('SEEN ');
     for (const line of out) if (mentions(line) && !seen(line)) lines.push(`#${i} ${line}`);
     for (const model of models) {
