@@ -62,7 +62,7 @@ describe('a commit whose outcome is unknown', () => {
         () => 'comes again',
       );
 
-      // The store brings the copy in line (its watch brings the stored record).
+      // The copy is in line: the refusal made it read the store, and its watch brings the record too.
       store.deliverLanded();
       expect(state()).toBe('rolledBack');
       if (first === 'comes again') await acknowledge();
