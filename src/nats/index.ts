@@ -9,7 +9,7 @@ import { isToken } from '../domain/model-ref.ts';
 import { RecentIds } from '../domain/recent-ids.ts';
 import { connectNats, describeServers } from './connection.ts';
 import { natsNames, type NatsNames } from './names.ts';
-import { DEFAULT_JETSTREAM_SETTINGS, ensureStreams, type JetStreamSettings } from './setup.ts';
+import { DEFAULT_JETSTREAM_SETTINGS, ensureBuckets, ensureStreams, type JetStreamSettings } from './setup.ts';
 import { NatsBus, type NatsBusOptions, type PartitionedSpec } from './bus.ts';
 import { KvStore, DEFAULT_KV_STORE_OPTIONS, type KvStoreOptions, type WriteFence } from './kv-store.ts';
 import { Partitions } from './partitions.ts';
@@ -243,12 +243,7 @@ export async function createNatsAdapters(
     const jsm = await jetstreamManager(link.nc);
     await ensureStreams(jsm, names, settings, config.nats.partitions > 1);
     const kvm = new Kvm(js);
-    const [actorKv, trainingKv, registryKv, leaseKv] = await Promise.all([
-      kvm.create(names.actorBucket, { history: 1, storage: 'file' }),
-      kvm.create(names.trainingBucket, { history: 10, storage: 'file' }),
-      kvm.create(names.registryBucket, { history: 10, storage: 'file' }),
-      kvm.create(names.leaseBucket, { history: 1, storage: 'file', ttl: settings.leaseTtlMs }),
-    ]);
+    const { actorKv, trainingKv, registryKv, leaseKv } = await ensureBuckets(kvm, names, settings);
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
     // The control lease: training configs, rollback events, commands, and with one partition every input.
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);

@@ -8,6 +8,7 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
+import type { KV, Kvm, KvOptions } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsNames } from './names.ts';
 
@@ -92,6 +93,45 @@ export async function ensureStreams(
     max_age: nanos(settings.eventMaxAgeMs),
     duplicate_window: nanos(Math.min(settings.duplicateWindowMs, settings.eventMaxAgeMs)),
   });
+}
+
+/**
+ * What nats-server 2.9 answers the loser of two identical stream creations sent at the same moment, for a
+ * moment: the name in use (10058), or the subjects overlapping with the stream being made (10065).
+ */
+const CREATED_AT_THE_SAME_MOMENT: ReadonlySet<number> = new Set([10058, 10065]);
+const BUCKET_ATTEMPTS = 5;
+
+/**
+ * Opens a KV bucket, creating it if it does not exist. Instances that start together race to create the
+ * same buckets, and the server can refuse the loser's identical request for a moment (seen in 5 of 240
+ * concurrent creations): it is asked again, a little later, a few times.
+ */
+async function ensureBucket(kvm: Kvm, name: string, options: Partial<KvOptions>): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kvm.create(name, options);
+    } catch (error) {
+      const raced = error instanceof JetStreamApiError && CREATED_AT_THE_SAME_MOMENT.has(error.code);
+      if (!raced || attempt >= BUCKET_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+    }
+  }
+}
+
+/** Warden's four KV buckets: actor state, training state, the registry, and the leases. */
+export async function ensureBuckets(
+  kvm: Kvm,
+  names: NatsNames,
+  settings: JetStreamSettings,
+): Promise<{ actorKv: KV; trainingKv: KV; registryKv: KV; leaseKv: KV }> {
+  const [actorKv, trainingKv, registryKv, leaseKv] = await Promise.all([
+    ensureBucket(kvm, names.actorBucket, { history: 1, storage: 'file' }),
+    ensureBucket(kvm, names.trainingBucket, { history: 10, storage: 'file' }),
+    ensureBucket(kvm, names.registryBucket, { history: 10, storage: 'file' }),
+    ensureBucket(kvm, names.leaseBucket, { history: 1, storage: 'file', ttl: settings.leaseTtlMs }),
+  ]);
+  return { actorKv, trainingKv, registryKv, leaseKv };
 }
 
 export interface DurableSpec {
