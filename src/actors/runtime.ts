@@ -958,11 +958,14 @@ export class ActorRuntime {
           // A commit of its own under way settles the question itself.
           else if (!this.pendingFor(host)) host.outcomeUnknown = false;
         },
-        (error: unknown) =>
+        (error: unknown) => {
+          // Stopped meanwhile (the store closed under the read): nothing to ask again.
+          if (this.stopped) return;
           host.log.warn(
             { err: error },
             'could not read what is stored yet; the next refused event asks again',
-          ),
+          );
+        },
       )
       .finally(() => (host.learning = false));
   }
