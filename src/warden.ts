@@ -411,7 +411,7 @@ export class Warden {
       model_id: p.modelId,
       version: p.version,
       outcome: refuseIfBusy(p.modelId, outcome),
-      state: this.runtime.model(p.modelId)!.state,
+      state: this.runtime.modelState(p.modelId)!,
     };
     this.accepted('promotion', at, input, p.modelId);
     return result;

@@ -164,6 +164,9 @@ function promotionOf(context: ModelContext, version: string): RollbackRequest['f
   };
 }
 
+/** An actor's id in `hosts` and in the deadline index. */
+const idOf = (host: Pick<Host, 'kind' | 'key'>): string => `${host.kind}:${host.key}`;
+
 /** An input not applied because an input of the same actor failed in the same turn (retryable). */
 function revertedError(kind: ActorKind, key: string): WardenError {
   return new WardenError(
@@ -201,8 +204,11 @@ export class ActorRuntime {
   private stopped = false;
   /** Actors whose commit is in flight: a record from another instance must not replace them meanwhile. */
   private readonly committing = new Set<Host>();
-  /** Actors put back to their committed snapshot by a failed input in this turn (see dropUncommitted). */
-  private readonly reverted = new Set<Host>();
+  /**
+   * Actors (`kind:key`) put back to their committed snapshot by a failed input in this turn (see
+   * dropUncommitted): by id, not by host, so that the rule holds for a host forgotten and made again.
+   */
+  private readonly reverted = new Set<string>();
   private unwatch: Unsubscribe | null = null;
   /**
    * Lazy mode (a store that can peek): actors load on demand; those not resident keep their next timer
@@ -586,6 +592,9 @@ export class ActorRuntime {
   ): Promise<Outcome | TrainingOutcome> {
     if (this.stopped)
       return Promise.reject(new WardenError('unavailable', 'Warden is shutting down', { retryable: true }));
+    // The rule of order after a failure (see applyAlone) comes first: an actor that failed may be gone.
+    if (position !== undefined && this.reverted.size > 0 && this.reverted.has(`${kind}:${key}`))
+      return Promise.reject(revertedError(kind, key));
     let host: Host | undefined;
     try {
       host = this.host(kind, key);
@@ -621,7 +630,7 @@ export class ActorRuntime {
   ): void {
     // An input with a log position is not applied ahead of an earlier one of its actor that failed in this
     // turn (that one comes again, and must come first).
-    if (position !== undefined && this.reverted.has(host)) {
+    if (position !== undefined && this.reverted.has(idOf(host))) {
       reject(revertedError(host.kind, host.key));
       return;
     }
@@ -740,9 +749,30 @@ export class ActorRuntime {
     if (dropped.length > 0) this.batch = this.batch.filter((d) => d.host !== host);
     for (const d of dropped) d.reject(revertedError(host.kind, host.key));
     this.followParked(host);
-    if (position === undefined || this.reverted.has(host)) return;
-    this.reverted.add(host);
-    setImmediate(() => this.reverted.delete(host));
+    this.forgetIfNeverStored(host);
+    const id = idOf(host);
+    if (position === undefined || this.reverted.has(id)) return;
+    this.reverted.add(id);
+    setImmediate(() => this.reverted.delete(id));
+  }
+
+  /**
+   * A copy made by an input whose write failed, with nothing of it stored: it goes, so that no view shows an
+   * actor that does not exist (a model with no version). The input that comes again makes it again. It
+   * stays while its last write may have landed (see Host.outcomeUnknown), while anything of it is pending,
+   * and while a record of another instance waits for it (it is followed instead).
+   */
+  private forgetIfNeverStored(host: Host): void {
+    const id = idOf(host);
+    if (host.revision !== 0 || host.outcomeUnknown || host.parked || this.pendingFor(host)) return;
+    if (host.handingBack !== null || host.registryWrites > 0 || this.hosts.get(id) !== host) return;
+    if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
+    host.timer = null;
+    this.hosts.delete(id);
+    this.residents[host.kind].delete(host.key);
+    host.actor.stop();
+    // Its config key may have been counted for it alone: read the models' keys again when next asked.
+    if (host.kind === 'model') this.modelConfigKeys = null;
   }
 
   /** Back to the last committed snapshot (or to a fresh actor, when nothing was committed yet). */
@@ -937,6 +967,7 @@ export class ActorRuntime {
     }
     // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
     for (const host of hosts) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
+    for (const host of hosts) this.forgetIfNeverStored(host);
   }
 
   /**
@@ -952,8 +983,7 @@ export class ActorRuntime {
       .loadActor(host.kind, host.key)
       .then(
         (record) => {
-          if (this.stopped || !host.outcomeUnknown || this.hosts.get(`${host.kind}:${host.key}`) !== host)
-            return;
+          if (this.stopped || !host.outcomeUnknown || this.hosts.get(idOf(host)) !== host) return;
           if (record && record.revision > host.revision) this.adopt(record);
           // A commit of its own under way settles the question itself.
           else if (!this.pendingFor(host)) host.outcomeUnknown = false;
@@ -1021,7 +1051,7 @@ export class ActorRuntime {
     const record = host.parked;
     if (!record || this.pendingFor(host)) return;
     host.parked = null;
-    if (this.hosts.get(`${host.kind}:${host.key}`) === host) this.adopt(record);
+    if (this.hosts.get(idOf(host)) === host) this.adopt(record);
   }
 
   private track<T>(promise: Promise<T>): void {
@@ -1342,7 +1372,7 @@ export class ActorRuntime {
   }
 
   private passivate(host: Host): void {
-    const id = `${host.kind}:${host.key}`;
+    const id = idOf(host);
     const { at } = this.deadlineOf(host);
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;

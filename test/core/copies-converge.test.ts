@@ -40,6 +40,12 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ on, type: fc.constant('tick' as const), seconds: fc.integer({ min: 1, max: 7_200 }) }),
 );
 
+/** The write of the promotion that makes the model may fail too (most runs: it does not). */
+const firstFault = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(null) },
+  { weight: 1, arbitrary: fc.constantFrom('lose' as const, 'fail' as const) },
+);
+
 const dirs: string[] = [];
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -66,15 +72,14 @@ async function instance(shared: SharedRecords): Promise<Instance> {
 }
 
 /**
- * What a copy says of the model and its training config (null: no such model there). A model created by an
- * input whose write failed stays resident with nothing stored (no version): the input that comes again, and
- * those after it, find it there, in order. It reads as no model, as the store says.
+ * What a copy says of the model and its training config (null: no such model there). A model made by an input
+ * whose write failed, with nothing stored, is not shown (it would have no version): it reads as no model only
+ * when the copy has forgotten it.
  */
 function view(warden: Warden): unknown {
   try {
     const { models, training } = warden.status('m');
     const { state, production_version, versions, consecutive_regressions } = models[0]!;
-    if (versions.length === 0 && training.length === 0) return null;
     return { state, production_version, versions, consecutive_regressions, training: training[0]?.status };
   } catch {
     return null;
@@ -104,13 +109,16 @@ async function settle(...instances: Instance[]): Promise<void> {
 describe('copies of an actor on instances sharing a store', () => {
   it('end as the store holds them, whatever the races and the failed or lost writes', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 14 }), async (ops) => {
+      fc.asyncProperty(firstFault, fc.array(op, { minLength: 1, maxLength: 14 }), async (first, ops) => {
         const shared = new SharedRecords();
         const a = await instance(shared);
         const b = await instance(shared);
         let version = 0;
         try {
-          await a.warden.promote({ model_id: 'm', version: `v${++version}`, elo: 1500 });
+          if (first !== null) failNextOf(a.store, first);
+          await a.warden
+            .promote({ model_id: 'm', version: `v${++version}`, elo: 1500 })
+            .catch(() => undefined);
           for (const o of ops) {
             const x = o.on === 'a' ? a : b;
             switch (o.type) {

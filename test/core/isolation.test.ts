@@ -20,6 +20,7 @@ import { makeDataDir, startTestWarden, type TestWarden } from '../support/test-w
 import { createModelMachine } from '../../src/machines/model-machine.ts';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
+import type { CommitBatch, StateStore } from '../../src/actors/ports.ts';
 
 const POISON = 6666;
 
@@ -428,5 +429,85 @@ describe('an input that fails when a batch is applied again after a conflict', (
     await runtime.idle();
     expect(committedIds()).toEqual([]);
     await runtime.stop();
+  });
+});
+
+describe('a model whose first input fails exists nowhere', () => {
+  /** A runtime over SQLite whose next commit can be refused, and whose promotion step can throw once. */
+  function fragileRuntime() {
+    const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
+    const faults = { refuseNextCommit: false, throwOnNextPromotion: false };
+    const sqlite = new SqliteStore(':memory:');
+    const store: StateStore = Object.assign(Object.create(sqlite) as SqliteStore, {
+      commit: (batch: CommitBatch) => {
+        if (!faults.refuseNextCommit) return sqlite.commit(batch);
+        faults.refuseNextCommit = false;
+        return Promise.reject(new Error('disk I/O error'));
+      },
+    });
+    const runtime = new ActorRuntime({
+      modelMachine: createModelMachine(policy),
+      trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+      modelPolicy: policy,
+      store,
+      registry: new FakeRegistry(),
+      bus: new MemoryBus(),
+      clock: new ManualClock(),
+      logger: pino({ level: 'silent' }),
+      prefix: 'warden',
+      observer: {
+        outcome: (_kind, _key, _event, outcome) => {
+          if (outcome.kind !== 'promoted' || !faults.throwOnNextPromotion) return;
+          faults.throwOnNextPromotion = false;
+          throw new Error('a bug in the step');
+        },
+      },
+    });
+    return { runtime, store, faults };
+  }
+  const promoted = (at: number): ModelEvent => ({ type: 'PROMOTED', at, version: 'v1', elo: 1500 });
+
+  it('is not shown when the write that would make it fails, and the promotion that comes again makes it', async () => {
+    const { runtime, store, faults } = fragileRuntime();
+    await runtime.start();
+    faults.refuseNextCommit = true;
+    await expect(runtime.dispatchModel('n', promoted(1), { configKey: 'n' })).rejects.toThrow('disk I/O');
+    // Nothing is stored: no view shows a model with no version.
+    expect(runtime.model('n')).toBeNull();
+    expect(runtime.hasModel('n')).toBe(false);
+    expect(runtime.models()).toEqual([]);
+    expect(runtime.hasModelWithConfigKey('n')).toBe(false);
+    await expect(runtime.dispatchModel('n', evaluated(1490, 2))).rejects.toMatchObject({
+      code: 'unknown_model',
+    });
+    await runtime.dispatchModel('n', promoted(3), { configKey: 'n' });
+    expect(runtime.model('n')!.context.productionVersion).toBe('v1');
+    await runtime.stop();
+    await store.close();
+  });
+
+  it('with log positions (NATS), an input of the same turn after it is refused as retryable, not as unknown', async () => {
+    const { runtime, store, faults } = fragileRuntime();
+    await runtime.start();
+    faults.throwOnNextPromotion = true;
+    const [promotion, evaluation] = await Promise.allSettled([
+      runtime.dispatchModel('n', promoted(1), { configKey: 'n' }, 1),
+      runtime.dispatchModel('n', withId(evaluated(1490, 2), 'a'), undefined, 2),
+    ]);
+    expect(promotion).toMatchObject({ status: 'rejected', reason: { code: 'internal' } });
+    // It must come again after the promotion: a refusal as an unknown model would drop it for good.
+    expect(evaluation).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'unavailable', retryable: true },
+    });
+    expect(runtime.model('n')).toBeNull();
+    // Both come again, in order, in a later turn, and are taken.
+    await new Promise((next) => setImmediate(next));
+    await runtime.dispatchModel('n', promoted(3), { configKey: 'n' }, 1);
+    expect(await runtime.dispatchModel('n', withId(evaluated(1490, 4), 'a'), undefined, 2)).toMatchObject({
+      kind: 'healthy',
+    });
+    await runtime.stop();
+    await store.close();
   });
 });
