@@ -986,7 +986,10 @@ export class ActorRuntime {
           if (this.stopped || !host.outcomeUnknown || this.hosts.get(idOf(host)) !== host) return;
           if (record && record.revision > host.revision) this.adopt(record);
           // A commit of its own under way settles the question itself.
-          else if (!this.pendingFor(host)) host.outcomeUnknown = false;
+          else if (!this.pendingFor(host)) {
+            host.outcomeUnknown = false;
+            this.forgetIfNeverStored(host); // nothing of it landed
+          }
         },
         (error: unknown) => {
           // Stopped meanwhile (the store closed under the read): nothing to ask again.

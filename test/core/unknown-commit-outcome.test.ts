@@ -72,4 +72,41 @@ describe('a commit whose outcome is unknown', () => {
       await warden.stop();
     }
   });
+
+  it("of a model's first write that did not land: the model is forgotten once the store is read", async () => {
+    const dir = await makeDataDir();
+    dirs.push(dir);
+    const store = new SharedStore(new SharedRecords());
+    const bus = new MemoryBus();
+    const warden = await createWarden(parseConfig({ dataDir: dir }), {
+      clock: new ManualClock(),
+      registry: new FakeRegistry(),
+      store,
+      bus,
+    });
+    try {
+      store.dropNext = true;
+      await expect(warden.promote({ model_id: 'm', version: 'v1', elo: 1500 })).rejects.toMatchObject({
+        retryable: true,
+      });
+      // In doubt, the copy stays: its write may have landed (its input comes again meanwhile).
+      expect(warden.status('m').models[0]!.versions).toEqual([]);
+      // An event it refuses makes it read the store, which holds nothing of it: it goes.
+      await expect(
+        bus.publish('warden.int.pause_acknowledged.m', {
+          event_id: 'ack-1',
+          timestamp: 1,
+          rollback_id: 'r1',
+          model_id: 'm',
+          config_key: 'm',
+        }),
+      ).rejects.toMatchObject({ retryable: true });
+      await warden.idle();
+      expect(() => warden.status('m')).toThrow(/unknown model/);
+      await warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+      expect(warden.status('m').models[0]!.production_version).toBe('v1');
+    } finally {
+      await warden.stop();
+    }
+  });
 });

@@ -19,7 +19,8 @@ export class SharedRecords {
 }
 
 /**
- * One instance's handle on the shared records. `failNext` holds its next commit, then fails it. `landNext`:
+ * One instance's handle on the shared records. `failNext` holds its next commit, then fails it (known not
+ * written). `dropNext`: see there. `landNext`:
  * its next commit of that actor kind is written, but answered as a write that got no answer (the reply lost
  * with NATS), and this handle's own listeners hear of the record only at `deliverLanded` (its watch, once
  * NATS is back).
@@ -28,6 +29,8 @@ export class SharedStore implements StateStore {
   private readonly listeners = new Set<(record: ActorRecord) => void>();
   failNext: { reached: () => void; release: Promise<void> } | null = null;
   landNext: ActorRecord['kind'] | null = null;
+  /** Its next commit is not written, and answered as a write that got no answer (lost on its way). */
+  dropNext = false;
   private landed: ActorRecord[] = [];
 
   constructor(private readonly shared: SharedRecords) {
@@ -56,6 +59,11 @@ export class SharedStore implements StateStore {
       await failing.release;
       const away = new WardenError('unavailable', 'NATS is away', { retryable: true });
       return parts.map(() => ({ ok: false, error: away }));
+    }
+    if (this.dropNext) {
+      this.dropNext = false;
+      const lost = new WardenError('unavailable', 'the write got no answer', { retryable: true });
+      return parts.map(() => ({ ok: false, error: lost, outcomeUnknown: true }));
     }
     return parts.map((part) => {
       if (part.actors[0]?.kind !== this.landNext) return this.commitOne(part);
