@@ -72,9 +72,9 @@ async function instance(shared: SharedRecords): Promise<Instance> {
 }
 
 /**
- * What a copy says of the model and its training config (null: no such model there). A model made by an input
- * whose write failed, with nothing stored, is not shown (it would have no version): it reads as no model only
- * when the copy has forgotten it.
+ * What a copy says of the model and its training config (null: no such model there). A model whose first
+ * write failed, with nothing stored, must not be shown at all (it would show with no version): the copy
+ * forgets it, and status answers that the model is unknown, as on the store.
  */
 function view(warden: Warden): unknown {
   try {
