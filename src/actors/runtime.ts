@@ -961,12 +961,11 @@ export class ActorRuntime {
     }
     for (const d of retry ? [...batch, ...later] : later)
       this.applyAlone(d.host, d.event, d.create, d.resolve, d.reject, d.position);
-    if (retry) {
-      await this.flush(attempt + 1);
-      return;
-    }
-    // Back on committed state: its effects and timers apply (a commit that took more events skipped them).
-    for (const host of hosts) if (!this.batch.some((d) => d.host === host)) this.afterCommit(host);
+    if (retry) await this.flush(attempt + 1);
+    // Back on committed state, its own or the one read again: its effects and timers apply. A commit that
+    // took more events skipped them, and events applied again that change nothing (found applied in the
+    // state read again) commit nothing that would start them.
+    for (const host of hosts) if (!this.pendingFor(host)) this.afterCommit(host);
     for (const host of hosts) this.forgetIfNeverStored(host);
   }
 

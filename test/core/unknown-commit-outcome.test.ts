@@ -109,4 +109,37 @@ describe('a commit whose outcome is unknown', () => {
       await warden.stop();
     }
   });
+
+  it('whose input comes again and is found applied: the stored state runs what it calls for (its rollback)', async () => {
+    const dir = await makeDataDir();
+    dirs.push(dir);
+    const store = new SharedStore(new SharedRecords());
+    const registry = new FakeRegistry(true);
+    const warden = await createWarden(parseConfig({ dataDir: dir }), {
+      clock: new ManualClock(),
+      registry,
+      store,
+      bus: new MemoryBus(),
+    });
+    const regression = { event_id: 'e1', model_id: 'm', current_elo: 1200, games_played: 200 };
+    try {
+      await warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+      await warden.promote({ model_id: 'm', version: 'v2', elo: 1500 });
+      // The detection's write lands, but is answered as lost: the copy is back on v2, healthy, in doubt.
+      store.landNext = 'model';
+      await expect(warden.evaluate(regression)).rejects.toMatchObject({ retryable: true });
+      expect(warden.status('m').models[0]!.state).toBe('healthy');
+      // The input comes again: the copy's write conflicts with the landed one, the copy takes the stored
+      // state, and the input is found applied there. Nothing more is written, but the stored state calls
+      // for a rollback, and it must run.
+      await warden.evaluate(regression);
+      await warden.idle();
+      expect(registry.calls.map((r) => r.toVersion)).toEqual(['v1']);
+      // Then the chain goes on as ever: the training config pauses, acknowledges, and the model cools down.
+      expect(warden.status('m').models[0]).toMatchObject({ state: 'cooldown', production_version: 'v1' });
+      expect(warden.status('m').training[0]).toMatchObject({ status: 'paused' });
+    } finally {
+      await warden.stop();
+    }
+  });
 });
