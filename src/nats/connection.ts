@@ -8,6 +8,7 @@ import {
 } from '@nats-io/transport-node';
 import type { Config } from '../config/schema.ts';
 import { WardenError } from '../domain/errors.ts';
+import { LostAnswers } from './lost-answers.ts';
 
 /** How long an orderly close waits for NATS to take what is pending. */
 export const DEFAULT_CLOSE_DEADLINE_MS = 5_000;
@@ -18,6 +19,8 @@ export interface NatsLink {
   connected(): boolean;
   /** Calls `listener` after each reconnection; returns the unsubscribe function. */
   onReconnect(listener: () => void): () => void;
+  /** Fails requests whose connection is lost (see LostAnswers). */
+  readonly answers: LostAnswers;
   /**
    * Drains the connection (pending publications and acknowledgements are flushed first), and closes it
    * outright when that takes longer than `deadlineMs` (NATS down).
@@ -89,6 +92,7 @@ export async function connectNats(
   const nc = await connect(connectionOptions(settings, name));
   let connected = true;
   const reconnectListeners = new Set<() => void>();
+  const answers = new LostAnswers();
   const log = logger.child({ nats: describeServers(settings) });
   log.info({ server: nc.getServer() }, 'connected to NATS');
   void (async () => {
@@ -96,10 +100,12 @@ export async function connectNats(
       switch (status.type) {
         case 'disconnect':
           connected = false;
+          answers.lost();
           log.warn({ server: status.server }, 'disconnected from NATS; reconnecting');
           break;
         case 'reconnect':
           connected = true;
+          answers.reconnected();
           log.info({ server: status.server }, 'reconnected to NATS');
           for (const listener of reconnectListeners) listener();
           break;
@@ -113,10 +119,12 @@ export async function connectNats(
   })().catch(() => undefined);
   void nc.closed().then((error) => {
     connected = false;
+    answers.closed();
     if (error) log.error({ err: error }, 'NATS connection closed with an error');
   });
   return {
     nc,
+    answers,
     connected: () => connected && !nc.isClosed(),
     onReconnect(listener) {
       reconnectListeners.add(listener);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { Config } from '../config/schema.ts';
 import type { EventBus, ModelRegistry, StateStore } from '../actors/ports.ts';
 import type { Warden } from '../warden.ts';
@@ -8,6 +8,7 @@ import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.t
 import { isToken } from '../domain/model-ref.ts';
 import { RecentIds } from '../domain/recent-ids.ts';
 import { connectNats, describeServers } from './connection.ts';
+import { JETSTREAM_REQUESTS, KV_REQUESTS, withLostAnswers } from './lost-answers.ts';
 import { natsNames, type NatsNames } from './names.ts';
 import { DEFAULT_JETSTREAM_SETTINGS, ensureBuckets, ensureStreams, type JetStreamSettings } from './setup.ts';
 import { NatsBus, type NatsBusOptions, type PartitionedSpec } from './bus.ts';
@@ -243,7 +244,14 @@ export async function createNatsAdapters(
     const jsm = await jetstreamManager(link.nc);
     await ensureStreams(jsm, names, settings, config.nats.partitions > 1);
     const kvm = new Kvm(js);
-    const { actorKv, trainingKv, registryKv, leaseKv } = await ensureBuckets(kvm, names, settings);
+    const buckets = await ensureBuckets(kvm, names, settings);
+    // A key request whose connection is lost fails at once, not after the client's request timeout.
+    const [actorKv, trainingKv, registryKv, leaseKv] = [
+      buckets.actorKv,
+      buckets.trainingKv,
+      buckets.registryKv,
+      buckets.leaseKv,
+    ].map((kv) => withLostAnswers(kv, KV_REQUESTS, link.answers)) as [KV, KV, KV, KV];
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
     // The control lease: training configs, rollback events, commands, and with one partition every input.
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
@@ -390,7 +398,7 @@ export async function createNatsAdapters(
 
     bus = new NatsBus(
       link.nc,
-      js,
+      withLostAnswers(js, JETSTREAM_REQUESTS, link.answers),
       jsm,
       {
         streamPrefixes: [`${p}.in.`, `${p}.evt.`, `${p}.int.`],

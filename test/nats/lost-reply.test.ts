@@ -6,11 +6,12 @@
  * landed"). A second instance shares the server. Whichever write is cut, the chain ends as without the
  * fault: one detection, one rollback, the training config paused once and acknowledged, the model in
  * cooldown on both instances, the registry back on v1. The chaos tests meet lost answers only by chance
- * (nats-server SIGKILLed with a reply on its way); here every write of the chain is cut in turn, each
- * answer waiting out the client's request timeout (5 s). What this does not reach: the interleaving the
- * chaos tests found (a pause acknowledgement reaching a copy put back on its last known commit before its
- * watch brought the landed record, test/core/unknown-commit-outcome.test.ts): here the watch, on a
- * connection back at once, brings the record while the write still waits for its answer.
+ * (nats-server SIGKILLed with a reply on its way); here every write of the chain is cut in turn. The write
+ * fails as soon as its connection is lost (src/nats/lost-answers.ts), and the input comes again while the
+ * copy is behind: the cut at the detection found a model left rolling back for good (its input found
+ * applied in the state read again, whose rollback nothing started; fixed in the runtime's retryBatch). What
+ * this does not reach: a pause acknowledgement refused by a copy put back on its last known commit before
+ * its watch brought the landed record (test/core/unknown-commit-outcome.test.ts has it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CuttingProxy, type Publication } from '../harness/cutting-proxy.ts';
