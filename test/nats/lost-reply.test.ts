@@ -30,33 +30,42 @@ afterAll(async () => {
 
 const MODEL = 'lm';
 
-/** The KV write of an actor whose stored value holds `text` (a state name in its snapshot). */
+/** The KV write of `key` in the bucket `<prefix>_<bucket>` whose value holds `text`. */
 const writeOf =
-  (prefix: string, key: string, text: string) =>
+  (prefix: string, bucket: string, key: string, text: string) =>
   (p: Publication): boolean =>
-    p.subject === `$KV.${prefix}_actors.${key}` && p.body.includes(text);
+    p.subject === `$KV.${prefix}_${bucket}.${key}` && p.body.includes(text);
 
-const CUTS: Array<{ what: string; key: string; text: string }> = [
+const CUTS: Array<{ what: string; bucket: string; key: string; text: string }> = [
   {
     what: "the detection's write (model rolling back)",
+    bucket: 'actors',
     key: `model.${MODEL}`,
     text: '"value":"rollingBack"',
   },
+  { what: "the registry's rollback", bucket: 'registry', key: MODEL, text: `"rollback_id":"${MODEL}.` },
   {
     what: "the rollback result's write (model rolled back)",
+    bucket: 'actors',
     key: `model.${MODEL}`,
     text: '"value":"rolledBack"',
   },
-  { what: "the training config's pause", key: `training.${MODEL}`, text: '"value":"paused"' },
+  {
+    what: "the training config's pause",
+    bucket: 'actors',
+    key: `training.${MODEL}`,
+    text: '"value":"paused"',
+  },
   {
     what: "the pause acknowledgement's write (model in cooldown)",
+    bucket: 'actors',
     key: `model.${MODEL}`,
     text: '"value":"cooldown"',
   },
 ];
 
 describe('NATS mode: a write whose answer is lost on its way', () => {
-  CUTS.forEach(({ what, key, text }, i) => {
+  CUTS.forEach(({ what, bucket, key, text }, i) => {
     it(`at ${what}: the chain ends as without the fault, everything once`, async () => {
       const prefix = `lr${i}`;
       const stream = `${prefix.toUpperCase()}_EVENTS`;
@@ -66,7 +75,7 @@ describe('NATS mode: a write whose answer is lost on its way', () => {
         // The first instance takes the inputs (it holds the lease), through the proxy.
         instances.push(await startNatsWarden(proxy.url, { config }));
         instances.push(await startNatsWarden(nats.server.url, { config }));
-        const cut = proxy.cutAfter(writeOf(prefix, key, text));
+        const cut = proxy.cutAfter(writeOf(prefix, bucket, key, text));
         await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
           event_id: 'p1',
           model_id: `${MODEL}_v1`,
