@@ -1,15 +1,18 @@
 /**
  * Two instances share a store (NATS mode's shape, in memory) and both write one model and its training
  * config, racing each other, while some of their writes fail: not written (and known as such), or written
- * with the answer lost (outcome unknown, the instance's watch bringing the record later). Whatever the order, once every record
- * has been heard of, each instance's copy is what the store holds: what a third instance started on the
- * store reads. Property-based: fast-check draws the operations and the faults. The chaos tests found copies
- * left behind three times (a record dropped while a commit was pending, a copy reverted after a commit that
- * failed for a reason of its own, an event refused by a copy behind the store); this is the same class,
- * without processes, timing or NATS. What it does not model: a single writer (both instances write the model
- * and run its rollbacks, as two NATS instances never do) and the stored outbox (events of a write whose
- * answer was lost are not published by anyone), so it checks where the copies end, not the rollback's chain
- * to the paused training config (the chaos tests do, over NATS).
+ * with the answer lost (outcome unknown, the instance's watch bringing the record later). Whatever the
+ * order, once every record has been heard of, each instance's copy is what the store holds: what a third
+ * instance started on the store reads. Property-based: fast-check draws the operations and the faults. The
+ * chaos tests found copies left behind three times (a record dropped while a commit was pending, a copy
+ * reverted after a commit that failed for a reason of its own, an event refused by a copy behind the store);
+ * this is the same class, without processes, timing or NATS. Inputs carry event ids and may come again (a
+ * redelivery), and no copy may end rolling back (the registries answer at once). What it does not model: a
+ * single writer (both instances write the model and run its rollbacks, as two NATS instances never do; so a
+ * rollback one copy fails to start is run by the other: test/core/unknown-commit-outcome.test.ts has that
+ * case) and the stored outbox (events of a write whose answer was lost are not published by anyone), so it
+ * checks where the copies end, not the rollback's chain to the paused training config (the chaos tests do,
+ * over NATS).
  */
 import { rmSync } from 'node:fs';
 import fc from 'fast-check';
@@ -28,6 +31,7 @@ type Op =
   | { readonly on: On; readonly type: 'evaluate'; readonly elo: number }
   | { readonly on: On; readonly type: 'lose' | 'fail' }
   | { readonly on: On; readonly type: 'hear' }
+  | { readonly on: On; readonly type: 'again' }
   | { readonly on: On; readonly type: 'tick'; readonly seconds: number };
 
 const on = fc.constantFrom('a' as const, 'b' as const);
@@ -36,6 +40,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ on, type: fc.constant('evaluate' as const), elo: fc.integer({ min: 1100, max: 1600 }) }),
   fc.record({ on, type: fc.constantFrom('lose' as const, 'fail' as const) }),
   fc.record({ on, type: fc.constant('hear' as const) }),
+  // The instance's last input comes again, with its event id (a redelivery after its write failed).
+  fc.record({ on, type: fc.constant('again' as const) }),
   // Timers (cooldowns of an hour, approval deadlines) fire on each instance's own clock.
   fc.record({ on, type: fc.constant('tick' as const), seconds: fc.integer({ min: 1, max: 7_200 }) }),
 );
@@ -119,9 +125,21 @@ describe('copies of an actor on instances sharing a store', () => {
           await a.warden
             .promote({ model_id: 'm', version: `v${++version}`, elo: 1500 })
             .catch(() => undefined);
+          let inputs = 0;
+          const last = new Map<Instance, () => Promise<unknown>>();
+          /** Sends an input with an event id, and keeps it to send again. */
+          const send = (x: Instance, input: () => Promise<unknown>) => {
+            last.set(x, input);
+            return input().catch(() => undefined);
+          };
           for (const o of ops) {
             const x = o.on === 'a' ? a : b;
             switch (o.type) {
+              case 'again':
+                await last
+                  .get(x)?.()
+                  .catch(() => undefined);
+                break;
               case 'hear':
                 x.store.deliverLanded();
                 break;
@@ -133,15 +151,25 @@ describe('copies of an actor on instances sharing a store', () => {
                 x.clock.advance(o.seconds * 1000);
                 await x.warden.idle();
                 break;
-              case 'promote':
-                await x.warden
-                  .promote({ model_id: 'm', version: `v${++version}`, elo: o.elo })
-                  .catch(() => undefined);
+              case 'promote': {
+                const promotion = {
+                  event_id: `i${++inputs}`,
+                  model_id: 'm',
+                  version: `v${++version}`,
+                  elo: o.elo,
+                };
+                await send(x, () => x.warden.promote(promotion));
                 break;
-              case 'evaluate':
-                await x.warden
-                  .evaluate({ model_id: 'm', current_elo: o.elo, games_played: 200 })
-                  .catch(() => undefined);
+              }
+              case 'evaluate': {
+                const evaluation = {
+                  event_id: `i${++inputs}`,
+                  model_id: 'm',
+                  current_elo: o.elo,
+                  games_played: 200,
+                };
+                await send(x, () => x.warden.evaluate(evaluation));
+              }
             }
           }
           for (const x of [a, b]) {
@@ -149,6 +177,9 @@ describe('copies of an actor on instances sharing a store', () => {
             x.store.landNext = null;
           }
           await settle(a, b);
+          // The registries answer at once: a rollback the stored state calls for has run on each copy.
+          for (const x of [a, b])
+            expect((view(x.warden) as { state?: string } | null)?.state).not.toBe('rollingBack');
           const truth = await instance(shared);
           try {
             expect(view(a.warden), 'A').toEqual(view(truth.warden));
