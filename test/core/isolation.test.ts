@@ -511,3 +511,64 @@ describe('a model whose first input fails exists nowhere', () => {
     await store.close();
   });
 });
+
+describe('a timer whose commit fails', () => {
+  /** A model awaiting approval (its deadline armed) over a store whose next commit fails with `refusal`. */
+  async function expiringApproval(refusal: Error) {
+    const policy = modelPolicyFrom(
+      parseConfig({
+        detection: { mode: 'threshold' },
+        approval: { requireForSevere: true, timeoutSeconds: 60, onTimeout: 'reject' },
+      }),
+    );
+    const logged: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+    const sqlite = new SqliteStore(':memory:');
+    let refuse = false;
+    const store: StateStore = Object.assign(Object.create(sqlite) as SqliteStore, {
+      commit: (batch: CommitBatch) => {
+        if (!refuse) return sqlite.commit(batch);
+        refuse = false;
+        return Promise.reject(refusal);
+      },
+    });
+    const clock = new ManualClock();
+    const runtime = new ActorRuntime({
+      modelMachine: createModelMachine(policy),
+      trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+      modelPolicy: policy,
+      store,
+      registry: new FakeRegistry(true),
+      bus: new MemoryBus(),
+      clock,
+      logger,
+      prefix: 'warden',
+    });
+    await runtime.start();
+    await runtime.dispatchModel(
+      'm',
+      { type: 'PROMOTED', at: clock.now(), version: 'v1', elo: 1500 },
+      { configKey: 'm' },
+    );
+    await runtime.dispatchModel('m', { type: 'PROMOTED', at: clock.now(), version: 'v2', elo: 1500 });
+    await runtime.dispatchModel('m', evaluated(1440, clock.now()));
+    expect(runtime.model('m')!.state).toBe('awaitingApproval');
+    refuse = true;
+    clock.advance(61_000);
+    await runtime.idle();
+    const timerLines = logged.filter((l) => l.msg.startsWith('timer '));
+    await runtime.stop();
+    await sqlite.close();
+    return timerLines;
+  }
+
+  it('logs a warning when NATS refuses it for now (retryable), an error for any other failure', async () => {
+    const away = new WardenError('unavailable', 'NATS is away', { retryable: true });
+    expect(await expiringApproval(away)).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringContaining('failed; trying again') }),
+    ]);
+    expect(await expiringApproval(new Error('disk I/O error'))).toEqual([
+      expect.objectContaining({ level: 50, msg: expect.stringContaining('failed; trying again') }),
+    ]);
+  });
+});
