@@ -30,6 +30,19 @@ afterAll(async () => {
 
 const MODEL = 'lm';
 
+/** The promise, or a failure that says what never came once `ms` have passed. */
+async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The KV write of `key` in the bucket `<prefix>_<bucket>` whose value holds `text`. */
 const writeOf =
   (prefix: string, bucket: string, key: string, text: string) =>
@@ -92,7 +105,7 @@ describe('NATS mode: a write whose answer is lost on its way', () => {
           current_elo: 1400,
           games_played: 200,
         });
-        await cut;
+        await bounded(cut, 20_000, `the write to cut (${what}) never came`);
         await eventually(
           () => {
             for (const { warden } of instances) {
