@@ -1,7 +1,7 @@
 /**
  * A write whose answer is lost, over real NATS, at each write of the chain from a regression to the paused
  * training config. The instance taking the inputs talks to nats-server through a proxy that forwards one
- * chosen KV write, makes sure the server took it, and cuts the connection before the answer comes back:
+ * chosen KV write (or publication), makes sure the server took it, and cuts the connection before the answer comes back:
  * the write landed, the instance does not know it (docs/contract.md, "A write that got no answer may have
  * landed"). A second instance shares the server. Whichever write is cut, the chain ends as without the
  * fault: one detection, one rollback, the training config paused once and acknowledged, the model in
@@ -14,7 +14,7 @@
  * its watch brought the landed record (test/core/unknown-commit-outcome.test.ts has it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CuttingProxy, type Publication } from '../harness/cutting-proxy.ts';
+import { CuttingProxy } from '../harness/cutting-proxy.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
@@ -43,42 +43,46 @@ async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promis
   }
 }
 
-/** The KV write of `key` in the bucket `<prefix>_<bucket>` whose value holds `text`. */
-const writeOf =
-  (prefix: string, bucket: string, key: string, text: string) =>
-  (p: Publication): boolean =>
-    p.subject === `$KV.${prefix}_${bucket}.${key}` && p.body.includes(text);
+/** A KV write of `key` in the bucket `<prefix>_<bucket>`, or a publication on `<prefix>.<subject>`. */
+type Target = { readonly bucket: string; readonly key: string } | { readonly subject: string };
+const subjectOf = (prefix: string, t: Target): string =>
+  'subject' in t ? `${prefix}.${t.subject}` : `$KV.${prefix}_${t.bucket}.${t.key}`;
 
-const CUTS: Array<{ what: string; bucket: string; key: string; text: string }> = [
+const CUTS: Array<{ what: string; target: Target; text: string }> = [
   {
     what: "the detection's write (model rolling back)",
-    bucket: 'actors',
-    key: `model.${MODEL}`,
+    target: { bucket: 'actors', key: `model.${MODEL}` },
     text: '"value":"rollingBack"',
   },
-  { what: "the registry's rollback", bucket: 'registry', key: MODEL, text: `"rollback_id":"${MODEL}.` },
+  {
+    what: "the registry's rollback",
+    target: { bucket: 'registry', key: MODEL },
+    text: `"rollback_id":"${MODEL}.`,
+  },
   {
     what: "the rollback result's write (model rolled back)",
-    bucket: 'actors',
-    key: `model.${MODEL}`,
+    target: { bucket: 'actors', key: `model.${MODEL}` },
     text: '"value":"rolledBack"',
   },
   {
+    what: 'the rollback event (its publication to the stream)',
+    target: { subject: `evt.promotion_rolled_back.${MODEL}` },
+    text: '"rollback_id"',
+  },
+  {
     what: "the training config's pause",
-    bucket: 'actors',
-    key: `training.${MODEL}`,
+    target: { bucket: 'actors', key: `training.${MODEL}` },
     text: '"value":"paused"',
   },
   {
     what: "the pause acknowledgement's write (model in cooldown)",
-    bucket: 'actors',
-    key: `model.${MODEL}`,
+    target: { bucket: 'actors', key: `model.${MODEL}` },
     text: '"value":"cooldown"',
   },
 ];
 
 describe('NATS mode: a write whose answer is lost on its way', () => {
-  CUTS.forEach(({ what, bucket, key, text }, i) => {
+  CUTS.forEach(({ what, target, text }, i) => {
     it(`at ${what}: the chain ends as without the fault, everything once`, async () => {
       const prefix = `lr${i}`;
       const stream = `${prefix.toUpperCase()}_EVENTS`;
@@ -88,7 +92,7 @@ describe('NATS mode: a write whose answer is lost on its way', () => {
         // The first instance takes the inputs (it holds the lease), through the proxy.
         instances.push(await startNatsWarden(proxy.url, { config }));
         instances.push(await startNatsWarden(nats.server.url, { config }));
-        const cut = proxy.cutAfter(writeOf(prefix, bucket, key, text));
+        const cut = proxy.cutAfter((p) => p.subject === subjectOf(prefix, target) && p.body.includes(text));
         await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
           event_id: 'p1',
           model_id: `${MODEL}_v1`,
