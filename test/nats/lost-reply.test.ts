@@ -1,17 +1,18 @@
 /**
  * A write whose answer is lost, over real NATS, at each write of the chain from a regression to the paused
- * training config. The instance taking the inputs talks to nats-server through a proxy that forwards one
- * chosen KV write (or publication), makes sure the server took it, and cuts the connection before the answer comes back:
- * the write landed, the instance does not know it (docs/contract.md, "A write that got no answer may have
- * landed"). A second instance shares the server. Whichever write is cut, the chain ends as without the
- * fault: one detection, one rollback, the training config paused once and acknowledged, the model in
- * cooldown on both instances, the registry back on v1. The chaos tests meet lost answers only by chance
- * (nats-server SIGKILLed with a reply on its way); here every write of the chain is cut in turn. The write
- * fails as soon as its connection is lost (src/nats/lost-answers.ts), and the input comes again while the
- * copy is behind: the cut at the detection found a model left rolling back for good (its input found
- * applied in the state read again, whose rollback nothing started; fixed in the runtime's retryBatch). What
- * this does not reach: a pause acknowledgement refused by a copy put back on its last known commit before
- * its watch brought the landed record (test/core/unknown-commit-outcome.test.ts has it).
+ * training config. Two instances talk to nats-server through a proxy that forwards one chosen KV write (or
+ * publication), makes sure the server took it, and cuts that connection before the answer comes back: the
+ * write landed, the instance that made it does not know it (docs/contract.md, "A write that got no answer
+ * may have landed"). Whichever write is cut, with one instance taking every input or with two input
+ * partitions, the chain ends as without the fault: one detection, one rollback, the training config paused
+ * once and acknowledged, the model in cooldown on both instances, the registry back on v1. The chaos tests
+ * meet lost answers only by chance (nats-server SIGKILLed with a reply on its way); here every write of the
+ * chain is cut in turn. The write fails as soon as its connection is lost (src/nats/lost-answers.ts), and the
+ * input comes again while the copy is behind: the cut at the detection found a model left rolling back for
+ * good (its input found applied in the state read again, whose rollback nothing started; fixed in the
+ * runtime's retryBatch). What this does not reach: a pause acknowledgement refused by a copy put back on its
+ * last known commit before its watch brought the landed record (test/core/unknown-commit-outcome.test.ts
+ * has it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CuttingProxy } from '../harness/cutting-proxy.ts';
@@ -19,7 +20,9 @@ import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 
-const nats = useSharedNats();
+/** Partitioned runs (two input partitions) use these prefixes, mapped by the server. */
+const PARTITIONED = Array.from({ length: 8 }, (_, i) => `lrp${i}`);
+const nats = useSharedNats({ partitions: Object.fromEntries(PARTITIONED.map((p) => [p, 2])) });
 let proxy: CuttingProxy;
 beforeAll(async () => {
   proxy = await CuttingProxy.start({ host: '127.0.0.1', port: nats.server.port });
@@ -81,17 +84,20 @@ const CUTS: Array<{ what: string; target: Target; text: string }> = [
   },
 ];
 
-describe('NATS mode: a write whose answer is lost on its way', () => {
+describe.each([
+  { partitions: 1, name: 'one instance takes every input', prefixOf: (i: number) => `lr${i}` },
+  { partitions: 2, name: 'two input partitions', prefixOf: (i: number) => PARTITIONED[i]! },
+])('NATS mode ($name): a write whose answer is lost on its way', ({ partitions, prefixOf }) => {
   CUTS.forEach(({ what, target, text }, i) => {
     it(`at ${what}: the chain ends as without the fault, everything once`, async () => {
-      const prefix = `lr${i}`;
+      const prefix = prefixOf(i);
       const stream = `${prefix.toUpperCase()}_EVENTS`;
-      const config = { nats: { prefix } };
+      const config = { nats: { prefix, partitions } };
       const instances: NatsWarden[] = [];
       try {
-        // The first instance takes the inputs (it holds the lease), through the proxy.
+        // Both instances talk to the server through the proxy: whichever writes, its answer is lost.
         instances.push(await startNatsWarden(proxy.url, { config }));
-        instances.push(await startNatsWarden(nats.server.url, { config }));
+        instances.push(await startNatsWarden(proxy.url, { config }));
         const cut = proxy.cutAfter((p) => p.subject === subjectOf(prefix, target) && p.body.includes(text));
         await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
           event_id: 'p1',
