@@ -1,0 +1,112 @@
+/**
+ * A write whose answer is lost, and the instance that made it SIGKILLed right then: the write landed, its
+ * maker is gone before it could learn so, and the standby takes over (a lease, 2 s in the tests). Warden
+ * processes; the active one talks to nats-server through a proxy that cuts the connection right after the
+ * server took the chosen write (test/harness/cutting-proxy.ts). Whichever write of the chain is cut, the
+ * standby ends it as without the fault: one rollback, one pause, the registry on v1, the model out of
+ * rolling back, every input acknowledged.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnTs, type Child } from '../harness/child-process.ts';
+import { CuttingProxy } from '../harness/cutting-proxy.ts';
+import { eventually } from '../harness/eventually.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
+const nats = useSharedNats();
+let proxy: CuttingProxy;
+beforeAll(async () => {
+  proxy = await CuttingProxy.start({ host: '127.0.0.1', port: nats.server.port });
+});
+afterAll(async () => {
+  await proxy?.close();
+});
+
+const MODEL = 'km';
+
+async function warden(url: string, prefix: string): Promise<Child> {
+  const child = spawnTs(FIXTURE, {
+    WARDEN_NATS_URL: url,
+    WARDEN_NATS_PREFIX: prefix,
+    WARDEN_LOG_LEVEL: 'warn',
+    WARDEN_TEST_TRACE: '1',
+  });
+  await child.line('READY');
+  return child;
+}
+
+const CUTS = [
+  {
+    what: "the detection's write",
+    subject: (p: string) => `$KV.${p}_actors.model.${MODEL}`,
+    text: '"rollingBack"',
+  },
+  {
+    what: "the registry's rollback",
+    subject: (p: string) => `$KV.${p}_registry.${MODEL}`,
+    text: '"rollback_id":"',
+  },
+  {
+    what: "the rollback result's write",
+    subject: (p: string) => `$KV.${p}_actors.model.${MODEL}`,
+    text: '"rolledBack"',
+  },
+  {
+    what: 'the rollback event (its publication)',
+    subject: (p: string) => `${p}.evt.promotion_rolled_back.${MODEL}`,
+    text: '"rollback_id"',
+  },
+  {
+    what: "the training config's pause",
+    subject: (p: string) => `$KV.${p}_actors.training.${MODEL}`,
+    text: '"paused"',
+  },
+];
+
+describe('NATS mode: a write whose answer is lost, and its maker SIGKILLed then', () => {
+  CUTS.forEach(({ what, subject, text }, i) => {
+    it(`at ${what}: the standby ends the chain, everything once`, async () => {
+      const prefix = `lk${i}`;
+      const stream = `${prefix.toUpperCase()}_EVENTS`;
+      // The first takes the lease (through the proxy); the second is the standby, straight to the server.
+      await using active = await warden(proxy.url, prefix);
+      await active.line('ROLE active');
+      await using standby = await warden(nats.server.url, prefix);
+      const cut = proxy.cutAfter((p) => p.subject === subject(prefix) && p.body.includes(text));
+      await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
+        event_id: 'p1',
+        model_id: `${MODEL}_v1`,
+        elo: 1500,
+      });
+      await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
+        event_id: 'p2',
+        model_id: `${MODEL}_v2`,
+        elo: 1520,
+      });
+      await nats.client.publish(`${prefix}.in.evaluation.${MODEL}`, {
+        event_id: 'e1',
+        model_id: `${MODEL}_v2`,
+        current_elo: 1400,
+        games_played: 200,
+      });
+      await cut;
+      await active.kill('SIGKILL');
+      await standby.line('ROLE active', 10_000);
+      const count = async (kind: string) => (await nats.client.stored(`${prefix}.${kind}.>`, stream)).length;
+      await eventually(async () => expect(await count('evt.training_paused')).toBe(1), { timeoutMs: 20_000 });
+      expect(await count('evt.regression_detected')).toBe(1);
+      expect(await count('evt.promotion_rolled_back')).toBe(1);
+      expect(await nats.client.kv(`${prefix}_registry`, MODEL)).toMatchObject({ version: 'v1' });
+      await eventually(
+        async () => {
+          const status = await nats.client.request<{
+            models: Array<{ state: string; production_version: string }>;
+          }>(`${prefix}.cmd.status`, { model_id: MODEL });
+          expect(status.models[0]).toMatchObject({ state: 'cooldown', production_version: 'v1' });
+        },
+        { timeoutMs: 10_000 },
+      );
+    }, 60_000);
+  });
+});
