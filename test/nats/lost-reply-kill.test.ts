@@ -3,8 +3,8 @@
  * maker is gone before it could learn so, and the standby takes over (a lease, 2 s in the tests). Warden
  * processes; the active one talks to nats-server through a proxy that cuts the connection right after the
  * server took the chosen write (test/harness/cutting-proxy.ts). Whichever write of the chain is cut, the
- * standby ends it as without the fault: one rollback, one pause, the registry on v1, the model out of
- * rolling back, every input acknowledged.
+ * standby ends it as without the fault: one detection, one rollback, one pause, the registry on v1, the
+ * model in cooldown, every input acknowledged.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,6 +104,15 @@ describe('NATS mode: a write whose answer is lost, and its maker SIGKILLed then'
             models: Array<{ state: string; production_version: string }>;
           }>(`${prefix}.cmd.status`, { model_id: MODEL });
           expect(status.models[0]).toMatchObject({ state: 'cooldown', production_version: 'v1' });
+        },
+        { timeoutMs: 10_000 },
+      );
+      // Every input handled and acknowledged: nothing left to deliver, nothing in hand. (The standby made the
+      // durable again from its acknowledgement floor, so the floor itself is the new consumer's.)
+      await eventually(
+        async () => {
+          const info = await nats.client.jsm.consumers.info(`${prefix.toUpperCase()}_IN`, `${prefix}_inputs`);
+          expect(info.num_pending + info.num_ack_pending).toBe(0);
         },
         { timeoutMs: 10_000 },
       );
