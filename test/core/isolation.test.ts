@@ -432,18 +432,26 @@ describe('an input that fails when a batch is applied again after a conflict', (
   });
 });
 
+/** SQLite in memory, whose commits `refuse` may fail (an Error) or let through (null). */
+function refusingStore(refuse: () => Error | null): StateStore {
+  const sqlite = new SqliteStore(':memory:');
+  return Object.assign(Object.create(sqlite) as SqliteStore, {
+    commit: (batch: CommitBatch) => {
+      const refusal = refuse();
+      return refusal ? Promise.reject(refusal) : sqlite.commit(batch);
+    },
+  });
+}
+
 describe('a model whose first input fails exists nowhere', () => {
   /** A runtime over SQLite whose next commit can be refused, and whose promotion step can throw once. */
   function fragileRuntime() {
     const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
     const faults = { refuseNextCommit: false, throwOnNextPromotion: false };
-    const sqlite = new SqliteStore(':memory:');
-    const store: StateStore = Object.assign(Object.create(sqlite) as SqliteStore, {
-      commit: (batch: CommitBatch) => {
-        if (!faults.refuseNextCommit) return sqlite.commit(batch);
-        faults.refuseNextCommit = false;
-        return Promise.reject(new Error('disk I/O error'));
-      },
+    const store = refusingStore(() => {
+      if (!faults.refuseNextCommit) return null;
+      faults.refuseNextCommit = false;
+      return new Error('disk I/O error');
     });
     const runtime = new ActorRuntime({
       modelMachine: createModelMachine(policy),
@@ -523,14 +531,11 @@ describe('a timer whose commit fails', () => {
     );
     const logged: Array<{ level: number; msg: string }> = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
-    const sqlite = new SqliteStore(':memory:');
     let refuse = false;
-    const store: StateStore = Object.assign(Object.create(sqlite) as SqliteStore, {
-      commit: (batch: CommitBatch) => {
-        if (!refuse) return sqlite.commit(batch);
-        refuse = false;
-        return Promise.reject(refusal);
-      },
+    const store = refusingStore(() => {
+      if (!refuse) return null;
+      refuse = false;
+      return refusal;
     });
     const clock = new ManualClock();
     const runtime = new ActorRuntime({
@@ -558,7 +563,7 @@ describe('a timer whose commit fails', () => {
     await runtime.idle();
     const timerLines = logged.filter((l) => l.msg.startsWith('timer '));
     await runtime.stop();
-    await sqlite.close();
+    await store.close();
     return timerLines;
   }
 

@@ -1,4 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
+import type { SharedNats } from './shared-nats.ts';
 
 /** A publication a client sent, as the proxy parsed it. */
 export interface Publication {
@@ -107,4 +109,16 @@ function nextOperation(bytes: Buffer): { length: number; publication?: Publicati
       body: bytes.subarray(lineEnd + 2, lineEnd + 2 + size).toString('utf8'),
     },
   };
+}
+
+/** A proxy in front of the file's shared nats-server, started before its tests and closed after them. */
+export function useCuttingProxy(nats: SharedNats): { readonly proxy: CuttingProxy } {
+  const shared = {} as { proxy: CuttingProxy };
+  beforeAll(async () => {
+    shared.proxy = await CuttingProxy.start({ host: '127.0.0.1', port: nats.server.port });
+  });
+  afterAll(async () => {
+    await shared.proxy?.close();
+  });
+  return shared;
 }

@@ -8,6 +8,7 @@ import { partitionOf } from '../../src/nats/partitions-map.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { publishRegression } from '../harness/regression.ts';
 
 const nats = useSharedNats({ partitions: { ho3: 2 } });
 
@@ -24,26 +25,6 @@ function pauseAnswers(): { observer: RuntimeObserver; answers: string[] } {
   };
 }
 
-/** Two promotions, then a critical regression of the second: one automatic rollback. */
-async function rollBack(prefix: string, model: string): Promise<void> {
-  await nats.client.publish(`${prefix}.in.promotion.${model}`, {
-    event_id: `${model}-p1`,
-    model_id: `${model}_v1`,
-    elo: 1500,
-  });
-  await nats.client.publish(`${prefix}.in.promotion.${model}`, {
-    event_id: `${model}-p2`,
-    model_id: `${model}_v2`,
-    elo: 1520,
-  });
-  await nats.client.publish(`${prefix}.in.evaluation.${model}`, {
-    event_id: `${model}-e1`,
-    model_id: `${model}_v2`,
-    current_elo: 1400,
-    games_played: 200,
-  });
-}
-
 describe('NATS mode: the rollback event handed to the training config in process', () => {
   it('pauses the training config once: the durable delivery of the same event only acknowledges it', async () => {
     const prefix = 'ho1';
@@ -53,7 +34,7 @@ describe('NATS mode: the rollback event handed to the training config in process
       config: { nats: { prefix } },
       observer,
     });
-    await rollBack(prefix, 'hm');
+    await publishRegression(nats.client, prefix, 'hm');
     await w.settled();
     await eventually(async () => {
       const info = await nats.client.jsm.consumers.info(
@@ -81,7 +62,7 @@ describe('NATS mode: the rollback event handed to the training config in process
       config: { nats: { prefix } },
       observer,
     });
-    await rollBack(prefix, 'hm');
+    await publishRegression(nats.client, prefix, 'hm');
     await w.settled();
     const stream = `${prefix.toUpperCase()}_EVENTS`;
     // Handed over, then delivered by the durable and acknowledged.
@@ -106,7 +87,7 @@ describe('NATS mode: the rollback event handed to the training config in process
       config: { nats: { prefix } },
       observer,
     });
-    await rollBack(prefix, 'hm');
+    await publishRegression(nats.client, prefix, 'hm');
     await w.settled();
     const stream = `${prefix.toUpperCase()}_EVENTS`;
     const [rolledBack] = await nats.client.stored(`${prefix}.evt.promotion_rolled_back.>`, stream);
@@ -152,7 +133,7 @@ describe('NATS mode: the rollback event handed to the training config in process
     // One model in each partition.
     const models = ['hm0', 'hm1', 'hm2', 'hm3', 'hm4', 'hm5', 'hm6', 'hm7'];
     const picked = [0, 1].map((k) => models.find((m) => partitionOf(m, 2) === k)!);
-    for (const model of picked) await rollBack(prefix, model);
+    for (const model of picked) await publishRegression(nats.client, prefix, model);
     await eventually(() => expect([...first.answers, ...second.answers]).toHaveLength(2), {
       timeoutMs: 20_000,
       intervalMs: 50,
@@ -172,7 +153,7 @@ describe('NATS mode: the rollback event handed to the training config in process
       clock: new ManualClock(),
       config: { nats: { prefix } },
     });
-    await rollBack(prefix, 'hm');
+    await publishRegression(nats.client, prefix, 'hm');
     await w.settled();
     // The pause acknowledgement was committed to the model after its rollback event was published: the
     // history record stays in the model's value until it is moved to history.<model>, and is moved once.
@@ -199,8 +180,8 @@ describe('NATS mode: the rollback event handed to the training config in process
       clock: new ManualClock(),
       config: { nats: { prefix: source } },
     });
-    await rollBack(source, 'ka');
-    await rollBack(source, 'kb');
+    await publishRegression(nats.client, source, 'ka');
+    await publishRegression(nats.client, source, 'kb');
     await w0.settled();
     const rolledBack = async (model: string) =>
       (await nats.client.stored(`${source}.evt.promotion_rolled_back.${model}`, 'HO6SRC_EVENTS'))[0]!

@@ -4,25 +4,19 @@
  * fail as soon as their connection is lost instead (src/nats/lost-answers.ts): here with the client's
  * request timeout at a minute, over a proxy that cuts the connection right after the server took a KV write.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { parseConfig } from '../../src/config/load.ts';
 import { connectNats } from '../../src/nats/connection.ts';
 import { KV_REQUESTS, LostAnswers, withLostAnswers } from '../../src/nats/lost-answers.ts';
-import { CuttingProxy } from '../harness/cutting-proxy.ts';
+import { useCuttingProxy } from '../harness/cutting-proxy.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 
 const nats = useSharedNats();
-let proxy: CuttingProxy;
-beforeAll(async () => {
-  proxy = await CuttingProxy.start({ host: '127.0.0.1', port: nats.server.port });
-});
-afterAll(async () => {
-  await proxy?.close();
-});
+const cutting = useCuttingProxy(nats);
 
 const never = () => new Promise<never>(() => undefined);
 /** What a request came to so far ('pending' until it settles). */
@@ -37,7 +31,7 @@ function settledOf(request: Promise<unknown>): { value: unknown } {
 
 describe('a request whose connection is lost', () => {
   it('fails at once as unavailable (retryable), not after the request timeout; what it asked stands', async () => {
-    const { nats: settings } = parseConfig({ nats: { url: proxy.url } });
+    const { nats: settings } = parseConfig({ nats: { url: cutting.proxy.url } });
     const link = await connectNats(settings, pino({ level: 'silent' }), 'lost-answers-test');
     try {
       const raw = await new Kvm(jetstream(link.nc, { timeout: 60_000 })).create('lost_answers', {
@@ -45,7 +39,7 @@ describe('a request whose connection is lost', () => {
       });
       const kv = withLostAnswers(raw, KV_REQUESTS, link.answers);
       await kv.put('before', 'answered'); // the connection works
-      const cut = proxy.cutAfter((p) => p.subject === '$KV.lost_answers.k');
+      const cut = cutting.proxy.cutAfter((p) => p.subject === '$KV.lost_answers.k');
       const put = settledOf(kv.put('k', 'landed'));
       await cut;
       await eventually(() => expect(put.value).toMatchObject({ code: 'unavailable', retryable: true }), {

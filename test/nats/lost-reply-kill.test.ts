@@ -7,21 +7,16 @@
  * model in cooldown, every input acknowledged.
  */
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnTs, type Child } from '../harness/child-process.ts';
-import { CuttingProxy } from '../harness/cutting-proxy.ts';
+import { useCuttingProxy } from '../harness/cutting-proxy.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { publishRegression } from '../harness/regression.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 const nats = useSharedNats();
-let proxy: CuttingProxy;
-beforeAll(async () => {
-  proxy = await CuttingProxy.start({ host: '127.0.0.1', port: nats.server.port });
-});
-afterAll(async () => {
-  await proxy?.close();
-});
+const cutting = useCuttingProxy(nats);
 
 const MODEL = 'km';
 
@@ -70,26 +65,11 @@ describe('NATS mode: a write whose answer is lost, and its maker SIGKILLed then'
       const prefix = `lk${i}`;
       const stream = `${prefix.toUpperCase()}_EVENTS`;
       // The first takes the lease (through the proxy); the second is the standby, straight to the server.
-      await using active = await warden(proxy.url, prefix);
+      await using active = await warden(cutting.proxy.url, prefix);
       await active.line('ROLE active');
       await using standby = await warden(nats.server.url, prefix);
-      const cut = proxy.cutAfter((p) => p.subject === subject(prefix) && p.body.includes(text));
-      await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
-        event_id: 'p1',
-        model_id: `${MODEL}_v1`,
-        elo: 1500,
-      });
-      await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
-        event_id: 'p2',
-        model_id: `${MODEL}_v2`,
-        elo: 1520,
-      });
-      await nats.client.publish(`${prefix}.in.evaluation.${MODEL}`, {
-        event_id: 'e1',
-        model_id: `${MODEL}_v2`,
-        current_elo: 1400,
-        games_played: 200,
-      });
+      const cut = cutting.proxy.cutAfter((p) => p.subject === subject(prefix) && p.body.includes(text));
+      await publishRegression(nats.client, prefix, MODEL);
       await cut;
       await active.kill('SIGKILL');
       await standby.line('ROLE active', 10_000);

@@ -14,22 +14,17 @@
  * last known commit before its watch brought the landed record (test/core/unknown-commit-outcome.test.ts
  * has it).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CuttingProxy } from '../harness/cutting-proxy.ts';
+import { describe, expect, it } from 'vitest';
+import { useCuttingProxy } from '../harness/cutting-proxy.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { publishRegression } from '../harness/regression.ts';
 
 /** Partitioned runs (two input partitions) use these prefixes, mapped by the server. */
 const PARTITIONED = Array.from({ length: 8 }, (_, i) => `lrp${i}`);
 const nats = useSharedNats({ partitions: Object.fromEntries(PARTITIONED.map((p) => [p, 2])) });
-let proxy: CuttingProxy;
-beforeAll(async () => {
-  proxy = await CuttingProxy.start({ host: '127.0.0.1', port: nats.server.port });
-});
-afterAll(async () => {
-  await proxy?.close();
-});
+const cutting = useCuttingProxy(nats);
 
 const MODEL = 'lm';
 
@@ -96,25 +91,12 @@ describe.each([
       const instances: NatsWarden[] = [];
       try {
         // Both instances talk to the server through the proxy: whichever writes, its answer is lost.
-        instances.push(await startNatsWarden(proxy.url, { config }));
-        instances.push(await startNatsWarden(proxy.url, { config }));
-        const cut = proxy.cutAfter((p) => p.subject === subjectOf(prefix, target) && p.body.includes(text));
-        await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
-          event_id: 'p1',
-          model_id: `${MODEL}_v1`,
-          elo: 1500,
-        });
-        await nats.client.publish(`${prefix}.in.promotion.${MODEL}`, {
-          event_id: 'p2',
-          model_id: `${MODEL}_v2`,
-          elo: 1520,
-        });
-        await nats.client.publish(`${prefix}.in.evaluation.${MODEL}`, {
-          event_id: 'e1',
-          model_id: `${MODEL}_v2`,
-          current_elo: 1400,
-          games_played: 200,
-        });
+        instances.push(await startNatsWarden(cutting.proxy.url, { config }));
+        instances.push(await startNatsWarden(cutting.proxy.url, { config }));
+        const cut = cutting.proxy.cutAfter(
+          (p) => p.subject === subjectOf(prefix, target) && p.body.includes(text),
+        );
+        await publishRegression(nats.client, prefix, MODEL);
         await bounded(cut, 20_000, `the write to cut (${what}) never came`);
         await eventually(
           () => {
