@@ -8,7 +8,7 @@
  * One mechanism for the three users: `warden replay` and the HTTP replay job feed it a whole history;
  * shadow policies feed it the live inputs one by one, beside the live service.
  */
-import { createActor, type Actor } from 'xstate';
+import { initialTransition } from 'xstate';
 import type { Config } from '../config/schema.ts';
 import { createModelMachine, type ModelMachine } from '../machines/model-machine.ts';
 import { createTrainingMachine, type TrainingMachine } from '../machines/training-machine.ts';
@@ -22,6 +22,8 @@ import { evaluationEvent, promotionEvent } from '../domain/input-events.ts';
 import { lookupTable, resolveModelRef } from '../domain/model-ref.ts';
 import { ValidationError, WardenError } from '../domain/errors.ts';
 import { migrateSnapshot, type StoredSnapshot } from '../machines/migrations.ts';
+import { flatStepper, type FlatSnapshot, type FlatStep } from '../machines/flat-step.ts';
+import type { TrainingContext } from '../machines/training-types.ts';
 
 /** One recorded input: its kind, the time its model saw it (ms), its payload and where it came from. */
 export interface RecordedInput {
@@ -132,7 +134,7 @@ type TimerType = 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED'
 interface ModelHost {
   readonly kind: 'model';
   readonly key: string;
-  actor: Actor<ModelMachine>;
+  snapshot: FlatSnapshot<ModelStateName, ModelContext>;
   readonly decisions: ModelDecisions;
   firstBadAt: number | null;
   timerAt: number | null;
@@ -143,7 +145,7 @@ interface ModelHost {
 interface TrainingHost {
   readonly kind: 'training';
   readonly key: string;
-  actor: Actor<TrainingMachine>;
+  snapshot: FlatSnapshot<TrainingStateName, TrainingContext>;
   pausedSince: number | null;
   pausedMs: number;
   timerAt: number | null;
@@ -213,6 +215,24 @@ type Work =
   | { readonly host: ModelHost; readonly event: ModelEvent }
   | { readonly host: TrainingHost; readonly event: TrainingEvent };
 
+/** A machine's initial state for `input`, as XState makes it (once per model or config). */
+function initialOf<TState extends string, TContext>(
+  machine: ModelMachine | TrainingMachine,
+  input: unknown,
+): FlatSnapshot<TState, TContext> {
+  const [snapshot] = initialTransition(machine as ModelMachine, input as never);
+  return { value: snapshot.value as TState, context: snapshot.context as TContext };
+}
+
+/** One step, or an internal error that names the machine and the event (the line is then reported). */
+function stepOrFail<T>(machine: 'model' | 'training', step: () => T, event: { type: string }): T {
+  try {
+    return step();
+  } catch (error) {
+    throw new WardenError('internal', `the ${machine} machine failed on ${event.type}: ${String(error)}`);
+  }
+}
+
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   const text = JSON.stringify(value) ?? String(value);
@@ -227,6 +247,9 @@ export class PolicyEngine {
   private readonly modelMachine: ModelMachine;
   private readonly trainingMachine: TrainingMachine;
   private readonly policy: ModelPolicy;
+  /** The machines' own transitions, stepped without the interpreter (src/machines/flat-step.ts). */
+  private readonly stepModel: FlatStep<ModelStateName, ModelContext, ModelEvent, OutputEvent>;
+  private readonly stepTraining: FlatStep<TrainingStateName, TrainingContext, TrainingEvent, OutputEvent>;
   private readonly modelHosts = new Map<string, ModelHost>();
   private readonly trainingHosts = new Map<string, TrainingHost>();
   private readonly timers = new TimerHeap();
@@ -254,6 +277,8 @@ export class PolicyEngine {
       autoResumeMs:
         config.training.autoResumeSeconds === null ? null : config.training.autoResumeSeconds * 1000,
     });
+    this.stepModel = flatStepper(this.modelMachine);
+    this.stepTraining = flatStepper(this.trainingMachine);
   }
 
   /** The virtual clock: the time of the last input or timer (ms). */
@@ -400,9 +425,8 @@ export class PolicyEngine {
     }
     const models = [...this.modelHosts.values()]
       .map((h) => {
-        const snapshot = h.actor.getSnapshot();
-        h.decisions.state = snapshot.value as ModelStateName;
-        h.decisions.productionVersion = snapshot.context.productionVersion;
+        h.decisions.state = h.snapshot.value;
+        h.decisions.productionVersion = h.snapshot.context.productionVersion;
         return h.decisions;
       })
       .sort((a, b) => (a.modelId < b.modelId ? -1 : a.modelId > b.modelId ? 1 : 0));
@@ -420,8 +444,7 @@ export class PolicyEngine {
   modelState(modelId: string): { state: ModelStateName; productionVersion: string | null } | null {
     const host = this.modelHosts.get(modelId);
     if (!host) return null;
-    const snapshot = host.actor.getSnapshot();
-    return { state: snapshot.value as ModelStateName, productionVersion: snapshot.context.productionVersion };
+    return { state: host.snapshot.value, productionVersion: host.snapshot.context.productionVersion };
   }
 
   /**
@@ -434,23 +457,22 @@ export class PolicyEngine {
     const persisted = current.snapshot as unknown as { value: ModelStateName; context: ModelContext };
     // A live rollback still in flight is the live policy's: taken over once it ended, at a later input.
     if (persisted.value === 'rollingBack') return false;
-    const host = this.createModel(modelId, persisted.context.configKey, current.snapshot);
-    const snapshot = host.actor.getSnapshot();
-    this.armModel(host, snapshot.value as ModelStateName, snapshot.context);
+    const host = this.createModel(modelId, persisted.context.configKey, persisted);
+    this.armModel(host, host.snapshot.value, host.snapshot.context);
     return true;
   }
 
   // ---------------------------------------------------------------------------------------------
 
-  private createModel(modelId: string, configKey: string, snapshot?: unknown): ModelHost {
-    const actor = createActor(this.modelMachine, {
-      input: { modelId, configKey },
-      ...(snapshot ? { snapshot: snapshot as never } : {}),
-    });
+  private createModel(
+    modelId: string,
+    configKey: string,
+    snapshot?: FlatSnapshot<ModelStateName, ModelContext>,
+  ): ModelHost {
     const host: ModelHost = {
       kind: 'model',
       key: modelId,
-      actor,
+      snapshot: snapshot ?? initialOf(this.modelMachine, { modelId, configKey }),
       decisions: {
         modelId,
         configKey,
@@ -466,7 +488,6 @@ export class PolicyEngine {
       timerType: 'COOLDOWN_ELAPSED',
       timerGen: 0,
     };
-    this.listen(host);
     this.modelHosts.set(modelId, host);
     if (!this.modelKeys.has(modelId)) this.modelKeys.set(modelId, configKey);
     return host;
@@ -478,25 +499,16 @@ export class PolicyEngine {
       host = {
         kind: 'training',
         key: configKey,
-        actor: createActor(this.trainingMachine, { input: { configKey } }),
+        snapshot: initialOf(this.trainingMachine, { configKey }),
         pausedSince: null,
         pausedMs: 0,
         timerAt: null,
         timerType: 'AUTO_RESUME_ELAPSED',
         timerGen: 0,
       };
-      this.listen(host);
       this.trainingHosts.set(configKey, host);
     }
     return host;
-  }
-
-  private emitted: OutputEvent[] = [];
-
-  private listen(host: Host): void {
-    (host.actor as Actor<ModelMachine>).on('publish', (e) => this.emitted.push(e.event));
-    (host.actor as Actor<ModelMachine>).subscribe({ error: () => undefined });
-    host.actor.start();
   }
 
   /** Runs one event and everything it causes (the registry's answer, the pause, its acknowledgement). */
@@ -516,24 +528,15 @@ export class PolicyEngine {
   }
 
   private sendModel(host: ModelHost, event: ModelEvent): void {
-    const before = host.actor.getSnapshot();
-    this.emitted = [];
-    host.actor.send(event);
-    const after = host.actor.getSnapshot();
-    if (after.status === 'error') {
-      host.actor = createActor(this.modelMachine, {
-        snapshot: before as never,
-        input: { modelId: host.key, configKey: host.decisions.configKey },
-      });
-      this.listen(host);
-      throw new WardenError('internal', `the model machine failed on ${event.type}: ${String(after.error)}`);
-    }
+    const before = host.snapshot;
+    const emitted: OutputEvent[] = [];
+    // A step that throws leaves the model as it was before the event (as the runtime does).
+    const after = stepOrFail('model', () => this.stepModel(before, event, emitted), event);
+    host.snapshot = after;
     const outcome = this.modelMachine.outcomeOf(event) as Outcome | undefined;
     if (outcome) this.noteOutcome(host, event, outcome);
-    const emitted = this.emitted;
-    this.emitted = [];
     for (const published of emitted) this.notePublished(published, event.at, host);
-    const state = after.value as ModelStateName;
+    const state = after.value;
     const context = after.context;
     if (state === 'rollingBack' && context.rollback && before.context.rollback !== context.rollback) {
       // The virtual registry: the rollback is applied at once.
@@ -551,14 +554,11 @@ export class PolicyEngine {
   }
 
   private sendTraining(host: TrainingHost, event: TrainingEvent): void {
-    this.emitted = [];
-    host.actor.send(event);
-    const emitted = this.emitted;
-    this.emitted = [];
+    const emitted: OutputEvent[] = [];
+    const snapshot = stepOrFail('training', () => this.stepTraining(host.snapshot, event, emitted), event);
+    host.snapshot = snapshot;
     for (const published of emitted) this.notePublished(published, event.at, null);
-    const snapshot = host.actor.getSnapshot();
-    const state = snapshot.value as TrainingStateName;
-    this.arm(host, state === 'paused' ? snapshot.context.autoResumeAt : null, 'AUTO_RESUME_ELAPSED');
+    this.arm(host, snapshot.value === 'paused' ? snapshot.context.autoResumeAt : null, 'AUTO_RESUME_ELAPSED');
   }
 
   private noteOutcome(host: ModelHost, event: ModelEvent, outcome: Outcome): void {
@@ -570,7 +570,7 @@ export class PolicyEngine {
           type: 'regression',
           at: event.at,
           modelId: host.key,
-          version: host.actor.getSnapshot().context.productionVersion,
+          version: host.snapshot.context.productionVersion,
           severity: outcome.severity,
           decision: outcome.decision,
         });

@@ -38,6 +38,23 @@ export interface ActionDraft<TContext, TPublish, TOutcome> {
   outcome: TOutcome | undefined;
 }
 
+/** A pure action's body: the context it leaves and what it publishes (its answer kept as with XState). */
+export type PureBody<TContext, TEvent, TParams, TPublish> = (
+  context: TContext,
+  event: TEvent,
+  params: TParams,
+) => { readonly context: TContext; readonly publish: readonly TPublish[] };
+
+/** Every action made by `pureAction`, to its body: what the lab's flat stepper runs (flat-step.ts). */
+const bodies = new WeakMap<object, PureBody<unknown, never, unknown, unknown>>();
+
+/** The body of an action made by `pureAction`, or undefined for any other action. */
+export function pureBodyOf(action: unknown): PureBody<unknown, never, unknown, unknown> | undefined {
+  return typeof action === 'function' || (typeof action === 'object' && action !== null)
+    ? bodies.get(action)
+    : undefined;
+}
+
 /**
  * Binds a pure action to XState: the draft's context becomes the assignment, its publications are emitted in
  * order, and its answer is kept for `outcomeOf(event)`. Actions of one transition run in order, each on the
@@ -48,6 +65,12 @@ export function pureAction<TContext, TEvent extends EventObject, TParams, TPubli
   draftOf: (context: TContext, event: TEvent) => ActionDraft<TContext, TPublish, TOutcome>,
   run: (draft: ActionDraft<TContext, TPublish, TOutcome>, event: TEvent, params: TParams) => void,
 ): never {
+  const body = (context: TContext, event: TEvent, params: TParams) => {
+    const draft = draftOf(context, event);
+    run(draft, event, params);
+    if (draft.outcome !== undefined) outcomes.set(event, draft.outcome);
+    return draft;
+  };
   const collect = (
     {
       context,
@@ -60,11 +83,11 @@ export function pureAction<TContext, TEvent extends EventObject, TParams, TPubli
     },
     params: TParams,
   ) => {
-    const draft = draftOf(context, event);
-    run(draft, event, params);
+    const draft = body(context, event, params);
     if (draft.context !== context) enqueue.assign(() => draft.context);
     for (const published of draft.publish) enqueue.emit({ type: 'publish', event: published });
-    if (draft.outcome !== undefined) outcomes.set(event, draft.outcome);
   };
-  return enqueueActions(collect as never) as unknown as never;
+  const action = enqueueActions(collect as never) as unknown as object;
+  bodies.set(action, body as never);
+  return action as never;
 }

@@ -1,0 +1,399 @@
+/**
+ * The policy lab steps the machines without XState's interpreter (src/machines/flat-step.ts). It must give
+ * exactly what XState gives: the same state, context, publications and answer after every event. fast-check
+ * draws event sequences that reach every state of both machines (promotions, evaluations good and bad, with
+ * and without game outcomes, duplicates, inputs kept during a rollback and handed back in and out of turn,
+ * operators, the registry's answers for this rollback and another, acknowledgements, timers early and late)
+ * over several policies, and drives an XState actor and the flat stepper side by side.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createActor, setup } from 'xstate';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { createModelMachine } from '../../src/machines/model-machine.ts';
+import { createTrainingMachine } from '../../src/machines/training-machine.ts';
+import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
+import { cooldownDeadline, deferredOf } from '../../src/machines/model-logic.ts';
+import { flatStepper, type FlatSnapshot } from '../../src/machines/flat-step.ts';
+import type { ModelContext, ModelEvent, ModelStateName } from '../../src/machines/model-types.ts';
+import type { TrainingContext, TrainingEvent, TrainingStateName } from '../../src/machines/training-types.ts';
+import type { OutputEvent } from '../../src/domain/events.ts';
+
+const POLICIES: Record<string, ConfigInput> = {
+  defaults: {},
+  'threshold, approval for severe, expiry rejects': {
+    detection: { mode: 'threshold' },
+    approval: { requireForSevere: true, onTimeout: 'reject' },
+  },
+  'threshold, approval for severe, expiry rolls back': {
+    detection: { mode: 'threshold' },
+    approval: { requireForSevere: true, onTimeout: 'rollback' },
+  },
+  'statistical, one automatic rollback a day': {
+    detection: { mode: 'statistical' },
+    autoRollbackLimit: { max: 1 },
+  },
+  'threshold, strict ladder': {
+    detection: {
+      mode: 'threshold',
+      eloDrop: { minor: 10, moderate: 25, severe: 50, critical: 75 },
+      escalateAt: 2,
+      forceActionAt: 2,
+    },
+  },
+};
+
+/** One step of a drawn scenario; fields that depend on the state are resolved when it is sent. */
+type Op =
+  | { op: 'promote'; version: number; inputId: number | null; dt: number }
+  | {
+      op: 'evaluate';
+      drop: number;
+      games: number;
+      version: number | null;
+      outcomes: { wins: number; draws: number; losses: number } | null;
+      inputId: number | null;
+      dt: number;
+    }
+  | { op: 'handBack'; inTurn: boolean; dt: number }
+  | { op: 'approve' | 'reject'; dt: number }
+  | { op: 'manualRollback'; toVersion: number | null; dt: number }
+  | { op: 'registry'; succeeded: boolean; thisRollback: boolean; dt: number }
+  | { op: 'acknowledge'; thisRollback: boolean; dt: number }
+  | { op: 'cooldownTimer' | 'approvalTimer'; lateBy: number };
+
+const dt = fc.integer({ min: 0, max: 4 * 3_600_000 });
+/** True three times in four: the registry's answer and the acknowledgement are mostly for this rollback. */
+const mostly = fc.integer({ min: 0, max: 3 }).map((n) => n > 0);
+const inputId = fc.option(fc.integer({ min: 1, max: 6 }), { nil: null });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('promote' as const),
+      version: fc.integer({ min: 1, max: 4 }),
+      inputId,
+      dt,
+    }),
+  },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant('evaluate' as const),
+      drop: fc.oneof(fc.constantFrom(0, 30, 60, 90), fc.integer({ min: -20, max: 120 })),
+      games: fc.oneof(fc.constant(200), fc.integer({ min: 0, max: 400 })),
+      version: fc.oneof(
+        { weight: 5, arbitrary: fc.constant(null) },
+        { weight: 1, arbitrary: fc.integer({ min: 1, max: 4 }) },
+      ),
+      outcomes: fc.option(
+        fc.record({
+          wins: fc.integer({ min: 0, max: 80 }),
+          draws: fc.integer({ min: 0, max: 20 }),
+          losses: fc.integer({ min: 0, max: 80 }),
+        }),
+        { nil: null, freq: 4 },
+      ),
+      inputId,
+      dt,
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('handBack' as const), inTurn: fc.boolean(), dt }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constantFrom('approve' as const, 'reject' as const), dt }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('manualRollback' as const),
+      toVersion: fc.option(fc.integer({ min: 1, max: 5 }), { nil: null }),
+      dt,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('registry' as const),
+      succeeded: mostly,
+      thisRollback: mostly,
+      dt,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant('acknowledge' as const), thisRollback: mostly, dt }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constantFrom('cooldownTimer' as const, 'approvalTimer' as const),
+      lateBy: fc.integer({ min: -60_000, max: 600_000 }),
+    }),
+  },
+);
+
+function prologue(drop: number): Op[] {
+  const bad: Op = {
+    op: 'evaluate',
+    drop,
+    games: 200,
+    version: null,
+    outcomes: null,
+    inputId: null,
+    dt: 60_000,
+  };
+  return [
+    { op: 'promote', version: 1, inputId: null, dt: 0 },
+    { op: 'promote', version: 2, inputId: null, dt: 60_000 },
+    bad,
+    bad,
+    bad,
+  ];
+}
+
+/** The event an op stands for in a model's current state (null: nothing to send). */
+function modelEvent(
+  o: Op,
+  state: ModelStateName,
+  c: ModelContext,
+  now: number,
+  policy: ReturnType<typeof modelPolicyFrom>,
+): ModelEvent | null {
+  const id = (n: number | null) => (n === null ? {} : { inputId: `i${n}` });
+  switch (o.op) {
+    case 'promote':
+      return { type: 'PROMOTED', at: now, version: `v${o.version}`, elo: 1500, ...id(o.inputId) };
+    case 'evaluate':
+      return {
+        type: 'EVALUATED',
+        at: now,
+        metrics: { currentElo: 1500 - o.drop, baselineElo: 1500 },
+        gamesPlayed: o.games,
+        ...(o.version === null ? {} : { version: `v${o.version}` }),
+        ...(o.outcomes === null ? {} : { outcomes: o.outcomes }),
+        ...id(o.inputId),
+      };
+    case 'handBack': {
+      const next = deferredOf(c)[0];
+      if (!next) return null;
+      return { ...next.event, at: now, deferredId: o.inTurn ? next.id : next.id + 1 } as ModelEvent;
+    }
+    case 'approve':
+      return { type: 'APPROVE', at: now, by: 'alice' };
+    case 'reject':
+      return { type: 'REJECT', at: now, by: 'alice', note: 'no' };
+    case 'manualRollback':
+      return {
+        type: 'ROLLBACK_REQUESTED',
+        at: now,
+        by: 'alice',
+        reason: 'manual',
+        ...(o.toVersion === null ? {} : { toVersion: `v${o.toVersion}` }),
+      };
+    case 'registry': {
+      const rollbackId = o.thisRollback ? (c.rollback?.rollbackId ?? 'none') : 'another';
+      return o.succeeded
+        ? { type: 'ROLLBACK_SUCCEEDED', at: now, rollbackId }
+        : { type: 'ROLLBACK_FAILED', at: now, rollbackId, error: 'registry unavailable' };
+    }
+    case 'acknowledge':
+      return {
+        type: 'PAUSE_ACKNOWLEDGED',
+        at: now,
+        rollbackId: o.thisRollback ? (c.lastRollback?.rollbackId ?? 'none') : 'another',
+      };
+    case 'cooldownTimer': {
+      const deadline = cooldownDeadline(state, c, policy) ?? now;
+      return { type: 'COOLDOWN_ELAPSED', at: Math.max(0, deadline + o.lateBy), deadline };
+    }
+    case 'approvalTimer': {
+      const deadline = c.pending?.deadline ?? now;
+      return { type: 'APPROVAL_EXPIRED', at: Math.max(0, deadline + o.lateBy), deadline };
+    }
+  }
+}
+
+/** XState's answer and the flat stepper's, from the same state, for the same event (each its own copy). */
+function bothSteps<TState extends string, TContext, TEvent extends { type: string }>(
+  machine: ReturnType<typeof createModelMachine> | ReturnType<typeof createTrainingMachine>,
+  step: ReturnType<typeof flatStepper<TState, TContext, TEvent, OutputEvent>>,
+  before: FlatSnapshot<TState, TContext>,
+  event: TEvent,
+  input: unknown,
+) {
+  const actor = createActor(machine as ReturnType<typeof createModelMachine>, {
+    snapshot: (machine as ReturnType<typeof createModelMachine>).resolveState({
+      value: before.value as never,
+      context: before.context as never,
+    }),
+    input: input as never,
+  });
+  const xPublish: OutputEvent[] = [];
+  actor.on('publish', (e) => xPublish.push(e.event));
+  actor.start();
+  const xEvent = structuredClone(event);
+  actor.send(xEvent as never);
+  const after = actor.getSnapshot();
+  // Read now: the model machine keeps the answer to the last event only.
+  const xOutcome = machine.outcomeOf(xEvent);
+  actor.stop();
+  const fEvent = structuredClone(event);
+  const fPublish: OutputEvent[] = [];
+  const flat = step(before, fEvent, fPublish);
+  return {
+    xstate: {
+      value: after.value,
+      context: after.context,
+      publish: xPublish,
+      outcome: xOutcome,
+      status: after.status,
+    },
+    flat: {
+      value: flat.value,
+      context: flat.context,
+      publish: fPublish,
+      outcome: machine.outcomeOf(fEvent),
+      status: 'active',
+    },
+    next: flat,
+  };
+}
+
+describe('the flat stepper gives what XState gives', () => {
+  for (const [name, input] of Object.entries(POLICIES)) {
+    it(`model machine, ${name}: every event of random scenarios`, () => {
+      const policy = modelPolicyFrom(parseConfig(input));
+      const machine = createModelMachine(policy);
+      const step = flatStepper<ModelStateName, ModelContext, ModelEvent, OutputEvent>(machine);
+      const start = createActor(machine, { input: { modelId: 'm', configKey: 'c' } }).getSnapshot();
+      const states = new Set<string>();
+      fc.assert(
+        fc.property(
+          fc.array(op, { minLength: 1, maxLength: 60 }),
+          fc.constantFrom(null, 60, 90),
+          (drawn, drop) => {
+            // Most scenarios start with two versions promoted and bad evaluations: rollbacks and approvals.
+            const ops = drop === null ? drawn : [...prologue(drop), ...drawn];
+            let snapshot: FlatSnapshot<ModelStateName, ModelContext> = {
+              value: start.value as ModelStateName,
+              context: start.context,
+            };
+            let now = Date.UTC(2026, 0, 1);
+            for (const o of ops) {
+              if ('dt' in o) now += o.dt;
+              const event = modelEvent(o, snapshot.value, snapshot.context, now, policy);
+              if (event === null) continue;
+              now = Math.max(now, event.at);
+              const { xstate, flat, next } = bothSteps(machine, step, snapshot, event, {
+                modelId: 'm',
+                configKey: 'c',
+              });
+              expect(flat).toEqual(xstate);
+              snapshot = next;
+              states.add(snapshot.value);
+            }
+          },
+        ),
+        { numRuns: 150 },
+      );
+      // The scenarios reach every state, so every state's transitions were compared.
+      const required = ['cooldown', 'healthy', 'regressed', 'rolledBack', 'rollingBack'];
+      if (name.includes('approval')) required.push('awaitingApproval');
+      expect([...states]).toEqual(expect.arrayContaining(required));
+    });
+  }
+
+  for (const autoResumeMs of [null, 3_600_000]) {
+    it(`training machine, auto-resume ${autoResumeMs === null ? 'off' : 'after an hour'}`, () => {
+      const machine = createTrainingMachine({ autoResumeMs });
+      const step = flatStepper<TrainingStateName, TrainingContext, TrainingEvent, OutputEvent>(machine);
+      const start = createActor(machine, { input: { configKey: 'c' } }).getSnapshot();
+      const trainingOp = fc.oneof(
+        fc.record({ op: fc.constant('pause' as const), rollback: fc.integer({ min: 1, max: 3 }), dt }),
+        fc.record({ op: fc.constant('resume' as const), dt }),
+        fc.record({
+          op: fc.constant('autoResume' as const),
+          lateBy: fc.integer({ min: -60_000, max: 60_000 }),
+        }),
+      );
+      fc.assert(
+        fc.property(fc.array(trainingOp, { minLength: 1, maxLength: 30 }), (ops) => {
+          let snapshot: FlatSnapshot<TrainingStateName, TrainingContext> = {
+            value: start.value as TrainingStateName,
+            context: start.context,
+          };
+          let now = Date.UTC(2026, 0, 1);
+          for (const o of ops) {
+            if ('dt' in o) now += o.dt;
+            const event: TrainingEvent =
+              o.op === 'pause'
+                ? {
+                    type: 'PAUSE',
+                    at: now,
+                    by: 'warden',
+                    reason: 'rollback',
+                    modelId: 'm',
+                    rollbackId: `r${o.rollback}`,
+                    fromVersion: 'v2',
+                    toVersion: 'v1',
+                  }
+                : o.op === 'resume'
+                  ? { type: 'RESUME', at: now, by: 'alice' }
+                  : {
+                      type: 'AUTO_RESUME_ELAPSED',
+                      at: Math.max(0, (snapshot.context.autoResumeAt ?? now) + o.lateBy),
+                      deadline: snapshot.context.autoResumeAt ?? now,
+                    };
+            const { xstate, flat, next } = bothSteps(machine, step, snapshot, event, { configKey: 'c' });
+            expect(flat).toEqual(xstate);
+            snapshot = next;
+          }
+        }),
+        { numRuns: 200 },
+      );
+    });
+  }
+});
+
+describe('a machine outside what the flat stepper steps is refused when its stepper is made', () => {
+  const base = setup({
+    types: { context: {} as { n: number }, events: {} as { type: 'GO' } },
+    guards: { always: () => true },
+  });
+  const cases = {
+    'an entry action': base.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { entry: () => undefined, on: { GO: 'b' } }, b: {} },
+    }),
+    'nested states': base.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { initial: 'x', states: { x: {} } } },
+    }),
+    'a delayed transition': base.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { after: { 1000: 'b' } }, b: {} },
+    }),
+    'an eventless transition': base.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { always: 'b' }, b: {} },
+    }),
+    'an action that is not a pure action': base.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { on: { GO: { actions: () => undefined } } } },
+    }),
+    'an inline guard': base.createMachine({
+      context: { n: 0 },
+      initial: 'a',
+      states: { a: { on: { GO: { guard: () => true, target: 'b' } } }, b: {} },
+    }),
+  };
+  for (const [what, machine] of Object.entries(cases)) {
+    it(what, () => {
+      expect(() => flatStepper(machine)).toThrow(/cannot be stepped flat|not supported|not a pure action/);
+    });
+  }
+});
