@@ -42,9 +42,45 @@ export function timestampMs(value: unknown): number | string {
   return `timestamp: expected ${TIMESTAMP_FORMS}, received ${shown(value)}`;
 }
 
+/** The first field of a line as exporters write it: compact (JavaScript, jq -c) or spaced (Python). */
+const LEADING_KINDS = (['evaluation', 'promotion'] as const).flatMap((kind) => [
+  { prefix: `{"kind":"${kind}",`, kind },
+  { prefix: `{"kind": "${kind}", `, kind },
+]);
+
+/** Whether the text from `i` on starts with a key (a string), after white space: JSON goes on after a comma. */
+function nextIsKey(text: string, i: number): boolean {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\r')) i++;
+  return text[i] === '"';
+}
+
+/**
+ * A line whose first field is its kind (`{"kind":"evaluation",...}`, as exporters write it), read without
+ * that field: the rest of the text is the payload. Taking a field off a parsed object (`delete`) costs more
+ * than the parse and leaves an object slower to read, on every line of a replay. Null when the line is not
+ * of that form, is not JSON, or names its kind twice (the whole line is then read as any other, and its last
+ * `kind` counts, as JSON.parse has it).
+ */
+function withoutLeadingKind(text: string): { kind: 'evaluation' | 'promotion'; payload: object } | null {
+  for (const { prefix, kind } of LEADING_KINDS) {
+    if (!text.startsWith(prefix) || !nextIsKey(text, prefix.length)) continue;
+    let payload: unknown;
+    try {
+      payload = JSON.parse(`{${text.slice(prefix.length)}`);
+    } catch {
+      return null;
+    }
+    if (typeof payload !== 'object' || payload === null || 'kind' in payload) return null;
+    return { kind, payload };
+  }
+  return null;
+}
+
 /** One line of a JSON Lines history; `line` counts from 1. Blank lines are skipped. */
 export function parseHistoryLine(text: string, line: number): SourceItem | null {
   if (text.trim() === '') return null;
+  const fast = withoutLeadingKind(text);
+  if (fast !== null) return recorded(fast.kind, fast.payload as Record<string, unknown>, line);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -67,6 +103,14 @@ export function parseHistoryLine(text: string, line: number): SourceItem | null 
       problem: `kind: expected "promotion" or "evaluation", received ${kind === undefined ? 'nothing' : shown(kind)}`,
     };
   }
+  return recorded(kind, payload, line);
+}
+
+function recorded(
+  kind: 'evaluation' | 'promotion',
+  payload: Record<string, unknown>,
+  line: number,
+): SourceItem {
   const at = timestampMs(payload.timestamp);
   if (typeof at === 'string') return { line, problem: at };
   return { kind, at, payload, line };
