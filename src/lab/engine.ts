@@ -264,6 +264,7 @@ export class PolicyEngine {
   private readonly known = (id: string): boolean => this.modelKeys.has(id);
   /** This engine's shard (index, count), or null: it runs every model. */
   private readonly shard: EngineShard | null;
+  private readonly shards = new Map<string, number>();
 
   constructor(
     private readonly config: Config,
@@ -335,7 +336,7 @@ export class PolicyEngine {
         const p = promotionEvent(input.payload, at, this.known, this.config.models);
         const configKey = this.modelKeys.get(p.modelId) ?? p.configKey;
         if (this.shard !== null) {
-          mine = shardOf(configKey, this.shard.count) === this.shard.index;
+          mine = this.shardOfKey(configKey) === this.shard.index;
           if (!mine) {
             // Another shard runs this model: only its existence matters here (model references).
             if (!this.modelKeys.has(p.modelId)) this.modelKeys.set(p.modelId, configKey);
@@ -389,7 +390,17 @@ export class PolicyEngine {
     const { model_id: ref, version } = payload as { model_id?: unknown; version?: unknown };
     if (typeof ref !== 'string' || (version !== undefined && typeof version !== 'string')) return null;
     const configKey = this.modelKeys.get(resolveModelRef(ref, version, this.known).modelId);
-    return configKey === undefined ? null : shardOf(configKey, this.shard!.count);
+    return configKey === undefined ? null : this.shardOfKey(configKey);
+  }
+
+  /** `shardOf` a config key, hashed once per key (it is asked on every line of the history). */
+  private shardOfKey(configKey: string): number {
+    let shard = this.shards.get(configKey);
+    if (shard === undefined) {
+      shard = shardOf(configKey, this.shard!.count);
+      this.shards.set(configKey, shard);
+    }
+    return shard;
   }
 
   /** Fires every timer due at or before `to`, in deadline order, and moves the clock there. */
