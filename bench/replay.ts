@@ -10,18 +10,25 @@
  * The two by worker threads read the history from a temporary file, a chunk at a time, as `warden replay
  * FILE` does; the two in one thread read it from memory.
  * Every rate is inputs of the history per second (a what-if replays each input twice, once per policy).
- * Anchors: JSON.parse of every line alone, and raw XState `actor.send` of the same inputs already made
- * into events (the machine alone, one thread, no validation).
- * Options: --inputs N (default 200000), --models M (default 100), --rounds R (default 5), --workers W
+ * Anchors: JSON.parse of every line alone, raw XState `actor.send` of the same inputs already made into
+ * events (the machine alone through the interpreter the live service runs, one thread, no validation), and
+ * the same events through the flat stepper the replays use (src/machines/flat-step.ts).
+ * The default history is a month of 100 models each evaluated every 5 minutes (1,000,000 inputs): the
+ * question the lab answers is "what would this have done last month?". A shorter history shows the fixed
+ * cost of a worker thread (its start and its JIT warm-up, about 0.4 s on the development machine).
+ * Options: --inputs N (default 1000000), --models M (default 100), --rounds R (default 5), --workers W
  * (default: the available parallelism), --young MB (young generation of each worker, default 16: DEFAULT_YOUNG_GENERATION_MB), --dist
  * (run the replays from the compiled dist/, as production does; needs `npm run build`). Target: at least
  * 100,000 inputs/s.
  */
 import { writeFileSync } from 'node:fs';
-import { createActor } from 'xstate';
+import { createActor, initialTransition } from 'xstate';
 import { parseConfig } from '../src/config/load.ts';
 import { createModelMachine } from '../src/machines/model-machine.ts';
 import { modelPolicyFrom } from '../src/machines/model-policy.ts';
+import { flatStepper, type FlatSnapshot } from '../src/machines/flat-step.ts';
+import type { ModelContext, ModelEvent, ModelStateName } from '../src/machines/model-types.ts';
+import type { OutputEvent } from '../src/domain/events.ts';
 import { option } from './options.ts';
 
 type Sources = typeof import('../src/lab/sources.ts');
@@ -37,7 +44,7 @@ const { replayParallel, whatIfParallel, defaultWorkers, DEFAULT_YOUNG_GENERATION
   from('parallel')
 )) as Parallel;
 
-const INPUTS = option('inputs', 200_000);
+const INPUTS = option('inputs', 1_000_000);
 const MODELS = option('models', 100);
 const ROUNDS = option('rounds', 5);
 const WORKERS = option('workers', defaultWorkers());
@@ -56,7 +63,8 @@ const candidate = parseConfig({
 const START = Date.UTC(2026, 0, 1) / 1000;
 
 /**
- * A month of a guarded fleet: each model promoted, then evaluated every few minutes; now and then a new
+ * A guarded fleet: each model promoted, then evaluated every 5 minutes (with 100 models; 1,000,000 inputs
+ * make a month); now and then a new
  * version is promoted, and one in ten new versions is bad (its evaluations drop 60 Elo), so the replay
  * detects, rolls back, pauses training and waits out cooldowns along the way.
  */
@@ -151,6 +159,23 @@ function rawSend(list: Array<{ model: number; event: Event }>): number {
   return rate;
 }
 
+/** The same events through the flat stepper the replays use: the machine alone, the lab's way. */
+function rawFlat(list: Array<{ model: number; event: Event }>): number {
+  const machine = createModelMachine(modelPolicyFrom(config));
+  const step = flatStepper<ModelStateName, ModelContext, ModelEvent, OutputEvent>(machine);
+  const snapshots = Array.from({ length: MODELS }, (_, m): FlatSnapshot<ModelStateName, ModelContext> => {
+    const [initial] = initialTransition(machine, { modelId: `model_${m}`, configKey: `model_${m}` });
+    return { value: initial.value as ModelStateName, context: initial.context };
+  });
+  const published: OutputEvent[] = [];
+  const started = performance.now();
+  for (const { model, event } of list) {
+    snapshots[model] = step(snapshots[model]!, event as ModelEvent, published);
+    published.length = 0;
+  }
+  return list.length / ((performance.now() - started) / 1000);
+}
+
 const lines = (text: string) => text.split('\n').length;
 
 function rollbacksOf(run: { summary: { models: Array<{ rollbacks: unknown[] }> } }): number {
@@ -219,6 +244,7 @@ const historyFile = spool.file('history.jsonl');
 writeFileSync(historyFile, text);
 const parsed: number[] = [];
 const raw: number[] = [];
+const flat: number[] = [];
 const one: number[] = [];
 const onePar: number[] = [];
 const two: number[] = [];
@@ -227,6 +253,7 @@ const rollbacks = { one: 0, onePar: 0, two: 0, twoPar: 0 };
 // One warm-up of each, then alternating rounds.
 parseOnly(text);
 rawSend(list);
+rawFlat(list);
 replayRate(text);
 await parallelRate();
 whatIfRate(text);
@@ -234,6 +261,7 @@ await whatIfParallelRate();
 for (let r = 0; r < ROUNDS; r++) {
   parsed.push(parseOnly(text));
   raw.push(rawSend(list));
+  flat.push(rawFlat(list));
   const a = await timed(cpu.one, () => replayRate(text));
   one.push(a.rate);
   const b = await timed(cpu.onePar, () => parallelRate());
@@ -251,6 +279,7 @@ console.log(
 );
 console.log(line('anchor: JSON.parse of each line alone:', parsed));
 console.log(line('anchor: raw XState actor.send (one thread, no validation):', raw));
+console.log(line("anchor: the same events stepped flat (the lab's stepper):", flat));
 console.log(
   line('one policy, one thread (replay):', one) +
     `; ${rollbacks.one} rollbacks; /raw ${(median(one) / median(raw)).toFixed(2)}; CPU ${median(cpu.one).toFixed(2)} s`,
