@@ -1,6 +1,8 @@
 /**
  * The policy lab's engine: the service's own model and training-config machines (src/machines, built from
- * a configuration exactly as src/warden.ts builds them) driven over recorded inputs on a virtual clock.
+ * a configuration exactly as src/warden.ts builds them) driven over recorded inputs on a virtual clock, each
+ * stepped by its own definition without XState's interpreter (src/machines/flat-step.ts: a replay's millions
+ * of events cost several times less so).
  * Effects are simulated in memory: the registry applies a rollback at once, the training config hears of
  * it at once, and nothing outside this object is touched. Timers (approval deadlines, cooldowns,
  * auto-resume) fire on the virtual clock, in deadline order, before the first input at or after them.
@@ -14,7 +16,13 @@ import { createModelMachine, type ModelMachine } from '../machines/model-machine
 import { createTrainingMachine, type TrainingMachine } from '../machines/training-machine.ts';
 import { modelPolicyFrom, type ModelPolicy } from '../machines/model-policy.ts';
 import { cooldownDeadline, deferredOf } from '../machines/model-logic.ts';
-import type { ModelContext, ModelEvent, ModelStateName, Outcome } from '../machines/model-types.ts';
+import {
+  MODEL_STATES,
+  type ModelContext,
+  type ModelEvent,
+  type ModelStateName,
+  type Outcome,
+} from '../machines/model-types.ts';
 import type { TrainingEvent, TrainingStateName } from '../machines/training-types.ts';
 import type { OutputEvent } from '../domain/events.ts';
 import type { Severity } from '../policy/severity.ts';
@@ -466,6 +474,12 @@ export class PolicyEngine {
     const current = migrateSnapshot(stored as StoredSnapshot, this.modelMachine.id);
     if (current === null) throw new WardenError('internal', `cannot adopt ${modelId}: not a model snapshot`);
     const persisted = current.snapshot as unknown as { value: ModelStateName; context: ModelContext };
+    // The stepper steps known states only (XState refused an unknown one when restoring it).
+    if (!MODEL_STATES.includes(persisted.value))
+      throw new WardenError(
+        'internal',
+        `cannot adopt ${modelId}: unknown state ${describe(persisted.value)}`,
+      );
     // A live rollback still in flight is the live policy's: taken over once it ended, at a later input.
     if (persisted.value === 'rollingBack') return false;
     const host = this.createModel(modelId, persisted.context.configKey, persisted);
