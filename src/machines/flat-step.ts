@@ -10,8 +10,8 @@
  * exact event type, guards by name (with or without params), actions made by `pureAction` (each runs on the
  * context the previous one left, publications in order), no entry or exit actions, no eventless, delayed or
  * invoked anything. A machine outside that subset is refused when its stepper is made, so a future change
- * of a machine cannot make the lab drift silently; test/machines/flat-step.test.ts compares the two on
- * every declared transition and on random event sequences.
+ * of a machine cannot make the lab drift silently; test/machines/flat-step.test.ts compares the two, event
+ * by event, over random scenarios that reach every state of both machines.
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
 import { pureBodyOf, type PureBody } from './pure-action.ts';
