@@ -172,8 +172,13 @@ export interface ParallelOptions {
  * replay on the 2-core development machine (docs/performance.md, bench:replay); larger ones were slower.
  */
 export const DEFAULT_YOUNG_GENERATION_MB = 16;
-/** Below this many lines a history is replayed in one thread. */
-export const DEFAULT_MIN_LINES = 50_000;
+/**
+ * Below this many lines a history is replayed in one thread. A worker thread costs a fixed 0.4 s or so (its
+ * start, its JIT warm-up) and every thread parses the whole history: `warden replay` over 100,000 lines took
+ * as long with two threads as with one on the 2-core development machine, for 1.5 times the CPU; over
+ * 200,000 lines two were 10 to 20% faster, over 1,000,000 about 1.3 times (docs/performance.md, bench:replay).
+ */
+export const DEFAULT_MIN_LINES = 200_000;
 
 /**
  * The most threads the default takes: each reads and parses the whole history again, and a replay is one

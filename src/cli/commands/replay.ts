@@ -47,7 +47,7 @@ function timeOption(name: string, value: string | undefined): number | undefined
  * history (a JSON Lines file, else the embedded input journal or the WARDEN_IN stream of the live
  * configuration), compared. Exit codes: 0 when the gate passes, 7 (EXIT.differs) when the candidate's
  * rollbacks differ as --fail-on says, 2 for bad usage or a bad configuration, 1 when the history cannot be
- * read or a replay thread failed. By default, a history of 50,000 lines or more is replayed by as many
+ * read or a replay thread failed. By default, a history of 200,000 lines or more is replayed by as many
  * threads as the machine has cores (--workers N: by N threads, whatever its size), each running a shard of
  * the training configs (src/lab/parallel.ts); the report is the one a single thread gives.
  */
@@ -79,7 +79,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .option(
       '--workers <n>',
-      'threads that replay shards of the history at once (default: as many as cores for a history of 50,000 lines or more, else 1)',
+      'threads that replay shards of the history at once (default: as many as cores for a history of 200,000 lines or more, else 1)',
     )
     .action(async (file: string | undefined, options: ReplayOptions) => {
       const { loadConfig } = await import('../../config/load.ts');
