@@ -11,7 +11,7 @@
  * context the previous one left, publications in order), no entry or exit actions, no eventless, delayed or
  * invoked anything. A machine outside that subset is refused when its stepper is made, so a future change
  * of a machine cannot make the lab drift silently; test/machines/flat-step.test.ts compares the two, event
- * by event, over random scenarios that reach every state of both machines.
+ * by event, on every declared transition of both machines and over random scenarios.
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
 import { pureBodyOf, type PureBody } from './pure-action.ts';

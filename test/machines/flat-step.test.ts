@@ -4,19 +4,29 @@
  * draws event sequences that reach every state of both machines (promotions, evaluations good and bad, with
  * and without game outcomes, duplicates, inputs kept during a rollback and handed back in and out of turn,
  * operators, the registry's answers for this rollback and another, acknowledgements, timers early and late)
- * over several policies, and drives an XState actor and the flat stepper side by side.
+ * over several policies, and drives an XState actor and the flat stepper side by side. A walk of the model
+ * machine's graph (@xstate/graph) under each policy, and the rules of admission tried in every state, compare
+ * the two on every edge, and together they must take every transition the machine declares.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createActor, setup } from 'xstate';
+import { createActor, setup, type SnapshotFrom } from 'xstate';
+import { adjacencyMapToArray, getAdjacencyMap } from '@xstate/graph';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { createModelMachine } from '../../src/machines/model-machine.ts';
 import { createTrainingMachine } from '../../src/machines/training-machine.ts';
 import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
-import { cooldownDeadline, deferredOf } from '../../src/machines/model-logic.ts';
+import { cooldownDeadline, deferredOf, lastKnownGood } from '../../src/machines/model-logic.ts';
+import { declaredTransitions, transitionTaken } from '../../src/machines/walk.ts';
+import { DEFERRED_INPUT_LIMIT } from '../../src/machines/model-policy.ts';
 import { flatStepper, type FlatSnapshot } from '../../src/machines/flat-step.ts';
-import type { ModelContext, ModelEvent, ModelStateName } from '../../src/machines/model-types.ts';
+import {
+  MODEL_STATES,
+  type ModelContext,
+  type ModelEvent,
+  type ModelStateName,
+} from '../../src/machines/model-types.ts';
 import type { TrainingContext, TrainingEvent, TrainingStateName } from '../../src/machines/training-types.ts';
 import type { OutputEvent } from '../../src/domain/events.ts';
 
@@ -315,6 +325,9 @@ describe('the flat stepper gives what XState gives', () => {
       const machine = createTrainingMachine({ autoResumeMs });
       const step = flatStepper<TrainingStateName, TrainingContext, TrainingEvent, OutputEvent>(machine);
       const start = createActor(machine, { input: { configKey: 'c' } }).getSnapshot();
+      const reachedHere = new Set<string>();
+      const name = (t: { from: string; event: string; guard: string | null }) =>
+        `${t.from} --${t.event} [${t.guard ?? ''}]`;
       const trainingOp = fc.oneof(
         fc.record({ op: fc.constant('pause' as const), rollback: fc.integer({ min: 1, max: 3 }), dt }),
         fc.record({ op: fc.constant('resume' as const), dt }),
@@ -351,6 +364,8 @@ describe('the flat stepper gives what XState gives', () => {
                       at: Math.max(0, (snapshot.context.autoResumeAt ?? now) + o.lateBy),
                       deadline: snapshot.context.autoResumeAt ?? now,
                     };
+            const taken = transitionTaken(machine, machine.resolveState(snapshot as never), event);
+            if (taken) reachedHere.add(name(taken));
             const { xstate, flat, next } = bothSteps(machine, step, snapshot, event, { configKey: 'c' });
             expect(flat).toEqual(xstate);
             snapshot = next;
@@ -358,8 +373,190 @@ describe('the flat stepper gives what XState gives', () => {
         }),
         { numRuns: 200 },
       );
+      // Every transition of the training machine (of the ones this policy has) was compared.
+      const declared = declaredTransitions(machine)
+        .map(name)
+        .filter((t) => autoResumeMs !== null || !t.includes('AUTO_RESUME'));
+      expect(declared.filter((t) => !reachedHere.has(t))).toEqual([]);
     });
   }
+});
+
+type ModelSnapshot = SnapshotFrom<ReturnType<typeof createModelMachine>>;
+
+/**
+ * Every event worth trying in a model's state: the inputs of each rule of the decision table (clean,
+ * minor, severe and critical drops, game outcomes, too few games, another version), a duplicate, a kept
+ * input handed back in turn and out of turn, operators, the registry and the acknowledgement for this
+ * rollback and another, timers one millisecond early and on time.
+ */
+function eventsIn(policy: ReturnType<typeof modelPolicyFrom>) {
+  return (snapshot: ModelSnapshot): ModelEvent[] => {
+    const c = snapshot.context;
+    const state = snapshot.value as ModelStateName;
+    const at =
+      Math.max(0, c.lineage.at(-1)?.promotedAt ?? 0, c.lastDetection?.at ?? 0, c.rollback?.startedAt ?? 0) +
+      60_000;
+    if (c.productionVersion === null) return [{ type: 'PROMOTED', at: 1000, version: 'v1', elo: 1500 }];
+    const evaluated = (drop: number, extra: object = {}): ModelEvent =>
+      ({
+        type: 'EVALUATED',
+        at,
+        metrics: { currentElo: 1500 - drop, baselineElo: 1500 },
+        gamesPlayed: 200,
+        ...extra,
+      }) as ModelEvent;
+    const events: ModelEvent[] = [
+      ...[0, 25, 40, 60, 90].map((drop) => evaluated(drop, { inputId: `i${c.seq}` })),
+      evaluated(0, { outcomes: { wins: 45, draws: 10, losses: 45 } }),
+      evaluated(0, { outcomes: { wins: 10, draws: 10, losses: 80 } }),
+      evaluated(90, { gamesPlayed: 3 }),
+      evaluated(90, { version: 'v9' }),
+      { type: 'APPROVE', at, by: 'alice' },
+      { type: 'REJECT', at, by: 'alice' },
+      { type: 'ROLLBACK_REQUESTED', at, by: 'alice', reason: 'manual' },
+      { type: 'ROLLBACK_REQUESTED', at, by: 'alice', reason: 'manual', toVersion: 'v9' },
+      { type: 'ROLLBACK_SUCCEEDED', at, rollbackId: c.rollback?.rollbackId ?? 'another' },
+      { type: 'ROLLBACK_SUCCEEDED', at, rollbackId: 'another' },
+      { type: 'ROLLBACK_FAILED', at, rollbackId: c.rollback?.rollbackId ?? 'another', error: 'down' },
+      { type: 'ROLLBACK_FAILED', at, rollbackId: 'another', error: 'down' },
+      { type: 'PAUSE_ACKNOWLEDGED', at, rollbackId: c.lastRollback?.rollbackId ?? 'another' },
+      { type: 'PAUSE_ACKNOWLEDGED', at, rollbackId: 'another' },
+    ];
+    if (c.lineage.length < 3)
+      events.push({ type: 'PROMOTED', at, version: `v${c.lineage.length + 1}`, elo: 1500 });
+    const remembered = c.recentInputIds.at(-1);
+    if (remembered !== undefined) events.push(evaluated(0, { inputId: remembered }));
+    const kept = deferredOf(c)[0];
+    if (kept) {
+      events.push({ ...kept.event, at, deferredId: kept.id } as ModelEvent);
+      events.push({ ...kept.event, at, deferredId: kept.id + 1 } as ModelEvent);
+    }
+    const cooldown = cooldownDeadline(state, c, policy);
+    if (cooldown !== null) {
+      events.push({ type: 'COOLDOWN_ELAPSED', at: cooldown - 1, deadline: cooldown });
+      events.push({ type: 'COOLDOWN_ELAPSED', at: Math.max(at, cooldown), deadline: cooldown });
+    }
+    if (c.pending) {
+      events.push({ type: 'APPROVAL_EXPIRED', at: c.pending.deadline - 1, deadline: c.pending.deadline });
+      events.push({
+        type: 'APPROVAL_EXPIRED',
+        at: Math.max(at, c.pending.deadline),
+        deadline: c.pending.deadline,
+      });
+    }
+    return events;
+  };
+}
+
+/** What makes two snapshots different for the walk: bounded, so the graph stays finite. */
+function abstractState(snapshot: ModelSnapshot): string {
+  const c = snapshot.context;
+  return JSON.stringify([
+    snapshot.value,
+    Math.min(c.streak, 3),
+    c.pending?.heldBecause ?? null,
+    lastKnownGood(c) !== null,
+    c.rollback !== null,
+    c.lastRollback !== null,
+    c.cooldownUntil !== null,
+    Math.min(c.autoRollbacks.length, 2),
+    Math.min(c.lineage.length, 3),
+    c.announcedSeverity,
+    Math.min(deferredOf(c).length, 2),
+    c.recentInputIds.length > 0,
+  ]);
+}
+
+describe('the flat stepper gives what XState gives on every transition a walk of the machine reaches', () => {
+  const reached = new Set<string>();
+  const key = (t: { from: string; event: string; guard: string | null }) =>
+    `${t.from} --${t.event} [${t.guard ?? ''}]`;
+  for (const [name, input] of Object.entries(POLICIES)) {
+    it(`model machine, ${name}`, () => {
+      const policy = modelPolicyFrom(parseConfig(input));
+      const machine = createModelMachine(policy);
+      const step = flatStepper<ModelStateName, ModelContext, ModelEvent, OutputEvent>(machine);
+      const edges = adjacencyMapToArray(
+        // @xstate/graph's types do not follow a machine that emits events; the machine is the one stepped.
+        getAdjacencyMap(
+          machine as never,
+          {
+            events: eventsIn(policy),
+            serializeState: (s: unknown) => abstractState(s as ModelSnapshot),
+            input: { modelId: 'm', configKey: 'c' },
+          } as never,
+        ),
+      ) as Array<{ state: ModelSnapshot; event: ModelEvent }>;
+      for (const { state, event } of edges) {
+        const taken = transitionTaken(machine, state, event);
+        if (taken) reached.add(key(taken));
+        const before = { value: state.value as ModelStateName, context: state.context };
+        const { xstate, flat } = bothSteps(machine, step, before, event, { modelId: 'm', configKey: 'c' });
+        expect(flat).toEqual(xstate);
+      }
+    });
+  }
+
+  it('inputs kept, one or a full queue, in every state: kept, refused, duplicates, handed back out of turn', () => {
+    const machine = createModelMachine(modelPolicyFrom(parseConfig({})));
+    const step = flatStepper<ModelStateName, ModelContext, ModelEvent, OutputEvent>(machine);
+    const input = { modelId: 'm', configKey: 'c' };
+    let snapshot: FlatSnapshot<ModelStateName, ModelContext> = {
+      value: 'healthy',
+      context: createActor(machine, { input }).getSnapshot().context,
+    };
+    const compare = (from: FlatSnapshot<ModelStateName, ModelContext>, event: ModelEvent) => {
+      const taken = transitionTaken(machine, machine.resolveState(from as never), event);
+      if (taken) reached.add(key(taken));
+      const { xstate, flat, next } = bothSteps(machine, step, from, event, input);
+      expect(flat).toEqual(xstate);
+      return next;
+    };
+    // A manual rollback in flight, and inputs kept until the queue is full.
+    let at = 1000;
+    for (const event of [
+      { type: 'PROMOTED', at, version: 'v1', elo: 1500, inputId: 'p1' },
+      { type: 'PROMOTED', at, version: 'v2', elo: 1500, inputId: 'p2' },
+      { type: 'ROLLBACK_REQUESTED', at, by: 'alice', reason: 'manual' },
+    ] as ModelEvent[])
+      snapshot = compare(snapshot, event);
+    const queues: ModelContext[] = [];
+    for (let i = 0; i <= DEFERRED_INPUT_LIMIT; i++) {
+      at += 1000;
+      snapshot = compare(
+        snapshot,
+        i % 2 === 0
+          ? { type: 'EVALUATED', at, metrics: { currentElo: 1490 }, gamesPlayed: 200, inputId: `q${i}` }
+          : { type: 'PROMOTED', at, version: `v${i}`, elo: 1500, inputId: `q${i}` },
+      );
+      if (deferredOf(snapshot.context).length === 1) queues.push(snapshot.context);
+    }
+    expect(deferredOf(snapshot.context)).toHaveLength(DEFERRED_INPUT_LIMIT);
+    queues.push(snapshot.context);
+    // Each such context in every state: the rules of admission come first and read only the queue and the
+    // remembered ids, so every event here stops at one of them (an input taken would need the state's own
+    // context: a pending approval, a rollback).
+    for (const context of queues) {
+      for (const value of MODEL_STATES) {
+        const kept = deferredOf(context)[0]!;
+        for (const event of [
+          { type: 'EVALUATED', at, metrics: { currentElo: 1500 }, gamesPlayed: 200 },
+          { type: 'PROMOTED', at, version: 'v99', elo: 1500 },
+          { type: 'PROMOTED', at, version: 'v99', elo: 1500, inputId: 'p2' },
+          { type: 'EVALUATED', at, metrics: { currentElo: 1500 }, gamesPlayed: 200, inputId: 'p2' },
+          { ...kept.event, at, deferredId: kept.id + 1 },
+          { type: 'PROMOTED', at, version: 'v99', elo: 1500, deferredId: kept.id + 1 },
+        ] as ModelEvent[])
+          compare({ value, context }, event);
+      }
+    }
+  });
+
+  it('together, the walks reach every declared transition of the model machine', () => {
+    const declared = declaredTransitions(createModelMachine(modelPolicyFrom(parseConfig({})))).map(key);
+    expect(declared.filter((t) => !reached.has(t))).toEqual([]);
+  });
 });
 
 describe('a machine outside what the flat stepper steps is refused when its stepper is made', () => {
