@@ -6,13 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
-import { ActorRuntime } from '../../src/actors/runtime.ts';
+import { ActorRuntime, type RuntimeDeps } from '../../src/actors/runtime.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { MemoryBus } from '../../src/embedded/memory-bus.ts';
 import { SqliteStore } from '../../src/embedded/sqlite-store.ts';
 import { type ModelMachine } from '../../src/machines/model-machine.ts';
 import { createTrainingMachine } from '../../src/machines/training-machine.ts';
-import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
+import { modelPolicyFrom, type ModelPolicy } from '../../src/machines/model-policy.ts';
 import type { ModelEvent } from '../../src/machines/model-types.ts';
 import { ConflictError, WardenError } from '../../src/domain/errors.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
@@ -23,6 +23,22 @@ import { rmSync } from 'node:fs';
 import type { CommitBatch, StateStore } from '../../src/actors/ports.ts';
 
 const POISON = 6666;
+
+/** A runtime of this policy's machines over `store`, with fakes for the rest; `deps` replaces any of them. */
+function runtimeOf(policy: ModelPolicy, store: StateStore, deps: Partial<RuntimeDeps> = {}): ActorRuntime {
+  return new ActorRuntime({
+    modelMachine: createModelMachine(policy),
+    trainingMachine: createTrainingMachine({ autoResumeMs: null }),
+    modelPolicy: policy,
+    store,
+    registry: new FakeRegistry(),
+    bus: new MemoryBus(),
+    clock: new ManualClock(),
+    logger: pino({ level: 'silent' }),
+    prefix: 'warden',
+    ...deps,
+  });
+}
 
 function poisonedRuntime() {
   const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
@@ -42,16 +58,9 @@ function poisonedRuntime() {
   const logged: unknown[] = [];
   const logger = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) });
   const store = new SqliteStore(':memory:');
-  const runtime = new ActorRuntime({
+  const runtime = runtimeOf(policy, store, {
     modelMachine,
-    trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-    modelPolicy: policy,
-    store,
-    registry: new FakeRegistry(),
-    bus: new MemoryBus(),
-    clock: new ManualClock(),
     logger,
-    prefix: 'warden',
   });
   return { runtime, store, logged };
 }
@@ -208,16 +217,8 @@ describe('inputs during a rollback are kept, not dropped (finding 3)', () => {
     const dir = await makeDataDir();
     const registry = new FakeRegistry();
     const make = (store: SqliteStore) =>
-      new ActorRuntime({
-        modelMachine: createModelMachine(policy),
-        trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-        modelPolicy: policy,
-        store,
+      runtimeOf(policy, store, {
         registry,
-        bus: new MemoryBus(),
-        clock: new ManualClock(),
-        logger: pino({ level: 'silent' }),
-        prefix: 'warden',
         registryStopWaitMs: 50,
       });
     const store = new SqliteStore(join(dir, 'warden.db'));
@@ -254,16 +255,9 @@ describe('stopping while the bus refuses every publication (NATS away)', () => {
     const policy = modelPolicyFrom(parseConfig({ detection: { mode: 'threshold' } }));
     const dir = await makeDataDir();
     const make = (store: SqliteStore, bus: MemoryBus) =>
-      new ActorRuntime({
-        modelMachine: createModelMachine(policy),
-        trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-        modelPolicy: policy,
-        store,
+      runtimeOf(policy, store, {
         registry: new FakeRegistry(true),
         bus,
-        clock: new ManualClock(),
-        logger: pino({ level: 'silent' }),
-        prefix: 'warden',
         registryStopWaitMs: 300,
       });
     class RefusingBus extends MemoryBus {
@@ -359,16 +353,7 @@ function conflictingRuntime(failAt: number) {
     },
   });
   let evaluations = 0;
-  const runtime = new ActorRuntime({
-    modelMachine: createModelMachine(policy),
-    trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-    modelPolicy: policy,
-    store,
-    registry: new FakeRegistry(),
-    bus: new MemoryBus(),
-    clock: new ManualClock(),
-    logger: pino({ level: 'silent' }),
-    prefix: 'warden',
+  const runtime = runtimeOf(policy, store, {
     observer: {
       outcome: (_kind, _key, event) => {
         if (event === 'EVALUATED' && ++evaluations === failAt) throw new TypeError('observer bug');
@@ -453,16 +438,7 @@ describe('a model whose first input fails exists nowhere', () => {
       faults.refuseNextCommit = false;
       return new Error('disk I/O error');
     });
-    const runtime = new ActorRuntime({
-      modelMachine: createModelMachine(policy),
-      trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-      modelPolicy: policy,
-      store,
-      registry: new FakeRegistry(),
-      bus: new MemoryBus(),
-      clock: new ManualClock(),
-      logger: pino({ level: 'silent' }),
-      prefix: 'warden',
+    const runtime = runtimeOf(policy, store, {
       observer: {
         outcome: (_kind, _key, _event, outcome) => {
           if (outcome.kind !== 'promoted' || !faults.throwOnNextPromotion) return;
@@ -538,16 +514,10 @@ describe('a timer whose commit fails', () => {
       return refusal;
     });
     const clock = new ManualClock();
-    const runtime = new ActorRuntime({
-      modelMachine: createModelMachine(policy),
-      trainingMachine: createTrainingMachine({ autoResumeMs: null }),
-      modelPolicy: policy,
-      store,
+    const runtime = runtimeOf(policy, store, {
       registry: new FakeRegistry(true),
-      bus: new MemoryBus(),
       clock,
       logger,
-      prefix: 'warden',
     });
     await runtime.start();
     await runtime.dispatchModel(

@@ -17,9 +17,10 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { createModelMachine } from '../../src/machines/model-machine.ts';
 import { createTrainingMachine } from '../../src/machines/training-machine.ts';
 import { modelPolicyFrom } from '../../src/machines/model-policy.ts';
-import { cooldownDeadline, deferredOf, lastKnownGood } from '../../src/machines/model-logic.ts';
+import { cooldownDeadline, deferredOf } from '../../src/machines/model-logic.ts';
 import { declaredTransitions, transitionTaken } from '../../src/machines/walk.ts';
 import { DEFERRED_INPUT_LIMIT } from '../../src/machines/model-policy.ts';
+import { abstractModelState } from '../support/model-walk.ts';
 import { flatStepper, type FlatSnapshot } from '../../src/machines/flat-step.ts';
 import {
   MODEL_STATES,
@@ -449,25 +450,6 @@ function eventsIn(policy: ReturnType<typeof modelPolicyFrom>) {
   };
 }
 
-/** What makes two snapshots different for the walk: bounded, so the graph stays finite. */
-function abstractState(snapshot: ModelSnapshot): string {
-  const c = snapshot.context;
-  return JSON.stringify([
-    snapshot.value,
-    Math.min(c.streak, 3),
-    c.pending?.heldBecause ?? null,
-    lastKnownGood(c) !== null,
-    c.rollback !== null,
-    c.lastRollback !== null,
-    c.cooldownUntil !== null,
-    Math.min(c.autoRollbacks.length, 2),
-    Math.min(c.lineage.length, 3),
-    c.announcedSeverity,
-    Math.min(deferredOf(c).length, 2),
-    c.recentInputIds.length > 0,
-  ]);
-}
-
 describe('the flat stepper gives what XState gives on every transition a walk of the machine reaches', () => {
   const reached = new Set<string>();
   const key = (t: { from: string; event: string; guard: string | null }) =>
@@ -483,7 +465,7 @@ describe('the flat stepper gives what XState gives on every transition a walk of
           machine as never,
           {
             events: eventsIn(policy),
-            serializeState: (s: unknown) => abstractState(s as ModelSnapshot),
+            serializeState: (s: unknown) => abstractModelState(s as ModelSnapshot, { admission: true }),
             input: { modelId: 'm', configKey: 'c' },
           } as never,
         ),

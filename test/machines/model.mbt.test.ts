@@ -21,6 +21,7 @@ import {
 } from '../../src/machines/model-types.ts';
 import { OUTPUT_EVENTS } from '../../src/domain/events.ts';
 import { startTestWarden, type TestWarden } from '../support/test-warden.ts';
+import { abstractModelState } from '../support/model-walk.ts';
 
 type Snapshot = SnapshotFrom<ModelMachine>;
 const MODEL = 'hex8_2p';
@@ -151,23 +152,6 @@ function eventsFor(policy: ModelPolicy, outcomes: boolean) {
   };
 }
 
-/** What makes two snapshots different for the walk: bounded, so the graph stays finite. */
-function serialize(snapshot: Snapshot): string {
-  const c = snapshot.context;
-  return JSON.stringify([
-    snapshot.value,
-    Math.min(c.streak, 3),
-    c.pending?.heldBecause ?? null,
-    lastKnownGood(c) !== null,
-    c.rollback !== null,
-    c.lastRollback !== null,
-    c.cooldownUntil !== null,
-    Math.min(c.autoRollbacks.length, 3),
-    Math.min(c.lineage.length, 3),
-    c.announcedSeverity,
-  ]);
-}
-
 function label(event: ModelEvent): string {
   if (event.type !== 'EVALUATED') return event.type;
   if (event.version !== undefined) return `EVALUATED(version ${event.version})`;
@@ -195,7 +179,7 @@ function planPaths({ config, outcomes }: Variant): { paths: PlannedPath[]; uncov
     machine as never,
     {
       events: (s: Snapshot) => events(s),
-      serializeState: (s: Snapshot) => serialize(s),
+      serializeState: (s: Snapshot) => abstractModelState(s),
       input: { modelId: MODEL, configKey: MODEL },
     } as never,
   );
