@@ -237,17 +237,24 @@ async function acknowledged(prefix: string, faults: Faults): Promise<number> {
   return n;
 }
 
-async function viaNats(inputs: readonly Input[], faults: Faults): Promise<{ prefix: string; run: Run }> {
+async function viaNats(
+  inputs: readonly Input[],
+  faults: Faults,
+  progress: Progress,
+): Promise<{ prefix: string; run: Run }> {
   const n = runs++;
   const prefix = faults.partitioned ? MAPPED[n]! : `gfs${n}`;
   const upper = prefix.toUpperCase();
   const config = { ...CONFIG, nats: { prefix, partitions: faults.partitioned ? PARTITIONS : 1 } };
+  progress.at = 'creating the streams';
   const first = await startNatsWarden(nats.server.url, { config });
   await first.stop();
+  progress.at = 'publishing the inputs';
   for (const input of inputs)
     await nats.client.publish(`${prefix}.in.${input.kind}.${input.token}`, input.raw);
   const state = { failed: 0 };
   const clock = new ManualClock();
+  progress.at = 'starting the first instance';
   const a = await startNatsWarden(nats.server.url, {
     config,
     clock,
@@ -260,6 +267,7 @@ async function viaNats(inputs: readonly Input[], faults: Faults): Promise<{ pref
   let takerClock = clock;
   try {
     if (faults.handOverAfter !== null) {
+      progress.at = 'waiting for the inputs before the hand-over';
       await eventually(async () =>
         expect(await acknowledged(prefix, faults)).toBeGreaterThanOrEqual(
           Math.min(faults.handOverAfter!, inputs.length),
@@ -268,13 +276,17 @@ async function viaNats(inputs: readonly Input[], faults: Faults): Promise<{ pref
       // The second instance starts (partitioned: it asks for its share of the partitions) and the first
       // stops at once, whatever it has in hand.
       const clockB = new ManualClock();
+      progress.at = 'starting the second instance';
       const b = await startNatsWarden(nats.server.url, { config, clock: clockB });
       instances.push(b);
+      progress.at = 'stopping the first instance';
       await a.stop();
       w = b;
       takerClock = clockB;
     }
+    progress.at = 'waiting for every input to be acknowledged';
     await drained(prefix, faults);
+    progress.at = 'waiting for the instance to settle';
     await w.settled();
   } catch (error) {
     for (const i of instances) await i.stop();
@@ -322,6 +334,36 @@ const faults: fc.Arbitrary<Faults> = fc.record({
   handOverAfter: fc.option(fc.nat(20), { nil: null, freq: 4 }),
 });
 
+/** Where a run is, so that one over its budget says where it stopped. */
+interface Progress {
+  at: string;
+}
+
+/**
+ * Runs `body`, failing with where it was once it has taken `ms`: a run that hangs fails as itself (fast-check
+ * prints its seed and path) instead of as the whole test's timeout, which says nothing.
+ */
+async function withinBudget(ms: number, body: (progress: Progress) => Promise<void>): Promise<void> {
+  const progress: Progress = { at: 'starting' };
+  let timer: NodeJS.Timeout | undefined;
+  const over = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the run took over ${ms} ms; it was at: ${progress.at}`)), ms);
+  });
+  try {
+    await Promise.race([body(progress), over]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const RUNS = Number(process.env.GROUP_FAULT_RUNS ?? 8);
+/**
+ * A run takes 0.2 s, or 2.7 to 7 s when a second instance takes over (its start waits, bounded, for the
+ * input lease and for its share of the partitions, which the first holds until it stops), on a loaded
+ * machine too; the rest of the budget is for a slower machine.
+ */
+const RUN_BUDGET_MS = 30_000;
+
 /** Steps of the clock past the timers' deadlines: cooldown 30 s, auto-resume 45 s, approval 60 s. */
 const steps = fc.array(fc.constantFrom(10_000, 31_000, 46_000, 61_000), { maxLength: 3 });
 
@@ -357,42 +399,53 @@ describe('group commit under faults, against the embedded mode one input at a ti
     expect(Object.fromEntries(w.rejected)).toEqual({ promotion: 1, unknown: 1 });
   });
 
-  it('ends the same: state, output events once each, refusals published and counted once', async () => {
-    const seed = Number(process.env.GROUP_FAULT_SEED ?? Date.now() % 2 ** 31);
-    console.log(`group-fault property seed: ${seed}`);
-    await fc.assert(
-      fc.asyncProperty(backlog, faults, steps, async (inputs, f, advances) => {
-        const got = await viaNats(inputs, f);
-        try {
-          const want = await embedded(got.prefix, inputs);
-          try {
-            expect(await got.run.ending()).toEqual(await want.ending());
-            // An instance that took over arms the timers of what it claimed a moment after: the steps below
-            // start once it has (else a timer armed after its deadline fires late, at the time it is armed).
-            await eventually(() => expect(got.run.timers()).toBeGreaterThanOrEqual(want.timers()));
-            for (const ms of advances) {
-              await got.run.advance(ms);
-              await want.advance(ms);
-              const expected = await want.ending();
-              // The rollback's pause reaches the training config after the rollback's commit.
-              await eventually(async () => {
-                got.run.tick();
-                expect(await got.run.ending()).toEqual(expected);
-              });
+  it(
+    'ends the same: state, output events once each, refusals published and counted once',
+    async () => {
+      const seed = Number(process.env.GROUP_FAULT_SEED ?? Date.now() % 2 ** 31);
+      console.log(`group-fault property seed: ${seed}`);
+      await fc.assert(
+        fc.asyncProperty(backlog, faults, steps, (inputs, f, advances) =>
+          withinBudget(RUN_BUDGET_MS, async (progress) => {
+            const got = await viaNats(inputs, f, progress);
+            try {
+              progress.at = 'the same inputs in the embedded mode';
+              const want = await embedded(got.prefix, inputs);
+              try {
+                progress.at = 'comparing the endings';
+                expect(await got.run.ending()).toEqual(await want.ending());
+                // An instance that took over arms the timers of what it claimed a moment after: the steps below
+                // start once it has (else a timer armed after its deadline fires late, at the time it is armed).
+                await eventually(() => expect(got.run.timers()).toBeGreaterThanOrEqual(want.timers()));
+                for (const ms of advances) {
+                  progress.at = `a step of the clock by ${ms} ms`;
+                  await got.run.advance(ms);
+                  await want.advance(ms);
+                  const expected = await want.ending();
+                  // The rollback's pause reaches the training config after the rollback's commit.
+                  await eventually(async () => {
+                    got.run.tick();
+                    expect(await got.run.ending()).toEqual(expected);
+                  });
+                }
+              } finally {
+                progress.at = 'closing the embedded run';
+                await want.close();
+              }
+            } finally {
+              progress.at = 'closing the NATS instances';
+              await got.run.close();
             }
-          } finally {
-            await want.close();
-          }
-        } finally {
-          await got.run.close();
-        }
-      }),
-      {
-        seed,
-        numRuns: Number(process.env.GROUP_FAULT_RUNS ?? 8),
-        endOnFailure: true,
-        ...(process.env.GROUP_FAULT_PATH ? { path: process.env.GROUP_FAULT_PATH } : {}),
-      },
-    );
-  }, 120_000);
+          }),
+        ),
+        {
+          seed,
+          numRuns: RUNS,
+          endOnFailure: true,
+          ...(process.env.GROUP_FAULT_PATH ? { path: process.env.GROUP_FAULT_PATH } : {}),
+        },
+      );
+    },
+    RUNS * RUN_BUDGET_MS,
+  );
 });
