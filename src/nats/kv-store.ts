@@ -102,6 +102,11 @@ const eventIdOf = (record: HistoryRecord): string => String(record.payload.event
 /** What a write changed beyond outbox bookkeeping: the snapshot, the position, or the epoch (a claim). */
 const identityOf = (value: ActorValue | HistoryValue): string =>
   'snapshot' in value ? JSON.stringify([value.snapshot, value.position ?? 0, value.epoch ?? 0]) : '';
+/** The same snapshot object, position and epoch: the identity is the same without serializing it. */
+const sameIdentity = (a: ActorValue | HistoryValue, b: ActorValue | HistoryValue): boolean =>
+  'snapshot' in a && 'snapshot' in b
+    ? a.snapshot === b.snapshot && a.position === b.position && a.epoch === b.epoch
+    : !('snapshot' in a) && !('snapshot' in b);
 const recordOf = (kind: ActorKind, key: string, cached: Cached): ActorRecord => {
   const value = cached.value as ActorValue;
   return {
@@ -153,6 +158,13 @@ export class KvStore implements StateStore {
   private readonly tasks = new Set<Promise<unknown>>();
   private readonly settledWaiters = new Map<string, Set<() => void>>();
   private readonly reclaiming = new Set<string>();
+  /**
+   * This instance's writes to the actor bucket still waiting for their answer, by key: the text written, and
+   * the watch's entry for it if that came first (it usually does: the server sends the stored message to the
+   * watch before it answers the write). Such an entry is kept, not decoded (see absorb); a write whose
+   * answer is lost takes it in then, so that the copy follows what landed.
+   */
+  private readonly ownWrites = new Map<string, Array<{ readonly json: string; echo: KvEntry | null }>>();
   /** Actors with published entries to clear, and the timer that clears them (see markPublished). */
   private readonly toSettle = new Set<string>();
   private settleTimer: NodeJS.Timeout | null = null;
@@ -344,7 +356,7 @@ export class KvStore implements StateStore {
         if (value.epoch === epoch && !always) return;
         const next: ActorValue = { ...value, epoch };
         try {
-          const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
+          const revision = await this.write(key, JSON.stringify(next), cached.revision);
           // Told like any new value, so that the runtime here adopts it (and runs what it calls for).
           this.absorb(
             { key, revision, operation: 'PUT', string: () => JSON.stringify(next) } as unknown as KvEntry,
@@ -549,8 +561,7 @@ export class KvStore implements StateStore {
     };
     const json = JSON.stringify(value);
     try {
-      const revision =
-        expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
+      const revision = await this.write(key, json, expected);
       for (const entry of carried) this.mine.add(entry.id);
       for (const entry of part.outbox) this.mine.add(entry.id);
       this.store(key, revision, value, true);
@@ -575,10 +586,12 @@ export class KvStore implements StateStore {
    */
   private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
     const before = this.cache.get(key);
+    // Bookkeeping written here (published events cleared) keeps the very snapshot it was made from.
+    const kept = before !== undefined && !committed && sameIdentity(before.value, value);
     // What this instance committed itself needs no comparison now (it changed, and the runtime holds it).
-    const snapshotJson = committed ? null : identityOf(value);
+    const snapshotJson = committed ? null : kept ? before.snapshotJson : identityOf(value);
     const changed =
-      committed || !before || (before.snapshotJson ?? identityOf(before.value)) !== snapshotJson;
+      committed || !before || (!kept && (before.snapshotJson ?? identityOf(before.value)) !== snapshotJson);
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
     const waiters = this.settledWaiters.get(key);
@@ -612,6 +625,35 @@ export class KvStore implements StateStore {
     }
   }
 
+  /**
+   * A revision-checked write to the actor bucket (`expected` 0: the key must not exist yet). The caller
+   * records the value it wrote once this resolves; until then, the watch's entry for it is held back.
+   */
+  private async write(key: string, json: string, expected: number): Promise<number> {
+    const own = { json, echo: null as KvEntry | null };
+    const writes = this.ownWrites.get(key);
+    if (writes) writes.push(own);
+    else this.ownWrites.set(key, [own]);
+    try {
+      return expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
+    } catch (error) {
+      // Failed as far as the answer says (lost, say); but if the watch brought it, it landed: follow it.
+      this.forgetOwnWrite(key, own);
+      if (own.echo) this.absorb(own.echo, key);
+      throw error;
+    } finally {
+      this.forgetOwnWrite(key, own);
+    }
+  }
+
+  private forgetOwnWrite(key: string, own: { json: string; echo: KvEntry | null }): void {
+    const writes = this.ownWrites.get(key);
+    const at = writes?.indexOf(own) ?? -1;
+    if (at < 0) return;
+    writes!.splice(at, 1);
+    if (writes!.length === 0) this.ownWrites.delete(key);
+  }
+
   /** Takes in an entry read from NATS (the watch, or a fresh get); tells the listeners of a newer snapshot. */
   private absorb(entry: KvEntry | null, key = entry?.key): void {
     if (key === undefined) return;
@@ -621,6 +663,12 @@ export class KvStore implements StateStore {
     // This instance's own writes come back through the watch: known already, not decoded again.
     if (cached && entry && entry.revision <= cached.revision) return;
     const text = entryText(entry);
+    // Or one of them whose answer is still on its way: its writer records it when the answer comes.
+    const own = text === null ? undefined : this.ownWrites.get(key)?.find((w) => !w.echo && w.json === text);
+    if (own) {
+      own.echo = entry;
+      return;
+    }
     if (text === null) {
       if (entry && (!cached || entry.revision > cached.revision)) {
         this.cache.delete(key);
@@ -666,7 +714,7 @@ export class KvStore implements StateStore {
         timeline: value.timeline ?? [],
       };
       try {
-        const revision = await this.kv.update(key, JSON.stringify(next), cached.revision);
+        const revision = await this.write(key, JSON.stringify(next), cached.revision);
         this.store(key, revision, next);
         return;
       } catch (error) {
@@ -686,9 +734,7 @@ export class KvStore implements StateStore {
       if (fresh.length === 0) return;
       const next: HistoryValue = { records: [...existing, ...fresh].slice(-this.options.historyLimit) };
       try {
-        const revision = cached
-          ? await this.kv.update(key, JSON.stringify(next), cached.revision)
-          : await this.kv.create(key, JSON.stringify(next));
+        const revision = await this.write(key, JSON.stringify(next), cached?.revision ?? 0);
         this.store(key, revision, next);
         return;
       } catch (error) {

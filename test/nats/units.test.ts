@@ -265,6 +265,51 @@ describe('the KV store', () => {
     }
   });
 
+  it("tells its watchers of other writers' commits, not of its own: the watch's copy of its own write is not taken for another's", async () => {
+    const { kv, trainingKv } = await buckets('own');
+    const store = await KvStore.open(
+      kv,
+      trainingKv,
+      { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
+      pino({ level: 'silent' }),
+    );
+    const heard: Array<{ key: string; revision: number }> = [];
+    const unwatch = store.watch((record) => heard.push({ key: record.key, revision: record.revision }));
+    const snapshot = (n: number) => ({ machine: 'model.v3', snapshot: { value: 'healthy', context: { n } } });
+    try {
+      // The server usually sends the watch its copy of a write before it answers the write: a store that
+      // took that copy for another writer's decoded it again and told the runtime of its own commit.
+      let revision = 0;
+      for (let n = 1; n <= 40; n++) {
+        const revisions = await store.commit({
+          actors: [{ kind: 'model', key: 'mine', revision, snapshot: snapshot(n) }],
+          outbox: [],
+          history: [],
+        });
+        revision = revisions[0]!;
+      }
+      // Another writer's commit, then a marker: once the marker is heard, every earlier entry was too.
+      const theirs = await kv.update(
+        'model.mine',
+        JSON.stringify({ snapshot: snapshot(41), outbox: [], history: [], timeline: [] }),
+        revision,
+      );
+      await kv.put(
+        'model.marker',
+        JSON.stringify({ snapshot: snapshot(0), outbox: [], history: [], timeline: [] }),
+      );
+      await eventually(() => expect(heard.map((h) => h.key)).toContain('marker'));
+      expect(heard).toEqual([
+        { key: 'mine', revision: theirs },
+        { key: 'marker', revision: theirs + 1 },
+      ]);
+      expect((await store.loadActor('model', 'mine'))?.snapshot).toEqual(snapshot(41));
+    } finally {
+      unwatch();
+      await store.close();
+    }
+  });
+
   it('clears published events from the values of the actors that hold them, soon after they are marked published, and moves their history on', async () => {
     const { kv, trainingKv } = await buckets('settle');
     const entry = (id: string) => ({
