@@ -7,7 +7,10 @@
  *   size; at 100 and at 10,000 models;
  * - latency: a critical regression published, until its TRAINING_PAUSED event arrives (evaluation,
  *   commit, registry rollback, rollback event, the training config's pause), beside a NATS request/reply
- *   round trip, p50 and p99, samples of both taken in turns.
+ *   round trip, p50 and p99, samples of both taken in turns, each with the instance idle (until 2026-11-28
+ *   the round trips followed each pause at once, slowed by the work the regression left behind);
+ * - beside each throughput figure, this process's CPU time per input over the same window (less at the
+ *   mercy of other work on the machine than the rates).
  * Two more anchors bound what any design can reach on this machine (they are not modes of Warden):
  * - consume+ack+step: the raw consumer above, also stepping the model machine once per message (raw
  *   `actor.send`, one actor per model, no validation, nothing written): the most a service that runs one
@@ -99,16 +102,27 @@ function machineStepper(): (subject: string, payload: Record<string, unknown>) =
   };
 }
 
+/** Inputs per second, and this process's CPU time per input over the same window (µs, all threads). */
+interface Rate {
+  readonly perSecond: number;
+  readonly cpuMicros: number;
+}
+
+const cpuSince = (start: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / INPUTS;
+};
+
 /**
  * Raw JetStream: a durable pull consumer acknowledging every message; with `step`, it also steps the model
- * machine once per message (see machineStepper). Inputs per second.
+ * machine once per message (see machineStepper).
  */
 async function anchor(
   nc: NatsConnection,
   jsm: JetStreamManager,
   models: number,
   step = false,
-): Promise<number> {
+): Promise<Rate> {
   const stepMachine = step ? machineStepper() : null;
   const prefix = `raw${++round}`;
   prefixes.push(prefix);
@@ -117,12 +131,16 @@ async function anchor(
   await jsm.consumers.add(streamOf(prefix), { durable_name: 'c', ack_policy: AckPolicy.Explicit });
   const consumer = await jetstream(nc).consumers.get(streamOf(prefix), 'c');
   let first = 0;
+  let cpu = process.cpuUsage();
   let n = 0;
   const done = deferred();
   const messages = await consumer.consume({
     max_messages: 1024,
     callback: (m) => {
-      if (n === 0) first = performance.now();
+      if (n === 0) {
+        first = performance.now();
+        cpu = process.cpuUsage();
+      }
       const payload = JSON.parse(m.string()) as Record<string, unknown>; // what any consumer does
       stepMachine?.(m.subject, payload);
       m.ack();
@@ -132,9 +150,10 @@ async function anchor(
   await done.promise;
   await nc.flush();
   const seconds = (performance.now() - first) / 1000;
+  const cpuMicros = cpuSince(cpu);
   await messages.close();
   await jsm.streams.delete(streamOf(prefix));
-  return INPUTS / seconds;
+  return { perSecond: INPUTS / seconds, cpuMicros };
 }
 
 function deferred(): { promise: Promise<unknown>; resolve: (v: unknown) => void } {
@@ -176,19 +195,28 @@ async function cleanUp(jsm: JetStreamManager, prefix: string): Promise<void> {
 }
 
 /** Warden: inputs per second from the first applied to the last committed and acknowledged. */
-async function wardenRate(url: string, nc: NatsConnection, jsm: JetStreamManager, models: number) {
+async function wardenRate(
+  url: string,
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  models: number,
+): Promise<Rate> {
   const prefix = `w${++round}`;
   // The streams and buckets exist before the backlog is published (Warden makes them on start).
   const setup = await startWarden(url, prefix);
   await setup.stop();
   await publishBacklog(nc, prefix, models);
   let first = 0;
+  let cpu = process.cpuUsage();
   let applied = 0;
   const all = deferred();
   const w = await startWarden(url, prefix, {
     outcome: (kind: string) => {
       if (kind !== 'model') return;
-      if (applied === 0) first = performance.now();
+      if (applied === 0) {
+        first = performance.now();
+        cpu = process.cpuUsage();
+      }
       if (++applied === INPUTS) all.resolve(undefined);
     },
   });
@@ -208,15 +236,16 @@ async function wardenRate(url: string, nc: NatsConnection, jsm: JetStreamManager
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   const seconds = (performance.now() - first) / 1000;
+  const cpuMicros = cpuSince(cpu);
   await w.stop();
   await cleanUp(jsm, prefix);
-  return INPUTS / seconds;
+  return { perSecond: INPUTS / seconds, cpuMicros };
 }
 
 async function throughput(url: string, nc: NatsConnection, jsm: JetStreamManager, models: number) {
-  const raw: number[] = [];
-  const stepped: number[] = [];
-  const ours: number[] = [];
+  const raw: Rate[] = [];
+  const stepped: Rate[] = [];
+  const ours: Rate[] = [];
   const ratios: number[] = [];
   const ceilings: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -226,17 +255,22 @@ async function throughput(url: string, nc: NatsConnection, jsm: JetStreamManager
     raw.push(a);
     stepped.push(s);
     ours.push(w);
-    ratios.push(w / a);
-    ceilings.push(s / a);
+    ratios.push(w.perSecond / a.perSecond);
+    ceilings.push(s.perSecond / a.perSecond);
     console.log(
-      `  round ${r + 1}: Warden ${w.toFixed(0)}/s, raw consume+ack ${a.toFixed(0)}/s, consume+ack+step ${s.toFixed(0)}/s`,
+      `  round ${r + 1}: Warden ${w.perSecond.toFixed(0)}/s, raw consume+ack ${a.perSecond.toFixed(0)}/s, consume+ack+step ${s.perSecond.toFixed(0)}/s; CPU per input ${w.cpuMicros.toFixed(0)}, ${a.cpuMicros.toFixed(0)} and ${s.cpuMicros.toFixed(0)} µs`,
     );
   }
+  const rates = (of: Rate[]) => of.map((x) => x.perSecond);
+  const cpus = (of: Rate[]) => of.map((x) => x.cpuMicros);
   console.log(
-    `${INPUTS} inputs over ${models} models: Warden ${spread(ours)} inputs/s, raw JetStream consume+ack ${spread(raw)}/s, ratio ${spread(ratios, 3)}`,
+    `${INPUTS} inputs over ${models} models: Warden ${spread(rates(ours))} inputs/s, raw JetStream consume+ack ${spread(rates(raw))}/s, ratio ${spread(ratios, 3)}`,
   );
   console.log(
-    `  ceiling: consume+ack+step (one raw actor.send per input) ${spread(stepped)}/s, ratio to raw ${spread(ceilings, 3)}`,
+    `  ceiling: consume+ack+step (one raw actor.send per input) ${spread(rates(stepped))}/s, ratio to raw ${spread(ceilings, 3)}`,
+  );
+  console.log(
+    `  CPU per input (this process, all threads): Warden ${spread(cpus(ours))} µs, raw consume+ack ${spread(cpus(raw))} µs, consume+ack+step ${spread(cpus(stepped))} µs`,
   );
 }
 
@@ -292,6 +326,10 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
   const chain: number[] = [];
   for (let i = 0; i < models; i++) {
     const m = `l${i}`;
+    // Every sample, of either kind, starts with the instance idle: the work a regression leaves behind it
+    // (its acknowledgements, the pause acknowledged, their commits) shares this process's event loop and
+    // would otherwise slow the request/reply samples taken right after it.
+    await w.warden.idle();
     const arrived = new Promise<void>((resolve) => paused.set(m, resolve));
     const t0 = performance.now();
     await js.publish(
@@ -300,6 +338,7 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
     );
     await arrived;
     pause.push(performance.now() - t0);
+    await w.warden.idle();
     for (let k = 0; k < 3; k++) {
       const t1 = performance.now();
       await nc.request('bench.echo', '{"ping":true}', { timeout: 5_000 });
