@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
-import { ActorRuntime, type RuntimeDeps, type RuntimeObserver } from './actors/runtime.ts';
+import { ActorRuntime, type Residency, type RuntimeDeps, type RuntimeObserver } from './actors/runtime.ts';
 import {
   systemClock,
   type Clock,
@@ -381,8 +381,8 @@ export class Warden {
     this.runtime.startPublishing();
   }
 
-  /** Actors resident now, passivated since the start, and timers of non-resident actors in the index. */
-  residency(): { models: number; trainings: number; passivated: number; timersIndexed: number } {
+  /** Actors resident now, passivated since the start, their timers armed, and those of the others indexed. */
+  residency(): Residency {
     return this.runtime.residency();
   }
 

@@ -44,6 +44,14 @@ export interface RuntimeObserver {
   effectFailed?(what: string, error: unknown): void;
 }
 
+export interface Residency {
+  readonly models: number;
+  readonly trainings: number;
+  readonly passivated: number;
+  readonly timersArmed: number;
+  readonly timersIndexed: number;
+}
+
 export interface RuntimeDeps {
   readonly modelMachine: ModelMachine;
   readonly trainingMachine: TrainingMachine;
@@ -285,14 +293,22 @@ export class ActorRuntime {
     this.passivation?.start();
   }
 
-  /** How many actors are resident now, and how many were passivated since the start (tests, logs). */
-  residency(): { models: number; trainings: number; passivated: number; timersIndexed: number } {
+  /**
+   * How many actors are resident now, how many were passivated since the start, and their timers: armed on
+   * resident actors, and in the index for the others (tests, logs).
+   */
+  residency(): Residency {
     let models = 0;
-    for (const host of this.hosts.values()) if (host.kind === 'model') models++;
+    let timersArmed = 0;
+    for (const host of this.hosts.values()) {
+      if (host.kind === 'model') models++;
+      if (host.timer) timersArmed++;
+    }
     return {
       models,
       trainings: this.hosts.size - models,
       passivated: this.passivations,
+      timersArmed,
       timersIndexed: this.deadlines.size,
     };
   }
@@ -1331,8 +1347,12 @@ export class ActorRuntime {
   private wakeForTimer(id: string): void {
     const colon = id.indexOf(':');
     const kind = id.slice(0, colon) as ActorKind;
+    const key = id.slice(colon + 1);
+    // Written by another instance now (see StateStore.owns): the timer is that instance's. If this one
+    // comes to write the actor, the store tells it the actor's record again (a claim), deadline included.
+    if (this.deps.store.owns && !this.deps.store.owns(kind, key)) return;
     try {
-      this.host(kind, id.slice(colon + 1));
+      this.host(kind, key);
     } catch (error) {
       // The deadline stays: the actor is brought back for it again a second later (a timer is never lost).
       this.deps.logger.error(
@@ -1360,10 +1380,16 @@ export class ActorRuntime {
       );
   }
 
-  /** Nothing in flight: committed, no commit pending, no rollback running, no inputs kept, no hand-back. */
+  /**
+   * Nothing in flight: committed, no commit pending or in doubt, no record of another instance waiting, no
+   * rollback running, no inputs kept, no hand-back.
+   */
   private quiescent(host: Host): boolean {
     if (
       host.revision === 0 ||
+      host.outcomeUnknown ||
+      host.learning ||
+      host.parked !== null ||
       host.handingBack !== null ||
       host.registryWrites > 0 ||
       host.pointerMayLag ||

@@ -5,6 +5,7 @@ import type {
   ActorRecord,
   CommitBatch,
   HistoryRecord,
+  IndexEntry,
   OutboxEntry,
   PartResult,
   StateStore,
@@ -27,6 +28,12 @@ interface ActorValue {
   position?: number;
   /** The input lease epoch of the instance that last wrote or claimed it. */
   epoch?: number;
+  /**
+   * The start-up index, committed with the snapshot (see ActorRecord.deadline/attention). Absent in values
+   * written before it: such an actor counts as needing attention (it is loaded at start).
+   */
+  deadline?: number | null;
+  attention?: boolean;
 }
 
 /** What fences writes that apply inputs: the lease of the actor's partition (see Lease, Partitions). */
@@ -115,6 +122,8 @@ const recordOf = (kind: ActorKind, key: string, cached: Cached): ActorRecord => 
     snapshot: value.snapshot,
     revision: cached.revision,
     ...(value.position !== undefined ? { position: value.position } : {}),
+    deadline: value.deadline ?? null,
+    attention: value.attention ?? value.deadline === undefined,
   };
 };
 
@@ -357,11 +366,12 @@ export class KvStore implements StateStore {
         const next: ActorValue = { ...value, epoch };
         try {
           const revision = await this.write(key, JSON.stringify(next), cached.revision);
-          // Told like any new value, so that the runtime here adopts it (and runs what it calls for).
-          this.absorb(
-            { key, revision, operation: 'PUT', string: () => JSON.stringify(next) } as unknown as KvEntry,
-            key,
-          );
+          if (revision > (this.cache.get(key)?.revision ?? 0)) this.store(key, revision, next);
+          // Told to the runtime here even when it reads the same (the same epoch, the lease taken back after
+          // a hiccup): it writes the actor again, and runs what its state calls for (its timer, which may
+          // have come due while the lease was not held, its rollback).
+          this.tell(kind, modelId, key);
+          if (this.hasPublished(next)) this.track(this.serial(key, () => this.settle(key)));
           return;
         } catch (error) {
           if (!isWrongRevision(error)) throw error;
@@ -380,6 +390,72 @@ export class KvStore implements StateStore {
       if (parsed?.kind === kind) records.push(recordOf(kind, parsed.id, cached));
     }
     return records;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lazy start-up and passivation: every committed value is in the cache (the watch keeps it current), so
+  // the runtime can read any actor synchronously, load actors on demand and passivate idle ones.
+
+  peekActor(kind: ActorKind, key: string): ActorRecord | null {
+    const cached = this.cache.get(actorKey(kind, key));
+    return cached && 'snapshot' in cached.value ? recordOf(kind, key, cached) : null;
+  }
+
+  *peekActors(kind: ActorKind): Iterable<ActorRecord> {
+    for (const [key, cached] of this.cache) {
+      if (!key.startsWith(`${kind}.`) || !('snapshot' in cached.value)) continue;
+      yield recordOf(kind, key.slice(kind.length + 1), cached);
+    }
+  }
+
+  /** Never null: a value written before the index counts as needing attention (see ActorValue). */
+  async startIndex(): Promise<IndexEntry[]> {
+    const entries: IndexEntry[] = [];
+    for (const kind of ['model', 'training'] as const) {
+      for (const record of this.peekActors(kind)) {
+        const deadline = record.deadline ?? null;
+        const attention = record.attention ?? true;
+        if (deadline !== null || attention) entries.push({ kind, key: record.key, deadline, attention });
+      }
+    }
+    return entries;
+  }
+
+  /**
+   * The index travels in each actor's value, written with each commit. Changed without a commit (the
+   * registry write of a promotion done: the next start need not load the model), it is written here as
+   * bookkeeping on top of the value, by the instance that writes the actor; a write that finds the value
+   * changed meanwhile is dropped (that change carried the runtime's index).
+   */
+  async saveIndex(entries: readonly IndexEntry[]): Promise<void> {
+    await Promise.all(
+      entries.map((entry) => {
+        const key = actorKey(entry.kind, entry.key);
+        if (!this.owns(entry.kind, entry.key)) return undefined;
+        return this.serial(key, async () => {
+          const cached = this.cache.get(key);
+          if (!cached || !('snapshot' in cached.value)) return;
+          const value = cached.value;
+          if ((value.deadline ?? null) === entry.deadline && value.attention === entry.attention) return;
+          const next: ActorValue = { ...value, deadline: entry.deadline, attention: entry.attention };
+          try {
+            this.store(key, await this.write(key, JSON.stringify(next), cached.revision), next);
+          } catch (error) {
+            if (!isWrongRevision(error)) throw error;
+          }
+        });
+      }),
+    );
+  }
+
+  countStates(kind: ActorKind): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const record of this.peekActors(kind)) {
+      const state = (record.snapshot as { snapshot?: { value?: unknown } } | null)?.snapshot?.value;
+      if (state === undefined) continue;
+      counts.set(String(state), (counts.get(String(state)) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** Reads NATS (not the cache): the runtime calls this after a conflict, to get what another instance wrote. */
@@ -552,6 +628,8 @@ export class KvStore implements StateStore {
     const value: ActorValue = {
       ...(actor.position !== undefined ? { position: actor.position } : {}),
       ...(epoch !== undefined ? { epoch } : {}),
+      ...(actor.deadline !== undefined ? { deadline: actor.deadline } : {}),
+      ...(actor.attention !== undefined ? { attention: actor.attention } : {}),
       snapshot: actor.snapshot,
       outbox: [...(previous?.outbox ?? []).filter((e) => !this.published.has(e.id)), ...part.outbox],
       // History records stay until settle() has moved them to the history key (dropping them here, once
@@ -686,12 +764,17 @@ export class KvStore implements StateStore {
     const changed = this.store(key, entry!.revision, value);
     if (parsed.kind === 'history') return;
     const actor = value as ActorValue;
-    if (changed) {
-      const record = recordOf(parsed.kind, parsed.id, this.cache.get(key)!);
-      for (const listener of this.listeners) listener(record);
-    }
+    if (changed) this.tell(parsed.kind, parsed.id, key);
     // Someone carried over entries already published: clear them.
     if (this.hasPublished(actor)) this.track(this.serial(key, () => this.settle(key)));
+  }
+
+  /** Tells the listeners (the runtime) of an actor's cached record. */
+  private tell(kind: ActorKind, id: string, key: string): void {
+    const cached = this.cache.get(key);
+    if (!cached || !('snapshot' in cached.value)) return;
+    const record = recordOf(kind, id, cached);
+    for (const listener of this.listeners) listener(record);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ import { useSharedNats } from '../harness/shared-nats.ts';
 
 const nats = useSharedNats();
 
-/** The store, with the runtime's loading of model actors held after it has read them, until `release()`. */
+/**
+ * The store, with the runtime's start held after it has read what it loads (the start-up index, or every
+ * model actor for a store without one), until `release()`.
+ */
 function holdingLoad(store: StateStore) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
@@ -20,6 +23,14 @@ function holdingLoad(store: StateStore) {
   const loaded = new Promise<void>((resolve) => (reached = resolve));
   const wrapped = new Proxy(store, {
     get(target, name, receiver) {
+      if (name === 'startIndex') {
+        return async () => {
+          const entries = await target.startIndex!();
+          reached();
+          await released;
+          return entries;
+        };
+      }
       if (name === 'loadActors') {
         return async (kind: ActorKind): Promise<ActorRecord[]> => {
           const records = await target.loadActors(kind);
@@ -58,7 +69,7 @@ describe('an instance that starts while another commits', () => {
       wrapStore: (store) => (hold = holdingLoad(store)).wrapped,
     });
     await eventually(() => expect(hold).toBeDefined());
-    await hold.loaded; // the second instance has read the model as it was (v2), and is still loading
+    await hold.loaded; // the second instance has read the model as it was (v2), and is still starting
     await publish(3);
     await first.settled();
     // Its store has the new state by now (its own watch of the bucket)...

@@ -1,0 +1,178 @@
+/**
+ * Issue 14 in NATS mode: the KV store keeps every committed value within reach (its watch), so the runtime
+ * starts lazily and passivates idle actors there too. A passivated actor's timers fire on time, a restart
+ * loads only the actors whose state needs the runtime, and every other actor comes back on its next input.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { Lease } from '../../src/nats/lease.ts';
+import { eventually } from '../harness/eventually.ts';
+import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
+
+const nats = useSharedNats();
+afterEach(() => vi.restoreAllMocks());
+
+const IDLE_S = 10;
+const config = (prefix: string): ConfigInput => ({
+  detection: { mode: 'threshold' },
+  approval: { requireForSevere: true, timeoutSeconds: 60, onTimeout: 'rollback' },
+  cooldownSeconds: 120,
+  training: { autoResumeSeconds: 300 },
+  passivateAfterSeconds: IDLE_S,
+  nats: { prefix },
+});
+
+/** Lets the work in flight end (a promotion's registry write keeps its actor resident), then moves time. */
+async function advance(w: NatsWarden, clock: ManualClock, ms: number): Promise<void> {
+  await w.settled();
+  clock.advance(ms);
+  await w.settled();
+}
+
+const listed = (w: NatsWarden, model: string) => w.warden.status().models.find((m) => m.model_id === model)!;
+const listedTraining = (w: NatsWarden, key: string) =>
+  w.warden.status().training.find((c) => c.config_key === key)!;
+const stored = async (prefix: string, kind: string) =>
+  nats.client.stored(`${prefix}.evt.${kind}.>`, `${prefix.toUpperCase()}_EVENTS`);
+
+describe('passivation in NATS mode', () => {
+  it('a passivated actor’s approval expires on time, its cooldown ends on time, and its training config auto-resumes on time', async () => {
+    const prefix = 'passive';
+    const clock = new ManualClock();
+    await using w = await startNatsWarden(nats.server.url, { config: config(prefix), clock });
+    const t0 = clock.now();
+    for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
+    const held = await w.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 });
+    expect(held.state).toBe('awaitingApproval');
+    const deadline = t0 + 60_000;
+
+    // Idle long enough: passivated, its deadline in the index.
+    await advance(w, clock, 30_000);
+    expect(w.warden.residency()).toMatchObject({ models: 0, trainings: 0, timersIndexed: 1 });
+    expect(listed(w, 'm1').state).toBe('awaitingApproval');
+
+    // One millisecond before the deadline nothing has happened; at the deadline the approval expires.
+    await advance(w, clock, deadline - 1 - clock.now());
+    expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(0);
+    expect(w.warden.residency().models).toBe(0);
+    await advance(w, clock, 1);
+    const rolledBack = await stored(prefix, 'promotion_rolled_back');
+    expect(rolledBack).toHaveLength(1);
+    expect((rolledBack[0]!.data as { timestamp: number }).timestamp).toBe(deadline / 1000);
+    expect(listedTraining(w, 'm1').status).toBe('paused');
+
+    // The cooldown runs from the rollback; the model and its config are passivated again meanwhile.
+    const cooldownUntil = Date.parse(listed(w, 'm1').cooldown_until!);
+    expect(cooldownUntil).toBe(deadline + 120_000);
+    await advance(w, clock, 60_000);
+    expect(w.warden.residency()).toMatchObject({ models: 0, trainings: 0 });
+    await advance(w, clock, cooldownUntil - 1 - clock.now());
+    expect(listed(w, 'm1').state).not.toBe('healthy');
+    await advance(w, clock, 1);
+    expect(listed(w, 'm1').state).toBe('healthy');
+
+    // The training config resumes by itself 300 s after its pause, passivated or not.
+    const resumeAt = Date.parse(listedTraining(w, 'm1').auto_resume_at!);
+    await advance(w, clock, resumeAt - 1 - clock.now());
+    expect(w.warden.residency().trainings).toBe(0);
+    expect(await stored(prefix, 'training_resumed')).toHaveLength(0);
+    await advance(w, clock, 1);
+    expect(await stored(prefix, 'training_resumed')).toHaveLength(1);
+    expect(listedTraining(w, 'm1').status).toBe('running');
+    expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
+  });
+
+  it('a restart loads only what needs it: promoted models whose registry write is done come back on their next input', async () => {
+    const prefix = 'lazystart';
+    const models = Array.from({ length: 40 }, (_, i) => `m${i}`);
+    {
+      await using first = await startNatsWarden(nats.server.url, { config: config(prefix) });
+      for (const model of models) {
+        await nats.client.publish(`${prefix}.in.promotion.${model}`, {
+          event_id: `${model}-p1`,
+          model_id: `${model}_v1`,
+          elo: 1500,
+        });
+      }
+      await nats.client.publish(`${prefix}.in.evaluation.m0`, {
+        event_id: 'm0-e1',
+        model_id: 'm0',
+        current_elo: 1498,
+        games_played: 200,
+      });
+      await first.settled();
+      expect(first.warden.status().models).toHaveLength(models.length);
+    }
+
+    await using second = await startNatsWarden(nats.server.url, { config: config(prefix) });
+    // Each promotion's registry write was done: the index in its value says so, and nothing is loaded.
+    expect(second.warden.residency()).toMatchObject({ models: 0, trainings: 0 });
+    // The list view reads them without loading them.
+    expect(second.warden.status().models.map((m) => m.production_version)).toEqual(models.map(() => 'v1'));
+    expect(second.warden.residency().models).toBe(0);
+
+    await nats.client.publish(`${prefix}.in.evaluation.m7`, {
+      event_id: 'm7-e1',
+      model_id: 'm7',
+      current_elo: 1499,
+      games_played: 200,
+    });
+    await second.settled();
+    expect(second.warden.residency().models).toBe(1);
+    expect(listed(second, 'm7')).toMatchObject({ state: 'healthy', production_version: 'v1' });
+  });
+});
+
+describe('a lease let go and taken back with the same epoch', () => {
+  // The watchdog lets the lease go when a renewal is late (NATS away for a moment); if nobody took it
+  // meanwhile, this instance takes it back under the same epoch. A timer that came due in between did not
+  // run here (the instance did not write the actor then), and must run once the lease is back: the claim
+  // that follows tells the runtime even though the stored value reads the same.
+  for (const passivated of [false, true]) {
+    it(`runs a timer that came due meanwhile (${passivated ? 'a passivated actor' : 'a resident actor'})`, async () => {
+      const prefix = passivated ? 'retakep' : 'retaker';
+      const clock = new ManualClock();
+      const leases: Lease[] = [];
+      const start = Lease.prototype.start;
+      vi.spyOn(Lease.prototype, 'start').mockImplementation(function (this: Lease) {
+        leases.push(this);
+        start.call(this);
+      });
+      await using w = await startNatsWarden(nats.server.url, {
+        config: { ...config(prefix), passivateAfterSeconds: passivated ? IDLE_S : null },
+        clock,
+      });
+      const t0 = clock.now();
+      for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
+      expect((await w.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 })).state).toBe(
+        'awaitingApproval',
+      );
+      await advance(w, clock, 30_000);
+      expect(w.warden.residency().models).toBe(passivated ? 0 : 1);
+
+      // Not held while the approval's deadline passes: nothing runs here.
+      const held = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
+      clock.advance(t0 + 60_000 - clock.now());
+      await w.warden.idle();
+      expect(listed(w, 'm1').state).toBe('awaitingApproval');
+      held.mockRestore();
+
+      // Taken back, the same epoch (what Lease.attempt does when the entry is still its own).
+      const lease = leases.find((l) => (l as unknown as { key: string }).key === 'inputs')!;
+      const epoch = lease.epoch;
+      const set = (lease as unknown as { set(held: boolean): void }).set.bind(lease);
+      set(false);
+      set(true);
+      expect(lease.epoch).toBe(epoch);
+      // Armed again after its deadline: due at once (the manual clock fires it on its next step).
+      await eventually(() => {
+        clock.advance(0);
+        expect(listed(w, 'm1').state).not.toBe('awaitingApproval');
+      });
+      await w.settled();
+      expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
+    });
+  }
+});
