@@ -366,7 +366,7 @@ export class KvStore implements StateStore {
         const next: ActorValue = { ...value, epoch };
         try {
           const revision = await this.write(key, JSON.stringify(next), cached.revision);
-          if (revision > (this.cache.get(key)?.revision ?? 0)) this.store(key, revision, next);
+          this.store(key, revision, next);
           // Told to the runtime here even when it reads the same (the same epoch, the lease taken back after
           // a hiccup): it writes the actor again, and runs what its state calls for (its timer, which may
           // have come due while the lease was not held, its rollback).
@@ -664,10 +664,13 @@ export class KvStore implements StateStore {
    */
   private store(key: string, revision: number, value: ActorValue | HistoryValue, committed = false): boolean {
     const before = this.cache.get(key);
+    // An answer that comes after the watch brought a newer write of the key (another writer's) is old news.
+    if (before && revision < before.revision) return false;
     // Bookkeeping written here (published events cleared) keeps the very snapshot it was made from.
     const kept = before !== undefined && !committed && sameIdentity(before.value, value);
-    // What this instance committed itself needs no comparison now (it changed, and the runtime holds it).
-    const snapshotJson = committed ? null : kept ? before.snapshotJson : identityOf(value);
+    // What this instance committed itself, or a key seen for the first time, needs no comparison now (it
+    // changed); it is serialized when another write of the key comes to be compared with it.
+    const snapshotJson = committed || !before ? null : kept ? before.snapshotJson : identityOf(value);
     const changed =
       committed || !before || (!kept && (before.snapshotJson ?? identityOf(before.value)) !== snapshotJson);
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
@@ -732,8 +735,11 @@ export class KvStore implements StateStore {
     if (writes!.length === 0) this.ownWrites.delete(key);
   }
 
-  /** Takes in an entry read from NATS (the watch, or a fresh get); tells the listeners of a newer snapshot. */
-  private absorb(entry: KvEntry | null, key = entry?.key): void {
+  /**
+   * Takes in an entry read from NATS (the watch, `watched`, or a fresh get); tells the listeners of a newer
+   * snapshot.
+   */
+  private absorb(entry: KvEntry | null, key = entry?.key, watched = false): void {
     if (key === undefined) return;
     const parsed = parseKey(key);
     if (!parsed) return;
@@ -741,8 +747,9 @@ export class KvStore implements StateStore {
     // This instance's own writes come back through the watch: known already, not decoded again.
     if (cached && entry && entry.revision <= cached.revision) return;
     const text = entryText(entry);
-    // Or one of them whose answer is still on its way: its writer records it when the answer comes.
-    const own = text === null ? undefined : this.ownWrites.get(key)?.find((w) => !w.echo && w.json === text);
+    // Or the watch's copy of one whose answer is still on its way: its writer records it when that comes.
+    const own =
+      watched && text !== null ? this.ownWrites.get(key)?.find((w) => !w.echo && w.json === text) : undefined;
     if (own) {
       own.echo = entry;
       return;
@@ -967,7 +974,7 @@ export class KvStore implements StateStore {
         for await (const entry of watcher) {
           highest = Math.max(highest, entry.revision);
           progress(entry.revision);
-          this.absorb(entry);
+          this.absorb(entry, entry.key, true);
           onEntry(entry);
         }
       } catch (error) {

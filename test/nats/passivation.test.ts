@@ -9,9 +9,11 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { Lease } from '../../src/nats/lease.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
+import { partitionOf } from '../../src/nats/partitions-map.ts';
+import { publishRegression } from '../harness/regression.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 
-const nats = useSharedNats();
+const nats = useSharedNats({ partitions: { passpart: 2 } });
 afterEach(() => vi.restoreAllMocks());
 
 const IDLE_S = 10;
@@ -122,6 +124,46 @@ describe('passivation in NATS mode', () => {
     await second.settled();
     expect(second.warden.residency().models).toBe(1);
     expect(listed(second, 'm7')).toMatchObject({ state: 'healthy', production_version: 'v1' });
+  });
+});
+
+describe('passivation with input partitions', () => {
+  it('each instance runs the timers of the models it writes, and does not load the others for theirs', async () => {
+    const prefix = 'passpart';
+    const cfg = { ...config(prefix), nats: { prefix, partitions: 2 } };
+    // One model in each partition.
+    const names = Array.from({ length: 20 }, (_, i) => `pm${i}`);
+    const models = [0, 1].map((k) => names.find((n) => partitionOf(n, 2) === k)!);
+    const clocks = [new ManualClock(), new ManualClock()];
+    await using a = await startNatsWarden(nats.server.url, { config: cfg, clock: clocks[0]! });
+    await using b = await startNatsWarden(nats.server.url, { config: cfg, clock: clocks[1]! });
+    const both = [a, b];
+    await eventually(() => {
+      for (const w of both) expect(w.adapters.partitions()).toHaveLength(1);
+    });
+    for (const model of models) await publishRegression(nats.client, prefix, model);
+    const settle = async () => {
+      for (const w of both) await w.settled();
+    };
+    await eventually(async () => {
+      await settle();
+      for (const w of both) for (const model of models) expect(listed(w, model).state).toBe('cooldown');
+    });
+    const cooldownUntil = Date.parse(listed(a, models[0]!).cooldown_until!);
+
+    // Idle: every actor passivated on both instances.
+    for (const clock of clocks) clock.advance(30_000);
+    await settle();
+    for (const w of both) expect(w.warden.residency()).toMatchObject({ models: 0, trainings: 0 });
+
+    // Past the cooldowns: each model comes back to healthy once, on the instance that writes it.
+    for (const clock of clocks) clock.advance(cooldownUntil - clock.now());
+    await eventually(async () => {
+      await settle();
+      for (const w of both) for (const model of models) expect(listed(w, model).state).toBe('healthy');
+    });
+    // Each instance loaded the model it writes, for its timer, and not the other.
+    for (const w of both) expect(w.warden.residency().models).toBe(1);
   });
 });
 

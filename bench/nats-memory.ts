@@ -1,0 +1,155 @@
+/**
+ * `npm run bench:nats-memory`: what one Warden instance in NATS mode costs per persisted model, and how long
+ * it takes to start, at 10,000 and 100,000 persisted models, beside the same start over an empty bucket in
+ * the same run (alternating rounds, medians and min-max). One nats-server, started here on a free port.
+ * - start: `createNatsAdapters`, `createWarden` and `attach`, in process, until Warden takes inputs;
+ * - heap: the JS heap after a full garbage collection, once started, against before the start (per model);
+ * - resident: how many model actors the runtime loaded at start (lazy: those whose state needs it).
+ * The persisted models are written by a fast path: one model taken through Warden (a promotion and three
+ * evaluations), its stored value and registry pointer copied under every other id, not by N inputs.
+ * Options: --largest N (default 100000), --rounds R (default 3).
+ */
+import pino from 'pino';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { startNatsServer } from '../test/harness/nats-server.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { createNatsAdapters } from '../src/nats/index.ts';
+import { natsNames } from '../src/nats/names.ts';
+import { createWarden } from '../src/warden.ts';
+import { option } from './options.ts';
+
+const LARGEST = option('largest', 100_000);
+const ROUNDS = option('rounds', 3);
+const SIZES = [10_000, 100_000].filter((n) => n <= LARGEST);
+const TEMPLATE = 'zzTemplateModelzz';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('bench:nats-memory needs node --expose-gc (npm run bench:nats-memory sets it)');
+const heap = (): number => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const spread = (values: number[], unit: string, digits = 0) =>
+  `${median(values).toFixed(digits)} ${unit} (${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)})`;
+
+/** One Warden instance on `prefix`, started as the service starts it; resolves once it takes inputs. */
+async function start(url: string, prefix: string) {
+  const config = parseConfig({ nats: { url, prefix } });
+  const logger = pino({ level: 'silent' });
+  const adapters = await createNatsAdapters(config, logger);
+  const warden = await createWarden(config, {
+    bus: adapters.bus,
+    store: adapters.store,
+    registry: adapters.registry,
+    logger,
+  });
+  await adapters.attach(warden);
+  return {
+    warden,
+    async stop() {
+      await adapters.detach();
+      await warden.stop();
+    },
+  };
+}
+
+/** Writes `count` healthy models into `prefix`'s buckets as Warden would have committed them. */
+async function persist(nc: NatsConnection, url: string, prefix: string, count: number): Promise<void> {
+  const w = await start(url, prefix);
+  await w.warden.promote({ model_id: TEMPLATE, version: 'v1', elo: 1500 });
+  for (let i = 0; i < 3; i++)
+    await w.warden.evaluate({ model_id: TEMPLATE, current_elo: 1500 - i, games_played: 200 });
+  await w.warden.idle();
+  await w.stop();
+  const names = natsNames(prefix);
+  const kvm = new Kvm(nc);
+  const actors = await kvm.open(names.actorBucket);
+  const registry = await kvm.open(names.registryBucket);
+  const value = (await actors.get(`model.${TEMPLATE}`))!.string().split(TEMPLATE);
+  const pointer = (await registry.get(TEMPLATE))!.string().split(TEMPLATE);
+  for (let start = 0; start < count; start += 1_000) {
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = start; i < Math.min(start + 1_000, count); i++) {
+      const id = `model_${i}`;
+      writes.push(actors.put(`model.${id}`, value.join(id)), registry.put(id, pointer.join(id)));
+    }
+    await Promise.all(writes);
+  }
+}
+
+/**
+ * Until the input lease of `prefix` is free: a stopped instance deletes it, and a start that found it still
+ * there would wait for it to expire (the lease's time to live), which is not what is measured here.
+ */
+async function leaseFree(nc: NatsConnection, prefix: string): Promise<void> {
+  const leases = await new Kvm(nc).open(natsNames(prefix).leaseBucket);
+  for (let i = 0; i < 500; i++) {
+    const entry = await leases.get('inputs');
+    if (!entry || entry.operation !== 'PUT') return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`the input lease of ${prefix} is still held 5 s after its instance stopped`);
+}
+
+async function measure(
+  nc: NatsConnection,
+  url: string,
+  prefix: string,
+): Promise<{ ms: number; heap: number; resident: number }> {
+  await leaseFree(nc, prefix);
+  const before = heap();
+  const t0 = performance.now();
+  const w = await start(url, prefix);
+  const ms = performance.now() - t0;
+  const after = heap();
+  const resident = w.warden.residency().models;
+  await w.stop();
+  return { ms, heap: after - before, resident };
+}
+
+async function main(): Promise<void> {
+  await using server = await startNatsServer({});
+  const nc = await connect({ servers: server.url });
+  console.log(
+    `bench:nats-memory: ${SIZES.map((n) => n.toLocaleString('en')).join(', ')} persisted models, ${ROUNDS} alternating rounds, nats-server ${nc.info?.version}, Node ${process.version}`,
+  );
+  const empty = 'memempty';
+  await start(server.url, empty).then((w) => w.stop());
+  for (const n of SIZES) {
+    const prefix = `mem${n}`;
+    const t0 = performance.now();
+    await persist(nc, server.url, prefix, n);
+    console.log(
+      `${n.toLocaleString('en')} models (written in ${((performance.now() - t0) / 1000).toFixed(1)} s):`,
+    );
+    const full: Array<{ ms: number; heap: number; resident: number }> = [];
+    const bare: Array<{ ms: number; heap: number }> = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      full.push(await measure(nc, server.url, prefix));
+      bare.push(await measure(nc, server.url, empty));
+    }
+    console.log(
+      `  start until it takes inputs: ${spread(
+        full.map((f) => f.ms),
+        'ms',
+      )}; over an empty bucket ${spread(
+        bare.map((b) => b.ms),
+        'ms',
+      )}`,
+    );
+    console.log(
+      `  heap once started: ${spread(
+        full.map((f) => f.heap / 1024 / n),
+        'KiB per model',
+        2,
+      )} (${(median(full.map((f) => f.heap)) / 2 ** 20).toFixed(0)} MiB); model actors loaded at start: ${median(full.map((f) => f.resident))}`,
+    );
+  }
+  await nc.close();
+}
+
+await main();
