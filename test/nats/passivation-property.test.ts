@@ -71,7 +71,16 @@ async function eventsPerActor(prefix: string): Promise<Map<string, unknown[]>> {
   return perActor;
 }
 
-/** Runs the steps; every answer (or error code) is recorded. */
+/** The metrics' counts (from the store's copy, for actors not resident) agree with the full listing. */
+function expectCountsAsListed(w: NatsWarden): void {
+  const counts = new Map<string, number>();
+  for (const m of w.warden.status().models) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
+  const { models, pausedConfigs } = w.warden.stateCounts();
+  expect(new Map([...models].filter(([, n]) => n !== 0))).toEqual(counts);
+  expect(pausedConfigs).toBe(w.warden.status().training.filter((c) => c.status === 'paused').length);
+}
+
+/** Runs the steps; every answer (or error code) is recorded, and the counts checked after each step. */
 async function run(w: NatsWarden, clock: ManualClock, steps: readonly Step[]): Promise<unknown[]> {
   const answers: unknown[] = [];
   const answer = async (work: () => Promise<unknown>) => {
@@ -108,6 +117,7 @@ async function run(w: NatsWarden, clock: ManualClock, steps: readonly Step[]): P
         await w.settled();
         break;
     }
+    expectCountsAsListed(w);
   }
   return answers;
 }
