@@ -325,15 +325,17 @@ export class Intake {
     this.stopping = true;
     this.wake?.();
     this.interruptWaits();
-    await this.messages?.close().catch(() => undefined);
-    for (const m of this.incoming.splice(0)) settle(m, 'nak');
-    for (const lane of this.lanes.values()) for (const m of lane.waiting.splice(0)) this.giveBack(m);
-    this.free.clear();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), deadlineMs);
       timer.unref();
     });
+    // The library's close resolves once the consuming loop takes its next turn: within the same deadline
+    // (the subscription is gone either way; the loop ends at its next turn).
+    await Promise.race([this.messages?.close().catch(() => undefined), deadline]);
+    for (const m of this.incoming.splice(0)) settle(m, 'nak');
+    for (const lane of this.lanes.values()) for (const m of lane.waiting.splice(0)) this.giveBack(m);
+    this.free.clear();
     const finished = await Promise.race([
       (async () => {
         await this.running;

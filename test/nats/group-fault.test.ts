@@ -144,7 +144,8 @@ interface Run {
   timers(): number;
   /** Whether it writes every actor it knows of (holds their leases): only then its timers run. */
   owning(): boolean;
-  close(): Promise<void>;
+  /** Stops it; `progress` says which instance it is stopping. */
+  close(progress?: Progress): Promise<void>;
 }
 
 const outputIds = (events: ReadonlyArray<{ subject: string; data: unknown }>): string[] =>
@@ -333,8 +334,12 @@ async function viaNats(
           training.every((c) => owns('training', c.config_key))
         );
       },
-      close: async () => {
-        for (const i of instances) await i.stop();
+      close: async (progress) => {
+        for (const [k, i] of instances.entries()) {
+          if (progress)
+            progress.at = `closing the NATS instances: stopping instance ${k + 1} of ${instances.length}`;
+          await i.stop();
+        }
       },
     },
   };
@@ -351,9 +356,10 @@ const faults: fc.Arbitrary<Faults> = fc.record({
   handOverAfter: fc.option(fc.nat(20), { nil: null, freq: 4 }),
 });
 
-/** Where a run is, so that one over its budget says where it stopped. */
+/** Where a run is, so that one over its budget says where it stopped, and what failed before, if anything. */
 interface Progress {
   at: string;
+  failed?: unknown;
 }
 
 /**
@@ -364,7 +370,10 @@ async function withinBudget(ms: number, body: (progress: Progress) => Promise<vo
   const progress: Progress = { at: 'starting' };
   let timer: NodeJS.Timeout | undefined;
   const over = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the run took over ${ms} ms; it was at: ${progress.at}`)), ms);
+    timer = setTimeout(() => {
+      const failed = progress.failed === undefined ? '' : `, after it failed: ${String(progress.failed)}`;
+      reject(new Error(`the run took over ${ms} ms; it was at: ${progress.at}${failed}`));
+    }, ms);
   });
   try {
     await Promise.race([body(progress), over]);
@@ -449,13 +458,16 @@ describe('group commit under faults, against the embedded mode one input at a ti
                     expect(await got.run.ending()).toEqual(expected);
                   });
                 }
+              } catch (error) {
+                progress.failed = error;
+                throw error;
               } finally {
                 progress.at = 'closing the embedded run';
                 await want.close();
               }
             } finally {
               progress.at = 'closing the NATS instances';
-              await got.run.close();
+              await got.run.close(progress);
             }
           }),
         ),
