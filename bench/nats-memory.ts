@@ -9,14 +9,11 @@
  * evaluations), its stored value and registry pointer copied under every other id, not by N inputs.
  * Options: --largest N (default 100000), --rounds R (default 3).
  */
-import pino from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { startNatsServer } from '../test/harness/nats-server.ts';
-import { parseConfig } from '../src/config/load.ts';
-import { createNatsAdapters } from '../src/nats/index.ts';
 import { natsNames } from '../src/nats/names.ts';
-import { createWarden } from '../src/warden.ts';
+import { startNatsInstance } from './nats-instance.ts';
 import { option } from './options.ts';
 
 const LARGEST = option('largest', 100_000);
@@ -36,26 +33,7 @@ const median = (values: number[]): number =>
 const spread = (values: number[], unit: string, digits = 0) =>
   `${median(values).toFixed(digits)} ${unit} (${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)})`;
 
-/** One Warden instance on `prefix`, started as the service starts it; resolves once it takes inputs. */
-async function start(url: string, prefix: string) {
-  const config = parseConfig({ nats: { url, prefix } });
-  const logger = pino({ level: 'silent' });
-  const adapters = await createNatsAdapters(config, logger);
-  const warden = await createWarden(config, {
-    bus: adapters.bus,
-    store: adapters.store,
-    registry: adapters.registry,
-    logger,
-  });
-  await adapters.attach(warden);
-  return {
-    warden,
-    async stop() {
-      await adapters.detach();
-      await warden.stop();
-    },
-  };
-}
+const start = (url: string, prefix: string) => startNatsInstance(url, prefix);
 
 /** Writes `count` healthy models into `prefix`'s buckets as Warden would have committed them. */
 async function persist(nc: NatsConnection, url: string, prefix: string, count: number): Promise<void> {

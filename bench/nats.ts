@@ -22,17 +22,16 @@
  * Options: --inputs N (backlog per round, default 50000), --rounds R (default 3), --partitions P (input
  * partitions of the Warden instance, default 1), --samples S (latency samples, default 300).
  */
-import pino from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { createActor, type Actor } from 'xstate';
 import { startNatsServer } from '../test/harness/nats-server.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { createNatsAdapters } from '../src/nats/index.ts';
 import { createModelMachine, type ModelMachine } from '../src/machines/model-machine.ts';
 import { modelPolicyFrom } from '../src/machines/model-policy.ts';
-import { createWarden } from '../src/warden.ts';
+import type { RuntimeObserver } from '../src/actors/runtime.ts';
+import { startNatsInstance } from './nats-instance.ts';
 import { option } from './options.ts';
 
 const INPUTS = option('inputs', 50_000);
@@ -162,31 +161,9 @@ function deferred(): { promise: Promise<unknown>; resolve: (v: unknown) => void 
   return { promise, resolve };
 }
 
-/** One Warden instance on its own prefix. */
-async function startWarden(url: string, prefix: string, observer = {}) {
-  const config = parseConfig({
-    cooldownSeconds: 3600,
-    nats: { url, prefix, partitions: PARTITIONS },
-  });
-  const logger = pino({ level: 'silent' });
-  const adapters = await createNatsAdapters(config, logger);
-  const warden = await createWarden(config, {
-    bus: adapters.bus,
-    store: adapters.store,
-    registry: adapters.registry,
-    logger,
-    observer,
-  });
-  await adapters.attach(warden);
-  return {
-    warden,
-    adapters,
-    async stop() {
-      await adapters.detach();
-      await warden.stop();
-    },
-  };
-}
+/** One Warden instance on its own prefix (cooldowns long enough that none ends during a round). */
+const startWarden = (url: string, prefix: string, observer: RuntimeObserver = {}) =>
+  startNatsInstance(url, prefix, { config: { cooldownSeconds: 3600 }, partitions: PARTITIONS, observer });
 
 async function cleanUp(jsm: JetStreamManager, prefix: string): Promise<void> {
   for await (const name of jsm.streams.names())

@@ -11,10 +11,10 @@ import fc from 'fast-check';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import type { BusMessage } from '../../src/actors/ports.ts';
-import { OUTPUT_EVENTS } from '../../src/domain/events.ts';
 import { SqliteStore } from '../../src/embedded/sqlite-store.ts';
 import { makeDataDir, startTestWarden, type TestWarden } from '../support/test-warden.ts';
 import { persistModels, persistedModelId } from '../support/persisted-models.ts';
+import { actorOfKind, answer, expectCountsAsListed, step, type Step } from '../support/passivation-steps.ts';
 
 const IDLE_S = 10;
 const CONFIG: ConfigInput = {
@@ -230,55 +230,6 @@ describe('passivation: timers of passivated actors', () => {
   });
 });
 
-/** One step of a random run: an input, a command, or time passing (which passivates idle actors). */
-type Step =
-  | { kind: 'promote'; model: number; version: number; elo: number }
-  | { kind: 'evaluate'; model: number; elo: number; games: number }
-  | { kind: 'approve' | 'reject' | 'resume'; model: number }
-  | { kind: 'advance'; ms: number };
-
-// Elo drops that land on every severity (none, minor, moderate, severe: held for approval, critical), and
-// pauses both short (nothing is passivated) and long (idle actors are, and deadlines fall due).
-const step: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({
-    kind: fc.constant('promote' as const),
-    model: fc.nat(2),
-    version: fc.nat(4),
-    elo: fc.constantFrom(1500, 1520),
-  }),
-  fc.record({
-    kind: fc.constant('evaluate' as const),
-    model: fc.nat(2),
-    elo: fc.constantFrom(1510, 1495, 1475, 1460, 1440, 1400),
-    games: fc.integer({ min: 20, max: 400 }),
-  }),
-  fc.record({
-    kind: fc.constantFrom('approve' as const, 'reject' as const, 'resume' as const),
-    model: fc.nat(2),
-  }),
-  fc.record({
-    kind: fc.constant('advance' as const),
-    ms: fc.oneof(fc.integer({ min: 0, max: 5_000 }), fc.integer({ min: 10_000, max: 400_000 })),
-  }),
-);
-
-/** The metrics' counts (kept from commits, for actors not resident) agree with the full listing. */
-function expectCountsAsListed(t: TestWarden): void {
-  const counts = new Map<string, number>();
-  for (const m of t.warden.status().models) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
-  const { models, pausedConfigs } = t.warden.stateCounts();
-  expect(new Map([...models].filter(([, n]) => n !== 0))).toEqual(counts);
-  expect(pausedConfigs).toBe(t.warden.status().training.filter((c) => c.status === 'paused').length);
-}
-
-/** Which actor publishes an event of each kind: the training config (keyed by config) or the model. */
-const actorOfKind = new Map<string, string>(
-  Object.values(OUTPUT_EVENTS).map((spec) => [
-    spec.kind,
-    spec.keyField === 'config_key' ? 'training' : 'model',
-  ]),
-);
-
 /**
  * Each actor's events, in order. What Warden promises is the order of each model's and each training
  * config's events; two actors' timers due at the same instant fire in either order (resident, in the order
@@ -298,36 +249,11 @@ function eventsPerActor(t: TestWarden): Map<string, unknown[]> {
 /** Runs the steps; every answer (or error code) is recorded, and the counts checked after each step. */
 async function run(t: TestWarden, steps: Step[]): Promise<unknown[]> {
   const answers: unknown[] = [];
-  const settle = async (work: () => Promise<unknown>) => {
-    try {
-      answers.push(await work());
-    } catch (error) {
-      answers.push({ error: (error as { code?: string }).code ?? String(error) });
-    }
-    await t.warden.idle();
-  };
   for (const s of steps) {
-    const model = `m${'model' in s ? s.model : 0}`;
-    switch (s.kind) {
-      case 'promote':
-        await settle(() => t.warden.promote({ model_id: model, version: `v${s.version}`, elo: s.elo }));
-        break;
-      case 'evaluate':
-        await settle(() => t.warden.evaluate({ model_id: model, current_elo: s.elo, games_played: s.games }));
-        break;
-      case 'approve':
-      case 'reject':
-        await settle(() => t.warden[s.kind](model, { by: 'prop' }));
-        break;
-      case 'resume':
-        await settle(() => t.warden.resume(model, { by: 'prop' }));
-        break;
-      case 'advance':
-        t.clock.advance(s.ms);
-        await t.warden.idle();
-        break;
-    }
-    expectCountsAsListed(t);
+    if (s.kind === 'advance') t.clock.advance(s.ms);
+    else answers.push(await answer(t.warden, s));
+    await t.warden.idle();
+    expectCountsAsListed(t.warden);
   }
   return answers;
 }
@@ -348,7 +274,7 @@ describe('passivation is invisible', () => {
         // And after a restart, the counts read from the store and kept from there on agree too.
         const restarted = await passivating.restart();
         opened.push(restarted);
-        expectCountsAsListed(restarted);
+        expectCountsAsListed(restarted.warden);
         opened.splice(opened.indexOf(restarted), 1);
         await restarted.close();
         expect(eventsPerActor(passivating)).toEqual(eventsPerActor(resident));

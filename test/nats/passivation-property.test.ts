@@ -8,9 +8,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { OUTPUT_EVENTS } from '../../src/domain/events.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { actorOfKind, answer, expectCountsAsListed, step, type Step } from '../support/passivation-steps.ts';
 
 const nats = useSharedNats();
 
@@ -21,44 +21,6 @@ const CONFIG: ConfigInput = {
   cooldownSeconds: 120,
   training: { autoResumeSeconds: 300 },
 };
-
-type Step =
-  | { kind: 'promote'; model: number; version: number; elo: number }
-  | { kind: 'evaluate'; model: number; elo: number; games: number }
-  | { kind: 'approve' | 'reject' | 'resume'; model: number }
-  | { kind: 'advance'; ms: number };
-
-// Elo drops on every severity, and pauses both short (nothing passivated) and long (idle actors are, and
-// deadlines fall due while they are).
-const step: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({
-    kind: fc.constant('promote' as const),
-    model: fc.nat(2),
-    version: fc.nat(4),
-    elo: fc.constantFrom(1500, 1520),
-  }),
-  fc.record({
-    kind: fc.constant('evaluate' as const),
-    model: fc.nat(2),
-    elo: fc.constantFrom(1510, 1495, 1475, 1460, 1440, 1400),
-    games: fc.integer({ min: 20, max: 400 }),
-  }),
-  fc.record({
-    kind: fc.constantFrom('approve' as const, 'reject' as const, 'resume' as const),
-    model: fc.nat(2),
-  }),
-  fc.record({
-    kind: fc.constant('advance' as const),
-    ms: fc.oneof(fc.integer({ min: 0, max: 5_000 }), fc.integer({ min: 15_000, max: 400_000 })),
-  }),
-);
-
-const actorOfKind = new Map<string, string>(
-  Object.values(OUTPUT_EVENTS).map((spec) => [
-    spec.kind,
-    spec.keyField === 'config_key' ? 'training' : 'model',
-  ]),
-);
 
 /** Each actor's events as stored, in order (what Warden promises is the order per actor). */
 async function eventsPerActor(prefix: string): Promise<Map<string, unknown[]>> {
@@ -71,53 +33,20 @@ async function eventsPerActor(prefix: string): Promise<Map<string, unknown[]>> {
   return perActor;
 }
 
-/** The metrics' counts (from the store's copy, for actors not resident) agree with the full listing. */
-function expectCountsAsListed(w: NatsWarden): void {
-  const counts = new Map<string, number>();
-  for (const m of w.warden.status().models) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
-  const { models, pausedConfigs } = w.warden.stateCounts();
-  expect(new Map([...models].filter(([, n]) => n !== 0))).toEqual(counts);
-  expect(pausedConfigs).toBe(w.warden.status().training.filter((c) => c.status === 'paused').length);
-}
-
 /** Runs the steps; every answer (or error code) is recorded, and the counts checked after each step. */
 async function run(w: NatsWarden, clock: ManualClock, steps: readonly Step[]): Promise<unknown[]> {
   const answers: unknown[] = [];
-  const answer = async (work: () => Promise<unknown>) => {
-    try {
-      answers.push(await work());
-    } catch (error) {
-      answers.push({ error: (error as { code?: string }).code ?? String(error) });
-    }
-    await w.settled();
-  };
   for (const s of steps) {
-    const model = `m${'model' in s ? s.model : 0}`;
-    switch (s.kind) {
-      case 'promote':
-        await answer(() => w.warden.promote({ model_id: model, version: `v${s.version}`, elo: s.elo }));
-        break;
-      case 'evaluate':
-        await answer(() => w.warden.evaluate({ model_id: model, current_elo: s.elo, games_played: s.games }));
-        break;
-      case 'approve':
-      case 'reject':
-        await answer(() => w.warden[s.kind](model, { by: 'prop' }));
-        break;
-      case 'resume':
-        await answer(() => w.warden.resume(model, { by: 'prop' }));
-        break;
-      case 'advance':
-        clock.advance(s.ms);
-        // What the timers started (a rollback, its commit) ends before the next step.
-        for (let i = 0; i < 3; i++) {
-          await w.settled();
-          clock.advance(0);
-        }
+    if (s.kind === 'advance') {
+      clock.advance(s.ms);
+      // What the timers started (a rollback, its commit) ends before the next step.
+      for (let i = 0; i < 3; i++) {
         await w.settled();
-        break;
-    }
-    expectCountsAsListed(w);
+        clock.advance(0);
+      }
+    } else answers.push(await answer(w.warden, s));
+    await w.settled();
+    expectCountsAsListed(w.warden);
   }
   return answers;
 }

@@ -36,6 +36,14 @@ async function advance(w: NatsWarden, clock: ManualClock, ms: number): Promise<v
 const listed = (w: NatsWarden, model: string) => w.warden.status().models.find((m) => m.model_id === model)!;
 const listedTraining = (w: NatsWarden, key: string) =>
   w.warden.status().training.find((c) => c.config_key === key)!;
+/** A healthy evaluation of `model`, published as a pipeline would. */
+const healthyEvaluation = (prefix: string, model: string) =>
+  nats.client.publish(`${prefix}.in.evaluation.${model}`, {
+    event_id: `${model}-e1`,
+    model_id: model,
+    current_elo: 1499,
+    games_played: 200,
+  });
 const stored = async (prefix: string, kind: string) =>
   nats.client.stored(`${prefix}.evt.${kind}.>`, `${prefix.toUpperCase()}_EVENTS`);
 
@@ -98,12 +106,7 @@ describe('passivation in NATS mode', () => {
           elo: 1500,
         });
       }
-      await nats.client.publish(`${prefix}.in.evaluation.m0`, {
-        event_id: 'm0-e1',
-        model_id: 'm0',
-        current_elo: 1498,
-        games_played: 200,
-      });
+      await healthyEvaluation(prefix, 'm0');
       await first.settled();
       expect(first.warden.status().models).toHaveLength(models.length);
     }
@@ -115,12 +118,7 @@ describe('passivation in NATS mode', () => {
     expect(second.warden.status().models.map((m) => m.production_version)).toEqual(models.map(() => 'v1'));
     expect(second.warden.residency().models).toBe(0);
 
-    await nats.client.publish(`${prefix}.in.evaluation.m7`, {
-      event_id: 'm7-e1',
-      model_id: 'm7',
-      current_elo: 1499,
-      games_played: 200,
-    });
+    await healthyEvaluation(prefix, 'm7');
     await second.settled();
     expect(second.warden.residency().models).toBe(1);
     expect(listed(second, 'm7')).toMatchObject({ state: 'healthy', production_version: 'v1' });
