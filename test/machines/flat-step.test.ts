@@ -161,6 +161,18 @@ function prologue(drop: number): Op[] {
   ];
 }
 
+/**
+ * After the prologue of a critical drop: the registry's answer, the pause acknowledged, the cooldown over.
+ * With the prologues of a severe and a moderate drop alone, given to every property as examples, so that
+ * every state is reached whatever the random scenarios draw (in 150 of them, now and then none reached the
+ * cooldown).
+ */
+const THROUGH_COOLDOWN: Op[] = [
+  { op: 'registry', succeeded: true, thisRollback: true, dt: 1_000 },
+  { op: 'acknowledge', thisRollback: true, dt: 1_000 },
+  { op: 'cooldownTimer', lateBy: 0 },
+];
+
 /** The event an op stands for in a model's current state (null: nothing to send). */
 function modelEvent(
   o: Op,
@@ -280,7 +292,7 @@ describe('the flat stepper gives what XState gives', () => {
       fc.assert(
         fc.property(
           fc.array(op, { minLength: 1, maxLength: 60 }),
-          fc.constantFrom(null, 60, 90),
+          fc.constantFrom(null, 30, 60, 90),
           (drawn, drop) => {
             // Most scenarios start with two versions promoted and bad evaluations: rollbacks and approvals.
             const ops = drop === null ? drawn : [...prologue(drop), ...drawn];
@@ -312,7 +324,14 @@ describe('the flat stepper gives what XState gives', () => {
             }
           },
         ),
-        { numRuns: 150 },
+        {
+          numRuns: 150,
+          examples: [
+            [THROUGH_COOLDOWN, 90],
+            [[], 60],
+            [[], 30],
+          ],
+        },
       );
       // The scenarios reach every state, so every state's transitions were compared.
       const required = ['cooldown', 'healthy', 'regressed', 'rolledBack', 'rollingBack'];
