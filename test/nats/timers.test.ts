@@ -1,0 +1,106 @@
+/**
+ * Timers fired early, on time and late, across restarts, in NATS mode with idle actors passivated (issue 14;
+ * test/core/timers.test.ts holds the same to the embedded mode): every approval expires, every rollback
+ * pauses its config, every cooldown ends and every config resumes by itself, each exactly once, whether
+ * an actor's deadline is met by its own timer, by the deadline index after it was passivated, or by a new
+ * instance after a restart.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
+
+const nats = useSharedNats();
+const MODELS = Array.from({ length: 6 }, (_, i) => `m${i}`);
+
+const config = (prefix: string): ConfigInput => ({
+  detection: { mode: 'threshold' },
+  approval: { requireForSevere: true, timeoutSeconds: 60, onTimeout: 'rollback' },
+  cooldownSeconds: 120,
+  training: { autoResumeSeconds: 300 },
+  passivateAfterSeconds: 20,
+  nats: { prefix },
+});
+
+/** How many events of `kind` each actor has in the events stream (keyed by `field`). */
+async function perActor(prefix: string, kind: string, field: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const m of await nats.client.stored(`${prefix}.evt.${kind}.>`, `${prefix.toUpperCase()}_EVENTS`)) {
+    const key = (m.data as Record<string, string>)[field]!;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+let runs = 0;
+
+describe('timers never get stuck in NATS mode', () => {
+  it('early, on time and late, passivated and across restarts: each deadline acts exactly once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        // Early (as Node's timers often are), on time, or late.
+        fc.array(
+          fc.oneof(fc.integer({ min: -3, max: -1 }), fc.constant(0), fc.integer({ min: 1, max: 2_000 })),
+          { minLength: 1, maxLength: 16 },
+        ),
+        fc.array(
+          fc.record({
+            advance: fc.integer({ min: 1, max: 90_000 }),
+            restart: fc.integer({ min: 0, max: 4 }).map((x) => x === 0),
+          }),
+          { minLength: 4, maxLength: 14 },
+        ),
+        async (skews, steps) => {
+          const prefix = `timers${runs++}`;
+          let n = 0;
+          // Timers of more than a few ms fire early or late by the drawn skews; a re-armed rest fires on time.
+          const skew = (delay: number) => (delay > 5 ? skews[n++ % skews.length]! : 0);
+          const clock = new ManualClock(Date.UTC(2026, 0, 1), { skew });
+          const start = () => startNatsWarden(nats.server.url, { config: config(prefix), clock });
+          let w: NatsWarden = await start();
+          try {
+            for (const [i, model] of MODELS.entries()) {
+              for (const version of ['v1', 'v2'])
+                await w.warden.promote({ model_id: model, version, elo: 1500 });
+              const held = await w.warden.evaluate({ model_id: model, current_elo: 1440, games_played: 100 });
+              expect(held.state).toBe('awaitingApproval');
+              // Staggered deadlines, so that restarts and advances fall between them.
+              clock.advance(1_000 + i * 7_001);
+              await w.settled();
+            }
+            for (const step of steps) {
+              clock.advance(step.advance);
+              await w.settled();
+              if (step.restart) {
+                await w.stop();
+                w = await start();
+              }
+            }
+            // Then long enough for everything still due.
+            for (let i = 0; i < 30; i++) {
+              clock.advance(30_000);
+              await w.settled();
+            }
+            const counts = async (kind: string, field: string) =>
+              Object.fromEntries(
+                MODELS.map((m) => [m, 0]).concat(Object.entries(await perActor(prefix, kind, field))),
+              );
+            const once = Object.fromEntries(MODELS.map((m) => [m, 1]));
+            expect(await counts('promotion_rolled_back', 'model_id'), 'rolled back').toEqual(once);
+            expect(await counts('training_paused', 'config_key'), 'paused').toEqual(once);
+            expect(await counts('training_resumed', 'config_key'), 'auto-resumed').toEqual(once);
+            for (const model of MODELS) {
+              expect(w.warden.status(model).models[0]!.state, `${model} cooldown ended`).toBe('healthy');
+              expect(w.warden.trainingStatus(model).status, `${model} running`).toBe('running');
+            }
+          } finally {
+            await w.stop();
+          }
+        },
+      ),
+      { numRuns: 20 },
+    );
+  }, 120_000);
+});
