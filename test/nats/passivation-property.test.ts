@@ -7,14 +7,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
+import type { ModelRegistry, StateStore } from '../../src/actors/ports.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import { WardenError } from '../../src/domain/errors.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
+import { interceptCommits } from '../support/commit-interceptor.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { actorOfKind, answer, expectCountsAsListed, step, type Step } from '../support/passivation-steps.ts';
 
 const nats = useSharedNats();
 
 const IDLE_S = 10;
+/** How long the runtime waits before trying a failed effect again (TIMER_RETRY_MS in the runtime). */
+const RETRY_MS = 1_000;
 const CONFIG: ConfigInput = {
   detection: { mode: 'threshold' },
   approval: { requireForSevere: true, timeoutSeconds: 60, onTimeout: 'rollback' },
@@ -33,22 +38,107 @@ async function eventsPerActor(prefix: string): Promise<Map<string, unknown[]>> {
   return perActor;
 }
 
-/** Runs the steps; every answer (or error code) is recorded, and the counts checked after each step. */
-async function run(w: NatsWarden, clock: ManualClock, steps: readonly Step[]): Promise<unknown[]> {
+/**
+ * Runs the steps; every answer (or error code) is recorded, and the counts checked after each step.
+ * `settle` waits for what a step started (by default, until Warden is settled).
+ */
+async function run(
+  w: NatsWarden,
+  clock: ManualClock,
+  steps: readonly Step[],
+  settle: () => Promise<void> = () => w.settled(),
+): Promise<unknown[]> {
   const answers: unknown[] = [];
   for (const s of steps) {
     if (s.kind === 'advance') {
       clock.advance(s.ms);
       // What the timers started (a rollback, its commit) ends before the next step.
       for (let i = 0; i < 3; i++) {
-        await w.settled();
+        await settle();
         clock.advance(0);
       }
     } else answers.push(await answer(w.warden, s));
-    await w.settled();
+    await settle();
     expectCountsAsListed(w.warden);
   }
   return answers;
+}
+
+/** The registry, with the calls in flight kept in `calls`. */
+function tracked(registry: ModelRegistry, calls: Set<Promise<unknown>>): ModelRegistry {
+  return new Proxy(registry, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (result instanceof Promise) {
+          calls.add(result);
+          result.then(
+            () => calls.delete(result),
+            () => calls.delete(result),
+          );
+        }
+        return result;
+      };
+    },
+  });
+}
+
+/**
+ * Settles Warden when a refused commit left something to be tried again a second later (a rollback whose
+ * result was not stored): once nothing is in flight, the manual clock moves on by that second, as time would.
+ */
+async function settleThroughRetries(w: NatsWarden, clock: ManualClock, calls: Set<Promise<unknown>>) {
+  for (let i = 0; i < 10; i++) {
+    await w.warden.idle();
+    // A committed rollback calls the registry once the model's earlier registry calls are done.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (calls.size > 0) {
+      await Promise.allSettled([...calls]);
+      await new Promise((resolve) => setImmediate(resolve)); // the answer's dispatch is tracked by now
+      continue;
+    }
+    if (!w.warden.status().models.some((m) => m.state === 'rollingBack')) break;
+    clock.advance(RETRY_MS);
+  }
+  await w.settled();
+}
+
+/**
+ * A commit fault: the `nth` commit of `actor` writes nothing, and is refused (the runtime knows nothing
+ * landed) or goes unanswered (the request never reached NATS, but the runtime cannot know: its outcome is in
+ * doubt until it reads what is stored). A write that lands and loses its answer is the watch's to report,
+ * and is tested over a connection really cut (lost-reply.test.ts, lost-reply-kill.test.ts).
+ */
+interface Fault {
+  readonly actor: string;
+  readonly nth: number;
+  readonly kind: 'refused' | 'unanswered';
+}
+const fault: fc.Arbitrary<Fault> = fc.record({
+  actor: fc.oneof(
+    { arbitrary: fc.constantFrom('model:m0', 'model:m1', 'model:m2'), weight: 3 },
+    { arbitrary: fc.constantFrom('training:m0', 'training:m1', 'training:m2'), weight: 1 },
+  ),
+  nth: fc.nat(3),
+  kind: fc.constantFrom('refused' as const, 'unanswered' as const),
+});
+
+/** The store with `faults` applied to its commits, counted per actor (the same in both runs). */
+function faulty(inner: StateStore, faults: readonly Fault[], fired: { count: number }): StateStore {
+  const commits = new Map<string, number>();
+  return interceptCommits(inner, (part) => {
+    const actor = `${part.actors[0]!.kind}:${part.actors[0]!.key}`;
+    const nth = commits.get(actor) ?? 0;
+    commits.set(actor, nth + 1);
+    const f = faults.find((x) => x.actor === actor && x.nth === nth);
+    if (!f) return null;
+    fired.count++;
+    return f.kind === 'refused'
+      ? new Error('KV write refused')
+      : { error: new WardenError('unavailable', 'no answer', { retryable: true }), outcomeUnknown: true };
+  });
 }
 
 let runs = 0;
@@ -86,5 +176,41 @@ describe('passivation in NATS mode is invisible', () => {
     );
     // The property means something only if actors were passivated (and revived) in most runs.
     expect(passivatedRuns).toBeGreaterThan(5);
+  }, 240_000);
+
+  it('and so it is when commits are refused or go unanswered', async () => {
+    let faultedRuns = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(step, { minLength: 10, maxLength: 30 }),
+        fc.array(fault, { minLength: 1, maxLength: 6 }),
+        async (steps, faults) => {
+          const n = runs++;
+          const results = [];
+          const fired = { count: 0 };
+          for (const passivate of [null, IDLE_S]) {
+            const prefix = `pfault${n}${passivate === null ? 'r' : 'p'}`;
+            const clock = new ManualClock();
+            const calls = new Set<Promise<unknown>>();
+            await using w = await startNatsWarden(nats.server.url, {
+              config: { ...CONFIG, passivateAfterSeconds: passivate, nats: { prefix } },
+              clock,
+              wrapStore: (store) => faulty(store, faults, fired),
+              wrapRegistry: (registry) => tracked(registry, calls),
+            });
+            const answers = await run(w, clock, steps, () => settleThroughRetries(w, clock, calls));
+            results.push({ answers, status: w.warden.status(), events: await eventsPerActor(prefix) });
+          }
+          const [resident, passivating] = results;
+          if (fired.count > 0) faultedRuns++;
+          expect(passivating!.answers).toEqual(resident!.answers);
+          expect(passivating!.status).toEqual(resident!.status);
+          expect(passivating!.events).toEqual(resident!.events);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    // The property means something only if faults fired in most runs.
+    expect(faultedRuns).toBeGreaterThan(10);
   }, 240_000);
 });
