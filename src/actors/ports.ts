@@ -124,7 +124,9 @@ export interface ActorRecord {
    * The start-up index, committed with the snapshot (see `StateStore.startIndex`): the actor's next timer
    * deadline (null: none), and whether its committed state needs the runtime as soon as it starts (a
    * rollback in flight, inputs kept for afterwards, a registry write not yet confirmed). Set by the runtime
-   * on every commit; stores without the index ignore them.
+   * on every commit; stores without the index ignore them. A record read back without `attention` was
+   * written before the index existed: it counts as needing the runtime, and its index is written once the
+   * runtime writes the actor.
    */
   readonly deadline?: number | null;
   readonly attention?: boolean;

@@ -117,6 +117,11 @@ interface Host {
    * start-up index keeps flagging it (the next start reconciles the pointer).
    */
   pointerMayLag: boolean;
+  /**
+   * Its stored record carries no start-up index (written by a build before the index): every start loads it.
+   * Once this instance writes the actor, the index is written on top of the record (see saveIndexOf).
+   */
+  unindexed: boolean;
   /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
   touchedAt: number;
   log: Logger;
@@ -570,6 +575,7 @@ export class ActorRuntime {
       registryWrites: 0,
       registryTail: null,
       pointerMayLag: false,
+      unindexed: record !== undefined && record.attention === undefined,
       touchedAt: this.deps.clock.now(),
       // The child logger is made when first used: most actors never log, and each costs memory.
       get log(): Logger {
@@ -868,6 +874,7 @@ export class ActorRuntime {
         host.position = records[i]!.position ?? 0;
         host.persisted = records[i]!.snapshot;
         host.outcomeUnknown = false;
+        host.unindexed = false; // the commit wrote the index with the snapshot
         written.add(host);
         return;
       }
@@ -1028,7 +1035,7 @@ export class ActorRuntime {
     const id = `${record.kind}:${record.key}`;
     const host = this.hosts.get(id);
     try {
-      if (!host && this.lazy && !record.attention) {
+      if (!host && this.lazy && record.attention === false) {
         // Not resident: nothing to follow but its next timer (and, for a model new here, its config key).
         this.deadlines.set(id, record.deadline ?? null);
         const configKey = (record.snapshot as StoredSnapshot | null)?.snapshot?.context as
@@ -1053,6 +1060,7 @@ export class ActorRuntime {
       host.revision = record.revision;
       host.position = record.position ?? 0;
       host.outcomeUnknown = false;
+      host.unindexed = record.attention === undefined;
       host.persisted = record.snapshot;
       this.replaceActor(host);
       this.afterCommit(host);
@@ -1101,13 +1109,22 @@ export class ActorRuntime {
 
   /**
    * The promotion writes are done: the start-up index no longer needs to load this actor (it said so since
-   * the promotion's commit). Only for committed state with nothing in flight: a later commit writes it anyway.
+   * the promotion's commit).
    */
   private clearAttention(host: Host): void {
+    this.saveIndexOf(host, (entry) => !entry.attention);
+  }
+
+  /**
+   * Writes the actor's start-up index on top of its stored record, as bookkeeping (no commit), if `wanted`.
+   * Only for committed state with nothing in flight: a commit writes the index anyway.
+   */
+  private saveIndexOf(host: Host, wanted: (entry: IndexEntry) => boolean = () => true): void {
     if (!this.lazy || this.stopped || host.revision === 0 || this.pendingFor(host)) return;
     if (this.residents[host.kind].get(host.key) !== host) return;
     const entry = this.indexEntry(host);
-    if (entry.attention) return;
+    if (!wanted(entry)) return;
+    host.unindexed = false;
     this.deps.store.saveIndex!([entry]).catch((error: unknown) =>
       host.log.warn({ err: error }, 'could not update the start-up index'),
     );
@@ -1171,6 +1188,7 @@ export class ActorRuntime {
       this.armTimer(host, null, 'COOLDOWN_ELAPSED');
       return;
     }
+    if (host.unindexed) this.saveIndexOf(host);
     if (host.kind === 'model') {
       const { state, context } = this.modelView(host);
       if (state === 'rollingBack' && context.rollback) this.runRollback(host, context);

@@ -123,7 +123,10 @@ const recordOf = (kind: ActorKind, key: string, cached: Cached): ActorRecord => 
     revision: cached.revision,
     ...(value.position !== undefined ? { position: value.position } : {}),
     deadline: value.deadline ?? null,
-    attention: value.attention ?? value.deadline === undefined,
+    // A value written before the index has neither: its attention is unknown (see ActorRecord.attention).
+    ...(value.attention !== undefined || value.deadline !== undefined
+      ? { attention: value.attention ?? false }
+      : {}),
   };
 };
 

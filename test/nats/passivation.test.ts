@@ -3,6 +3,7 @@
  * starts lazily and passivates idle actors there too. A passivated actor's timers fire on time, a restart
  * loads only the actors whose state needs the runtime, and every other actor comes back on its next input.
  */
+import { Kvm } from '@nats-io/kv';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -122,6 +123,39 @@ describe('passivation in NATS mode', () => {
     await second.settled();
     expect(second.warden.residency().models).toBe(1);
     expect(listed(second, 'm7')).toMatchObject({ state: 'healthy', production_version: 'v1' });
+  });
+
+  it('values written before the start-up index are loaded at one start, indexed there, and not loaded at the next', async () => {
+    const prefix = 'oldvalues';
+    const models = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    {
+      await using first = await startNatsWarden(nats.server.url, { config: config(prefix) });
+      for (const model of models) await first.warden.promote({ model_id: model, version: 'v1', elo: 1500 });
+      await first.settled();
+    }
+    // As an older build wrote them: no deadline, no attention flag.
+    const kv = await new Kvm(nats.client.js).open(`${prefix}_actors`);
+    for await (const key of await kv.keys('model.>')) {
+      const entry = await kv.get(key);
+      const { deadline: _deadline, attention: _attention, ...old } = entry!.json<Record<string, unknown>>();
+      await kv.put(key, JSON.stringify(old));
+    }
+
+    {
+      await using second = await startNatsWarden(nats.server.url, { config: config(prefix) });
+      // Nothing says they may wait: every one is loaded, as before the index.
+      expect(second.warden.residency().models).toBe(models.length);
+      // Once this instance writes them, their index is written.
+      await eventually(async () => {
+        for (const model of models) {
+          const value = await nats.client.kv<{ attention?: boolean }>(`${prefix}_actors`, `model.${model}`);
+          expect(value?.attention, model).toBe(false);
+        }
+      });
+    }
+    await using third = await startNatsWarden(nats.server.url, { config: config(prefix) });
+    expect(third.warden.residency().models).toBe(0);
+    expect(third.warden.status().models.map((m) => m.production_version)).toEqual(models.map(() => 'v1'));
   });
 });
 
