@@ -1035,8 +1035,10 @@ export class ActorRuntime {
     const id = `${record.kind}:${record.key}`;
     const host = this.hosts.get(id);
     try {
-      if (!host && this.lazy && record.attention === false) {
-        // Not resident: nothing to follow but its next timer (and, for a model new here, its config key).
+      // Not resident, and nothing for this instance to run now (another instance writes it, or its state
+      // needs no runtime): nothing to follow but its next timer (and, for a model new here, its config key).
+      const owned = this.deps.store.owns?.(record.kind, record.key) ?? true;
+      if (!host && this.lazy && (record.attention === false || !owned)) {
         this.deadlines.set(id, record.deadline ?? null);
         const configKey = (record.snapshot as StoredSnapshot | null)?.snapshot?.context as
           { configKey?: unknown } | undefined;
