@@ -88,7 +88,8 @@ interface Host {
   /** The last committed snapshot: what a failed commit reverts to. */
   persisted: unknown;
   emitted: Array<{ type: 'publish'; event: OutputEvent }>;
-  timer: { at: number; type: TimerEvent; handle: unknown } | null;
+  /** The armed timer: the deadline it is for, its event, and when it fires (later, when tried again). */
+  timer: { at: number; type: TimerEvent; firesAt: number; handle: unknown } | null;
   /** The deferred input being handed back (its id), so that it is handed back once. */
   handingBack: number | null;
   /**
@@ -1285,14 +1286,28 @@ export class ActorRuntime {
   private armTimer(host: Host, at: number | null, type: TimerEvent, delayMs?: number): void {
     // A host passivated since (a stale reference): its deadline is in the index.
     if (this.residents[host.kind].get(host.key) !== host) return;
-    if (delayMs === undefined && host.timer && host.timer.at === at && host.timer.type === type) return;
+    // Armed already for this deadline, and not for later than now asks (a try again put off by a second).
+    const armed = host.timer;
+    if (
+      delayMs === undefined &&
+      armed?.at === at &&
+      armed.type === type &&
+      armed.firesAt <= Math.max(at ?? 0, this.deps.clock.now())
+    )
+      return;
     if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
     host.timer = null;
     if (at === null || this.stopped) return;
     const deadline = at;
     const fire = (): void => {
       host.timer = null;
-      if (!this.owns(host)) return; // taken by another instance meanwhile: its writer runs it
+      // Taken by another instance meanwhile: its writer runs it, and its commit disarms this one (see
+      // startWhatIsDue). Until then, looked at again a second later, so that the deadline still acts if this
+      // instance writes the actor again without being told (a claim that failed).
+      if (!this.owns(host)) {
+        this.armTimer(host, deadline, type, TIMER_RETRY_MS);
+        return;
+      }
       const now = this.deps.clock.now();
       if (now < deadline) {
         this.armTimer(host, deadline, type);
@@ -1322,7 +1337,8 @@ export class ActorRuntime {
       );
     };
     const ms = delayMs ?? Math.max(deadline - this.deps.clock.now(), 0);
-    host.timer = { at: deadline, type, handle: this.deps.clock.setTimeout(fire, ms) };
+    const firesAt = this.deps.clock.now() + ms;
+    host.timer = { at: deadline, type, firesAt, handle: this.deps.clock.setTimeout(fire, ms) };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1368,9 +1384,13 @@ export class ActorRuntime {
     const colon = id.indexOf(':');
     const kind = id.slice(0, colon) as ActorKind;
     const key = id.slice(colon + 1);
-    // Written by another instance now (see StateStore.owns): the timer is that instance's. If this one
-    // comes to write the actor, the store tells it the actor's record again (a claim), deadline included.
-    if (this.deps.store.owns && !this.deps.store.owns(kind, key)) return;
+    // Written by another instance now (see StateStore.owns): the timer is that instance's, whose commit
+    // brings the next deadline here. Kept meanwhile, looked at again a second later: if this instance comes
+    // to write the actor again without a claim that tells it so (a claim can fail), the deadline still acts.
+    if (this.deps.store.owns && !this.deps.store.owns(kind, key)) {
+      if (!this.stopped) this.deadlines.set(id, this.deps.clock.now() + TIMER_RETRY_MS);
+      return;
+    }
     try {
       this.host(kind, key);
     } catch (error) {

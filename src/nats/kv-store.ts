@@ -305,13 +305,14 @@ export class KvStore implements StateStore {
     const failures: unknown[] = [];
     for (let i = 0; i < keys.length; i += 64) {
       await Promise.all(
-        keys
-          .slice(i, i + 64)
-          .map((p) =>
-            this.claim(p!.id, epoch, p!.kind as ActorKind, true).catch((error: unknown) =>
-              failures.push(error),
-            ),
-          ),
+        keys.slice(i, i + 64).map((p) =>
+          this.claim(p!.id, epoch, p!.kind as ActorKind, true).catch((error: unknown) => {
+            failures.push(error);
+            // Not told to the runtime: what the actor's state calls for (a rollback, a timer, kept
+            // inputs) may wait on this claim. Claimed again once NATS answers (as after a failed commit).
+            this.reclaimLater(p!.kind as ActorKind, p!.id);
+          }),
+        ),
       );
     }
     if (failures.length > 0)
@@ -320,8 +321,9 @@ export class KvStore implements StateStore {
 
   /**
    * A commit that failed for a NATS reason (a timeout, NATS away) leaves the runtime on its last stored
-   * state, with whatever that state calls for (a rollback result to store, say) possibly given up: once
-   * NATS answers again, the actor is claimed afresh, so that the runtime here picks up from it again.
+   * state, with whatever that state calls for (a rollback result to store, say) possibly given up; so does a
+   * claim that failed (the runtime was not told that it writes the actor again). Once NATS answers again,
+   * the actor is claimed afresh, so that the runtime here picks up from it again.
    */
   private reclaimLater(kind: ActorKind, key: string): void {
     const id = actorKey(kind, key);

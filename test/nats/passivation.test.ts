@@ -6,7 +6,9 @@
 import { Kvm } from '@nats-io/kv';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
+import { WardenError } from '../../src/domain/errors.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import type { KvStore } from '../../src/nats/kv-store.ts';
 import { Lease } from '../../src/nats/lease.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
@@ -248,5 +250,90 @@ describe('a lease let go and taken back with the same epoch', () => {
       await w.settled();
       expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
     });
+
+    // The claim that follows the lease's return is what told the runtime; it can fail (NATS away again for a
+    // moment). The deadline that passed while the lease was not held must not depend on it.
+    it(`runs a timer that came due meanwhile when the claim that follows fails (${passivated ? 'a passivated actor' : 'a resident actor'})`, async () => {
+      const prefix = passivated ? 'noclaimp' : 'noclaimr';
+      const clock = new ManualClock();
+      await using w = await startNatsWarden(nats.server.url, {
+        config: { ...config(prefix), passivateAfterSeconds: passivated ? IDLE_S : null },
+        clock,
+      });
+      const t0 = clock.now();
+      for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
+      expect((await w.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 })).state).toBe(
+        'awaitingApproval',
+      );
+      await advance(w, clock, 30_000);
+      expect(w.warden.residency().models).toBe(passivated ? 0 : 1);
+
+      // Not held while the approval's deadline passes; then held again, and every claim fails.
+      const held = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
+      clock.advance(t0 + 60_000 - clock.now());
+      await w.warden.idle();
+      expect(listed(w, 'm1').state).toBe('awaitingApproval');
+      const store = w.adapters.store as KvStore;
+      vi.spyOn(store, 'claim').mockRejectedValue(new Error('NATS away again'));
+      held.mockRestore();
+      await store.claimAll(1).catch(() => undefined);
+
+      await eventually(() => {
+        clock.advance(1_000);
+        expect(listed(w, 'm1').state).not.toBe('awaitingApproval');
+      });
+      await w.settled();
+      expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
+    });
   }
+
+  it('runs a rollback that could not be tried while the lease was away when the claim that follows fails', async () => {
+    const prefix = 'noclaimrb';
+    const clock = new ManualClock();
+    // The first rollback call is held, then refused as one that cannot be tried here (the lease is away).
+    let release: (() => void) | null = null;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    await using w = await startNatsWarden(nats.server.url, {
+      config: { ...config(prefix), passivateAfterSeconds: null },
+      clock,
+      wrapRegistry: (registry) => ({
+        recordPromotion: (...args) => registry.recordPromotion(...args),
+        production: (modelId) => registry.production(modelId),
+        rollback: async (request) => {
+          if (calls++ > 0) return registry.rollback(request);
+          await held;
+          throw new WardenError('unavailable', 'this instance does not hold the model', { retryable: true });
+        },
+      }),
+    });
+    for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
+    // Critical: rolled back at once, no approval.
+    await w.warden.evaluate({ model_id: 'm1', current_elo: 1380, games_played: 200 });
+    expect(listed(w, 'm1').state).toBe('rollingBack');
+    const notHeld = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
+    release!();
+    // The rollback is tried again a second later, and is not this instance's then.
+    await eventually(() => expect(calls).toBe(1));
+    for (let i = 0; i < 3; i++) {
+      await w.warden.idle();
+      clock.advance(1_000);
+    }
+    expect(listed(w, 'm1').state).toBe('rollingBack');
+
+    // The lease is back; the claim that would tell the runtime fails once (NATS away again for a moment).
+    const store = w.adapters.store as KvStore;
+    const claim = store.claim.bind(store);
+    vi.spyOn(store, 'claim')
+      .mockRejectedValueOnce(new Error('NATS away again'))
+      .mockImplementation((...args) => claim(...args));
+    notHeld.mockRestore();
+    await store.claimAll(1).catch(() => undefined);
+    await eventually(() => {
+      clock.advance(1_000);
+      expect(listed(w, 'm1').state).not.toBe('rollingBack');
+    });
+    await w.settled();
+    expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
+  });
 });
