@@ -28,6 +28,8 @@ function warden(prefix: string): Child {
     WARDEN_NATS_URL: nats.server.url,
     WARDEN_NATS_PREFIX: prefix,
     WARDEN_COOLDOWN_SECONDS: COOLDOWN,
+    // Idle actors leave memory after a second (300 s by default): the faults meet passivated actors too.
+    WARDEN_PASSIVATE_AFTER_SECONDS: '1',
     WARDEN_LOG_LEVEL: 'warn',
     WARDEN_TEST_TRACE: '1',
   });

@@ -44,6 +44,8 @@ function warden(prefix: string, env: Record<string, string> = {}): Child {
     WARDEN_NATS_PREFIX: prefix,
     WARDEN_NATS_PARTITIONS: String(PARTITIONS),
     WARDEN_COOLDOWN_SECONDS: COOLDOWN,
+    // Idle actors leave memory after a second (300 s by default): the faults meet passivated actors too.
+    WARDEN_PASSIVATE_AFTER_SECONDS: '1',
     WARDEN_LOG_LEVEL: 'warn',
     WARDEN_TEST_TRACE: '1',
     ...env,
