@@ -20,6 +20,12 @@ const PARTITIONS = 6;
 const MODELS = Array.from({ length: 24 }, (_, i) => `km${i}`);
 const APPROVAL_S = 6;
 const RESUME_S = 4;
+/**
+ * When the instance is killed, after every model is held for approval: drawn from 1.5 s (passivated, the
+ * deadlines ahead) to 10 s (the approvals expiring, the rollbacks and pauses under way, the configs about to
+ * resume). Printed with every failure: PKILL_AT_MS=<ms> replays it.
+ */
+const KILL_AT_MS = Number(process.env.PKILL_AT_MS ?? 1_500 + Math.floor(Math.random() * 8_500));
 
 const nats = useSharedNats({ partitions: { [PREFIX]: PARTITIONS } });
 const dir = mkdtempSync(join(tmpdir(), 'warden-pkill-'));
@@ -59,7 +65,7 @@ async function storedStates(): Promise<string[]> {
   return states;
 }
 
-describe('passivated deadlines across a SIGKILL', () => {
+describe(`passivated deadlines across a SIGKILL (${KILL_AT_MS} ms after the approvals are held)`, () => {
   it('move with their partitions: every approval expires once, every config pauses and resumes once', async () => {
     const configFile = join(dir, 'warden.json');
     writeFileSync(
@@ -99,10 +105,12 @@ describe('passivated deadlines across a SIGKILL', () => {
           intervalMs: 100,
         },
       );
-      // Idle for longer than a second: passivated on every instance. Then one of them dies before the
-      // deadlines, with its models' approvals pending.
+      // Idle for longer than a second: passivated on every instance. Then one of them dies, before the
+      // deadlines or while they act (the moment of the fault itself, not a wait for something to happen).
+      const held = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       for (const child of running) expect(child.stderr()).toContain('passivated idle actors');
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, KILL_AT_MS - (Date.now() - held))));
       const victim = running.splice(1, 1)[0]!;
       await victim.kill('SIGKILL');
 
@@ -114,7 +122,13 @@ describe('passivated deadlines across a SIGKILL', () => {
         { timeoutMs: 40_000, intervalMs: 500 },
       );
       expect(await perActor('training_paused', 'config_key')).toEqual(once);
-      expect([...running.flatMap((c) => heldPartitions(c).held)].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      // The killed instance's partitions are taken (the events may all have come before it died).
+      await eventually(
+        () => expect([...running.flatMap((c) => heldPartitions(c).held)].sort()).toEqual([0, 1, 2, 3, 4, 5]),
+        { timeoutMs: 10_000 },
+      );
+      expect(await perActor('promotion_rolled_back', 'model_id')).toEqual(once);
+      expect(await perActor('training_resumed', 'config_key')).toEqual(once);
       for (const child of running) expect(child.process.exitCode, crashOutput(child.stderr())).toBeNull();
       for (const child of all) expect(crashOutput(child.stderr())).toBe('');
     } finally {
