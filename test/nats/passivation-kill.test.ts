@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawnTs, type Child } from '../harness/child-process.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { eventsPerActor, onceEach } from '../support/event-counts.ts';
 import { crashOutput, heldPartitions } from './chaos-stream.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
@@ -41,16 +42,9 @@ function warden(configFile: string): Child {
   });
 }
 
-/** How many events of `kind` each actor has in the events stream (keyed by `field`). */
-async function perActor(kind: string, field: string): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const m of await nats.client.stored(`${PREFIX}.evt.${kind}.>`, `${PREFIX.toUpperCase()}_EVENTS`)) {
-    const key = (m.data as Record<string, string>)[field]!;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
-const once = Object.fromEntries(MODELS.map((m) => [m, 1]));
+const perActor = (kind: string, field: 'model_id' | 'config_key') =>
+  eventsPerActor(nats.client, PREFIX, kind, field);
+const once = onceEach(MODELS);
 
 /** The state each model's stored value is in. */
 async function storedStates(): Promise<string[]> {

@@ -10,6 +10,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { eventsPerActor, onceEach } from '../support/event-counts.ts';
 
 const nats = useSharedNats();
 
@@ -29,16 +30,8 @@ const config = (prefix: string, passivate: number | null): ConfigInput => ({
   nats: { prefix },
 });
 
-/** How many events of `kind` each actor has in the events stream (keyed by `field`). */
-async function perActor(prefix: string, kind: string, field: string): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const m of await nats.client.stored(`${prefix}.evt.${kind}.>`, `${prefix.toUpperCase()}_EVENTS`)) {
-    const key = (m.data as Record<string, string>)[field]!;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
-const once = (keys: readonly string[]) => Object.fromEntries(keys.map((k) => [k, 1]));
+const perActor = (prefix: string, kind: string, field: 'model_id' | 'config_key') =>
+  eventsPerActor(nats.client, prefix, kind, field);
 
 /** NATS goes away for longer than the lease TTL; `meanwhile` runs while it is away. */
 async function outage(mode: 'stop' | 'freeze', meanwhile: () => void): Promise<void> {
@@ -92,8 +85,8 @@ describe('timers that come due while NATS is away', () => {
             // Time goes on while NATS comes back (a timer that failed is tried again a second later).
             clock.advance(250);
             await w.settled();
-            expect(await perActor(prefix, 'promotion_rolled_back', 'model_id')).toEqual(once(MODELS));
-            expect(await perActor(prefix, 'training_paused', 'config_key')).toEqual(once(MODELS));
+            expect(await perActor(prefix, 'promotion_rolled_back', 'model_id')).toEqual(onceEach(MODELS));
+            expect(await perActor(prefix, 'training_paused', 'config_key')).toEqual(onceEach(MODELS));
           },
           { timeoutMs: 20_000, intervalMs: 250 },
         );
@@ -114,13 +107,13 @@ describe('timers that come due while NATS is away', () => {
             // Time goes on while NATS comes back (a timer that failed is tried again a second later).
             clock.advance(250);
             await w.settled();
-            expect(await perActor(prefix, 'training_resumed', 'config_key')).toEqual(once(MODELS));
+            expect(await perActor(prefix, 'training_resumed', 'config_key')).toEqual(onceEach(MODELS));
           },
           { timeoutMs: 20_000, intervalMs: 250 },
         );
         for (const model of MODELS) expect(w.warden.trainingStatus(model).status, model).toBe('running');
-        expect(await perActor(prefix, 'promotion_rolled_back', 'model_id')).toEqual(once(MODELS));
-        expect(await perActor(prefix, 'training_paused', 'config_key')).toEqual(once(MODELS));
+        expect(await perActor(prefix, 'promotion_rolled_back', 'model_id')).toEqual(onceEach(MODELS));
+        expect(await perActor(prefix, 'training_paused', 'config_key')).toEqual(onceEach(MODELS));
       }, 90_000);
     }
   }

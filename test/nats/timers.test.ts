@@ -11,6 +11,7 @@ import { ManualClock } from '../../src/actors/manual-clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { eventsPerActor, onceEach } from '../support/event-counts.ts';
 
 const nats = useSharedNats();
 const MODELS = Array.from({ length: 6 }, (_, i) => `m${i}`);
@@ -23,16 +24,6 @@ const config = (prefix: string): ConfigInput => ({
   passivateAfterSeconds: 20,
   nats: { prefix },
 });
-
-/** How many events of `kind` each actor has in the events stream (keyed by `field`). */
-async function perActor(prefix: string, kind: string, field: string): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const m of await nats.client.stored(`${prefix}.evt.${kind}.>`, `${prefix.toUpperCase()}_EVENTS`)) {
-    const key = (m.data as Record<string, string>)[field]!;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
 
 let runs = 0;
 
@@ -83,11 +74,13 @@ describe('timers never get stuck in NATS mode', () => {
               clock.advance(30_000);
               await w.settled();
             }
-            const counts = async (kind: string, field: string) =>
+            const counts = async (kind: string, field: 'model_id' | 'config_key') =>
               Object.fromEntries(
-                MODELS.map((m) => [m, 0]).concat(Object.entries(await perActor(prefix, kind, field))),
+                MODELS.map((m) => [m, 0]).concat(
+                  Object.entries(await eventsPerActor(nats.client, prefix, kind, field)),
+                ),
               );
-            const once = Object.fromEntries(MODELS.map((m) => [m, 1]));
+            const once = onceEach(MODELS);
             expect(await counts('promotion_rolled_back', 'model_id'), 'rolled back').toEqual(once);
             expect(await counts('training_paused', 'config_key'), 'paused').toEqual(once);
             expect(await counts('training_resumed', 'config_key'), 'auto-resumed').toEqual(once);
