@@ -802,16 +802,19 @@ export class KvStore implements StateStore {
       const moving = value.history.filter((h) => this.published.has(eventIdOf(h)));
       const modelId = parseKey(key)!.id;
       if (moving.length > 0) await this.appendHistory(modelId, moving);
+      // Only the records moved leave the value: an event published during the move above has its record
+      // still to move (the next pass does it).
+      const moved = new Set(moving);
       const next: ActorValue = {
         ...value,
         outbox: value.outbox.filter((e) => !this.published.has(e.id)),
-        history: value.history.filter((h) => !this.published.has(eventIdOf(h))),
+        history: value.history.filter((h) => !moved.has(h)),
         timeline: value.timeline ?? [],
       };
       try {
         const revision = await this.write(key, JSON.stringify(next), cached.revision);
         this.store(key, revision, next);
-        return;
+        if (!this.hasPublished(next)) return;
       } catch (error) {
         if (!isWrongRevision(error)) throw error;
         this.absorb(await this.kv.get(key), key);

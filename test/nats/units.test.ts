@@ -355,6 +355,66 @@ describe('the KV store', () => {
     }
   });
 
+  it('moves a history record whose event is published while an earlier one is being moved, never drops it', async () => {
+    const { kv: raw, trainingKv } = await buckets('histrace');
+    const entry = (n: number) => ({
+      id: `m.e${n}`,
+      subject: 'warden.evt.promotion_rolled_back.m',
+      payload: { event_id: `m.e${n}` },
+    });
+    const record = (n: number) => ({
+      at: n,
+      modelId: 'm',
+      kind: 'rolled_back',
+      payload: { event_id: `m.e${n}` },
+    });
+    // Two rollbacks committed; the first one's event is published.
+    await raw.put(
+      'model.m',
+      JSON.stringify({
+        snapshot: {},
+        outbox: [entry(1), entry(2)],
+        history: [record(1), record(2)],
+        timeline: [],
+      }),
+    );
+    // While its record is written to the history key, the second one's event is published.
+    let store: KvStore | null = null;
+    const kv = new Proxy(raw, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if ((property === 'create' || property === 'update') && args[0] === 'history.m')
+            void store!.markPublished(['m.e2']);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    store = await KvStore.open(
+      kv,
+      trainingKv,
+      { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
+      pino({ level: 'silent' }),
+    );
+    try {
+      await store.markPublished(['m.e1']);
+      await eventually(async () =>
+        expect((await raw.get('model.m'))!.json<{ outbox: unknown[] }>().outbox).toEqual([]),
+      );
+      // Both records are in the history: the second one moved by a later pass, not dropped by the first.
+      await eventually(async () =>
+        expect((await store!.history({ modelId: 'm', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
+          'm.e2',
+          'm.e1',
+        ]),
+      );
+      expect((await raw.get('history.m'))!.json<{ records: unknown[] }>().records).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('finds a long input id applied before as the model remembers it (digested), and as an earlier build stored it', async () => {
     const { kv, trainingKv } = await buckets('applied');
     const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
