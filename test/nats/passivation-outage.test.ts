@@ -1,8 +1,9 @@
 /**
- * Timers that come due while NATS is away (issue 14 in NATS mode, against a real outage): the lease lapses,
- * the deadlines are left, and when NATS is back and the lease is taken again every approval expires, every
- * rollback pauses its training config, every cooldown ends and every config resumes, each exactly once,
- * whether the actors were passivated or resident when their deadlines passed.
+ * Timers that come due while NATS is away (issue 14 in NATS mode, against a real outage): they fire, their
+ * commits fail, and the lease lapses while they are tried again. When NATS is back and the lease is taken
+ * again, every approval expires, every rollback pauses its training config, every cooldown ends and every
+ * config resumes, each exactly once, whether the actors were passivated or resident when their deadlines
+ * passed.
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
