@@ -123,6 +123,8 @@ interface Host {
    * Once this instance writes the actor, the index is written on top of the record (see saveIndexOf).
    */
   unindexed: boolean;
+  /** A look at what its committed state calls for is due (see lookAgainLater). */
+  lookingAgain: boolean;
   /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
   touchedAt: number;
   log: Logger;
@@ -577,6 +579,7 @@ export class ActorRuntime {
       registryTail: null,
       pointerMayLag: false,
       unindexed: record !== undefined && record.attention === undefined,
+      lookingAgain: false,
       touchedAt: this.deps.clock.now(),
       // The child logger is made when first used: most actors never log, and each costs memory.
       get log(): Logger {
@@ -1188,7 +1191,14 @@ export class ActorRuntime {
 
   private startWhatIsDue(host: Host): void {
     if (!this.owns(host)) {
-      this.armTimer(host, null, 'COOLDOWN_ELAPSED');
+      // Its writer runs what its state calls for, and the writer's commit brings the next state here. Until
+      // then its timer stays armed and what it calls for is looked at again every second: if this instance
+      // comes to write the actor again without being told (a claim that failed), it acts then.
+      this.armTimers(host);
+      if (host.kind === 'model') {
+        const { state, context } = this.modelView(host);
+        if (state === 'rollingBack' || deferredOf(context).length > 0) this.lookAgainLater(host);
+      }
       return;
     }
     if (host.unindexed) this.saveIndexOf(host);
@@ -1227,9 +1237,7 @@ export class ActorRuntime {
           // Not applied (a failed commit, or not the writer in NATS mode): tried again a second later.
           host.log.warn({ err: error, deferredId: next.id }, 'could not apply a deferred input yet');
           if (host.handingBack === next.id) host.handingBack = null;
-          this.deps.clock.setTimeout(() => {
-            if (!this.stopped && !this.pendingFor(host)) this.afterCommit(host);
-          }, TIMER_RETRY_MS);
+          this.lookAgainLater(host);
         },
       ),
     );
@@ -1301,9 +1309,9 @@ export class ActorRuntime {
     const deadline = at;
     const fire = (): void => {
       host.timer = null;
-      // Taken by another instance meanwhile: its writer runs it, and its commit disarms this one (see
-      // startWhatIsDue). Until then, looked at again a second later, so that the deadline still acts if this
-      // instance writes the actor again without being told (a claim that failed).
+      // Written by another instance now: its writer runs it, and its commit brings the next deadline here
+      // (see startWhatIsDue). Until then, looked at again a second later, so that the deadline still acts if
+      // this instance writes the actor again without being told (a claim that failed).
       if (!this.owns(host)) {
         this.armTimer(host, deadline, type, TIMER_RETRY_MS);
         return;
@@ -1515,7 +1523,7 @@ export class ActorRuntime {
       if (event === null) {
         this.rollbacksRunning.delete(plan.rollbackId);
         host.log.warn({ rollbackId: plan.rollbackId }, 'the rollback could not be tried here: it runs again');
-        this.retryRollbackLater(host);
+        this.lookAgainLater(host);
         return;
       }
       // Tracked from the moment the answer arrives, so idle() waits for it to be applied.
@@ -1531,7 +1539,7 @@ export class ActorRuntime {
             // The committed state is still rolling back: the rollback runs again (the registry call is
             // idempotent by id), after a pause. At once, a store that refuses every write at once (full)
             // would make it a loop of registry calls and failed commits.
-            this.retryRollbackLater(host);
+            this.lookAgainLater(host);
           },
         ),
       );
@@ -1540,11 +1548,17 @@ export class ActorRuntime {
     this.registryCalls.add(tracked);
   }
 
-  /** A rollback not tried runs again after TIMER_RETRY_MS, if this instance still writes the model then. */
-  private retryRollbackLater(host: Host): void {
-    if (this.stopped) return;
+  /**
+   * What the actor's committed state calls for (a rollback not tried, kept inputs) is looked at again after
+   * TIMER_RETRY_MS: it runs then if this instance writes the actor, else it is looked at again (see
+   * startWhatIsDue). One look pending per actor.
+   */
+  private lookAgainLater(host: Host): void {
+    if (this.stopped || host.lookingAgain) return;
+    host.lookingAgain = true;
     this.deps.clock.setTimeout(() => {
-      if (!this.stopped && this.residents.model.get(host.key) === host && !this.pendingFor(host))
+      host.lookingAgain = false;
+      if (!this.stopped && this.residents[host.kind].get(host.key) === host && !this.pendingFor(host))
         this.afterCommit(host);
     }, TIMER_RETRY_MS);
   }

@@ -287,53 +287,67 @@ describe('a lease let go and taken back with the same epoch', () => {
     });
   }
 
-  it('runs a rollback that could not be tried while the lease was away when the claim that follows fails', async () => {
-    const prefix = 'noclaimrb';
-    const clock = new ManualClock();
-    // The first rollback call is held, then refused as one that cannot be tried here (the lease is away).
-    let release: (() => void) | null = null;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let calls = 0;
-    await using w = await startNatsWarden(nats.server.url, {
-      config: { ...config(prefix), passivateAfterSeconds: null },
-      clock,
-      wrapRegistry: (registry) => ({
-        recordPromotion: (...args) => registry.recordPromotion(...args),
-        production: (modelId) => registry.production(modelId),
-        rollback: async (request) => {
-          if (calls++ > 0) return registry.rollback(request);
-          await held;
-          throw new WardenError('unavailable', 'this instance does not hold the model', { retryable: true });
-        },
-      }),
-    });
-    for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
-    // Critical: rolled back at once, no approval.
-    await w.warden.evaluate({ model_id: 'm1', current_elo: 1380, games_played: 200 });
-    expect(listed(w, 'm1').state).toBe('rollingBack');
-    const notHeld = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
-    release!();
-    // The rollback is tried again a second later, and is not this instance's then.
-    await eventually(() => expect(calls).toBe(1));
-    for (let i = 0; i < 3; i++) {
-      await w.warden.idle();
-      clock.advance(1_000);
-    }
-    expect(listed(w, 'm1').state).toBe('rollingBack');
+  // Failing once, the claim is made again once NATS answers (the store's part); failing for good, the runtime
+  // looks at what the state calls for every second, and runs it once it writes the actor (its own part).
+  for (const failing of ['once', 'always'] as const) {
+    it(`runs a rollback that could not be tried while the lease was away when the claim that follows fails ${failing}`, async () => {
+      const prefix = `noclaimrb${failing}`;
+      const clock = new ManualClock();
+      // The first rollback call is held, then refused as one that cannot be tried here (the lease is away).
+      let release: (() => void) | null = null;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let calls = 0;
+      await using w = await startNatsWarden(nats.server.url, {
+        config: { ...config(prefix), passivateAfterSeconds: null },
+        clock,
+        wrapRegistry: (registry) => ({
+          recordPromotion: (...args) => registry.recordPromotion(...args),
+          production: (modelId) => registry.production(modelId),
+          rollback: async (request) => {
+            if (calls++ > 0) return registry.rollback(request);
+            await held;
+            throw new WardenError('unavailable', 'this instance does not hold the model', {
+              retryable: true,
+            });
+          },
+        }),
+      });
+      for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
+      // Critical: rolled back at once, no approval.
+      await w.warden.evaluate({ model_id: 'm1', current_elo: 1380, games_played: 200 });
+      expect(listed(w, 'm1').state).toBe('rollingBack');
+      const notHeld = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
+      release!();
+      // The rollback is tried again a second later, and is not this instance's then.
+      await eventually(() => expect(calls).toBe(1));
+      for (let i = 0; i < 3; i++) {
+        await w.warden.idle();
+        clock.advance(1_000);
+      }
+      expect(listed(w, 'm1').state).toBe('rollingBack');
 
-    // The lease is back; the claim that would tell the runtime fails once (NATS away again for a moment).
-    const store = w.adapters.store as KvStore;
-    const claim = store.claim.bind(store);
-    vi.spyOn(store, 'claim')
-      .mockRejectedValueOnce(new Error('NATS away again'))
-      .mockImplementation((...args) => claim(...args));
-    notHeld.mockRestore();
-    await store.claimAll(1).catch(() => undefined);
-    await eventually(() => {
-      clock.advance(1_000);
-      expect(listed(w, 'm1').state).not.toBe('rollingBack');
+      // The lease is back; the claim that would tell the runtime fails (NATS away again).
+      const store = w.adapters.store as KvStore;
+      const claim = store.claim.bind(store);
+      const claims = vi.spyOn(store, 'claim');
+      if (failing === 'once')
+        claims
+          .mockRejectedValueOnce(new Error('NATS away again'))
+          .mockImplementation((...args) => claim(...args));
+      else claims.mockRejectedValue(new Error('NATS away for good'));
+      notHeld.mockRestore();
+      await store.claimAll(1).catch(() => undefined);
+      await eventually(() => {
+        clock.advance(1_000);
+        expect(listed(w, 'm1').state).not.toBe('rollingBack');
+      });
+      await w.settled();
+      expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
+      // The claim that failed was made again.
+      if (failing === 'once')
+        await eventually(() =>
+          expect(claims.mock.calls.filter(([key]) => key === 'm1').length).toBeGreaterThan(1),
+        );
     });
-    await w.settled();
-    expect(await stored(prefix, 'promotion_rolled_back')).toHaveLength(1);
-  });
+  }
 });
