@@ -1452,12 +1452,16 @@ export class ActorRuntime {
   private passivate(host: Host): void {
     const id = idOf(host);
     const { at } = this.deadlineOf(host);
-    if (host.timer) this.deps.clock.clearTimeout(host.timer.handle);
+    // A timer tried again later (its event failed, or another instance wrote the actor) keeps that delay:
+    // the index wakes the actor when the timer would have fired, not at its deadline gone by.
+    const armed = host.timer;
+    const wakeAt = at !== null && armed?.at === at ? Math.max(at, armed.firesAt) : at;
+    if (armed) this.deps.clock.clearTimeout(armed.handle);
     host.timer = null;
     this.hosts.delete(id);
     this.residents[host.kind].delete(host.key);
     host.actor.stop();
-    this.deadlines.set(id, at);
+    this.deadlines.set(id, wakeAt);
     this.passivations++;
   }
 

@@ -178,6 +178,24 @@ describe('passivation in NATS mode is invisible', () => {
     expect(passivatedRuns).toBeGreaterThan(5);
   }, 240_000);
 
+  /**
+   * Found by this property: an auto-resume whose commit was refused is tried again a second later; the
+   * config, passivated meanwhile, was woken by the deadline index at its deadline gone by, not when the
+   * retry was due (the resume came 1 ms earlier than with the config resident).
+   */
+  const retryPutOffThenPassivated: [Step[], Fault[]] = [
+    [
+      { kind: 'promote', model: 0, version: 0, elo: 1500 },
+      { kind: 'promote', model: 0, version: 1, elo: 1500 },
+      { kind: 'evaluate', model: 0, elo: 1400, games: 50 },
+      { kind: 'advance', ms: 148_136 },
+      { kind: 'advance', ms: 295_865 },
+      { kind: 'promote', model: 0, version: 0, elo: 1500 },
+      { kind: 'advance', ms: 188_708 },
+    ],
+    [{ actor: 'training:m0', nth: 1, kind: 'refused' }],
+  ];
+
   it('and so it is when commits are refused or go unanswered', async () => {
     let faultedRuns = 0;
     await fc.assert(
@@ -208,7 +226,7 @@ describe('passivation in NATS mode is invisible', () => {
           expect(passivating!.events).toEqual(resident!.events);
         },
       ),
-      { numRuns: 40 },
+      { numRuns: 40, examples: [retryPutOffThenPassivated] },
     );
     // The property means something only if faults fired in most runs.
     expect(faultedRuns).toBeGreaterThan(10);
