@@ -40,13 +40,13 @@ async function eventsPerActor(prefix: string): Promise<Map<string, unknown[]>> {
 
 /**
  * Runs the steps; every answer (or error code) is recorded, and the counts checked after each step.
- * `settle` waits for what a step started (by default, until Warden is settled).
+ * `settle` waits for what a step started.
  */
 async function run(
   w: NatsWarden,
   clock: ManualClock,
   steps: readonly Step[],
-  settle: () => Promise<void> = () => w.settled(),
+  settle: () => Promise<void>,
 ): Promise<unknown[]> {
   const answers: unknown[] = [];
   for (const s of steps) {
@@ -143,34 +143,55 @@ function faulty(inner: StateStore, faults: readonly Fault[], fired: { count: num
 
 let runs = 0;
 
+/**
+ * The same steps (with the same commit faults) twice, on two prefixes: every actor resident, then idle
+ * actors passivated after IDLE_S. Each run's answers, status, per-actor events and passivation count.
+ */
+async function residentThenPassivating(steps: readonly Step[], faults: readonly Fault[] = []) {
+  const n = runs++;
+  const fired = { count: 0 };
+  const results = [];
+  for (const passivate of [null, IDLE_S]) {
+    const prefix = `pprop${n}${passivate === null ? 'r' : 'p'}`;
+    const clock = new ManualClock();
+    const calls = new Set<Promise<unknown>>();
+    await using w = await startNatsWarden(nats.server.url, {
+      config: { ...CONFIG, passivateAfterSeconds: passivate, nats: { prefix } },
+      clock,
+      wrapStore: (store) => faulty(store, faults, fired),
+      wrapRegistry: (registry) => tracked(registry, calls),
+    });
+    const answers = await run(w, clock, steps, () => settleThroughRetries(w, clock, calls));
+    results.push({
+      answers,
+      status: w.warden.status(),
+      events: await eventsPerActor(prefix),
+      passivated: w.warden.residency().passivated,
+    });
+  }
+  const [resident, passivating] = results as [(typeof results)[0], (typeof results)[0]];
+  return { resident, passivating, faultsFired: fired.count };
+}
+
+/** What a user sees is the same, passivated or not. */
+function expectSameSeen(
+  passivating: { answers: unknown; status: unknown; events: unknown },
+  resident: { answers: unknown; status: unknown; events: unknown },
+): void {
+  expect(passivating.answers).toEqual(resident.answers);
+  expect(passivating.status).toEqual(resident.status);
+  expect(passivating.events).toEqual(resident.events);
+}
+
 describe('passivation in NATS mode is invisible', () => {
   it('an actor passivated and revived gives the same answers, states and events as one never passivated', async () => {
     let passivatedRuns = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 10, maxLength: 30 }), async (steps) => {
-        const n = runs++;
-        const results = [];
-        for (const passivate of [null, IDLE_S]) {
-          const prefix = `pprop${n}${passivate === null ? 'r' : 'p'}`;
-          const clock = new ManualClock();
-          await using w = await startNatsWarden(nats.server.url, {
-            config: { ...CONFIG, passivateAfterSeconds: passivate, nats: { prefix } },
-            clock,
-          });
-          const answers = await run(w, clock, steps);
-          results.push({
-            answers,
-            status: w.warden.status(),
-            events: await eventsPerActor(prefix),
-            passivated: w.warden.residency().passivated,
-          });
-        }
-        const [resident, passivating] = results;
-        expect(resident!.passivated).toBe(0);
-        if (passivating!.passivated > 0) passivatedRuns++;
-        expect(passivating!.answers).toEqual(resident!.answers);
-        expect(passivating!.status).toEqual(resident!.status);
-        expect(passivating!.events).toEqual(resident!.events);
+        const { resident, passivating } = await residentThenPassivating(steps);
+        expect(resident.passivated).toBe(0);
+        if (passivating.passivated > 0) passivatedRuns++;
+        expectSameSeen(passivating, resident);
       }),
       { numRuns: 40 },
     );
@@ -203,27 +224,9 @@ describe('passivation in NATS mode is invisible', () => {
         fc.array(step, { minLength: 10, maxLength: 30 }),
         fc.array(fault, { minLength: 1, maxLength: 6 }),
         async (steps, faults) => {
-          const n = runs++;
-          const results = [];
-          const fired = { count: 0 };
-          for (const passivate of [null, IDLE_S]) {
-            const prefix = `pfault${n}${passivate === null ? 'r' : 'p'}`;
-            const clock = new ManualClock();
-            const calls = new Set<Promise<unknown>>();
-            await using w = await startNatsWarden(nats.server.url, {
-              config: { ...CONFIG, passivateAfterSeconds: passivate, nats: { prefix } },
-              clock,
-              wrapStore: (store) => faulty(store, faults, fired),
-              wrapRegistry: (registry) => tracked(registry, calls),
-            });
-            const answers = await run(w, clock, steps, () => settleThroughRetries(w, clock, calls));
-            results.push({ answers, status: w.warden.status(), events: await eventsPerActor(prefix) });
-          }
-          const [resident, passivating] = results;
-          if (fired.count > 0) faultedRuns++;
-          expect(passivating!.answers).toEqual(resident!.answers);
-          expect(passivating!.status).toEqual(resident!.status);
-          expect(passivating!.events).toEqual(resident!.events);
+          const { resident, passivating, faultsFired } = await residentThenPassivating(steps, faults);
+          if (faultsFired > 0) faultedRuns++;
+          expectSameSeen(passivating, resident);
         },
       ),
       { numRuns: 40, examples: [retryPutOffThenPassivated] },
