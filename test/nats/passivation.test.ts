@@ -201,6 +201,31 @@ describe('passivation with input partitions', () => {
   });
 });
 
+/**
+ * A severe regression of m1 held for approval, the actor passivated after IDLE_S (or kept resident), and its
+ * approval's deadline passing while no lease is held here: nothing runs. Returns with the lease still shown
+ * as not held (`notHeld`, a spy to restore); the caller disposes of the instance.
+ */
+async function approvalDueWhileLeaseAway(prefix: string, passivated: boolean) {
+  const clock = new ManualClock();
+  const w = await startNatsWarden(nats.server.url, {
+    config: { ...config(prefix), passivateAfterSeconds: passivated ? IDLE_S : null },
+    clock,
+  });
+  const t0 = clock.now();
+  for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
+  expect((await w.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 })).state).toBe(
+    'awaitingApproval',
+  );
+  await advance(w, clock, 30_000);
+  expect(w.warden.residency().models).toBe(passivated ? 0 : 1);
+  const notHeld = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
+  clock.advance(t0 + 60_000 - clock.now());
+  await w.warden.idle();
+  expect(listed(w, 'm1').state).toBe('awaitingApproval');
+  return { w, clock, notHeld };
+}
+
 describe('a lease let go and taken back with the same epoch', () => {
   // The watchdog lets the lease go when a renewal is late (NATS away for a moment); if nobody took it
   // meanwhile, this instance takes it back under the same epoch. A timer that came due in between did not
@@ -209,31 +234,17 @@ describe('a lease let go and taken back with the same epoch', () => {
   for (const passivated of [false, true]) {
     it(`runs a timer that came due meanwhile (${passivated ? 'a passivated actor' : 'a resident actor'})`, async () => {
       const prefix = passivated ? 'retakep' : 'retaker';
-      const clock = new ManualClock();
       const leases: Lease[] = [];
       const start = Lease.prototype.start;
       vi.spyOn(Lease.prototype, 'start').mockImplementation(function (this: Lease) {
         leases.push(this);
         start.call(this);
       });
-      await using w = await startNatsWarden(nats.server.url, {
-        config: { ...config(prefix), passivateAfterSeconds: passivated ? IDLE_S : null },
-        clock,
-      });
-      const t0 = clock.now();
-      for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
-      expect((await w.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 })).state).toBe(
-        'awaitingApproval',
-      );
-      await advance(w, clock, 30_000);
-      expect(w.warden.residency().models).toBe(passivated ? 0 : 1);
-
       // Not held while the approval's deadline passes: nothing runs here.
-      const held = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
-      clock.advance(t0 + 60_000 - clock.now());
-      await w.warden.idle();
-      expect(listed(w, 'm1').state).toBe('awaitingApproval');
-      held.mockRestore();
+      const away = await approvalDueWhileLeaseAway(prefix, passivated);
+      await using w = away.w;
+      const { clock } = away;
+      away.notHeld.mockRestore();
 
       // Taken back, the same epoch (what Lease.attempt does when the entry is still its own).
       const lease = leases.find((l) => (l as unknown as { key: string }).key === 'inputs')!;
@@ -254,28 +265,14 @@ describe('a lease let go and taken back with the same epoch', () => {
     // The claim that follows the lease's return is what told the runtime; it can fail (NATS away again for a
     // moment). The deadline that passed while the lease was not held must not depend on it.
     it(`runs a timer that came due meanwhile when the claim that follows fails (${passivated ? 'a passivated actor' : 'a resident actor'})`, async () => {
-      const prefix = passivated ? 'noclaimp' : 'noclaimr';
-      const clock = new ManualClock();
-      await using w = await startNatsWarden(nats.server.url, {
-        config: { ...config(prefix), passivateAfterSeconds: passivated ? IDLE_S : null },
-        clock,
-      });
-      const t0 = clock.now();
-      for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
-      expect((await w.warden.evaluate({ model_id: 'm1', current_elo: 1440, games_played: 100 })).state).toBe(
-        'awaitingApproval',
-      );
-      await advance(w, clock, 30_000);
-      expect(w.warden.residency().models).toBe(passivated ? 0 : 1);
-
       // Not held while the approval's deadline passes; then held again, and every claim fails.
-      const held = vi.spyOn(Lease.prototype, 'isHeld', 'get').mockReturnValue(false);
-      clock.advance(t0 + 60_000 - clock.now());
-      await w.warden.idle();
-      expect(listed(w, 'm1').state).toBe('awaitingApproval');
+      const prefix = passivated ? 'noclaimp' : 'noclaimr';
+      const away = await approvalDueWhileLeaseAway(prefix, passivated);
+      await using w = away.w;
+      const { clock } = away;
       const store = w.adapters.store as KvStore;
       vi.spyOn(store, 'claim').mockRejectedValue(new Error('NATS away again'));
-      held.mockRestore();
+      away.notHeld.mockRestore();
       await store.claimAll(1).catch(() => undefined);
 
       await eventually(() => {
