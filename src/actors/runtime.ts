@@ -114,8 +114,10 @@ interface Host {
    */
   registryTail: Promise<void> | null;
   /**
-   * A promotion's registry write failed and none succeeded since: the pointer may lag the model, so the
-   * start-up index keeps flagging it (the next start reconciles the pointer).
+   * The registry pointer may lag the model's committed production version: a promotion's write of this
+   * instance failed, or the record this instance came to write says so (its writer's promotion write was
+   * not confirmed). The writer brings the pointer in line (see reconcilePointer); until then the start-up
+   * index keeps flagging the actor.
    */
   pointerMayLag: boolean;
   /**
@@ -295,7 +297,6 @@ export class ActorRuntime {
     for (const host of this.hosts.values()) this.afterCommit(host);
     loading = false;
     for (const record of early.splice(0)) this.adopt(record);
-    await this.reconcileRegistry();
     // A shared store (see StateStore.owns): actors this instance came to write while it started run now.
     if (this.deps.store.owns) for (const host of this.hosts.values()) this.afterCommit(host);
     this.passivation?.start();
@@ -577,7 +578,7 @@ export class ActorRuntime {
       learning: false,
       registryWrites: 0,
       registryTail: null,
-      pointerMayLag: false,
+      pointerMayLag: record !== undefined && this.pointerMayLagIn(record),
       unindexed: record !== undefined && record.attention === undefined,
       lookingAgain: false,
       touchedAt: this.deps.clock.now(),
@@ -1067,6 +1068,7 @@ export class ActorRuntime {
       host.position = record.position ?? 0;
       host.outcomeUnknown = false;
       host.unindexed = record.attention === undefined;
+      if (host.registryWrites === 0) host.pointerMayLag = this.pointerMayLagIn(record);
       host.persisted = record.snapshot;
       this.replaceActor(host);
       this.afterCommit(host);
@@ -1107,9 +1109,64 @@ export class ActorRuntime {
             host.log.warn({ err: error }, 'the promotion was not recorded in the registry here');
           else host.log.error({ err: error }, 'could not record the promotion in the registry');
         })
-        .finally(() => {
-          if (--host.registryWrites === 0) this.clearAttention(host);
-        }),
+        .finally(() => this.registryWriteEnded(host, true)),
+    );
+  }
+
+  /**
+   * The pointer is brought in line with the model's committed state, by its writer, when that state may be
+   * ahead of it (see Host.pointerMayLag): after a crash between a commit and its registry write, on start or
+   * on taking the model over, or after a write of this instance that failed. The state is read when the
+   * write's turn comes (in registry order), so a rollback decided meanwhile is applied after it, over it.
+   */
+  private reconcilePointer(host: Host): void {
+    host.registryWrites++;
+    let settled = false;
+    this.track(
+      this.inRegistryOrder(host, async () => {
+        const { state, context } = this.modelView(host);
+        if (state === 'rollingBack') return; // its rollback's write comes next, and settles it
+        settled = true;
+        const version = context.productionVersion;
+        if (version === null) return; // never promoted: nothing to point at
+        const pointer = await this.deps.registry.production(host.key);
+        if (pointer?.version === version) return;
+        await this.deps.registry.recordPromotion(host.key, version, this.deps.clock.now(), 'reconciled');
+        host.log.info(
+          { from: pointer?.version ?? null, to: version },
+          'the registry pointer was brought in line',
+        );
+      })
+        .then(() => {
+          if (settled) host.pointerMayLag = false;
+        })
+        .catch((error: unknown) => {
+          this.deps.observer?.effectFailed?.('registry.reconcile', error);
+          host.log.warn({ err: error }, 'could not bring the registry pointer in line yet');
+        })
+        .finally(() => this.registryWriteEnded(host, false)),
+    );
+  }
+
+  /**
+   * One of the model's registry writes ended. Once none is left: with the pointer in line, the start-up index
+   * no longer needs to load the model. Otherwise its writer brings the pointer in line: here, after a pause,
+   * if a promotion's write failed (a reconcile that failed waits for the next commit, take-over or start);
+   * elsewhere, from the record it takes over, which still says so.
+   */
+  private registryWriteEnded(host: Host, afterPromotion: boolean): void {
+    if (--host.registryWrites > 0) return;
+    if (!host.pointerMayLag) this.clearAttention(host);
+    else if (!this.owns(host)) host.pointerMayLag = false;
+    else if (afterPromotion) this.lookAgainLater(host);
+  }
+
+  /** A model record this instance writes, whose state may be ahead of the registry pointer. */
+  private pointerMayLagIn(record: ActorRecord): boolean {
+    return (
+      record.kind === 'model' &&
+      record.attention !== false &&
+      (this.deps.store.owns?.('model', record.key) ?? true)
     );
   }
 
@@ -1151,26 +1208,6 @@ export class ActorRuntime {
     return result;
   }
 
-  /** After a crash between a commit and the registry write, the registry is brought back in line. */
-  private async reconcileRegistry(): Promise<void> {
-    for (const host of this.hosts.values()) {
-      if (host.kind !== 'model' || !this.owns(host)) continue;
-      const { state, context } = this.modelView(host);
-      if (state === 'rollingBack' || context.productionVersion === null) continue;
-      const pointer = await this.deps.registry.production(host.key);
-      if (pointer?.version !== context.productionVersion) {
-        await this.deps.registry.recordPromotion(
-          host.key,
-          context.productionVersion,
-          this.deps.clock.now(),
-          'reconciled on start',
-        );
-      }
-      // In line now: the next start need not load it for this (the flag came with its last commit).
-      this.clearAttention(host);
-    }
-  }
-
   /** Committed state decides what runs next: the rollback effect, deferred inputs, the timer. */
   private afterCommit(host: Host): void {
     try {
@@ -1206,6 +1243,8 @@ export class ActorRuntime {
       const { state, context } = this.modelView(host);
       if (state === 'rollingBack' && context.rollback) this.runRollback(host, context);
       if (state !== 'rollingBack') this.handBackDeferred(host, context);
+      if (host.pointerMayLag && host.registryWrites === 0 && state !== 'rollingBack')
+        this.reconcilePointer(host);
     }
     this.armTimers(host);
   }
@@ -1515,6 +1554,8 @@ export class ActorRuntime {
       (error: unknown) => {
         this.deps.observer?.effectFailed?.('registry.rollback', error);
         if (error instanceof WardenError && error.retryable) return null;
+        // The registry refused it: the pointer was moved by someone else, and is not to be moved back.
+        host.pointerMayLag = false;
         return {
           type: 'ROLLBACK_FAILED' as const,
           at: this.deps.clock.now(),

@@ -463,24 +463,14 @@ export async function createNatsAdapters(
       holds: (modelId) => leaseFor('model', modelId)?.isHeld ?? false,
       closed: () => link.nc.isClosed(),
     });
-    // A new holder claims every actor at once: from then on the previous holder can write none of them,
-    // and the runtime here follows their latest state (and runs the rollbacks and timers they call for).
-    // Then the registry is brought in line with the models it took (a crash between a commit and its registry
-    // write), as the runtime does on start for what this instance holds then.
+    // A new holder claims every actor at once: from then on the previous holder can write none of them, and
+    // the runtime here follows their latest state and runs what it calls for (rollbacks, timers, and the
+    // registry pointer brought in line after a crash between a commit and its registry write).
     const claim = (lease: Lease, which: (kind: ActorKind, key: string) => boolean): void => {
       if (!lease.isHeld) return;
       void kvStore
         .claimAll(lease.epoch, which)
-        .then(() => reconcileRegistry((id) => which('model', id)))
         .catch((error: unknown) => log.warn({ err: error }, 'claiming failed'));
-    };
-    const reconcileRegistry = async (which: (modelId: string) => boolean): Promise<void> => {
-      for (const { modelId } of kvStore.productionVersions(which)) {
-        if (!(leaseFor('model', modelId)?.isHeld ?? false)) continue;
-        // The state as it is when the pointer is written (a rollback may have started meanwhile).
-        const wanted = () => kvStore.productionVersion(modelId);
-        await registry.reconcile(modelId, wanted, Date.now());
-      }
     };
     const claimControl = (): void => claim(inputLease, (kind) => !partitioned || kind === 'training');
     inputLease.onChange((held) => held && claimControl());

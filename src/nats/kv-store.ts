@@ -97,13 +97,6 @@ const PUBLISHED_MEMORY = 20_000;
 const SETTLE_DELAY_MS = 100;
 
 const actorKey = (kind: ActorKind, key: string): string => `${kind}.${key}`;
-/** The production version a model's cached value names, unless it is rolling back (see productionVersions). */
-function settledProductionVersion(cached: Cached): string | null {
-  const snapshot = (cached.value as ActorValue).snapshot as
-    { snapshot?: { value?: unknown; context?: { productionVersion?: unknown } } } | undefined;
-  const version = snapshot?.snapshot?.context?.productionVersion;
-  return snapshot?.snapshot?.value !== 'rollingBack' && typeof version === 'string' ? version : null;
-}
 const historyKey = (modelId: string): string => `history.${modelId}`;
 const eventIdOf = (record: HistoryRecord): string => String(record.payload.event_id ?? '');
 /** What a write changed beyond outbox bookkeeping: the snapshot, the position, or the epoch (a claim). */
@@ -250,27 +243,6 @@ export class KvStore implements StateStore {
     const snapshot = (this.cache.get(key)?.value as ActorValue | undefined)?.snapshot as
       { snapshot?: { value?: unknown } } | undefined;
     return snapshot?.snapshot?.value === 'rollingBack';
-  }
-
-  /**
-   * The production version each model's committed state names, for the models `which` selects that are
-   * not rolling back (what the registry must show once the model's writer is settled).
-   */
-  productionVersions(which: (modelId: string) => boolean): Array<{ modelId: string; version: string }> {
-    const out: Array<{ modelId: string; version: string }> = [];
-    for (const [key, cached] of this.cache) {
-      const parsed = parseKey(key);
-      if (parsed?.kind !== 'model' || !which(parsed.id)) continue;
-      const version = settledProductionVersion(cached);
-      if (version !== null) out.push({ modelId: parsed.id, version });
-    }
-    return out;
-  }
-
-  /** The same for one model (null: unknown, no production version, or rolling back), without a scan. */
-  productionVersion(modelId: string): string | null {
-    const cached = this.cache.get(actorKey('model', modelId));
-    return cached ? settledProductionVersion(cached) : null;
   }
 
   /** Whether this instance writes the actor now (holds its lease): only then it runs its effects and timers. */

@@ -93,37 +93,6 @@ export class KvRegistry implements ModelRegistry {
     return this.write(request.modelId, () => this.applyRollback(request));
   }
 
-  /**
-   * Brings the pointer in line with the model's committed state after a take-over (a crash between a commit
-   * and its registry write): `wanted` is read from the state at the moment of writing (null: leave it, the
-   * model is rolling back), and the write is revision-checked, so that a rollback applied meanwhile wins.
-   */
-  async reconcile(modelId: string, wanted: () => string | null, at: number): Promise<boolean> {
-    let written = false;
-    await this.write(modelId, async () => {
-      const stored = await this.kv.get(modelId);
-      const text = entryText(stored);
-      const current = text === null ? null : (JSON.parse(text) as RegistryEntry);
-      const version = wanted();
-      if (version === null || current?.version === version) return;
-      const entry: RegistryEntry = {
-        model_id: modelId,
-        version,
-        since: isoTime(at)!,
-        reason: 'reconciled on take-over',
-        rollback_id: null,
-      };
-      try {
-        if (stored) await this.kv.update(modelId, JSON.stringify(entry), stored.revision);
-        else await this.kv.create(modelId, JSON.stringify(entry));
-        written = true;
-      } catch (error) {
-        if (!isWrongRevision(error)) throw error; // else written meanwhile by the model's own effect
-      }
-    });
-    return written;
-  }
-
   async production(modelId: string): Promise<ProductionPointer | null> {
     for (let attempt = 1; ; attempt++) {
       try {

@@ -209,4 +209,61 @@ describe('the production pointer under lost and late registry writes', () => {
     expect(rollbackCalls).toBe(3);
     expect(w.events('rollback_failed')).toEqual([]);
   });
+
+  it('after a crash that lost promotion writes, each model is brought in line on its own: one the registry cannot read holds back no other', async () => {
+    const dir = await newDir();
+    const clock = new ManualClock(1_000_000);
+    let held!: HeldRegistry;
+    const first = await start(dir, clock, (store) => (held = new HeldRegistry(store)));
+    const models = ['a', 'b', 'c'];
+    for (const model of models) await first.warden.promote({ model_id: model, version: 'v1', elo: 1500 });
+    held.holdPromotions.add('v2');
+    clock.advance(1_000);
+    for (const model of models) await first.warden.promote({ model_id: model, version: 'v2', elo: 1520 });
+    await first.store.close(); // SIGKILL: the v2 writes never land
+    open.splice(0);
+
+    let unreadable = true;
+    const second = await start(dir, new ManualClock(clock.now()), (store) => ({
+      recordPromotion: (...args) => store.recordPromotion(...args),
+      rollback: (request) => store.rollback(request),
+      production: async (modelId) => {
+        if (modelId === 'b' && unreadable) throw new Error('registry: b cannot be read');
+        return store.production(modelId);
+      },
+    }));
+    await second.warden.idle();
+    const pointers = async () =>
+      Promise.all(models.map(async (m) => (await second.store.production(m))!.version));
+    expect(await pointers()).toEqual(['v2', 'v1', 'v2']);
+    expect((await second.store.production('a'))!.reason).toBe('reconciled');
+    // b is tried again at its next commit (here a minor regression; and at every start until then).
+    unreadable = false;
+    await second.warden.evaluate({ model_id: 'b', current_elo: 1495, games_played: 100 });
+    await second.warden.idle();
+    expect(await pointers()).toEqual(['v2', 'v2', 'v2']);
+    expect(second.events('rollback_failed')).toEqual([]);
+  });
+
+  it('a promotion write that failed is brought in line a second later, without waiting for an input or a restart', async () => {
+    const clock = new ManualClock(1_000_000);
+    let refusing = 1;
+    const w = await start(await newDir(), clock, (store) => ({
+      recordPromotion: async (...args) => {
+        if (refusing-- > 0) throw new Error('the registry refuses writes for now');
+        return store.recordPromotion(...args);
+      },
+      rollback: (request) => store.rollback(request),
+      production: (modelId) => store.production(modelId),
+    }));
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    await w.warden.idle();
+    expect(await w.store.production('m')).toBeNull();
+    clock.advance(999);
+    await w.warden.idle();
+    expect(await w.store.production('m')).toBeNull();
+    clock.advance(1);
+    await w.warden.idle();
+    expect(await w.store.production('m')).toMatchObject({ version: 'v1', reason: 'reconciled' });
+  });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/domain/errors.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
@@ -135,6 +136,59 @@ describe('several Warden instances on one NATS', () => {
       expect(running[1]!.warden.status().models.map((m) => m.production_version)).toEqual(
         MODELS.map(() => 'v1'),
       );
+    } finally {
+      for (const w of running) await w.stop();
+    }
+  });
+
+  it('an instance that takes the models over brings a pointer its predecessor could not write in line', async () => {
+    const prefix = 'lagging';
+    const config = { nats: { prefix } };
+    // The first instance cannot write v2 to the registry (as if its lease were lost for every attempt).
+    const a = await startNatsWarden(nats.server.url, {
+      config,
+      hooks: { clientName: 'a' },
+      wrapRegistry: (registry) => ({
+        recordPromotion: async (modelId, version, at, reason) => {
+          if (version === 'v2')
+            throw new WardenError('unavailable', `registry: this instance no longer takes ${modelId}`, {
+              retryable: true,
+            });
+          return registry.recordPromotion(modelId, version, at, reason);
+        },
+        rollback: (request) => registry.rollback(request),
+        production: (modelId) => registry.production(modelId),
+      }),
+    });
+    const running = [a];
+    try {
+      await eventually(() => expect(a.adapters.role()).toBe('active'));
+      const b = await startNatsWarden(nats.server.url, { config, hooks: { clientName: 'b' } });
+      running.push(b);
+      for (const version of ['v1', 'v2'])
+        for (const model of ['m1', 'm2'])
+          await nats.client.publish(`${prefix}.in.promotion.${model}`, {
+            event_id: `${model}-${version}`,
+            model_id: `${model}_${version}`,
+            elo: 1500,
+          });
+      await eventually(() =>
+        expect(b.warden.status().models.map((m) => m.production_version)).toEqual(['v2', 'v2']),
+      );
+      await a.settled();
+      for (const model of ['m1', 'm2'])
+        expect(await nats.client.kv(`${prefix}_registry`, model)).toMatchObject({ version: 'v1' });
+
+      await a.stop();
+      running.shift();
+      await eventually(() => expect(b.adapters.role()).toBe('active'));
+      await eventually(async () => {
+        for (const model of ['m1', 'm2'])
+          expect(await nats.client.kv(`${prefix}_registry`, model)).toMatchObject({
+            version: 'v2',
+            reason: 'reconciled',
+          });
+      });
     } finally {
       for (const w of running) await w.stop();
     }
