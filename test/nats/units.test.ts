@@ -415,6 +415,77 @@ describe('the KV store', () => {
     }
   });
 
+  it("a process killed between the history move's two writes leaves each record once, and the next instance finishes the move", async () => {
+    const { kv: raw, trainingKv } = await buckets('histkill');
+    const entry = {
+      id: 'k.e1',
+      subject: 'warden.evt.promotion_rolled_back.k',
+      payload: { event_id: 'k.e1' },
+    };
+    const record = { at: 1, modelId: 'k', kind: 'rolled_back', payload: { event_id: 'k.e1' } };
+    await raw.put(
+      'model.k',
+      JSON.stringify({ snapshot: {}, outbox: [entry], history: [record], timeline: [] }),
+    );
+    // The record reaches the history key; the value's write that follows never happens (the process dies).
+    const dying = new Proxy(raw, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (property === 'update' && args[0] === 'model.k')
+            return Promise.reject(new Error('killed before this write'));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const silent = pino({ level: 'silent' });
+    const options = { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined };
+    const first = await KvStore.open(dying, trainingKv, options, silent);
+    try {
+      await first.markPublished(['k.e1']);
+      await eventually(async () => expect(await raw.get('history.k')).not.toBeNull());
+      // Both keys hold it now; it is listed once.
+      expect((await raw.get('model.k'))!.json<{ history: unknown[] }>().history).toHaveLength(1);
+      expect((await first.history({ modelId: 'k', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
+        'k.e1',
+      ]);
+    } finally {
+      await first.close();
+    }
+
+    // The next instance publishes the entry again (JetStream drops the duplicate by its id) and ends the move.
+    const published: string[] = [];
+    const next = await KvStore.open(
+      raw,
+      trainingKv,
+      {
+        ...options,
+        strandedAfterMs: 0,
+        sweepEveryMs: 20,
+        publish: async (e) => {
+          published.push(e.id);
+        },
+      },
+      silent,
+    );
+    try {
+      await eventually(async () =>
+        expect((await raw.get('model.k'))!.json<{ outbox: unknown[]; history: unknown[] }>()).toMatchObject({
+          outbox: [],
+          history: [],
+        }),
+      );
+      expect(published).toContain('k.e1');
+      expect((await raw.get('history.k'))!.json<{ records: unknown[] }>().records).toHaveLength(1);
+      expect((await next.history({ modelId: 'k', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
+        'k.e1',
+      ]);
+    } finally {
+      await next.close();
+    }
+  });
+
   it('finds a long input id applied before as the model remembers it (digested), and as an earlier build stored it', async () => {
     const { kv, trainingKv } = await buckets('applied');
     const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
