@@ -546,9 +546,9 @@ export async function createNatsAdapters(
       }
     };
     inputLease.onChange(followLease);
-    // Contend for the lease from the start, not only once inputs are consumed: Warden's own start may
-    // need it first (bringing the registry in line after a crash between a commit and its registry write),
-    // and two instances both waiting there for a lease nobody contends for would never start.
+    // Contend for the lease from the start, not only once inputs are consumed: the runtime's start runs what
+    // committed state calls for (a rollback, a registry pointer to bring in line) as the writer, and
+    // `attach` waits until it knows whether it holds it.
     inputLease.start();
     partitions?.start();
 
@@ -578,18 +578,10 @@ export async function createNatsAdapters(
           throw new WardenError('internal', 'the NATS adapters are already attached to a Warden');
         attached = target;
         answering = true;
-        // A lone instance takes the lease at once: wait for it (bounded), so that commands work on return.
-        if (!inputLease.isHeld) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, settings.leaseTtlMs + 500);
-            const unlisten = inputLease.onChange((held) => held && done());
-            function done(): void {
-              clearTimeout(timer);
-              unlisten();
-              resolve();
-            }
-          });
-        }
+        // A lone instance takes the lease at once, and one restarted after a crash once its old entry expires:
+        // wait for it (bounded), so that commands work on return. One that sees another instance renew the
+        // lease is a standby: it returns then (within a renewal), not after the TTL.
+        await inputLease.whenRoleKnown(settings.leaseTtlMs + 500);
         followLease();
         for (const k of partitions?.list() ?? []) answerPartition(k);
         // With partitions, a lone instance takes them all at once: wait for its share (bounded).

@@ -31,6 +31,11 @@ export class Lease {
   /** Numbers the attempts: one given up at its deadline changes nothing when its answer comes late. */
   private attempts = 0;
   private readonly listeners = new Set<(held: boolean) => void>();
+  /** Whether this instance is the holder is known: it took the lease, or saw another holder renew it. */
+  private roleKnown = false;
+  private readonly roleListeners = new Set<() => void>();
+  /** The revision of another holder's entry when an attempt last found it (see seenHeldBy). */
+  private othersRevision: number | null = null;
 
   constructor(
     private readonly kv: KV,
@@ -79,6 +84,27 @@ export class Lease {
         clearTimeout(timer);
         unlisten();
         resolve(result);
+      }
+    });
+  }
+
+  /**
+   * Resolves once it is known whether this instance holds the lease: it took it, or it saw another instance
+   * renew it (a live holder; an entry left by a dead one is not renewed, and is taken once it expires). Or
+   * after `timeoutMs`, NATS not answering.
+   */
+  whenRoleKnown(timeoutMs: number): Promise<void> {
+    if (this.roleKnown) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(finish, timeoutMs);
+      timer.unref();
+      const listener = (): void => finish();
+      const listeners = this.roleListeners;
+      listeners.add(listener);
+      function finish(): void {
+        clearTimeout(timer);
+        listeners.delete(listener);
+        resolve();
       }
     });
   }
@@ -134,6 +160,7 @@ export class Lease {
     const attempt = ++this.attempts;
     try {
       await withDeadline(this.attempt(attempt, timeout, sentAt), timeout, `lease ${this.key}`);
+      if (this.held) this.knowRole();
     } catch (error) {
       if (this.held && isWrongRevision(error)) {
         this.logger.warn({ err: error, lease: this.key }, 'lost the lease');
@@ -181,7 +208,10 @@ export class Lease {
     } catch (error) {
       // Still ours from before a hiccup (the watchdog let it go, the entry lives on): take it back.
       const entry = await this.kv.get(this.key);
-      if (!entry || entry.operation !== 'PUT' || entry.string() !== this.holder) throw error;
+      if (!entry || entry.operation !== 'PUT' || entry.string() !== this.holder) {
+        if (entry?.operation === 'PUT') this.seenHeldBy(entry.revision);
+        throw error;
+      }
       // Nobody else holds it now. Unchanged since this instance last wrote it: the same epoch goes on.
       // Written since (an attempt given up whose write went through, perhaps after another instance held
       // and lost it): a new epoch, above any that other holder used.
@@ -192,6 +222,18 @@ export class Lease {
     this.renewed(revision, sentAt);
     this.currentEpoch = epoch;
     this.set(true);
+  }
+
+  /** Another instance's entry, found at `revision`: renewed since it was last found, its holder is alive. */
+  private seenHeldBy(revision: number): void {
+    if (this.othersRevision !== null && revision > this.othersRevision) this.knowRole();
+    this.othersRevision = revision;
+  }
+
+  private knowRole(): void {
+    if (this.roleKnown) return;
+    this.roleKnown = true;
+    for (const listener of [...this.roleListeners]) listener();
   }
 
   /** Renewed: act until VALID_SHARE of the TTL after the request left, and let go then if nothing follows. */

@@ -193,4 +193,18 @@ describe('several Warden instances on one NATS', () => {
       for (const w of running) await w.stop();
     }
   });
+
+  it('a second instance is ready as a standby once it sees the lease renewed, not after the lease TTL', async () => {
+    // A lease of 8 s, renewed every 2 s: an instance that waited out the TTL (and the half second after it)
+    // to learn its role would not be ready within the test's bound.
+    const options = {
+      config: { nats: { prefix: 'joining' } },
+      hooks: { jetstream: { leaseTtlMs: 8_000 } },
+    };
+    await using a = await startNatsWarden(nats.server.url, options);
+    expect(a.adapters.role()).toBe('active');
+    await using b = await startNatsWarden(nats.server.url, options);
+    expect(b.adapters.role()).toBe('standby');
+    expect(a.adapters.role()).toBe('active');
+  }, 7_000);
 });
