@@ -127,38 +127,64 @@ describe('passivation in NATS mode', () => {
     expect(listed(second, 'm7')).toMatchObject({ state: 'healthy', production_version: 'v1' });
   });
 
-  it('values written before the start-up index are loaded at one start, indexed there, and not loaded at the next', async () => {
-    const prefix = 'oldvalues';
-    const models = Array.from({ length: 20 }, (_, i) => `m${i}`);
-    {
-      await using first = await startNatsWarden(nats.server.url, { config: config(prefix) });
-      for (const model of models) await first.warden.promote({ model_id: model, version: 'v1', elo: 1500 });
-      await first.settled();
-    }
-    // As an older build wrote them: no deadline, no attention flag.
-    const kv = await new Kvm(nats.client.js).open(`${prefix}_actors`);
-    for await (const key of await kv.keys('model.>')) {
-      const entry = await kv.get(key);
-      const { deadline: _deadline, attention: _attention, ...old } = entry!.json<Record<string, unknown>>();
-      await kv.put(key, JSON.stringify(old));
-    }
+  for (const instances of [1, 2] as const) {
+    it(`values written before the start-up index are loaded at one start, indexed there, and not loaded at the next (${instances} instance${instances > 1 ? 's' : ''})`, async () => {
+      const prefix = `oldvalues${instances}`;
+      const models = Array.from({ length: 20 }, (_, i) => `m${i}`);
+      {
+        await using first = await startNatsWarden(nats.server.url, { config: config(prefix) });
+        for (const model of models) await first.warden.promote({ model_id: model, version: 'v1', elo: 1500 });
+        await first.settled();
+      }
+      // As an older build wrote them: no deadline, no attention flag.
+      const kv = await new Kvm(nats.client.js).open(`${prefix}_actors`);
+      for await (const key of await kv.keys('model.>')) {
+        const entry = await kv.get(key);
+        const { deadline: _deadline, attention: _attention, ...old } = entry!.json<Record<string, unknown>>();
+        await kv.put(key, JSON.stringify(old));
+      }
 
-    {
-      await using second = await startNatsWarden(nats.server.url, { config: config(prefix) });
-      // Nothing says they may wait: every one is loaded, as before the index.
-      expect(second.warden.residency().models).toBe(models.length);
-      // Once this instance writes them, their index is written.
-      await eventually(async () => {
-        for (const model of models) {
-          const value = await nats.client.kv<{ attention?: boolean }>(`${prefix}_actors`, `model.${model}`);
-          expect(value?.attention, model).toBe(false);
+      {
+        // With two, the one that starts second stands by while the first writes the index: it loads what is
+        // not indexed yet when it starts, and writes none of it.
+        const running: NatsWarden[] = [];
+        try {
+          for (let i = 0; i < instances; i++)
+            running.push(await startNatsWarden(nats.server.url, { config: config(prefix) }));
+          // Nothing says they may wait: every one is loaded, as before the index.
+          expect(running[0]!.warden.residency().models).toBe(models.length);
+          expect(running.map((w) => w.adapters.role())).toEqual(
+            instances === 1 ? ['active'] : ['active', 'standby'],
+          );
+          // Once the writer writes them, their index is written.
+          await eventually(async () => {
+            for (const model of models) {
+              const value = await nats.client.kv<{ attention?: boolean }>(
+                `${prefix}_actors`,
+                `model.${model}`,
+              );
+              expect(value?.attention, model).toBe(false);
+            }
+          });
+          for (const w of running) {
+            await w.settled();
+            expect(w.warden.status().models.map((m) => m.production_version)).toEqual(models.map(() => 'v1'));
+          }
+        } finally {
+          for (const w of running) await w.stop();
         }
-      });
-    }
-    await using third = await startNatsWarden(nats.server.url, { config: config(prefix) });
-    expect(third.warden.residency().models).toBe(0);
-    expect(third.warden.status().models.map((m) => m.production_version)).toEqual(models.map(() => 'v1'));
-  });
+      }
+      await using third = await startNatsWarden(nats.server.url, { config: config(prefix) });
+      expect(third.warden.residency().models).toBe(0);
+      expect(third.warden.status().models.map((m) => m.production_version)).toEqual(models.map(() => 'v1'));
+      // Nothing was written but the index: the registry still holds the promotions as they were.
+      for (const model of models)
+        expect(await nats.client.kv(`${prefix}_registry`, model)).toMatchObject({
+          version: 'v1',
+          reason: 'promoted',
+        });
+    });
+  }
 });
 
 describe('passivation with input partitions', () => {
