@@ -127,6 +127,8 @@ interface Host {
   unindexed: boolean;
   /** A look at what its committed state calls for is due (see lookAgainLater). */
   lookingAgain: boolean;
+  /** Attempts in a row to bring the registry pointer in line that failed: the next waits longer. */
+  pointerRetries: number;
   /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
   touchedAt: number;
   log: Logger;
@@ -136,6 +138,8 @@ type TimerEvent = 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED
 
 /** How long a timer whose event could not be processed (a failed commit) waits before it fires again. */
 const TIMER_RETRY_MS = 1000;
+/** The longest wait before the registry pointer is brought in line again after failed attempts. */
+const POINTER_RETRY_MAX_MS = 60_000;
 
 interface PendingDispatch {
   readonly host: Host;
@@ -581,6 +585,7 @@ export class ActorRuntime {
       pointerMayLag: record !== undefined && this.pointerMayLagIn(record),
       unindexed: record !== undefined && record.attention === undefined,
       lookingAgain: false,
+      pointerRetries: 0,
       touchedAt: this.deps.clock.now(),
       // The child logger is made when first used: most actors never log, and each costs memory.
       get log(): Logger {
@@ -1109,7 +1114,7 @@ export class ActorRuntime {
             host.log.warn({ err: error }, 'the promotion was not recorded in the registry here');
           else host.log.error({ err: error }, 'could not record the promotion in the registry');
         })
-        .finally(() => this.registryWriteEnded(host, true)),
+        .finally(() => this.registryWriteEnded(host)),
     );
   }
 
@@ -1138,27 +1143,38 @@ export class ActorRuntime {
         );
       })
         .then(() => {
-          if (settled) host.pointerMayLag = false;
+          if (!settled) return;
+          host.pointerMayLag = false;
+          host.pointerRetries = 0;
         })
         .catch((error: unknown) => {
+          host.pointerRetries++;
           this.deps.observer?.effectFailed?.('registry.reconcile', error);
-          host.log.warn({ err: error }, 'could not bring the registry pointer in line yet');
+          host.log.warn(
+            { err: error, retryInMs: this.pointerRetryDelay(host) },
+            'could not bring the registry pointer in line yet',
+          );
         })
-        .finally(() => this.registryWriteEnded(host, false)),
+        .finally(() => this.registryWriteEnded(host)),
     );
   }
 
   /**
    * One of the model's registry writes ended. Once none is left: with the pointer in line, the start-up index
-   * no longer needs to load the model. Otherwise its writer brings the pointer in line: here, after a pause,
-   * if a promotion's write failed (a reconcile that failed waits for the next commit, take-over or start);
+   * no longer needs to load the model. Otherwise its writer brings the pointer in line: here, after a pause
+   * that grows with each attempt that failed (a registry that keeps refusing is not asked in a loop);
    * elsewhere, from the record it takes over, which still says so.
    */
-  private registryWriteEnded(host: Host, afterPromotion: boolean): void {
+  private registryWriteEnded(host: Host): void {
     if (--host.registryWrites > 0) return;
     if (!host.pointerMayLag) this.clearAttention(host);
     else if (!this.owns(host)) host.pointerMayLag = false;
-    else if (afterPromotion) this.lookAgainLater(host);
+    else this.lookAgainLater(host, this.pointerRetryDelay(host));
+  }
+
+  /** 1 s after a promotion's write failed, then twice as long after each failed attempt, at most a minute. */
+  private pointerRetryDelay(host: Host): number {
+    return Math.min(TIMER_RETRY_MS * 2 ** host.pointerRetries, POINTER_RETRY_MAX_MS);
   }
 
   /** A model record this instance writes, whose state may be ahead of the registry pointer. */
@@ -1594,17 +1610,17 @@ export class ActorRuntime {
   }
 
   /**
-   * What the actor's committed state calls for (a rollback not tried, kept inputs) is looked at again after
-   * TIMER_RETRY_MS: it runs then if this instance writes the actor, else it is looked at again (see
-   * startWhatIsDue). One look pending per actor.
+   * What the actor's committed state calls for (a rollback not tried, kept inputs, a pointer to bring in
+   * line) is looked at again after TIMER_RETRY_MS (or `delayMs`): it runs then if this instance writes the
+   * actor, else it is looked at again (see startWhatIsDue). One look pending per actor.
    */
-  private lookAgainLater(host: Host): void {
+  private lookAgainLater(host: Host, delayMs = TIMER_RETRY_MS): void {
     if (this.stopped || host.lookingAgain) return;
     host.lookingAgain = true;
     this.deps.clock.setTimeout(() => {
       host.lookingAgain = false;
       if (!this.stopped && this.residents[host.kind].get(host.key) === host && !this.pendingFor(host))
         this.afterCommit(host);
-    }, TIMER_RETRY_MS);
+    }, delayMs);
   }
 }

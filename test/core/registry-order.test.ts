@@ -210,7 +210,7 @@ describe('the production pointer under lost and late registry writes', () => {
     expect(w.events('rollback_failed')).toEqual([]);
   });
 
-  it('after a crash that lost promotion writes, each model is brought in line on its own: one the registry cannot read holds back no other', async () => {
+  it('after a crash that lost promotion writes, each model is brought in line on its own: one the registry cannot read holds back no other, and is tried again later', async () => {
     const dir = await newDir();
     const clock = new ManualClock(1_000_000);
     let held!: HeldRegistry;
@@ -224,11 +224,13 @@ describe('the production pointer under lost and late registry writes', () => {
     open.splice(0);
 
     let unreadable = true;
-    const second = await start(dir, new ManualClock(clock.now()), (store) => ({
+    let readsOfB = 0;
+    const later = new ManualClock(clock.now());
+    const second = await start(dir, later, (store) => ({
       recordPromotion: (...args) => store.recordPromotion(...args),
       rollback: (request) => store.rollback(request),
       production: async (modelId) => {
-        if (modelId === 'b' && unreadable) throw new Error('registry: b cannot be read');
+        if (modelId === 'b' && (readsOfB++, unreadable)) throw new Error('registry: b cannot be read');
         return store.production(modelId);
       },
     }));
@@ -237,9 +239,20 @@ describe('the production pointer under lost and late registry writes', () => {
       Promise.all(models.map(async (m) => (await second.store.production(m))!.version));
     expect(await pointers()).toEqual(['v2', 'v1', 'v2']);
     expect((await second.store.production('a'))!.reason).toBe('reconciled');
-    // b is tried again at its next commit (here a minor regression; and at every start until then).
+    // b is tried again after 2 s, then 4 s...: a registry that keeps refusing is not asked in a loop.
+    expect(readsOfB).toBe(1);
+    for (const [ms, reads] of [
+      [1_999, 1],
+      [1, 2],
+      [3_999, 2],
+      [1, 3],
+    ] as const) {
+      later.advance(ms);
+      await second.warden.idle();
+      expect(readsOfB).toBe(reads);
+    }
     unreadable = false;
-    await second.warden.evaluate({ model_id: 'b', current_elo: 1495, games_played: 100 });
+    later.advance(8_000);
     await second.warden.idle();
     expect(await pointers()).toEqual(['v2', 'v2', 'v2']);
     expect(second.events('rollback_failed')).toEqual([]);

@@ -1,8 +1,9 @@
 /**
  * Passivation is invisible in NATS mode too: the same random run of inputs, commands and time, once with
  * actors passivated after a few idle seconds and once with every actor resident, on two prefixes of one
- * nats-server, gives the same answers, the same states and the same events (per actor, in order). The
- * passivated actors come back from the KV store's copy of the bucket, their timers from the deadline index.
+ * nats-server, gives the same answers, the same states, the same registry pointers (each in line with its
+ * model) and the same events (per actor, in order). The passivated actors come back from the KV store's copy
+ * of the bucket, their timers from the deadline index.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -36,6 +37,24 @@ async function eventsPerActor(prefix: string): Promise<Map<string, unknown[]>> {
     perActor.set(actor, [...(perActor.get(actor) ?? []), [kind, m.data]]);
   }
   return perActor;
+}
+
+/**
+ * Each model's registry pointer (version and reason), checked against its committed state: a model that is
+ * not rolling back has its production version in the registry, whatever commit failed on the way.
+ */
+async function pointersInLine(w: NatsWarden, prefix: string): Promise<Record<string, unknown>> {
+  const pointers: Record<string, unknown> = {};
+  for (const model of w.warden.status().models) {
+    const pointer = await nats.client.kv<{ version: string; reason: string }>(
+      `${prefix}_registry`,
+      model.model_id,
+    );
+    if (model.state !== 'rollingBack' && model.production_version !== null)
+      expect(pointer?.version, `${model.model_id}'s pointer`).toBe(model.production_version);
+    pointers[model.model_id] = pointer && { version: pointer.version, reason: pointer.reason };
+  }
+  return pointers;
 }
 
 /**
@@ -105,6 +124,35 @@ async function settleThroughRetries(w: NatsWarden, clock: ManualClock, calls: Se
   await w.settled();
 }
 
+/** A registry fault: the `nth` promotion write of `model` is refused (the pointer lags until reconciled). */
+interface RegistryFault {
+  readonly model: string;
+  readonly nth: number;
+}
+const registryFault: fc.Arbitrary<RegistryFault> = fc.record({
+  model: fc.constantFrom('m0', 'm1', 'm2'),
+  nth: fc.nat(2),
+});
+
+/** The registry with `faults` applied to its promotion writes, counted per model (the same in both runs). */
+function faultyRegistry(inner: ModelRegistry, faults: readonly RegistryFault[], fired: { count: number }) {
+  const writes = new Map<string, number>();
+  const registry: ModelRegistry = {
+    production: (modelId) => inner.production(modelId),
+    rollback: (request) => inner.rollback(request),
+    recordPromotion: async (modelId, version, at, reason) => {
+      const nth = writes.get(modelId) ?? 0;
+      writes.set(modelId, nth + 1);
+      if (faults.some((f) => f.model === modelId && f.nth === nth)) {
+        fired.count++;
+        throw new Error('registry refused the write');
+      }
+      return inner.recordPromotion(modelId, version, at, reason);
+    },
+  };
+  return registry;
+}
+
 /**
  * A commit fault: the `nth` commit of `actor` writes nothing, and is refused (the runtime knows nothing
  * landed) or goes unanswered (the request never reached NATS, but the runtime cannot know: its outcome is in
@@ -147,7 +195,11 @@ let runs = 0;
  * The same steps (with the same commit faults) twice, on two prefixes: every actor resident, then idle
  * actors passivated after IDLE_S. Each run's answers, status, per-actor events and passivation count.
  */
-async function residentThenPassivating(steps: readonly Step[], faults: readonly Fault[] = []) {
+async function residentThenPassivating(
+  steps: readonly Step[],
+  faults: readonly Fault[] = [],
+  registryFaults: readonly RegistryFault[] = [],
+) {
   const n = runs++;
   const fired = { count: 0 };
   const results = [];
@@ -159,12 +211,19 @@ async function residentThenPassivating(steps: readonly Step[], faults: readonly 
       config: { ...CONFIG, passivateAfterSeconds: passivate, nats: { prefix } },
       clock,
       wrapStore: (store) => faulty(store, faults, fired),
-      wrapRegistry: (registry) => tracked(registry, calls),
+      wrapRegistry: (registry) => tracked(faultyRegistry(registry, registryFaults, fired), calls),
     });
-    const answers = await run(w, clock, steps, () => settleThroughRetries(w, clock, calls));
+    const settle = () => settleThroughRetries(w, clock, calls);
+    const answers = await run(w, clock, steps, settle);
+    // A promotion write refused is brought in line a second later, then after 2 s, 4 s... while refused.
+    for (const ms of [RETRY_MS, 2 * RETRY_MS, 4 * RETRY_MS]) {
+      clock.advance(ms);
+      await settle();
+    }
     results.push({
       answers,
       status: w.warden.status(),
+      pointers: await pointersInLine(w, prefix),
       events: await eventsPerActor(prefix),
       passivated: w.warden.residency().passivated,
     });
@@ -175,11 +234,12 @@ async function residentThenPassivating(steps: readonly Step[], faults: readonly 
 
 /** What a user sees is the same, passivated or not. */
 function expectSameSeen(
-  passivating: { answers: unknown; status: unknown; events: unknown },
-  resident: { answers: unknown; status: unknown; events: unknown },
+  passivating: { answers: unknown; status: unknown; pointers: unknown; events: unknown },
+  resident: { answers: unknown; status: unknown; pointers: unknown; events: unknown },
 ): void {
   expect(passivating.answers).toEqual(resident.answers);
   expect(passivating.status).toEqual(resident.status);
+  expect(passivating.pointers).toEqual(resident.pointers);
   expect(passivating.events).toEqual(resident.events);
 }
 
@@ -217,19 +277,24 @@ describe('passivation in NATS mode is invisible', () => {
     [{ actor: 'training:m0', nth: 1, kind: 'refused' }],
   ];
 
-  it('and so it is when commits are refused or go unanswered', async () => {
+  it('and so it is when commits are refused or go unanswered, and promotion writes are refused', async () => {
     let faultedRuns = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.array(step, { minLength: 10, maxLength: 30 }),
         fc.array(fault, { minLength: 1, maxLength: 6 }),
-        async (steps, faults) => {
-          const { resident, passivating, faultsFired } = await residentThenPassivating(steps, faults);
+        fc.array(registryFault, { maxLength: 3 }),
+        async (steps, faults, registryFaults) => {
+          const { resident, passivating, faultsFired } = await residentThenPassivating(
+            steps,
+            faults,
+            registryFaults,
+          );
           if (faultsFired > 0) faultedRuns++;
           expectSameSeen(passivating, resident);
         },
       ),
-      { numRuns: 40, examples: [retryPutOffThenPassivated] },
+      { numRuns: 40, examples: [[...retryPutOffThenPassivated, []]] },
     );
     // The property means something only if faults fired in most runs.
     expect(faultedRuns).toBeGreaterThan(10);
