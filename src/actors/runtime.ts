@@ -106,7 +106,7 @@ interface Host {
   outcomeUnknown: boolean;
   /** A read of the store under way for `outcomeUnknown`. */
   learning: boolean;
-  /** Registry writes of promotions still out: the start-up index flags the actor until they are done. */
+  /** Registry writes still out (promotions, reconciles): the start-up index flags the actor until they end. */
   registryWrites: number;
   /**
    * The last of this model's registry writes: each waits for the one before, so the pointer moves in commit
