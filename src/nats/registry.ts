@@ -62,7 +62,7 @@ export class KvRegistry implements ModelRegistry {
    * disconnection retries it (with a growing wait, at most 2 s) until NATS answers; it fails for a reason
    * of its own (the pointer is elsewhere), or when the connection is closed for good.
    */
-  private async write(modelId: string, work: () => Promise<void>): Promise<void> {
+  private async write<T>(modelId: string, work: () => Promise<T>): Promise<T> {
     let waits = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.fence?.closed())
@@ -85,8 +85,24 @@ export class KvRegistry implements ModelRegistry {
     }
   }
 
-  recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
-    return this.write(modelId, () => this.putPromotion(modelId, version, at, reason));
+  /**
+   * Revision-checked, like a rollback: a write of an instance that lost the model, still in flight when the
+   * new writer moved the pointer (a rollback), is refused instead of landing on top of it. Refused because
+   * the pointer moved, it is read again and written again, each time only while this instance writes the
+   * model (a pointer that a serving system moved between two promotions is written over, as it always was).
+   */
+  async recordPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
+    const entry: RegistryEntry = {
+      model_id: modelId,
+      version,
+      since: isoTime(at)!,
+      reason,
+      rollback_id: null,
+    };
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (await this.write(modelId, () => this.putPromotion(modelId, entry, attempt === 0))) return;
+    }
+    throw new Error(`registry: could not record the promotion of ${modelId}: the pointer kept changing`);
   }
 
   rollback(request: RollbackRequest): Promise<void> {
@@ -105,15 +121,21 @@ export class KvRegistry implements ModelRegistry {
     }
   }
 
-  private async putPromotion(modelId: string, version: string, at: number, reason: string): Promise<void> {
-    const entry: RegistryEntry = {
-      model_id: modelId,
-      version,
-      since: isoTime(at)!,
-      reason,
-      rollback_id: null,
-    };
-    this.remember(modelId, await this.kv.put(modelId, JSON.stringify(entry)), entry);
+  /** One revision-checked write of a promotion: false when the pointer moved since it was last known. */
+  private async putPromotion(modelId: string, entry: RegistryEntry, knownFirst: boolean): Promise<boolean> {
+    const known = knownFirst ? this.written.get(modelId)?.revision : undefined;
+    const revision = known ?? (await this.kv.get(modelId))?.revision ?? 0;
+    const text = JSON.stringify(entry);
+    try {
+      const written =
+        revision > 0 ? await this.kv.update(modelId, text, revision) : await this.kv.create(modelId, text);
+      this.remember(modelId, written, entry);
+      return true;
+    } catch (error) {
+      this.written.delete(modelId);
+      if (!isWrongRevision(error)) throw error;
+      return false;
+    }
   }
 
   private remember(modelId: string, revision: number, entry: RegistryEntry): void {

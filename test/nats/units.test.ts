@@ -199,6 +199,48 @@ describe('the KV registry', () => {
       'expected s to be at v2 in production, found v9',
     );
   });
+
+  it("never lands a promotion of an instance that lost the model on top of the new writer's rollback", async () => {
+    // This instance writes the model until its write is sent; by the time NATS takes it, another instance
+    // has taken the model over and rolled it back (a freeze, a slow network).
+    let valid = true;
+    const late = new Proxy(kv, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (['put', 'update', 'create'].includes(String(property)) && args[0] === 'late' && valid) {
+            valid = false;
+            await kv.put(
+              'late',
+              JSON.stringify({
+                model_id: 'late',
+                version: 'v1',
+                since: 'x',
+                reason: 'rolled back',
+                rollback_id: 'late.r1',
+              }),
+            );
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const losing = new KvRegistry(late, undefined, {
+      whenValid: async () => valid,
+      holds: () => valid,
+      closed: () => false,
+    });
+    await kv.put(
+      'late',
+      JSON.stringify({ model_id: 'late', version: 'v1', since: 'x', reason: 'promoted', rollback_id: null }),
+    );
+    await losing.production('late'); // its pointer as this instance knew it, with its revision
+    await expect(losing.recordPromotion('late', 'v2', 500, 'promoted')).rejects.toThrow(
+      'this instance no longer takes late',
+    );
+    expect((await kv.get('late'))!.json()).toMatchObject({ version: 'v1', rollback_id: 'late.r1' });
+  });
 });
 
 describe('the KV store', () => {
