@@ -192,8 +192,9 @@ function faulty(inner: StateStore, faults: readonly Fault[], fired: { count: num
 let runs = 0;
 
 /**
- * The same steps (with the same commit faults) twice, on two prefixes: every actor resident, then idle
- * actors passivated after IDLE_S. Each run's answers, status, per-actor events and passivation count.
+ * The same steps (with the same commit and registry faults) twice, on two prefixes: every actor resident,
+ * then idle actors passivated after IDLE_S. Each run's answers, status, registry pointers, per-actor events
+ * and passivation count.
  */
 async function residentThenPassivating(
   steps: readonly Step[],
