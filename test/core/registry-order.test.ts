@@ -15,6 +15,7 @@ import { createWarden, type Warden } from '../../src/warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { HoldingBus } from '../support/holding-bus.ts';
 import { makeDataDir } from '../support/test-warden.ts';
+import { registryWith } from '../support/registry-with.ts';
 
 /** The store's own registry, except for the writes a test holds (released later, or never: a crash). */
 class HeldRegistry implements ModelRegistry {
@@ -172,14 +173,14 @@ describe('the production pointer under lost and late registry writes', () => {
     let rollbackCalls = 0;
     let refusing = true;
     let refused = 0;
-    const w = await start(await newDir(), clock, (store) => ({
-      recordPromotion: (...args) => store.recordPromotion(...args),
-      production: (modelId) => store.production(modelId),
-      rollback: (request) => {
-        rollbackCalls++;
-        return store.rollback(request);
-      },
-    }));
+    const w = await start(await newDir(), clock, (store) =>
+      registryWith(store, {
+        rollback: (request) => {
+          rollbackCalls++;
+          return store.rollback(request);
+        },
+      }),
+    );
     // The store refuses the commits of the rollback's result, at once (as one that refuses every write
     // while its disk or bucket is full), and takes everything else.
     const commit = w.store.commit.bind(w.store);
@@ -226,14 +227,14 @@ describe('the production pointer under lost and late registry writes', () => {
     let unreadable = true;
     let readsOfB = 0;
     const later = new ManualClock(clock.now());
-    const second = await start(dir, later, (store) => ({
-      recordPromotion: (...args) => store.recordPromotion(...args),
-      rollback: (request) => store.rollback(request),
-      production: async (modelId) => {
-        if (modelId === 'b' && (readsOfB++, unreadable)) throw new Error('registry: b cannot be read');
-        return store.production(modelId);
-      },
-    }));
+    const second = await start(dir, later, (store) =>
+      registryWith(store, {
+        production: async (modelId) => {
+          if (modelId === 'b' && (readsOfB++, unreadable)) throw new Error('registry: b cannot be read');
+          return store.production(modelId);
+        },
+      }),
+    );
     await second.warden.idle();
     const pointers = async () =>
       Promise.all(models.map(async (m) => (await second.store.production(m))!.version));
@@ -261,14 +262,14 @@ describe('the production pointer under lost and late registry writes', () => {
   it('a promotion write that failed is brought in line a second later, without waiting for an input or a restart', async () => {
     const clock = new ManualClock(1_000_000);
     let refusing = 1;
-    const w = await start(await newDir(), clock, (store) => ({
-      recordPromotion: async (...args) => {
-        if (refusing-- > 0) throw new Error('the registry refuses writes for now');
-        return store.recordPromotion(...args);
-      },
-      rollback: (request) => store.rollback(request),
-      production: (modelId) => store.production(modelId),
-    }));
+    const w = await start(await newDir(), clock, (store) =>
+      registryWith(store, {
+        recordPromotion: async (...args) => {
+          if (refusing-- > 0) throw new Error('the registry refuses writes for now');
+          return store.recordPromotion(...args);
+        },
+      }),
+    );
     await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
     await w.warden.idle();
     expect(await w.store.production('m')).toBeNull();

@@ -4,6 +4,7 @@ import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
+import { registryWith } from '../support/registry-with.ts';
 
 const cleanup: Array<() => Promise<void>> = [];
 
@@ -76,14 +77,13 @@ describe('NATS mode durability', () => {
     const lost = new Set(['hex8_4p', 'sq8_2p']);
     const first = await startNatsWarden(server.url, {
       clock,
-      wrapRegistry: (registry) => ({
-        recordPromotion: async (modelId, version, at, reason) => {
-          if (version === 'v2' && lost.has(modelId)) throw new Error('the process died before this write');
-          return registry.recordPromotion(modelId, version, at, reason);
-        },
-        rollback: (request) => registry.rollback(request),
-        production: (modelId) => registry.production(modelId),
-      }),
+      wrapRegistry: (registry) =>
+        registryWith(registry, {
+          recordPromotion: async (modelId, version, at, reason) => {
+            if (version === 'v2' && lost.has(modelId)) throw new Error('the process died before this write');
+            return registry.recordPromotion(modelId, version, at, reason);
+          },
+        }),
     });
     for (const model of MODELS) {
       await client.publish(`warden.in.promotion.${model}`, { model_id: `${model}_v1`, elo: 1500 });

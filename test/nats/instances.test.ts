@@ -3,6 +3,7 @@ import { WardenError } from '../../src/domain/errors.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { registryWith } from '../support/registry-with.ts';
 
 const nats = useSharedNats();
 
@@ -148,17 +149,16 @@ describe('several Warden instances on one NATS', () => {
     const a = await startNatsWarden(nats.server.url, {
       config,
       hooks: { clientName: 'a' },
-      wrapRegistry: (registry) => ({
-        recordPromotion: async (modelId, version, at, reason) => {
-          if (version === 'v2')
-            throw new WardenError('unavailable', `registry: this instance no longer takes ${modelId}`, {
-              retryable: true,
-            });
-          return registry.recordPromotion(modelId, version, at, reason);
-        },
-        rollback: (request) => registry.rollback(request),
-        production: (modelId) => registry.production(modelId),
-      }),
+      wrapRegistry: (registry) =>
+        registryWith(registry, {
+          recordPromotion: async (modelId, version, at, reason) => {
+            if (version === 'v2')
+              throw new WardenError('unavailable', `registry: this instance no longer takes ${modelId}`, {
+                retryable: true,
+              });
+            return registry.recordPromotion(modelId, version, at, reason);
+          },
+        }),
     });
     const running = [a];
     try {

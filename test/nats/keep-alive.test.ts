@@ -10,6 +10,7 @@ import type { ModelRegistry } from '../../src/actors/ports.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { registryWith } from '../support/registry-with.ts';
 
 const nats = useSharedNats();
 /** Two seconds: told every 667 ms, a message is redelivered only if the event loop stalls for 1.3 s. */
@@ -20,15 +21,13 @@ function holdingRollbacks(registry: ModelRegistry) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   const state = { holding: 0 };
-  const wrapped: ModelRegistry = {
-    recordPromotion: (...args) => registry.recordPromotion(...args),
-    production: (modelId) => registry.production(modelId),
+  const wrapped = registryWith(registry, {
     rollback: async (request) => {
       state.holding++;
       await released;
       return registry.rollback(request);
     },
-  };
+  });
   return { wrapped, state, release };
 }
 

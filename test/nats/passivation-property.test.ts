@@ -15,6 +15,7 @@ import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { interceptCommits } from '../support/commit-interceptor.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { actorOfKind, answer, expectCountsAsListed, step, type Step } from '../support/passivation-steps.ts';
+import { registryWith } from '../support/registry-with.ts';
 
 const nats = useSharedNats();
 
@@ -137,9 +138,7 @@ const registryFault: fc.Arbitrary<RegistryFault> = fc.record({
 /** The registry with `faults` applied to its promotion writes, counted per model (the same in both runs). */
 function faultyRegistry(inner: ModelRegistry, faults: readonly RegistryFault[], fired: { count: number }) {
   const writes = new Map<string, number>();
-  const registry: ModelRegistry = {
-    production: (modelId) => inner.production(modelId),
-    rollback: (request) => inner.rollback(request),
+  return registryWith(inner, {
     recordPromotion: async (modelId, version, at, reason) => {
       const nth = writes.get(modelId) ?? 0;
       writes.set(modelId, nth + 1);
@@ -149,8 +148,7 @@ function faultyRegistry(inner: ModelRegistry, faults: readonly RegistryFault[], 
       }
       return inner.recordPromotion(modelId, version, at, reason);
     },
-  };
-  return registry;
+  });
 }
 
 /**

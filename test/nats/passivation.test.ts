@@ -15,6 +15,7 @@ import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { partitionOf } from '../../src/nats/partitions-map.ts';
 import { publishRegression } from '../harness/regression.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { registryWith } from '../support/registry-with.ts';
 
 const nats = useSharedNats({ partitions: { passpart: 2 } });
 afterEach(() => vi.restoreAllMocks());
@@ -323,17 +324,16 @@ describe('a lease let go and taken back with the same epoch', () => {
       await using w = await startNatsWarden(nats.server.url, {
         config: { ...config(prefix), passivateAfterSeconds: null },
         clock,
-        wrapRegistry: (registry) => ({
-          recordPromotion: (...args) => registry.recordPromotion(...args),
-          production: (modelId) => registry.production(modelId),
-          rollback: async (request) => {
-            if (calls++ > 0) return registry.rollback(request);
-            await held;
-            throw new WardenError('unavailable', 'this instance does not hold the model', {
-              retryable: true,
-            });
-          },
-        }),
+        wrapRegistry: (registry) =>
+          registryWith(registry, {
+            rollback: async (request) => {
+              if (calls++ > 0) return registry.rollback(request);
+              await held;
+              throw new WardenError('unavailable', 'this instance does not hold the model', {
+                retryable: true,
+              });
+            },
+          }),
       });
       for (const version of ['v1', 'v2']) await w.warden.promote({ model_id: 'm1', version, elo: 1500 });
       // Critical: rolled back at once, no approval.
