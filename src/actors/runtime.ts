@@ -125,8 +125,8 @@ interface Host {
    * Once this instance writes the actor, the index is written on top of the record (see saveIndexOf).
    */
   unindexed: boolean;
-  /** A look at what its committed state calls for is due (see lookAgainLater). */
-  lookingAgain: boolean;
+  /** The look at what its committed state calls for that is due next (see lookAgainLater). */
+  lookAgain: { readonly at: number; handle: unknown } | null;
   /** Attempts in a row to bring the registry pointer in line that failed: the next waits longer. */
   pointerRetries: number;
   /** When the actor last took an input, command, query or timer (the clock's time), for passivation. */
@@ -584,7 +584,7 @@ export class ActorRuntime {
       registryTail: null,
       pointerMayLag: record !== undefined && this.pointerMayLagIn(record),
       unindexed: record !== undefined && record.attention === undefined,
-      lookingAgain: false,
+      lookAgain: null,
       pointerRetries: 0,
       touchedAt: this.deps.clock.now(),
       // The child logger is made when first used: most actors never log, and each costs memory.
@@ -1612,13 +1612,20 @@ export class ActorRuntime {
   /**
    * What the actor's committed state calls for (a rollback not tried, kept inputs, a pointer to bring in
    * line) is looked at again after TIMER_RETRY_MS (or `delayMs`): it runs then if this instance writes the
-   * actor, else it is looked at again (see startWhatIsDue). One look pending per actor.
+   * actor, else it is looked at again (see startWhatIsDue). One look pending per actor, the soonest asked
+   * for: a look looks at everything, so a rollback to run again a second from now does not wait for the
+   * pointer's retry a minute from now.
    */
   private lookAgainLater(host: Host, delayMs = TIMER_RETRY_MS): void {
-    if (this.stopped || host.lookingAgain) return;
-    host.lookingAgain = true;
-    this.deps.clock.setTimeout(() => {
-      host.lookingAgain = false;
+    if (this.stopped) return;
+    const at = this.deps.clock.now() + delayMs;
+    const pending = host.lookAgain;
+    if (pending && pending.at <= at) return;
+    if (pending) this.deps.clock.clearTimeout(pending.handle);
+    const look = { at, handle: null as unknown };
+    host.lookAgain = look;
+    look.handle = this.deps.clock.setTimeout(() => {
+      if (host.lookAgain === look) host.lookAgain = null;
       if (!this.stopped && this.residents[host.kind].get(host.key) === host && !this.pendingFor(host))
         this.afterCommit(host);
     }, delayMs);

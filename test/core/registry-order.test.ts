@@ -281,3 +281,56 @@ describe('the production pointer under lost and late registry writes', () => {
     expect(await w.store.production('m')).toMatchObject({ version: 'v1', reason: 'reconciled' });
   });
 });
+
+describe('what committed state calls for is looked at again at the soonest time asked', () => {
+  it('a rollback result that could not be stored runs again a second later, while the pointer waits 8 s for its next try', async () => {
+    const clock = new ManualClock(1_000_000);
+    let rollbackCalls = 0;
+    let refusedResults = 0;
+    const w = await start(await newDir(), clock, (store) =>
+      registryWith(store, {
+        recordPromotion: async (modelId, version, ...rest) => {
+          if (version === 'v2') throw new Error('the registry refuses this write');
+          return store.recordPromotion(modelId, version, ...rest);
+        },
+        production: async () => {
+          throw new Error('the registry cannot be read for now');
+        },
+        rollback: (request) => {
+          rollbackCalls++;
+          return store.rollback(request);
+        },
+      }),
+    );
+    const commit = w.store.commit.bind(w.store);
+    w.store.commit = (batch) => {
+      if (refusedResults === 0 && batch.outbox.some((e) => e.subject.includes('.promotion_rolled_back.'))) {
+        refusedResults++;
+        return Promise.reject(new Error('the store refuses this write'));
+      }
+      return commit(batch);
+    };
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    clock.advance(1_000);
+    await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    await w.warden.idle();
+    // The pointer cannot be brought in line: tried after 1 s, 2 s and 4 s, next after 8 s.
+    for (const ms of [1_000, 2_000, 4_000]) {
+      clock.advance(ms);
+      await w.warden.idle();
+    }
+    await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
+    await eventually(() => expect(refusedResults).toBe(1));
+    await w.warden.idle();
+    expect({ rollbackCalls, state: w.warden.status('m').models[0]!.state }).toEqual({
+      rollbackCalls: 1,
+      state: 'rollingBack',
+    });
+    clock.advance(1_000);
+    await eventually(() => expect(w.events('promotion_rolled_back')).toHaveLength(1));
+    await w.warden.idle();
+    expect(rollbackCalls).toBe(2);
+    expect(w.warden.status('m').models[0]!.production_version).toBe('v1');
+    expect((await w.store.production('m'))!.version).toBe('v1');
+  });
+});

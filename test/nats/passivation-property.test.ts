@@ -84,8 +84,14 @@ async function run(
   return answers;
 }
 
-/** The registry, with the calls in flight kept in `calls`. */
-function tracked(registry: ModelRegistry, calls: Set<Promise<unknown>>): ModelRegistry {
+/** The registry calls in flight, and how many were ever started. */
+interface RegistryCalls {
+  readonly inFlight: Set<Promise<unknown>>;
+  started: number;
+}
+
+/** The registry, with its calls kept in `calls`. */
+function tracked(registry: ModelRegistry, calls: RegistryCalls): ModelRegistry {
   return new Proxy(registry, {
     get(target, property) {
       const value = Reflect.get(target, property, target) as unknown;
@@ -93,10 +99,11 @@ function tracked(registry: ModelRegistry, calls: Set<Promise<unknown>>): ModelRe
       return (...args: unknown[]) => {
         const result = (value as (...a: unknown[]) => unknown).apply(target, args);
         if (result instanceof Promise) {
-          calls.add(result);
+          calls.started++;
+          calls.inFlight.add(result);
           result.then(
-            () => calls.delete(result),
-            () => calls.delete(result),
+            () => calls.inFlight.delete(result),
+            () => calls.inFlight.delete(result),
           );
         }
         return result;
@@ -105,20 +112,33 @@ function tracked(registry: ModelRegistry, calls: Set<Promise<unknown>>): ModelRe
   });
 }
 
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Waits for a quiet moment: Warden idle, no registry call in flight, and none started meanwhile. Warden's
+ * idle() does not wait for registry calls, and the answer of one starts a dispatch (a rollback's result)
+ * that idle() did not see: a state read in between is one whose commit has not yet succeeded or failed.
+ */
+async function quiet(w: NatsWarden, calls: RegistryCalls): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    await Promise.allSettled([...calls.inFlight]);
+    await nextTurn(); // what an answer started is tracked by now
+    if (calls.inFlight.size > 0) continue;
+    const started = calls.started;
+    await w.warden.idle();
+    await nextTurn(); // a committed rollback calls the registry once the model's earlier calls are done
+    if (calls.started === started) return;
+  }
+  throw new Error('Warden never went quiet: registry calls kept starting');
+}
+
 /**
  * Settles Warden when a refused commit left something to be tried again a second later (a rollback whose
- * result was not stored): once nothing is in flight, the manual clock moves on by that second, as time would.
+ * result was not stored): once quiet, the manual clock moves on by that second, as time would.
  */
-async function settleThroughRetries(w: NatsWarden, clock: ManualClock, calls: Set<Promise<unknown>>) {
+async function settleThroughRetries(w: NatsWarden, clock: ManualClock, calls: RegistryCalls) {
   for (let i = 0; i < 10; i++) {
-    await w.warden.idle();
-    // A committed rollback calls the registry once the model's earlier registry calls are done.
-    await new Promise((resolve) => setImmediate(resolve));
-    if (calls.size > 0) {
-      await Promise.allSettled([...calls]);
-      await new Promise((resolve) => setImmediate(resolve)); // the answer's dispatch is tracked by now
-      continue;
-    }
+    await quiet(w, calls);
     if (!w.warden.status().models.some((m) => m.state === 'rollingBack')) break;
     clock.advance(RETRY_MS);
   }
@@ -205,7 +225,7 @@ async function residentThenPassivating(
   for (const passivate of [null, IDLE_S]) {
     const prefix = `pprop${n}${passivate === null ? 'r' : 'p'}`;
     const clock = new ManualClock();
-    const calls = new Set<Promise<unknown>>();
+    const calls: RegistryCalls = { inFlight: new Set(), started: 0 };
     await using w = await startNatsWarden(nats.server.url, {
       config: { ...CONFIG, passivateAfterSeconds: passivate, nats: { prefix } },
       clock,
