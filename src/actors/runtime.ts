@@ -1073,7 +1073,10 @@ export class ActorRuntime {
       host.position = record.position ?? 0;
       host.outcomeUnknown = false;
       host.unindexed = record.attention === undefined;
-      if (host.registryWrites === 0) host.pointerMayLag = this.pointerMayLagIn(record);
+      if (host.registryWrites === 0) {
+        if (this.pointerMayLagIn(record)) host.pointerMayLag = true;
+        else this.pointerSettled(host); // its writer brought it in line
+      }
       host.persisted = record.snapshot;
       this.replaceActor(host);
       this.afterCommit(host);
@@ -1103,9 +1106,7 @@ export class ActorRuntime {
     host.registryWrites++;
     this.track(
       this.inRegistryOrder(host, () => this.deps.registry.recordPromotion(host.key, version, at, 'promoted'))
-        .then(() => {
-          host.pointerMayLag = false;
-        })
+        .then(() => this.pointerSettled(host))
         .catch((error) => {
           host.pointerMayLag = true;
           this.deps.observer?.effectFailed?.('registry.recordPromotion', error);
@@ -1143,9 +1144,7 @@ export class ActorRuntime {
         );
       })
         .then(() => {
-          if (!settled) return;
-          host.pointerMayLag = false;
-          host.pointerRetries = 0;
+          if (settled) this.pointerSettled(host);
         })
         .catch((error: unknown) => {
           host.pointerRetries++;
@@ -1168,8 +1167,17 @@ export class ActorRuntime {
   private registryWriteEnded(host: Host): void {
     if (--host.registryWrites > 0) return;
     if (!host.pointerMayLag) this.clearAttention(host);
-    else if (!this.owns(host)) host.pointerMayLag = false;
+    else if (!this.owns(host)) this.pointerSettled(host);
     else this.lookAgainLater(host, this.pointerRetryDelay(host));
+  }
+
+  /**
+   * Nothing for this instance to bring in line (the pointer was written, or is another writer's to bring
+   * in line): the next failed write is tried again after a second, not after the wait of the last attempt.
+   */
+  private pointerSettled(host: Host): void {
+    host.pointerMayLag = false;
+    host.pointerRetries = 0;
   }
 
   /** 1 s after a promotion's write failed, then twice as long after each failed attempt, at most a minute. */
@@ -1560,7 +1568,7 @@ export class ActorRuntime {
     };
     const call = this.inRegistryOrder(host, () => this.deps.registry.rollback(request)).then(
       () => {
-        host.pointerMayLag = false; // the pointer is where the model's state will say
+        this.pointerSettled(host); // the pointer is where the model's state will say
         return {
           type: 'ROLLBACK_SUCCEEDED' as const,
           at: this.deps.clock.now(),
@@ -1571,7 +1579,7 @@ export class ActorRuntime {
         this.deps.observer?.effectFailed?.('registry.rollback', error);
         if (error instanceof WardenError && error.retryable) return null;
         // The registry refused it: the pointer was moved by someone else, and is not to be moved back.
-        host.pointerMayLag = false;
+        this.pointerSettled(host);
         return {
           type: 'ROLLBACK_FAILED' as const,
           at: this.deps.clock.now(),

@@ -333,4 +333,44 @@ describe('what committed state calls for is looked at again at the soonest time 
     expect(w.warden.status('m').models[0]!.production_version).toBe('v1');
     expect((await w.store.production('m'))!.version).toBe('v1');
   });
+
+  it('once the pointer is in line, the next failed write is tried again a second later, not after the last wait', async () => {
+    const clock = new ManualClock(1_000_000);
+    let unreadable = true;
+    const refusedVersions = new Set(['v2', 'v4']);
+    const w = await start(await newDir(), clock, (store) =>
+      registryWith(store, {
+        recordPromotion: async (modelId, version, ...rest) => {
+          if (refusedVersions.delete(version)) throw new Error('the registry refuses this write');
+          return store.recordPromotion(modelId, version, ...rest);
+        },
+        production: async (modelId) => {
+          if (unreadable) throw new Error('the registry cannot be read for now');
+          return store.production(modelId);
+        },
+      }),
+    );
+    const pointer = async () => (await w.store.production('m'))?.version;
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    clock.advance(1_000);
+    await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    await w.warden.idle();
+    // v2 is tried again after 1 s and 2 s, in vain (the next try would wait 4 s)...
+    for (const ms of [1_000, 2_000]) {
+      clock.advance(ms);
+      await w.warden.idle();
+    }
+    expect(await pointer()).toBe('v1');
+    // ...until v3's own write puts the pointer in line.
+    unreadable = false;
+    await w.warden.promote({ model_id: 'm', version: 'v3', elo: 1530 });
+    await w.warden.idle();
+    expect(await pointer()).toBe('v3');
+    await w.warden.promote({ model_id: 'm', version: 'v4', elo: 1540 });
+    await w.warden.idle();
+    expect(await pointer()).toBe('v3');
+    clock.advance(1_000);
+    await w.warden.idle();
+    expect(await w.store.production('m')).toMatchObject({ version: 'v4', reason: 'reconciled' });
+  });
 });

@@ -145,28 +145,45 @@ async function settleThroughRetries(w: NatsWarden, clock: ManualClock, calls: Re
   await w.settled();
 }
 
-/** A registry fault: the `nth` promotion write of `model` is refused (the pointer lags until reconciled). */
-interface RegistryFault {
-  readonly model: string;
-  readonly nth: number;
-}
-const registryFault: fc.Arbitrary<RegistryFault> = fc.record({
-  model: fc.constantFrom('m0', 'm1', 'm2'),
-  nth: fc.nat(2),
-});
+/**
+ * A registry fault: the `nth` promotion write of `model` is refused (its pointer lags until brought in line),
+ * or the `nth` read of a pointer, whatever the model (an attempt to bring a pointer in line fails, and the
+ * next waits twice as long; reads are made only then, so they are counted over all models).
+ */
+type RegistryFault =
+  | { readonly call: 'recordPromotion'; readonly model: string; readonly nth: number }
+  | { readonly call: 'production'; readonly nth: number };
+const registryFault: fc.Arbitrary<RegistryFault> = fc.oneof(
+  fc.record({
+    call: fc.constant('recordPromotion' as const),
+    model: fc.constantFrom('m0', 'm1', 'm2'),
+    nth: fc.nat(2),
+  }),
+  fc.record({ call: fc.constant('production' as const), nth: fc.nat(1) }),
+);
 
-/** The registry with `faults` applied to its promotion writes, counted per model (the same in both runs). */
+/** The registry with `faults` applied, counted per model or over all (the same in both runs). */
 function faultyRegistry(inner: ModelRegistry, faults: readonly RegistryFault[], fired: { count: number }) {
-  const writes = new Map<string, number>();
+  const calls = new Map<string, number>();
+  const refuse = (call: RegistryFault['call'], modelId: string): void => {
+    const counter = call === 'production' ? call : `${call}:${modelId}`;
+    const nth = calls.get(counter) ?? 0;
+    calls.set(counter, nth + 1);
+    const matches = (f: RegistryFault) =>
+      f.call === call && f.nth === nth && (f.call === 'production' || f.model === modelId);
+    if (faults.some(matches)) {
+      fired.count++;
+      throw new Error(`registry refused the ${call === 'production' ? 'read' : 'write'}`);
+    }
+  };
   return registryWith(inner, {
     recordPromotion: async (modelId, version, at, reason) => {
-      const nth = writes.get(modelId) ?? 0;
-      writes.set(modelId, nth + 1);
-      if (faults.some((f) => f.model === modelId && f.nth === nth)) {
-        fired.count++;
-        throw new Error('registry refused the write');
-      }
+      refuse('recordPromotion', modelId);
       return inner.recordPromotion(modelId, version, at, reason);
+    },
+    production: async (modelId) => {
+      refuse('production', modelId);
+      return inner.production(modelId);
     },
   });
 }
@@ -234,7 +251,8 @@ async function residentThenPassivating(
     });
     const settle = () => settleThroughRetries(w, clock, calls);
     const answers = await run(w, clock, steps, settle);
-    // A promotion write refused is brought in line a second later, then after 2 s, 4 s... while refused.
+    // A promotion write refused is brought in line a second later, then after 2 s, 4 s... while refused
+    // (at most three registry faults: a write and two reads).
     for (const ms of [RETRY_MS, 2 * RETRY_MS, 4 * RETRY_MS]) {
       clock.advance(ms);
       await settle();
@@ -296,7 +314,7 @@ describe('passivation in NATS mode is invisible', () => {
     [{ actor: 'training:m0', nth: 1, kind: 'refused' }],
   ];
 
-  it('and so it is when commits are refused or go unanswered, and promotion writes are refused', async () => {
+  it('and so it is when commits are refused or go unanswered, and registry writes and reads are refused', async () => {
     let faultedRuns = 0;
     await fc.assert(
       fc.asyncProperty(
