@@ -28,12 +28,30 @@ export interface FormatOptions {
   readonly isSecret?: (path: ReadonlyArray<PropertyKey>) => boolean;
 }
 
+/**
+ * Of several bounds a value breaks on one side (an integer's safe range and a field's own limit, say), the
+ * tightest: it is the one the caller has to meet, and the others say the same thing less precisely.
+ */
+function tightestBounds(issues: ReadonlyArray<z.core.$ZodIssue>): z.core.$ZodIssue[] {
+  const tightest = new Map<string, z.core.$ZodIssue>();
+  const bound = (i: z.core.$ZodIssue) =>
+    i.code === 'too_big' ? Number(i.maximum) : i.code === 'too_small' ? -Number(i.minimum) : NaN;
+  for (const issue of issues) {
+    if (issue.code !== 'too_big' && issue.code !== 'too_small') continue;
+    const side = `${issue.code}:${issue.path.map(String).join('.')}`;
+    const kept = tightest.get(side);
+    if (!kept || bound(issue) < bound(kept)) tightest.set(side, issue);
+  }
+  const kept = new Set(tightest.values());
+  return issues.filter((i) => (i.code !== 'too_big' && i.code !== 'too_small') || kept.has(i));
+}
+
 export function formatIssues(
   issues: ReadonlyArray<z.core.$ZodIssue>,
   root?: unknown,
   options: FormatOptions = {},
 ): string[] {
-  return issues.map((issue) => {
+  return tightestBounds(issues).map((issue) => {
     const field = issue.path.length > 0 ? issue.path.join('.') : '(root)';
     if (issue.code === 'unrecognized_keys') {
       const prefix = issue.path.length > 0 ? `${field}.` : '';

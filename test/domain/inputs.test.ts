@@ -302,6 +302,18 @@ describe('messages a person can read', () => {
     `);
   });
 
+  it('a count past every bound: the tightest one, once', async () => {
+    const error = await rejectsWithoutChange((w) =>
+      w.evaluate({ ...evaluation, games_played: 1e308, current_elo: -1e308 }),
+    );
+    expect(error.issues).toMatchInlineSnapshot(`
+      [
+        "current_elo: Too small: expected number to be >=-100000, received -1e+308",
+        "games_played: Too big: expected number to be <=1000000000, received 1e+308",
+      ]
+    `);
+  });
+
   it('a missing version on a promotion', async () => {
     const error = await rejectsWithoutChange((w) => w.promote({ model_id: 'square8_2p' }));
     expect(error.toJSON()).toMatchInlineSnapshot(`
