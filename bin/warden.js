@@ -25,6 +25,7 @@ if (existsSync(compiled) && statSync(compiled).mtimeMs >= newest(sources)) {
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  const { main } = await import('../src/cli/main.ts');
+  const { endQuietlyWhenOutputCloses, main } = await import('../src/cli/main.ts');
+  endQuietlyWhenOutputCloses();
   process.exitCode = await main(process.argv);
 }

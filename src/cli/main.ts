@@ -24,6 +24,18 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * For the process that runs the CLI: output piped into a reader that stops early (`warden history | head`)
+ * has nowhere to go, so the command ends there, quietly and with its exit code so far, as Unix tools do,
+ * instead of dying on an unhandled EPIPE with a stack trace.
+ */
+export function endQuietlyWhenOutputCloses(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 /** Runs the program on `argv` (process.argv: node, script, ...args) and resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
