@@ -13,6 +13,7 @@ import { useCuttingProxy } from '../harness/cutting-proxy.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { publishRegression } from '../harness/regression.ts';
+import { chainCuts } from './chain-cuts.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 const nats = useSharedNats();
@@ -31,33 +32,7 @@ async function warden(url: string, prefix: string): Promise<Child> {
   return child;
 }
 
-const CUTS = [
-  {
-    what: "the detection's write",
-    subject: (p: string) => `$KV.${p}_actors.model.${MODEL}`,
-    text: '"rollingBack"',
-  },
-  {
-    what: "the registry's rollback",
-    subject: (p: string) => `$KV.${p}_registry.${MODEL}`,
-    text: '"rollback_id":"',
-  },
-  {
-    what: "the rollback result's write",
-    subject: (p: string) => `$KV.${p}_actors.model.${MODEL}`,
-    text: '"rolledBack"',
-  },
-  {
-    what: 'the rollback event (its publication)',
-    subject: (p: string) => `${p}.evt.promotion_rolled_back.${MODEL}`,
-    text: '"rollback_id"',
-  },
-  {
-    what: "the training config's pause",
-    subject: (p: string) => `$KV.${p}_actors.training.${MODEL}`,
-    text: '"paused"',
-  },
-];
+const CUTS = chainCuts(MODEL);
 
 describe('NATS mode: a write whose answer is lost, and its maker SIGKILLed then', () => {
   CUTS.forEach(({ what, subject, text }, i) => {
