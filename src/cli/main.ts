@@ -27,13 +27,16 @@ export function buildProgram(): Command {
 /**
  * For the process that runs the CLI: output piped into a reader that stops early (`warden history | head`)
  * has nowhere to go, so the command ends there, quietly and with its exit code so far, as Unix tools do,
- * instead of dying on an unhandled EPIPE with a stack trace.
+ * instead of dying on an unhandled EPIPE with a stack trace. The service (`warden start`) handles its log
+ * output itself, and goes on without it (see createLogger).
  */
 export function endQuietlyWhenOutputCloses(): void {
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  const onError = (error: NodeJS.ErrnoException): void => {
+    if (process.stdout.listeners('error').some((l) => l !== onError)) return; // the service's own
     if (error.code !== 'EPIPE') throw error;
     process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-  });
+  };
+  process.stdout.on('error', onError);
 }
 
 /** Runs the program on `argv` (process.argv: node, script, ...args) and resolves to the exit code. */

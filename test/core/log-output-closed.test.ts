@@ -1,7 +1,7 @@
 /**
  * The service with its log output closed (`npm start | head -1`, a log shipper that died): it goes on
  * serving, says once on stderr that its logs are dropped, and stops in order on SIGTERM. A real process
- * from the sources, with the reading end of its stdout closed before it writes anything.
+ * from the sources and through `warden start`, with the reading end of its stdout closed before it writes anything.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,53 +19,60 @@ afterEach(() => {
 });
 
 describe('the service with its log output closed', () => {
-  it('goes on serving, says so once on stderr, and stops in order', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-logs-closed-'));
-    dirs.push(dir);
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        WARDEN_DATA_DIR: dir,
-        WARDEN_HTTP_PORT: String(port),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout.destroy();
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | string>((resolve) =>
-      child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-    );
-    try {
-      const url = `http://127.0.0.1:${port}`;
-      await eventually(
-        async () => {
-          expect(child.exitCode, stderr).toBeNull();
-          expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  it.each([
+    ['from the sources', ['--import', 'tsx', 'src/main.ts']],
+    ['as `warden start`', ['bin/warden.js', 'start']],
+  ])(
+    'goes on serving, says so once on stderr, and stops in order: %s',
+    async (_, args) => {
+      const dir = mkdtempSync(join(tmpdir(), 'warden-logs-closed-'));
+      dirs.push(dir);
+      const port = await freePort();
+      const child = spawn(process.execPath, args, {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          WARDEN_DATA_DIR: dir,
+          WARDEN_HTTP_PORT: String(port),
         },
-        { timeoutMs: 20_000 },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | string>((resolve) =>
+        child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
       );
-      for (const version of ['v1', 'v2']) {
-        const response = await fetch(`${url}/v1/promotions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model_id: 'm', version, elo: 1500 }),
-        });
-        expect(response.status).toBe(200);
+      try {
+        const url = `http://127.0.0.1:${port}`;
+        await eventually(
+          async () => {
+            expect(child.exitCode, stderr).toBeNull();
+            expect((await fetch(`${url}/readyz`)).status).toBe(200);
+          },
+          { timeoutMs: 20_000 },
+        );
+        for (const version of ['v1', 'v2']) {
+          const response = await fetch(`${url}/v1/promotions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model_id: 'm', version, elo: 1500 }),
+          });
+          expect(response.status).toBe(200);
+        }
+        const status = (await (await fetch(`${url}/v1/models/m`)).json()) as {
+          model: { production_version: string };
+        };
+        expect(status.model.production_version).toBe('v2');
+        expect(stderr.match(/the log output failed/g)).toHaveLength(1);
+        expect(stderr).not.toMatch(/Unhandled|at /);
+        child.kill('SIGTERM');
+        expect(await exited).toBe(0);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }
-      const status = (await (await fetch(`${url}/v1/models/m`)).json()) as {
-        model: { production_version: string };
-      };
-      expect(status.model.production_version).toBe('v2');
-      expect(stderr.match(/the log output failed/g)).toHaveLength(1);
-      expect(stderr).not.toMatch(/Unhandled|at /);
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-    } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-  }, 40_000);
+    },
+    40_000,
+  );
 });
