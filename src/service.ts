@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import type { Clock } from './actors/ports.ts';
+import { lockDataDir, type DataDirLock } from './embedded/data-dir-lock.ts';
 import { createWarden, type Warden, type WardenDeps } from './warden.ts';
 import { createNatsAdapters } from './nats/index.ts';
 import { createMetrics } from './metrics/metrics.ts';
@@ -79,8 +80,17 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
 
   // Events committed before a crash are published again on start; alerts must be listening by then.
   wardenDeps.holdPublishing = true;
+  // Embedded: one Warden per data directory, held until the very end of stop() (see lockDataDir).
+  let lock: DataDirLock | null = null;
+  try {
+    lock = config.nats.url ? null : lockDataDir(config.dataDir);
+  } catch (error) {
+    await inspection?.stop();
+    throw error;
+  }
   const warden = await createWarden(config, wardenDeps).catch(async (error: unknown) => {
     await nats?.close();
+    lock?.release();
     throw error;
   });
   await nats?.attach(warden);
@@ -114,6 +124,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
   } catch (error) {
     for (const close of closers.reverse()) await close();
     await warden.stop();
+    lock?.release();
     throw error;
   }
 
@@ -124,6 +135,7 @@ export async function buildService(config: Config, deps: ServiceDeps): Promise<S
     async stop() {
       for (const close of closers.reverse()) await close();
       await warden.stop();
+      lock?.release();
     },
   };
 }
