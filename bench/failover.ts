@@ -4,6 +4,8 @@
  * the production ack wait of 30 s):
  * - failover: two instances; the one taking the inputs is killed with SIGKILL; the time until the other
  *   has applied an input published right after the kill;
+ * - partitions: three instances sharing six input partitions; one of them is killed with SIGKILL; the
+ *   time until the two others hold every partition again (each instance says when its partitions change);
  * - resumption: one instance; nats-server is stopped and started again; the time from the server being
  *   ready until an input published then is applied;
  * - anchor, same run: the time to apply an input with nothing wrong (publish to applied).
@@ -22,15 +24,29 @@ const FIXTURE = fileURLToPath(new URL('../test/nats/fixtures/warden-process.ts',
 const RUNS = option('runs', 5);
 const MODELS = option('models', 1);
 
-function warden(server: NatsServer, prefix: string): Child {
+const PARTITIONS = 6;
+
+function warden(server: NatsServer, prefix: string, env: Record<string, string> = {}): Child {
   return spawnTs(FIXTURE, {
     WARDEN_NATS_URL: server.url,
     WARDEN_NATS_PREFIX: prefix,
     WARDEN_LOG_LEVEL: 'warn',
     WARDEN_TEST_TRACE: '1',
     WARDEN_TEST_ACK_WAIT_MS: '30000',
+    ...env,
   });
 }
+
+/** The input partitions an instance last said it takes (its `PARTITIONS` lines). */
+const heldBy = (child: Child): number[] => {
+  const list = child
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('PARTITIONS '))
+    .at(-1)
+    ?.split(' ')[1];
+  return !list || list === '-' ? [] : list.split(',').map(Number);
+};
 
 const lastRole = (child: Child): string | undefined =>
   child
@@ -88,7 +104,7 @@ const range = (values: number[]) =>
   `median ${median(values).toFixed(0)} ms (${Math.min(...values).toFixed(0)}-${Math.max(...values).toFixed(0)} ms, ${values.length} runs)`;
 
 async function main(): Promise<void> {
-  await using server = await startNatsServer();
+  await using server = await startNatsServer({ partitions: { pt: PARTITIONS } });
   const nc: NatsConnection = await connect({
     servers: server.url,
     maxReconnectAttempts: -1,
@@ -99,6 +115,7 @@ async function main(): Promise<void> {
   const failover: number[] = [];
   const takeover: number[] = [];
   const resumption: number[] = [];
+  const partitionsTakeover: number[] = [];
 
   // Failover after SIGKILL.
   let children = [warden(server, 'fo'), warden(server, 'fo')];
@@ -135,6 +152,25 @@ async function main(): Promise<void> {
   }
   for (const child of children) await child.kill('SIGKILL');
 
+  // Partitions taken over after SIGKILL of one of three instances.
+  const partitioned = () => warden(server, 'pt', { WARDEN_NATS_PARTITIONS: String(PARTITIONS) });
+  let three = [partitioned(), partitioned(), partitioned()];
+  await Promise.all(three.map((c) => c.line('READY')));
+  const share = Math.ceil(PARTITIONS / 3);
+  for (let run = 0; run < RUNS; run++) {
+    await until(() => three.every((c) => heldBy(c).length === share));
+    const victim = three[run % three.length]!;
+    const survivors = three.filter((c) => c !== victim);
+    const killedAt = Date.now();
+    await victim.kill('SIGKILL');
+    await until(() => new Set(survivors.flatMap(heldBy)).size === PARTITIONS);
+    partitionsTakeover.push(Date.now() - killedAt);
+    const replacement = partitioned();
+    await replacement.line('READY');
+    three = [...survivors, replacement];
+  }
+  for (const child of three) await child.kill('SIGKILL');
+
   // Resumption after a NATS restart.
   const single = warden(server, 'rs');
   await single.line('READY');
@@ -162,9 +198,12 @@ async function main(): Promise<void> {
     `failover after SIGKILL of the active instance, until an input published after the kill is applied: ${range(failover)}`,
   );
   console.log(
+    `partitions after SIGKILL of one of three instances, until the two others hold all ${PARTITIONS}: ${range(partitionsTakeover)}`,
+  );
+  console.log(
     `resumption after a nats-server restart, from the server ready until an input is applied: ${range(resumption)}`,
   );
-  console.log('targets: failover < 3000 ms, resumption < 1000 ms');
+  console.log('targets: failover and partitions < 3000 ms, resumption < 1000 ms');
 }
 
 await main();
