@@ -233,6 +233,20 @@ describe('cli: commands', { timeout: SPAWN_TIMEOUT_MS }, () => {
     expect(t.service.warden.trainingStatus('hex8_2p').may_train).toBe(true);
   });
 
+  it('approve, reject and resume take --reason as their --note (what pause and rollback call it)', async () => {
+    expect((await warden(['pause', 'hex8_2p', '--reason', 'disk full'], operator())).code).toBe(0);
+    const resumed = await warden(['resume', 'hex8_2p', '--reason', 'disk replaced'], operator());
+    expect(resumed.code).toBe(0);
+    const timeline = await t.api('GET', '/ui/api/models/hex8_2p/timeline');
+    const summaries = (timeline.body as { training: Array<{ summary: string }> }).training.map(
+      (e) => e.summary,
+    );
+    expect(summaries[0]).toBe(`resumed by alice (${operatorId}): disk replaced`);
+    const help = await warden(['resume', '--help'], operator());
+    expect(help.stdout).toContain('--note <text>');
+    expect(help.stdout).not.toContain('--reason');
+  });
+
   it('pause needs a reason (usage, exit 2) and then pauses', async () => {
     const missing = await warden(['pause', 'sq9_4p'], operator());
     expect(missing.code).toBe(2);

@@ -98,6 +98,17 @@ function registerAction(
 }
 
 /**
+ * An optional note for the audit log, `--note` as the API names it; `--reason` (what pause and rollback
+ * take) is taken as the same, unlisted, rather than refused with an unhelpful suggestion.
+ */
+function withNote(command: Command): Command {
+  return command
+    .option('--note <text>', 'why, for the audit log')
+    .addOption(new Option('--reason <text>').hideHelp());
+}
+const noteOf = (o: Record<string, string | undefined>): string | undefined => o.note ?? o.reason;
+
+/**
  * The operator's commands: status, history, approve, reject, rollback, pause, resume (against a running
  * Warden, over HTTP or NATS), and diagram and start (local).
  */
@@ -146,8 +157,8 @@ export function registerOperatorCommands(program: Command): void {
       argument: 'model',
       description: "Approve a model's pending rollback: it rolls back and its training config pauses",
     },
-    (c) => c.option('--note <text>', 'why, for the audit log'),
-    (client, key, o) => client.modelCommand('approve', key, { by: o.by, note: o.note }),
+    withNote,
+    (client, key, o) => client.modelCommand('approve', key, { by: o.by, note: noteOf(o) }),
   );
   registerAction(
     program,
@@ -156,8 +167,8 @@ export function registerOperatorCommands(program: Command): void {
       argument: 'model',
       description: "Reject a model's pending rollback: the model stays in production",
     },
-    (c) => c.option('--note <text>', 'why, for the audit log'),
-    (client, key, o) => client.modelCommand('reject', key, { by: o.by, note: o.note }),
+    withNote,
+    (client, key, o) => client.modelCommand('reject', key, { by: o.by, note: noteOf(o) }),
   );
   registerAction(
     program,
@@ -186,8 +197,8 @@ export function registerOperatorCommands(program: Command): void {
   registerAction(
     program,
     { name: 'resume', argument: 'config_key', description: 'Resume a paused training config' },
-    (c) => c.option('--note <text>', 'why, for the audit log'),
-    (client, key, o) => client.trainingCommand('resume', key, { by: o.by, note: o.note }),
+    withNote,
+    (client, key, o) => client.trainingCommand('resume', key, { by: o.by, note: noteOf(o) }),
   );
 
   registerDiagramCommand(program);
