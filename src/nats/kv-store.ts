@@ -580,12 +580,25 @@ export class KvStore implements StateStore {
     const unchangedSince =
       cached && actor.revision >= cached.snapshotRevision && actor.revision <= cached.revision;
     const expected = unchangedSince ? cached.revision : actor.revision;
-    // Single writer: only the lease holder writes actor state. Refused as a conflict, so that the runtime
-    // re-reads what the holder committed (which also ends a timer or effect the holder has already done).
+    // Single writer: only the lease holder writes actor state.
     const fence = this.options.fence?.(actor.kind, actor.key);
+    if (fence && !fence.isHeld) {
+      // Another instance takes this actor's inputs (this one is a standby, or holds other partitions): no
+      // attempt here can succeed, so the input is refused at once, to be sent where it is taken. Only
+      // inputs come this far: timers and effects run where the actor is held.
+      return {
+        ok: false,
+        error: new WardenError(
+          'unavailable',
+          `${actor.kind} ${actor.key}: this instance does not take its inputs now (it is a standby, or another instance holds its partition): publish it on NATS, or send it again to the instance that does`,
+          { retryable: true },
+        ),
+      };
+    }
     if (fence && (!fence.valid() || (previous?.epoch ?? 0) > fence.epoch)) {
-      // Once this instance may act again (the holder cut off for a moment, or a standby taking over), it
-      // takes this actor up again.
+      // Held but not renewed in time, or a newer holder wrote since: refused as a conflict, so that the
+      // runtime re-reads what the holder committed (which also ends a timer or effect the holder has already
+      // done). Once this instance may act again (cut off for a moment), it takes this actor up again.
       this.reclaimLater(actor.kind, actor.key);
       return {
         ok: false,

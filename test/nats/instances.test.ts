@@ -4,6 +4,7 @@ import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { registryWith } from '../support/registry-with.ts';
+import { interceptCommits } from '../support/commit-interceptor.ts';
 
 const nats = useSharedNats();
 
@@ -207,4 +208,29 @@ describe('several Warden instances on one NATS', () => {
     expect(b.adapters.role()).toBe('standby');
     expect(a.adapters.role()).toBe('active');
   }, 7_000);
+
+  it('a standby refuses an input sent to it at once, as unavailable, saying where to send it', async () => {
+    const config = { nats: { prefix: 'standbyin' } };
+    await using active = await startNatsWarden(nats.server.url, { config });
+    let attempts = 0;
+    await using standby = await startNatsWarden(nats.server.url, {
+      config,
+      wrapStore: (store) =>
+        interceptCommits(store, () => {
+          attempts++;
+          return null;
+        }),
+    });
+    expect(standby.adapters.role()).toBe('standby');
+    await active.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    const refused = standby.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
+    await expect(refused).rejects.toMatchObject({ code: 'unavailable', retryable: true });
+    await expect(refused).rejects.toThrow(
+      /model m: this instance does not take its inputs now \(it is a standby, or another instance holds its partition\): publish it on NATS/,
+    );
+    // One attempt: no attempt on this instance can succeed, so none is made again.
+    expect(attempts).toBe(1);
+    await active.warden.idle();
+    expect(active.warden.status('m').models[0]!.production_version).toBe('v1');
+  });
 });
