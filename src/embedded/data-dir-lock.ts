@@ -17,7 +17,17 @@ export interface DataDirLock {
  * drops it when the process ends, however it ends (a SIGKILL leaves no stale lock behind).
  */
 export function lockDataDir(dataDir: string): DataDirLock {
-  mkdirSync(dataDir, { recursive: true });
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR')
+      throw new WardenError(
+        'invalid_config',
+        `the data directory ${dataDir} is not a directory: expected a directory, or a path where one can be made (WARDEN_DATA_DIR, --data-dir or dataDir)`,
+      );
+    throw error;
+  }
   const path = join(dataDir, LOCK_FILE);
   const db = new Database(path, { timeout: 0 });
   try {
