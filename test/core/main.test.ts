@@ -254,7 +254,7 @@ describe('starting and stopping the service, every way it is started', { timeout
     );
     expect(await file.exited).toBe(1);
     expect(file.output()).toContain(
-      `warden: cannot start: ENOTDIR: not a directory, mkdir '${join(notADir, 'data')}'`,
+      `warden: cannot start: the data directory ${join(notADir, 'data')} is not a directory: expected a directory, or a path where one can be made (WARDEN_DATA_DIR, --data-dir or dataDir)`,
     );
   });
 
