@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { WardenError } from '../domain/errors.ts';
 
 /** The lock file beside the state (`<dataDir>/warden.lock`). */
-export const LOCK_FILE = 'warden.lock';
+const LOCK_FILE = 'warden.lock';
 
 export interface DataDirLock {
   release(): void;

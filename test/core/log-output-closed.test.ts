@@ -1,18 +1,15 @@
 /**
  * The service with its log output closed (`npm start | head -1`, a log shipper that died): it goes on
  * serving, says once on stderr that its logs are dropped, and stops in order on SIGTERM. A real process
- * from the sources and through `warden start`, with the reading end of its stdout closed before it writes anything.
+ * from the sources and through `warden start`, with the reading end of its stdout closed before it writes
+ * anything.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually } from '../harness/eventually.ts';
-import { freePort } from '../harness/free-port.ts';
+import { startServiceProcess } from '../harness/service-process.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dirs: string[] = [];
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -27,32 +24,10 @@ describe('the service with its log output closed', () => {
     async (_, args) => {
       const dir = mkdtempSync(join(tmpdir(), 'warden-logs-closed-'));
       dirs.push(dir);
-      const port = await freePort();
-      const child = spawn(process.execPath, args, {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          WARDEN_DATA_DIR: dir,
-          WARDEN_HTTP_PORT: String(port),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout.destroy();
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const exited = new Promise<number | string>((resolve) =>
-        child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-      );
+      const service = await startServiceProcess(args, dir, { closeStdout: true });
+      const { child, url } = service;
       try {
-        const url = `http://127.0.0.1:${port}`;
-        await eventually(
-          async () => {
-            expect(child.exitCode, stderr).toBeNull();
-            expect((await fetch(`${url}/readyz`)).status).toBe(200);
-          },
-          { timeoutMs: 20_000 },
-        );
+        await service.ready();
         for (const version of ['v1', 'v2']) {
           const response = await fetch(`${url}/v1/promotions`, {
             method: 'POST',
@@ -65,10 +40,11 @@ describe('the service with its log output closed', () => {
           model: { production_version: string };
         };
         expect(status.model.production_version).toBe('v2');
+        const stderr = service.output();
         expect(stderr.match(/the log output failed/g)).toHaveLength(1);
         expect(stderr).not.toMatch(/Unhandled|at /);
         child.kill('SIGTERM');
-        expect(await exited).toBe(0);
+        expect(await service.exited).toBe(0);
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }

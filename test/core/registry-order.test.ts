@@ -76,6 +76,23 @@ async function newDir(): Promise<string> {
   return dir;
 }
 
+/**
+ * The store refuses the commits of a rollback's result while `refusing()` says so, at once (as one that
+ * refuses every write while its disk or bucket is full), and takes everything else. Counts the refusals.
+ */
+function refuseRollbackResults(store: SqliteStore, refusing: () => boolean): { refused: number } {
+  const counted = { refused: 0 };
+  const commit = store.commit.bind(store);
+  store.commit = (batch) => {
+    if (refusing() && batch.outbox.some((e) => e.subject.includes('.promotion_rolled_back.'))) {
+      counted.refused++;
+      return Promise.reject(new Error('the store refuses writes for now'));
+    }
+    return commit(batch);
+  };
+  return counted;
+}
+
 describe('the production pointer under lost and late registry writes', () => {
   it('a rollback waits for the promotion writes before it, then moves the pointer once', async () => {
     const clock = new ManualClock(1_000_000);
@@ -172,7 +189,6 @@ describe('the production pointer under lost and late registry writes', () => {
     const clock = new ManualClock(1_000_000);
     let rollbackCalls = 0;
     let refusing = true;
-    let refused = 0;
     const w = await start(await newDir(), clock, (store) =>
       registryWith(store, {
         rollback: (request) => {
@@ -181,27 +197,18 @@ describe('the production pointer under lost and late registry writes', () => {
         },
       }),
     );
-    // The store refuses the commits of the rollback's result, at once (as one that refuses every write
-    // while its disk or bucket is full), and takes everything else.
-    const commit = w.store.commit.bind(w.store);
-    w.store.commit = (batch) => {
-      if (refusing && batch.outbox.some((e) => e.subject.includes('.promotion_rolled_back.'))) {
-        refused++;
-        return Promise.reject(new Error('the store refuses writes for now'));
-      }
-      return commit(batch);
-    };
+    const results = refuseRollbackResults(w.store, () => refusing);
     await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
     clock.advance(1_000);
     await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
     await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
-    await eventually(() => expect(refused).toBe(1));
+    await eventually(() => expect(results.refused).toBe(1));
     // Many turns of the event loop, and no time on the service clock: nothing is tried again yet.
     for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
-    expect({ rollbackCalls, refused }).toEqual({ rollbackCalls: 1, refused: 1 });
+    expect({ rollbackCalls, refused: results.refused }).toEqual({ rollbackCalls: 1, refused: 1 });
     expect(w.warden.status('m').models[0]!.state).toBe('rollingBack');
     clock.advance(1_000);
-    await eventually(() => expect(refused).toBe(2));
+    await eventually(() => expect(results.refused).toBe(2));
     refusing = false;
     clock.advance(1_000);
     await eventually(() => expect(w.events('promotion_rolled_back')).toHaveLength(1));
@@ -286,7 +293,6 @@ describe('what committed state calls for is looked at again at the soonest time 
   it('a rollback result that could not be stored runs again a second later, while the pointer waits 8 s for its next try', async () => {
     const clock = new ManualClock(1_000_000);
     let rollbackCalls = 0;
-    let refusedResults = 0;
     const w = await start(await newDir(), clock, (store) =>
       registryWith(store, {
         recordPromotion: async (modelId, version, ...rest) => {
@@ -302,14 +308,7 @@ describe('what committed state calls for is looked at again at the soonest time 
         },
       }),
     );
-    const commit = w.store.commit.bind(w.store);
-    w.store.commit = (batch) => {
-      if (refusedResults === 0 && batch.outbox.some((e) => e.subject.includes('.promotion_rolled_back.'))) {
-        refusedResults++;
-        return Promise.reject(new Error('the store refuses this write'));
-      }
-      return commit(batch);
-    };
+    const results = refuseRollbackResults(w.store, () => results.refused === 0);
     await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
     clock.advance(1_000);
     await w.warden.promote({ model_id: 'm', version: 'v2', elo: 1520 });
@@ -320,7 +319,7 @@ describe('what committed state calls for is looked at again at the soonest time 
       await w.warden.idle();
     }
     await w.warden.evaluate({ model_id: 'm', current_elo: 1400, games_played: 200 });
-    await eventually(() => expect(refusedResults).toBe(1));
+    await eventually(() => expect(results.refused).toBe(1));
     await w.warden.idle();
     expect({ rollbackCalls, state: w.warden.status('m').models[0]!.state }).toEqual({
       rollbackCalls: 1,

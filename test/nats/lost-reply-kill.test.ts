@@ -7,13 +7,12 @@
  * model in cooldown, every input acknowledged.
  */
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { spawnTs, type Child } from '../harness/child-process.ts';
 import { useCuttingProxy } from '../harness/cutting-proxy.ts';
-import { eventually } from '../harness/eventually.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { publishRegression } from '../harness/regression.ts';
-import { chainCuts } from './chain-cuts.ts';
+import { chainCuts, expectChainEndedOnce } from './chain-cuts.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/warden-process.ts', import.meta.url));
 const nats = useSharedNats();
@@ -38,7 +37,6 @@ describe('NATS mode: a write whose answer is lost, and its maker SIGKILLed then'
   CUTS.forEach(({ what, subject, text }, i) => {
     it(`at ${what}: the standby ends the chain, everything once`, async () => {
       const prefix = `lk${i}`;
-      const stream = `${prefix.toUpperCase()}_EVENTS`;
       // The first takes the lease (through the proxy); the second is the standby, straight to the server.
       await using active = await warden(cutting.proxy.url, prefix);
       await active.line('ROLE active');
@@ -48,29 +46,8 @@ describe('NATS mode: a write whose answer is lost, and its maker SIGKILLed then'
       await cut;
       await active.kill('SIGKILL');
       await standby.line('ROLE active', 10_000);
-      const count = async (kind: string) => (await nats.client.stored(`${prefix}.${kind}.>`, stream)).length;
-      await eventually(async () => expect(await count('evt.training_paused')).toBe(1), { timeoutMs: 20_000 });
-      expect(await count('evt.regression_detected')).toBe(1);
-      expect(await count('evt.promotion_rolled_back')).toBe(1);
-      expect(await nats.client.kv(`${prefix}_registry`, MODEL)).toMatchObject({ version: 'v1' });
-      await eventually(
-        async () => {
-          const status = await nats.client.request<{
-            models: Array<{ state: string; production_version: string }>;
-          }>(`${prefix}.cmd.status`, { model_id: MODEL });
-          expect(status.models[0]).toMatchObject({ state: 'cooldown', production_version: 'v1' });
-        },
-        { timeoutMs: 10_000 },
-      );
-      // Every input handled and acknowledged: nothing left to deliver, nothing in hand. (The standby made the
-      // durable again from its acknowledgement floor, so the floor itself is the new consumer's.)
-      await eventually(
-        async () => {
-          const info = await nats.client.jsm.consumers.info(`${prefix.toUpperCase()}_IN`, `${prefix}_inputs`);
-          expect(info.num_pending + info.num_ack_pending).toBe(0);
-        },
-        { timeoutMs: 10_000 },
-      );
+      // The standby made the durable again from its acknowledgement floor, so the floor is the new consumer's.
+      await expectChainEndedOnce(nats.client, prefix, MODEL, `${prefix}_inputs`);
     }, 60_000);
   });
 });
