@@ -102,6 +102,27 @@ const eventIdOf = (record: HistoryRecord): string => String(record.payload.event
 /** What a write changed beyond outbox bookkeeping: the snapshot, the position, or the epoch (a claim). */
 const identityOf = (value: ActorValue | HistoryValue): string =>
   'snapshot' in value ? JSON.stringify([value.snapshot, value.position ?? 0, value.epoch ?? 0]) : '';
+
+/**
+ * Whether a take-over writes this actor at once. A model with nothing in flight (no rollback, no kept
+ * input, a registry pointer in line, no timer, every event published: nearly all of them) is not: nothing
+ * here has to run for it, the intake claims it before applying its first input under the new epoch, and
+ * any write of it is revision-checked and carries the epoch. Claiming those too cost a write per model at
+ * every start and take-over, 10,000 writes at 10,000 models (docs/scaling.md, item 5). Training configs
+ * are few, and take events without that claim: always claimed. A value written before the start-up index
+ * (no `attention`) counts as needing it.
+ */
+function needsClaim(kind: ActorKind | 'history', value: ActorValue | HistoryValue): boolean {
+  if (kind !== 'model') return kind === 'training';
+  const actor = value as ActorValue;
+  return (
+    actor.attention !== false ||
+    (actor.deadline ?? null) !== null ||
+    actor.outbox.length > 0 ||
+    actor.history.length > 0
+  );
+}
+
 /** The same snapshot object, position and epoch: the identity is the same without serializing it. */
 const sameIdentity = (a: ActorValue | HistoryValue, b: ActorValue | HistoryValue): boolean =>
   'snapshot' in a && 'snapshot' in b
@@ -257,32 +278,30 @@ export class KvStore implements StateStore {
   }
 
   /**
-   * Before this instance applies the first input of a model under a new lease epoch: reads the model's
-   * latest committed state from NATS (the runtime follows it) and writes it back marked with the epoch, a
-   * revision-checked write after which NATS refuses every write the previous holder still attempts.
-   */
-  /**
-   * On taking the lease (and after a reconnection): claims every actor this instance knows of, each with a
-   * fresh revision, so that the previous holder can write none of them any more and the runtime here
-   * follows the latest state and runs again what it calls for (a rollback whose result could not be stored
-   * while NATS was away, a timer, kept inputs).
+   * On taking a lease under a new epoch: claims every actor this instance knows of whose state needs the
+   * runtime (see needsClaim), each with a fresh revision, so that the previous holder can write none of
+   * them any more and the runtime here follows the latest state and runs what it calls for (a rollback
+   * whose result could not be stored, a timer, kept inputs).
    */
   async claimAll(
     epoch: number,
     which: (kind: ActorKind, key: string) => boolean = () => true,
   ): Promise<void> {
-    const keys = [...this.cache.keys()]
-      .map(parseKey)
-      .filter((p) => p !== null && p.kind !== 'history' && which(p.kind, p.id));
+    const actors: Array<{ readonly kind: ActorKind; readonly id: string }> = [];
+    for (const [key, cached] of this.cache) {
+      const p = parseKey(key);
+      if (p === null || p.kind === 'history' || !which(p.kind, p.id)) continue;
+      if (needsClaim(p.kind, cached.value)) actors.push({ kind: p.kind, id: p.id });
+    }
     const failures: unknown[] = [];
-    for (let i = 0; i < keys.length; i += 64) {
+    for (let i = 0; i < actors.length; i += 64) {
       await Promise.all(
-        keys.slice(i, i + 64).map((p) =>
-          this.claim(p!.id, epoch, p!.kind as ActorKind, true).catch((error: unknown) => {
+        actors.slice(i, i + 64).map((p) =>
+          this.claim(p.id, epoch, p.kind, true).catch((error: unknown) => {
             failures.push(error);
             // Not told to the runtime: what the actor's state calls for (a rollback, a timer, kept
             // inputs) may wait on this claim. Claimed again once NATS answers (as after a failed commit).
-            this.reclaimLater(p!.kind as ActorKind, p!.id);
+            this.reclaimLater(p.kind, p.id);
           }),
         ),
       );
@@ -325,6 +344,11 @@ export class KvStore implements StateStore {
     );
   }
 
+  /**
+   * Before this instance applies the first input of a model under a new lease epoch: reads the model's
+   * latest committed state from NATS (the runtime follows it) and writes it back marked with the epoch, a
+   * revision-checked write after which NATS refuses every write the previous holder still attempts.
+   */
   async claim(modelId: string, epoch: number, kind: ActorKind = 'model', always = false): Promise<void> {
     const key = actorKey(kind, modelId);
     await this.serial(key, async () => {
