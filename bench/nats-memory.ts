@@ -5,8 +5,11 @@
  * - start: `createNatsAdapters`, `createWarden` and `attach`, in process, until Warden takes inputs;
  * - heap: the JS heap after a full garbage collection, once started, against before the start (per model);
  * - resident: how many model actors the runtime loaded at start (lazy: those whose state needs it).
- * The persisted models are written by a fast path: one model taken through Warden (a promotion and three
- * evaluations), its stored value and registry pointer copied under every other id, not by N inputs.
+ * The persisted models are written by a fast path: one model taken through Warden (a promotion, then 150
+ * evaluations alternating a minor regression and a clean one: a model in service for a while, with a full
+ * timeline of 100 lines), its stored value, timeline and registry pointer copied under every other id, not
+ * by N inputs. (Until 2026-11-29 the template had three evaluations and one timeline line, which hid that
+ * every value then carried its timeline: 21.4 KiB of heap per such model instead of 1.0.)
  * Options: --largest N (default 100000), --rounds R (default 3).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -39,21 +42,26 @@ const start = (url: string, prefix: string) => startNatsInstance(url, prefix);
 async function persist(nc: NatsConnection, url: string, prefix: string, count: number): Promise<void> {
   const w = await start(url, prefix);
   await w.warden.promote({ model_id: TEMPLATE, version: 'v1', elo: 1500 });
-  for (let i = 0; i < 3; i++)
-    await w.warden.evaluate({ model_id: TEMPLATE, current_elo: 1500 - i, games_played: 200 });
+  for (let i = 0; i < 150; i++)
+    await w.warden.evaluate({ model_id: TEMPLATE, current_elo: i % 2 ? 1500 : 1478, games_played: 400 });
   await w.warden.idle();
+  // The timeline's lines move to their bucket a moment after their commit.
+  await new Promise((resolve) => setTimeout(resolve, 500));
   await w.stop();
   const names = natsNames(prefix);
   const kvm = new Kvm(nc);
   const actors = await kvm.open(names.actorBucket);
   const registry = await kvm.open(names.registryBucket);
+  const timelines = await kvm.open(names.timelineBucket);
   const value = (await actors.get(`model.${TEMPLATE}`))!.string().split(TEMPLATE);
   const pointer = (await registry.get(TEMPLATE))!.string().split(TEMPLATE);
+  const timeline = (await timelines.get(`model.${TEMPLATE}`))?.string().split(TEMPLATE) ?? null;
   for (let start = 0; start < count; start += 1_000) {
     const writes: Array<Promise<unknown>> = [];
     for (let i = start; i < Math.min(start + 1_000, count); i++) {
       const id = `model_${i}`;
       writes.push(actors.put(`model.${id}`, value.join(id)), registry.put(id, pointer.join(id)));
+      if (timeline) writes.push(timelines.put(`model.${id}`, timeline.join(id)));
     }
     await Promise.all(writes);
   }

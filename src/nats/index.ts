@@ -246,12 +246,13 @@ export async function createNatsAdapters(
     const kvm = new Kvm(js);
     const buckets = await ensureBuckets(kvm, names, settings);
     // A key request whose connection is lost fails at once, not after the client's request timeout.
-    const [actorKv, trainingKv, registryKv, leaseKv] = [
+    const [actorKv, trainingKv, registryKv, leaseKv, timelineKv] = [
       buckets.actorKv,
       buckets.trainingKv,
       buckets.registryKv,
       buckets.leaseKv,
-    ].map((kv) => withLostAnswers(kv, KV_REQUESTS, link.answers)) as [KV, KV, KV, KV];
+      buckets.timelineKv,
+    ].map((kv) => withLostAnswers(kv, KV_REQUESTS, link.answers)) as [KV, KV, KV, KV, KV];
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
     // The control lease: training configs, rollback events, commands, and with one partition every input.
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
@@ -442,6 +443,7 @@ export async function createNatsAdapters(
     const kvStore = await KvStore.open(
       actorKv,
       trainingKv,
+      timelineKv,
       {
         ...DEFAULT_KV_STORE_OPTIONS,
         ...hooks.store,

@@ -22,8 +22,18 @@ interface ActorValue {
   snapshot: unknown;
   outbox: OutboxEntry[];
   history: HistoryRecord[];
-  /** The newest timeline lines (bounded), written with the snapshot in the same revision-checked write. */
+  /**
+   * Timeline lines committed with the snapshot (in the same revision-checked write) and not yet moved to
+   * the actor's key in the timeline bucket (see moveTimeline), oldest first. Before that bucket, the newest
+   * 100 lines stayed here for good, and every write of the actor carried them (about 21 KiB of 25).
+   */
   timeline?: TimelineEntry[];
+  /**
+   * The number of the newest timeline line the actor ever had (lines are numbered from 1): the lines above
+   * are the last `timeline.length` of them. Absent in values written before the timeline bucket: as many as
+   * the lines held.
+   */
+  timelineSeq?: number;
   /** The input stream sequence of the last input applied (model actors; see ActorRecord.position). */
   position?: number;
   /** The input lease epoch of the instance that last wrote or claimed it. */
@@ -45,8 +55,28 @@ export interface WriteFence {
   readonly epoch: number;
 }
 
-/** Timeline lines kept in an actor's value. */
+/** Timeline lines kept per actor, in its timeline key (at most as many wait in its value to be moved there). */
 const TIMELINE_KEEP = 100;
+
+/**
+ * `<kind>.<key>` in the timeline bucket: an actor's newest lines, oldest first, and the number of the last
+ * line moved there (moving the same lines again adds nothing).
+ */
+interface TimelineValue {
+  lines: TimelineEntry[];
+  through: number;
+}
+
+/** The number of an actor's newest timeline line (see ActorValue.timelineSeq). */
+const lastLineOf = (value: ActorValue | null | undefined): number =>
+  value?.timelineSeq ?? value?.timeline?.length ?? 0;
+
+/** The lines of an actor's value numbered above `through`: those its timeline key does not hold yet. */
+function linesAfter(value: ActorValue | null | undefined, through: number): TimelineEntry[] {
+  const lines = value?.timeline ?? [];
+  const first = lastLineOf(value) - lines.length + 1;
+  return lines.filter((_, i) => first + i > through);
+}
 
 /** `history.<model_id>`: the rollback history of one model, oldest first, bounded. */
 interface HistoryValue {
@@ -205,13 +235,23 @@ export class KvStore implements StateStore {
   private constructor(
     private readonly kv: KV,
     private readonly trainingKv: KV,
+    private readonly timelineKv: KV,
     private readonly options: KvStoreOptions,
     private readonly logger: Logger,
   ) {}
 
-  /** Opens the store once it has read every current value (so that `loadActors` sees everything). */
-  static async open(kv: KV, trainingKv: KV, options: KvStoreOptions, logger: Logger): Promise<KvStore> {
-    const store = new KvStore(kv, trainingKv, options, logger);
+  /**
+   * Opens the store once it has read every current value of the actor bucket (so that `loadActors` sees
+   * everything). The timeline bucket is read on demand only.
+   */
+  static async open(
+    kv: KV,
+    trainingKv: KV,
+    timelineKv: KV,
+    options: KvStoreOptions,
+    logger: Logger,
+  ): Promise<KvStore> {
+    const store = new KvStore(kv, trainingKv, timelineKv, options, logger);
     await store.startWatching();
     let sweeping = false;
     store.sweeper = setInterval(() => {
@@ -372,7 +412,8 @@ export class KvStore implements StateStore {
           // a hiccup): it writes the actor again, and runs what its state calls for (its timer, which may
           // have come due while the lease was not held, its rollback).
           this.tell(kind, modelId, key);
-          if (this.hasPublished(next)) this.track(this.serial(key, () => this.settle(key)));
+          if (this.hasPublished(next) || (next.timeline?.length ?? 0) > 0)
+            this.track(this.serial(key, () => this.settle(key)));
           return;
         } catch (error) {
           if (!isWrongRevision(error)) throw error;
@@ -504,9 +545,14 @@ export class KvStore implements StateStore {
     for (const id of ids) this.remember(id);
     for (const id of ids) {
       const key = this.outboxEntries.get(id)?.key;
-      if (key !== undefined) this.toSettle.add(key);
+      if (key !== undefined) this.settleSoon(key);
     }
-    if (this.toSettle.size === 0 || this.settleTimer !== null || this.closed) return;
+  }
+
+  /** Marks an actor's value for the bookkeeping of settle, done with others a little later. */
+  private settleSoon(key: string): void {
+    this.toSettle.add(key);
+    if (this.settleTimer !== null || this.closed) return;
     this.settleTimer = setTimeout(() => this.settleNow(), SETTLE_DELAY_MS);
   }
 
@@ -556,9 +602,60 @@ export class KvStore implements StateStore {
     return records.slice(0, query.limit).map((r) => r.record);
   }
 
+  /**
+   * The actor's timeline key, and the lines of its value not moved there yet. The value is read first: a
+   * move that comes in between is then found in the key, and no line is shown twice or missed.
+   */
   async timeline(kind: ActorKind, key: string, limit: number): Promise<TimelineEntry[]> {
-    const value = this.cache.get(actorKey(kind, key))?.value as ActorValue | undefined;
-    return (value?.timeline ?? []).slice(-limit).reverse();
+    const id = actorKey(kind, key);
+    const value = this.cache.get(id)?.value as ActorValue | undefined;
+    let moved: TimelineValue;
+    try {
+      moved = await this.readTimeline(id);
+    } catch (error) {
+      throw new WardenError(
+        'unavailable',
+        `the timeline of ${kind} ${key} could not be read from NATS now (${(error as Error).message})`,
+        { retryable: true },
+      );
+    }
+    // The newest TIMELINE_KEEP at most, as the key keeps them: the same lines before and after a move.
+    return [...moved.lines, ...linesAfter(value, moved.through)]
+      .slice(-Math.min(limit, TIMELINE_KEEP))
+      .reverse();
+  }
+
+  private async readTimeline(id: string): Promise<TimelineValue & { revision: number | null }> {
+    const entry = await this.timelineKv.get(id);
+    const text = entryText(entry);
+    if (text === null) return { lines: [], through: 0, revision: entry?.revision ?? null };
+    return { ...(JSON.parse(text) as TimelineValue), revision: entry!.revision };
+  }
+
+  /**
+   * Appends to an actor's timeline key the lines of its value that are not there yet, and records the number
+   * of the last: moving the same lines twice (a crash between this and the write that clears them from the
+   * value) adds nothing.
+   */
+  private async moveTimeline(id: string, value: ActorValue): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.readTimeline(id);
+      const fresh = linesAfter(value, current.through);
+      if (fresh.length === 0) return;
+      const next: TimelineValue = {
+        lines: [...current.lines, ...fresh].slice(-TIMELINE_KEEP),
+        through: lastLineOf(value),
+      };
+      try {
+        const json = JSON.stringify(next);
+        if (current.revision === null) await this.timelineKv.create(id, json);
+        else await this.timelineKv.update(id, json, current.revision);
+        return;
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error;
+      }
+    }
+    throw new Error(`could not move the timeline of ${id}: it kept changing`);
   }
 
   watch(listener: (record: ActorRecord) => void): Unsubscribe {
@@ -649,14 +746,18 @@ export class KvStore implements StateStore {
       // History records stay until settle() has moved them to the history key (dropping them here, once
       // their event is published, would lose them when a commit comes before that move).
       history: [...(previous?.history ?? []), ...part.history],
+      // Moved to the timeline bucket soon after (settle); at most TIMELINE_KEEP wait here meanwhile.
       timeline: [...(previous?.timeline ?? []), ...(part.timeline ?? [])].slice(-TIMELINE_KEEP),
     };
+    const timelineSeq = lastLineOf(previous) + (part.timeline?.length ?? 0);
+    if (timelineSeq > 0) value.timelineSeq = timelineSeq;
     const json = JSON.stringify(value);
     try {
       const revision = await this.write(key, json, expected);
       for (const entry of carried) this.mine.add(entry.id);
       for (const entry of part.outbox) this.mine.add(entry.id);
       this.store(key, revision, value, true);
+      if (value.timeline!.length > 0) this.settleSoon(key);
       if (actor.kind === 'training') this.track(this.project(actor.key));
       return carried.length > 0 ? { ok: true, revision, carried } : { ok: true, revision };
     } catch (error) {
@@ -801,24 +902,31 @@ export class KvStore implements StateStore {
   // ---------------------------------------------------------------------------------------------
   // Moving published entries on
 
-  /** Clears an actor's published outbox entries, moving their history records to the history key first. */
+  /**
+   * Clears an actor's published outbox entries, moving their history records to the history key first, and
+   * moves its timeline lines to its timeline key.
+   */
   private async settle(key: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const cached = this.cache.get(key);
       if (!cached || !('outbox' in cached.value)) return;
       const value = cached.value;
-      if (!this.hasPublished(value)) return;
+      const lines = value.timeline ?? [];
+      if (!this.hasPublished(value) && lines.length === 0) return;
       const moving = value.history.filter((h) => this.published.has(eventIdOf(h)));
       const modelId = parseKey(key)!.id;
       if (moving.length > 0) await this.appendHistory(modelId, moving);
+      if (lines.length > 0) await this.moveTimeline(key, value);
       // Only the records moved leave the value: an event published during the move above has its record
-      // still to move (the next pass does it).
+      // still to move (the next pass does it). Lines committed meanwhile make the write below conflict.
       const moved = new Set(moving);
+      const timelineSeq = lastLineOf(value);
       const next: ActorValue = {
         ...value,
         outbox: value.outbox.filter((e) => !this.published.has(e.id)),
         history: value.history.filter((h) => !moved.has(h)),
-        timeline: value.timeline ?? [],
+        timeline: [],
+        ...(timelineSeq > 0 ? { timelineSeq } : {}),
       };
       try {
         const revision = await this.write(key, JSON.stringify(next), cached.revision);

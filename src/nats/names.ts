@@ -12,6 +12,8 @@ export interface NatsNames {
   readonly actorBucket: string;
   /** The training-config status trainers read: key = config key. */
   readonly trainingBucket: string;
+  /** Each actor's timeline (its newest lines): key = `<kind>.<key>`, read on demand, never watched. */
+  readonly timelineBucket: string;
   /** The built-in registry's production pointer: key = model id. */
   readonly registryBucket: string;
   /** Leases (entries expire unless renewed): which instance takes the inputs. */
@@ -29,6 +31,7 @@ export function natsNames(prefix: string): NatsNames {
     eventStream: `${upper}_EVENTS`,
     actorBucket: `${prefix}_actors`,
     trainingBucket: `${prefix}_training`,
+    timelineBucket: `${prefix}_timeline`,
     registryBucket: `${prefix}_registry`,
     leaseBucket: `${prefix}_leases`,
     commandQueue: `${prefix}_commands`,

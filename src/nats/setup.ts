@@ -119,19 +119,20 @@ async function ensureBucket(kvm: Kvm, name: string, options: Partial<KvOptions>)
   }
 }
 
-/** Warden's four KV buckets: actor state, training state, the registry, and the leases. */
+/** Warden's KV buckets: actor state, training state, the registry, the leases, and the actors' timelines. */
 export async function ensureBuckets(
   kvm: Kvm,
   names: NatsNames,
   settings: JetStreamSettings,
-): Promise<{ actorKv: KV; trainingKv: KV; registryKv: KV; leaseKv: KV }> {
-  const [actorKv, trainingKv, registryKv, leaseKv] = await Promise.all([
+): Promise<{ actorKv: KV; trainingKv: KV; registryKv: KV; leaseKv: KV; timelineKv: KV }> {
+  const [actorKv, trainingKv, registryKv, leaseKv, timelineKv] = await Promise.all([
     ensureBucket(kvm, names.actorBucket, { history: 1, storage: 'file' }),
     ensureBucket(kvm, names.trainingBucket, { history: 10, storage: 'file' }),
     ensureBucket(kvm, names.registryBucket, { history: 10, storage: 'file' }),
     ensureBucket(kvm, names.leaseBucket, { history: 1, storage: 'file', ttl: settings.leaseTtlMs }),
+    ensureBucket(kvm, names.timelineBucket, { history: 1, storage: 'file' }),
   ]);
-  return { actorKv, trainingKv, registryKv, leaseKv };
+  return { actorKv, trainingKv, registryKv, leaseKv, timelineKv };
 }
 
 export interface DurableSpec {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import { connectClient, type TestClient } from '../harness/nats-client.ts';
 import { startNatsWarden, type NatsWarden } from '../harness/nats-warden.ts';
@@ -96,6 +97,24 @@ describe("nats.conf's users", () => {
       ok: true,
       models: [{ production_version: 'v1' }],
     });
+    // The model's timeline lines move to its key in the timeline bucket, which the warden user writes.
+    // (Read as the warden user, with its default reply inboxes.)
+    const asWarden = await connect({
+      servers: `nats://127.0.0.1:${server.port}`,
+      user: 'warden',
+      pass: PASSWORDS.WARDEN_NATS_PASSWORD,
+    });
+    try {
+      const timelines = await new Kvm(asWarden).open('warden_timeline');
+      await eventually(async () => {
+        const moved = (await timelines.get('model.hex8_2p'))?.json<{ lines: Array<{ event: string }> }>();
+        expect(moved?.lines.map((l) => l.event)).toContain('ROLLBACK_REQUESTED');
+      });
+    } finally {
+      await asWarden.close();
+    }
+    const shown = await warden.warden.store.timeline!('model', 'hex8_2p', 100);
+    expect(shown.map((l) => l.event)).toContain('ROLLBACK_REQUESTED');
   });
 
   it('let an operator read the events, the registry and the training state', async () => {

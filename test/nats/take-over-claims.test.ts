@@ -31,6 +31,16 @@ async function revisions(prefix: string): Promise<number[]> {
   return out;
 }
 
+/** Once every model's value is done with (its promotion's timeline line moved to the timeline bucket). */
+async function settledRevisions(prefix: string): Promise<number[]> {
+  const actors = await new Kvm(nats.client.nc).open(`${prefix}_actors`);
+  await eventually(async () => {
+    for (let i = 0; i < MODELS; i++)
+      expect((await actors.get(`model.m${i}`))!.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+  });
+  return revisions(prefix);
+}
+
 /** The input leases the instances started from now on take, newest last. */
 function inputLeases(): Lease[] {
   const leases: Lease[] = [];
@@ -126,7 +136,7 @@ describe('a hiccup of the input lease', () => {
     const prefix = 'hiccupconn';
     const { w, lease } = await withModels(prefix);
     await using _ = w;
-    const before = await revisions(prefix);
+    const before = await settledRevisions(prefix);
     const epoch = lease.epoch;
 
     // A registry write whose answer is lost: the connection goes, and the client reconnects. (Not a lease
@@ -146,7 +156,7 @@ describe('a hiccup of the input lease', () => {
     const prefix = 'hiccupretake';
     const { w, lease } = await withModels(prefix);
     await using _ = w;
-    const before = await revisions(prefix);
+    const before = await settledRevisions(prefix);
     const epoch = lease.epoch;
 
     // What the watchdog does on a late renewal, then what the next attempt does when the entry is still its own.

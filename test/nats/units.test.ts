@@ -258,16 +258,17 @@ describe('the KV store', () => {
   });
 
   /** Its two buckets, fresh, under `name`. */
-  async function buckets(name: string): Promise<{ kv: KV; trainingKv: KV }> {
+  async function buckets(name: string): Promise<{ kv: KV; trainingKv: KV; timelineKv: KV }> {
     const kvm = new Kvm(jetstream(nc));
     return {
       kv: await kvm.create(`${name}_actors`, { history: 1 }),
       trainingKv: await kvm.create(`${name}_training`, { history: 1 }),
+      timelineKv: await kvm.create(`${name}_timeline`, { history: 1 }),
     };
   }
 
   it('while no event can be published, says so in one line per sweep, not one per actor', async () => {
-    const { kv, trainingKv } = await buckets('sweep');
+    const { kv, trainingKv, timelineKv } = await buckets('sweep');
     // Three actors whose events another instance committed and never published.
     for (const id of ['a', 'b', 'c']) {
       const entry = { id: `${id}.e1`, subject: `warden.evt.alert.${id}`, payload: { event_id: `${id}.e1` } };
@@ -282,6 +283,7 @@ describe('the KV store', () => {
     const store = await KvStore.open(
       kv,
       trainingKv,
+      timelineKv,
       {
         ...DEFAULT_KV_STORE_OPTIONS,
         strandedAfterMs: 0,
@@ -308,10 +310,11 @@ describe('the KV store', () => {
   });
 
   it("tells its watchers of other writers' commits, not of its own: the watch's copy of its own write is not taken for another's", async () => {
-    const { kv, trainingKv } = await buckets('own');
+    const { kv, trainingKv, timelineKv } = await buckets('own');
     const store = await KvStore.open(
       kv,
       trainingKv,
+      timelineKv,
       { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
       pino({ level: 'silent' }),
     );
@@ -353,7 +356,7 @@ describe('the KV store', () => {
   });
 
   it('clears published events from the values of the actors that hold them, soon after they are marked published, and moves their history on', async () => {
-    const { kv, trainingKv } = await buckets('settle');
+    const { kv, trainingKv, timelineKv } = await buckets('settle');
     const entry = (id: string) => ({
       id: `${id}.e1`,
       subject: `warden.evt.promotion_rolled_back.${id}`,
@@ -375,6 +378,7 @@ describe('the KV store', () => {
     const store = await KvStore.open(
       kv,
       trainingKv,
+      timelineKv,
       { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
       pino({ level: 'silent' }),
     );
@@ -398,7 +402,7 @@ describe('the KV store', () => {
   });
 
   it('moves a history record whose event is published while an earlier one is being moved, never drops it', async () => {
-    const { kv: raw, trainingKv } = await buckets('histrace');
+    const { kv: raw, trainingKv, timelineKv } = await buckets('histrace');
     const entry = (n: number) => ({
       id: `m.e${n}`,
       subject: 'warden.evt.promotion_rolled_back.m',
@@ -436,6 +440,7 @@ describe('the KV store', () => {
     store = await KvStore.open(
       kv,
       trainingKv,
+      timelineKv,
       { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
       pino({ level: 'silent' }),
     );
@@ -458,7 +463,7 @@ describe('the KV store', () => {
   });
 
   it("a process killed between the history move's two writes leaves each record once, and the next instance finishes the move", async () => {
-    const { kv: raw, trainingKv } = await buckets('histkill');
+    const { kv: raw, trainingKv, timelineKv } = await buckets('histkill');
     const entry = {
       id: 'k.e1',
       subject: 'warden.evt.promotion_rolled_back.k',
@@ -483,7 +488,7 @@ describe('the KV store', () => {
     });
     const silent = pino({ level: 'silent' });
     const options = { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined };
-    const first = await KvStore.open(dying, trainingKv, options, silent);
+    const first = await KvStore.open(dying, trainingKv, timelineKv, options, silent);
     try {
       await first.markPublished(['k.e1']);
       await eventually(async () => expect(await raw.get('history.k')).not.toBeNull());
@@ -501,6 +506,7 @@ describe('the KV store', () => {
     const next = await KvStore.open(
       raw,
       trainingKv,
+      timelineKv,
       {
         ...options,
         strandedAfterMs: 0,
@@ -529,7 +535,7 @@ describe('the KV store', () => {
   });
 
   it('finds a long input id applied before as the model remembers it (digested), and as an earlier build stored it', async () => {
-    const { kv, trainingKv } = await buckets('applied');
+    const { kv, trainingKv, timelineKv } = await buckets('applied');
     const uuid = '0b7f4f8e-9a2d-4c51-8e0f-5d2b7a9c1e34';
     const value = (machine: string, ids: string[]) =>
       JSON.stringify({
@@ -543,6 +549,7 @@ describe('the KV store', () => {
     const store = await KvStore.open(
       kv,
       trainingKv,
+      timelineKv,
       { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
       pino({ level: 'silent' }),
     );

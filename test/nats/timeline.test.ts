@@ -1,0 +1,185 @@
+/**
+ * NATS mode keeps each actor's timeline in its own key of the timeline bucket, read on demand. The lines are
+ * committed with the snapshot (the same revision-checked write, so none is lost) and moved to that key soon
+ * after; the actor's value then holds only the lines not moved yet, and numbers them, so that a move made
+ * twice (a crash between it and the write that clears them) shows no line twice. Before, the value kept the
+ * newest 100 lines for good: every write of a long-lived model carried about 21 KiB of timeline in a value
+ * of 25, and every instance held them all in its copy of the bucket (21.4 KiB of heap per model instead of
+ * 1.0, docs/performance.md).
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import fc from 'fast-check';
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { TimelineEntry } from '../../src/actors/ports.ts';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
+import { eventually } from '../harness/eventually.ts';
+import { startNatsWarden } from '../harness/nats-warden.ts';
+import '../harness/property-budget.ts';
+import { useSharedNats } from '../harness/shared-nats.ts';
+
+const nats = useSharedNats();
+afterEach(() => vi.restoreAllMocks());
+const silent = pino({ level: 'silent' });
+
+const line = (n: number): TimelineEntry => ({
+  at: n * 1000,
+  kind: 'model',
+  key: 'p',
+  event: 'EVALUATED',
+  outcome: 'regression',
+  from: 'healthy',
+  to: 'healthy',
+  by: null,
+  summary: `line ${n}`,
+});
+
+let bucketsMade = 0;
+async function buckets(): Promise<{ kv: KV; trainingKv: KV; timelineKv: KV }> {
+  const name = `tl${bucketsMade++}`;
+  const kvm = new Kvm(jetstream(nats.client.nc));
+  return {
+    kv: await kvm.create(`${name}_actors`, { history: 1 }),
+    trainingKv: await kvm.create(`${name}_training`, { history: 1 }),
+    timelineKv: await kvm.create(`${name}_timeline`, { history: 1 }),
+  };
+}
+
+const open = (b: { kv: KV; trainingKv: KV; timelineKv: KV }) =>
+  KvStore.open(
+    b.kv,
+    b.trainingKv,
+    b.timelineKv,
+    { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
+    silent,
+  );
+
+/** The store's bookkeeping for the actors marked so far, now, and until it is done. */
+async function settleNow(store: KvStore): Promise<void> {
+  const internals = store as unknown as { settleNow(): void; tasks: Set<Promise<unknown>> };
+  internals.settleNow();
+  await Promise.all([...internals.tasks]);
+}
+
+const summaries = (lines: readonly TimelineEntry[]) => lines.map((l) => l.summary);
+/** What the timeline shows after lines 1..n were committed: the newest 100, newest first. */
+const expected = (n: number) => Array.from({ length: Math.min(n, 100) }, (_, i) => `line ${n - i}`);
+
+describe('the timeline in NATS mode', () => {
+  it("a long-lived model's value stays small, and its timeline shows its newest 100 lines once each", async () => {
+    const clock = new ManualClock();
+    await using w = await startNatsWarden(nats.server.url, {
+      config: { detection: { mode: 'threshold' }, nats: { prefix: 'tllong' } },
+      clock,
+    });
+    await w.warden.promote({ model_id: 'm', version: 'v1', elo: 1500 });
+    // A minor regression (announced), then a clean evaluation (cleared): a line each.
+    for (let i = 0; i < 150; i++) {
+      clock.advance(1_000);
+      await w.warden.evaluate({ model_id: 'm', current_elo: i % 2 ? 1500 : 1478, games_played: 400 });
+    }
+    await w.settled();
+    const actors = await new Kvm(nats.client.nc).open('tllong_actors');
+    await eventually(async () => {
+      const entry = (await actors.get('model.m'))!;
+      expect(entry.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+      expect(entry.length).toBeLessThan(4096);
+    });
+    const shown = await w.warden.store.timeline!('model', 'm', 200);
+    expect(shown).toHaveLength(100);
+    expect(shown[0]!.summary).toMatch(/cleared/); // the 150th evaluation, the newest line
+    const times = shown.map((l) => l.at);
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+    expect(new Set(times).size).toBe(100);
+  });
+
+  it('a value written before the timeline bucket (its newest 100 lines, unnumbered) shows them, and they move on its next commit', async () => {
+    const b = await buckets();
+    await b.kv.put(
+      'model.p',
+      JSON.stringify({
+        snapshot: {},
+        outbox: [],
+        history: [],
+        timeline: Array.from({ length: 100 }, (_, i) => line(i + 1)),
+      }),
+    );
+    const store = await open(b);
+    try {
+      expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(100));
+      const revision = (await b.kv.get('model.p'))!.revision;
+      await store.commit({
+        actors: [{ kind: 'model', key: 'p', revision, snapshot: {} }],
+        outbox: [],
+        history: [],
+        timeline: [line(101)],
+      });
+      await settleNow(store);
+      expect((await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+      expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(101));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('whatever fails between the commits, the moves and the writes that clear them, every line shows once, in order', async () => {
+    // Each step commits some lines, then: no bookkeeping yet; the bookkeeping; the move made but the write
+    // that clears the lines failing; or a restart (a new store over the same buckets, the bookkeeping
+    // that was due never done).
+    const step = fc.record({
+      lines: fc.integer({ min: 1, max: 40 }),
+      then: fc.constantFrom('nothing', 'settle', 'move only', 'restart'),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+        const b = await buckets();
+        let store = await open(b);
+        let revision = 0;
+        let committed = 0;
+        try {
+          for (const { lines, then } of steps) {
+            const fresh = Array.from({ length: lines }, (_, i) => line(committed + i + 1));
+            committed += lines;
+            await store.commit({
+              actors: [{ kind: 'model', key: 'p', revision, snapshot: { n: committed } }],
+              outbox: [],
+              history: [],
+              timeline: fresh,
+            });
+            if (then === 'settle') await settleNow(store);
+            if (then === 'move only') {
+              const internals = store as unknown as { write: (...args: unknown[]) => Promise<number> };
+              const write = vi
+                .spyOn(internals, 'write')
+                .mockRejectedValueOnce(new Error('the connection was lost'));
+              await settleNow(store);
+              write.mockRestore();
+            }
+            if (then === 'restart') {
+              await store.close();
+              store = await open(b);
+            }
+            revision = (await b.kv.get('model.p'))!.revision;
+            expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(committed));
+          }
+          // Once the bookkeeping is done, the value holds no line, and the timeline reads the same.
+          await store.commit({
+            actors: [{ kind: 'model', key: 'p', revision, snapshot: { n: committed } }],
+            outbox: [],
+            history: [],
+            timeline: [],
+          });
+          await settleNow(store);
+          const value = (await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>();
+          expect(value.timeline).toEqual([]);
+          expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(committed));
+        } finally {
+          await store.close();
+        }
+      }),
+      { numRuns: 25 },
+    );
+  }, 120_000);
+});
