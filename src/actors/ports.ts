@@ -138,6 +138,12 @@ export interface IndexEntry {
   readonly key: string;
   readonly deadline: number | null;
   readonly attention: boolean;
+  /**
+   * The committed revision of the actor this entry was read from. A store that writes the index apart
+   * from the commits, later (NATS: after the key's other writes), writes nothing if the actor was committed
+   * again since: that commit carries its own index, and this one would contradict it.
+   */
+  readonly revision?: number;
 }
 
 export interface OutboxEntry {

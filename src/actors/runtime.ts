@@ -1544,7 +1544,7 @@ export class ActorRuntime {
   }
 
   private indexEntry(host: Host): IndexEntry {
-    return { kind: host.kind, key: host.key, ...this.indexOf(host, false) };
+    return { kind: host.kind, key: host.key, revision: host.revision, ...this.indexOf(host, false) };
   }
 
   /**

@@ -257,7 +257,7 @@ describe('the KV store', () => {
     await server?.[Symbol.asyncDispose]();
   });
 
-  /** Its two buckets, fresh, under `name`. */
+  /** Its three buckets, fresh, under `name`. */
   async function buckets(name: string): Promise<{ kv: KV; trainingKv: KV; timelineKv: KV }> {
     const kvm = new Kvm(jetstream(nc));
     return {
@@ -531,6 +531,48 @@ describe('the KV store', () => {
       ]);
     } finally {
       await next.close();
+    }
+  });
+
+  it('writes no start-up index read from an actor committed again since (the later commit wrote its own)', async () => {
+    // Seen in partitions-outage.test.ts: the index of a healthy model (attention cleared after its promotion)
+    // waited behind the key's other writes, and landed on top of the model's detection. The model, rolling
+    // back, was marked as needing nothing; after a take-over nobody ran its rollback.
+    const { kv, trainingKv, timelineKv } = await buckets('index');
+    const store = await KvStore.open(
+      kv,
+      trainingKv,
+      timelineKv,
+      { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
+      pino({ level: 'silent' }),
+    );
+    try {
+      const commit = async (revision: number, state: string, attention: boolean) =>
+        (
+          await store.commit({
+            actors: [{ kind: 'model', key: 'p', revision, snapshot: { state }, attention }],
+            outbox: [],
+            history: [],
+          })
+        )[0]!;
+      const healthy = await commit(0, 'healthy', true); // a promotion: its registry write to come
+      const rollingBack = await commit(healthy, 'rollingBack', true);
+      const stored = () => kv.get('model.p').then((e) => e!.json<{ attention: boolean }>());
+
+      // Read while the model was healthy (its promotion's write done), written after the detection: nothing.
+      await store.saveIndex([
+        { kind: 'model', key: 'p', deadline: null, attention: false, revision: healthy },
+      ]);
+      expect((await kv.get('model.p'))!.revision).toBe(rollingBack);
+      expect((await stored()).attention).toBe(true);
+
+      // Read from the current commit: written.
+      await commit(rollingBack, 'healthy', true).then((revision) =>
+        store.saveIndex([{ kind: 'model', key: 'p', deadline: null, attention: false, revision }]),
+      );
+      expect((await stored()).attention).toBe(false);
+    } finally {
+      await store.close();
     }
   });
 
