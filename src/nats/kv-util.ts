@@ -20,14 +20,21 @@ export const isoTime = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString();
 
 /**
- * The promise's outcome, or a rejection once `ms` have passed (the work itself goes on, unobserved). For
- * loops whose steps follow one another: a request sent while NATS was away can go unanswered for the
- * client's whole request timeout (5 s by default), and would hold every later step back that long.
+ * The promise's outcome, or a rejection once `ms` have passed (the work itself goes on, unobserved), unless
+ * its answer came in time and only waits to be read. For loops whose steps follow one another: a request
+ * sent while NATS was away can go unanswered for the client's whole request timeout (5 s by default), and
+ * would hold every later step back that long.
  */
 export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer from NATS within ${ms} ms`)), ms);
+    // Decided after the sockets are read: timers run at the start of a turn of the event loop, so one that
+    // expired while the process was busy (a long batch, a pause of the garbage collector) would otherwise
+    // run before an answer that came in time, and take the process's lateness for NATS's.
+    timer = setTimeout(
+      () => setImmediate(() => reject(new Error(`${what}: no answer from NATS within ${ms} ms`))),
+      ms,
+    );
     timer.unref();
   });
   work.catch(() => undefined); // a late failure after the deadline is not an unhandled rejection

@@ -159,7 +159,7 @@ export class Lease {
     this.nudged = false;
     const attempt = ++this.attempts;
     try {
-      await withDeadline(this.attempt(attempt, timeout, sentAt), timeout, `lease ${this.key}`);
+      await withDeadline(this.attempt(attempt, sentAt), timeout, `lease ${this.key}`);
       if (this.held) this.knowRole();
     } catch (error) {
       if (this.held && isWrongRevision(error)) {
@@ -176,13 +176,16 @@ export class Lease {
       return;
     }
     // Renew well within the TTL; stand-bys look more often, so that a dead holder is replaced soon after
-    // its entry expires.
+    // its entry expires. Counted from when this attempt was sent, not from when its answer was read: on a
+    // busy process (half a second between turns of the event loop under a burst of inputs) the answer is
+    // read late, and waiting a whole period after that left 1.4 s between renewals, and the lease let go.
+    const period = this.held ? this.ttlMs / 4 : this.ttlMs / 8;
     this.timer = setTimeout(
       () => {
         this.timer = null;
         this.ticking = this.tick();
       },
-      this.nudged ? 0 : this.held ? this.ttlMs / 4 : this.ttlMs / 8,
+      this.nudged ? 0 : Math.max(0, sentAt + period - performance.now()),
     );
     this.timer.unref();
   }
@@ -194,10 +197,12 @@ export class Lease {
    * changes nothing when its answer comes: if its write went through, the next attempt finds the entry
    * still ours and takes it back, or finds its revision moved and lets the lease go, as for any loss.
    */
-  private async attempt(attempt: number, timeout: number, sentAt: number): Promise<void> {
+  private async attempt(attempt: number, sentAt: number): Promise<void> {
     const current = () => attempt === this.attempts && !this.stopped;
     if (this.held) {
-      const revision = await this.kv.update(this.key, this.holder, this.revision, timeout);
+      // The client's own timeout is longer than the attempt's deadline, which bounds the wait: the client's
+      // timer would fire before an answer that came while the process was busy is read (see withDeadline).
+      const revision = await this.kv.update(this.key, this.holder, this.revision, this.ttlMs);
       if (current()) this.renewed(revision, sentAt);
       return;
     }
@@ -216,7 +221,7 @@ export class Lease {
       // Written since (an attempt given up whose write went through, perhaps after another instance held
       // and lost it): a new epoch, above any that other holder used.
       epoch = entry.revision > this.revision || this.currentEpoch === 0 ? entry.revision : this.currentEpoch;
-      revision = await this.kv.update(this.key, this.holder, entry.revision, timeout);
+      revision = await this.kv.update(this.key, this.holder, entry.revision, this.ttlMs);
     }
     if (!current()) return;
     this.renewed(revision, sentAt);
