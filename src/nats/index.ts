@@ -468,11 +468,12 @@ export async function createNatsAdapters(
     // A new holder claims at once the actors whose state needs it (KvStore.claimAll): from then on the
     // previous holder can write none of them, and the runtime here follows their latest state and runs what
     // it calls for (rollbacks, timers, and the registry pointer brought in line after a crash between a
-    // commit and its registry write). Once per epoch: a lease taken back under the same epoch (a late renewal let it go, and nobody took it
-    // in between) or kept through a reconnection had no other holder, so there is nobody to fence and no
-    // state written elsewhere to follow. Claiming again there cost a write per actor (10,000 writes for a
-    // second's stall at 10,000 models); what the lapse held back (a timer come due, a rollback, a commit
-    // refused) is taken up by the runtime's own look every second and the store's reclaim of that actor.
+    // commit and its registry write). Once per epoch: a lease taken back under the same epoch (a late
+    // renewal let it go, and nobody took it in between) or kept through a reconnection had no other holder,
+    // so there is nobody to fence and no state written elsewhere to follow. Claiming again there cost a
+    // write per actor (10,000 writes for a second's stall at 10,000 models); what the lapse held back (a
+    // timer come due, a rollback, a commit refused) is taken up by the runtime's own look every second and
+    // the store's reclaim of that actor.
     const claimedEpoch = new WeakMap<Lease, number>();
     const claim = (lease: Lease, which: (kind: ActorKind, key: string) => boolean): void => {
       if (!lease.isHeld || claimedEpoch.get(lease) === lease.epoch) return;

@@ -178,7 +178,7 @@ export class Lease {
     // Renew well within the TTL; stand-bys look more often, so that a dead holder is replaced soon after
     // its entry expires. Counted from when this attempt was sent, not from when its answer was read: on a
     // busy process (half a second between turns of the event loop under a burst of inputs) the answer is
-    // read late, and waiting a whole period after that left 1.4 s between renewals, and the lease let go.
+    // read late, and waiting a whole period after that stretched the renewals toward the lease's validity.
     const period = this.held ? this.ttlMs / 4 : this.ttlMs / 8;
     this.timer = setTimeout(
       () => {
