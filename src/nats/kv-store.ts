@@ -311,6 +311,12 @@ export class KvStore implements StateStore {
     return this.options.fence ? this.options.fence(kind, key).isHeld : true;
   }
 
+  /** `owns`, for a key of the bucket (`model.<id>`, `training.<key>`); never for history keys. */
+  private ownsKey(key: string): boolean {
+    const parsed = parseKey(key);
+    return parsed !== null && parsed.kind !== 'history' && this.owns(parsed.kind, parsed.id);
+  }
+
   /** The stream sequence of the last input the model applied, as committed (0: none). */
   appliedPosition(modelId: string): number {
     const cached = this.cache.get(actorKey('model', modelId));
@@ -974,8 +980,11 @@ export class KvStore implements StateStore {
     const stranded = new Set<string>();
     for (const [key, cached] of this.cache) {
       if (!('outbox' in cached.value)) continue;
-      // Published entries or history records a settle did not clear (it failed, or a commit came first).
+      // Published entries or history records a settle did not clear (it failed, or a commit came first),
+      // and timeline lines a settle did not move (NATS away then) of an actor this instance writes: a model
+      // that commits nothing more would keep them in its value for good.
       if (this.hasPublished(cached.value)) this.toSettle.add(key);
+      else if ((cached.value.timeline?.length ?? 0) > 0 && this.ownsKey(key)) this.toSettle.add(key);
       for (const entry of cached.value.outbox) {
         if (this.published.has(entry.id)) continue;
         if (now - (this.outboxEntries.get(entry.id)?.since ?? now) < this.options.strandedAfterMs) continue;

@@ -7,22 +7,20 @@
  * of 25, and every instance held them all in its copy of the bucket (21.4 KiB of heap per model instead of
  * 1.0, docs/performance.md).
  */
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import fc from 'fast-check';
-import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TimelineEntry } from '../../src/actors/ports.ts';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
-import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
+import type { KvStore } from '../../src/nats/kv-store.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import '../harness/property-budget.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { openStore, storeBuckets, type StoreBuckets } from './kv-store-buckets.ts';
 
 const nats = useSharedNats();
 afterEach(() => vi.restoreAllMocks());
-const silent = pino({ level: 'silent' });
 
 const line = (n: number): TimelineEntry => ({
   at: n * 1000,
@@ -37,24 +35,8 @@ const line = (n: number): TimelineEntry => ({
 });
 
 let bucketsMade = 0;
-async function buckets(): Promise<{ kv: KV; trainingKv: KV; timelineKv: KV }> {
-  const name = `tl${bucketsMade++}`;
-  const kvm = new Kvm(jetstream(nats.client.nc));
-  return {
-    kv: await kvm.create(`${name}_actors`, { history: 1 }),
-    trainingKv: await kvm.create(`${name}_training`, { history: 1 }),
-    timelineKv: await kvm.create(`${name}_timeline`, { history: 1 }),
-  };
-}
-
-const open = (b: { kv: KV; trainingKv: KV; timelineKv: KV }) =>
-  KvStore.open(
-    b.kv,
-    b.trainingKv,
-    b.timelineKv,
-    { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
-    silent,
-  );
+const buckets = () => storeBuckets(nats.client.nc, `tl${bucketsMade++}`);
+const open = (b: StoreBuckets) => openStore(b, { sweepEveryMs: 600_000 });
 
 /** The store's bookkeeping for the actors marked so far, now, and until it is done. */
 async function settleNow(store: KvStore): Promise<void> {
@@ -119,6 +101,32 @@ describe('the timeline in NATS mode', () => {
       await settleNow(store);
       expect((await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline).toEqual([]);
       expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(101));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('lines a move could not take (NATS away) are moved at the next sweep, with no other commit of the actor', async () => {
+    const b = await buckets();
+    const store = await open(b);
+    try {
+      await store.commit({
+        actors: [{ kind: 'model', key: 'p', revision: 0, snapshot: {} }],
+        outbox: [],
+        history: [],
+        timeline: [line(1), line(2)],
+      });
+      // The move's read of the timeline key fails: the lines stay in the value.
+      const get = vi.spyOn(b.timelineKv, 'get').mockRejectedValueOnce(new Error('NATS is away'));
+      await settleNow(store);
+      expect(get).toHaveBeenCalled();
+      expect((await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline).toHaveLength(2);
+
+      const internals = store as unknown as { sweep(): Promise<void>; tasks: Set<Promise<unknown>> };
+      await internals.sweep();
+      await Promise.all([...internals.tasks]);
+      expect((await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+      expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(2));
     } finally {
       await store.close();
     }

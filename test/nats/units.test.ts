@@ -12,6 +12,7 @@ import { rememberedId } from '../../src/machines/remembered-id.ts';
 import { eventually } from '../harness/eventually.ts';
 import pino from 'pino';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
+import { openStore, storeBuckets } from './kv-store-buckets.ts';
 
 describe('subject coverage', () => {
   it.each([
@@ -257,15 +258,7 @@ describe('the KV store', () => {
     await server?.[Symbol.asyncDispose]();
   });
 
-  /** Its three buckets, fresh, under `name`. */
-  async function buckets(name: string): Promise<{ kv: KV; trainingKv: KV; timelineKv: KV }> {
-    const kvm = new Kvm(jetstream(nc));
-    return {
-      kv: await kvm.create(`${name}_actors`, { history: 1 }),
-      trainingKv: await kvm.create(`${name}_training`, { history: 1 }),
-      timelineKv: await kvm.create(`${name}_timeline`, { history: 1 }),
-    };
-  }
+  const buckets = (name: string) => storeBuckets(nc, name);
 
   it('while no event can be published, says so in one line per sweep, not one per actor', async () => {
     const { kv, trainingKv, timelineKv } = await buckets('sweep');
@@ -311,13 +304,7 @@ describe('the KV store', () => {
 
   it("tells its watchers of other writers' commits, not of its own: the watch's copy of its own write is not taken for another's", async () => {
     const { kv, trainingKv, timelineKv } = await buckets('own');
-    const store = await KvStore.open(
-      kv,
-      trainingKv,
-      timelineKv,
-      { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
-      pino({ level: 'silent' }),
-    );
+    const store = await openStore({ kv, trainingKv, timelineKv });
     const heard: Array<{ key: string; revision: number }> = [];
     const unwatch = store.watch((record) => heard.push({ key: record.key, revision: record.revision }));
     const snapshot = (n: number) => ({ machine: 'model.v3', snapshot: { value: 'healthy', context: { n } } });
@@ -375,13 +362,7 @@ describe('the KV store', () => {
       );
     }
     // The sweeper would clear them too, but not within this test: only the marking can.
-    const store = await KvStore.open(
-      kv,
-      trainingKv,
-      timelineKv,
-      { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
-      pino({ level: 'silent' }),
-    );
+    const store = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
     const outboxOf = async (id: string) =>
       ((await kv.get(`model.${id}`))!.json() as { outbox: unknown[] }).outbox.length;
     try {
@@ -437,13 +418,7 @@ describe('the KV store', () => {
         };
       },
     });
-    store = await KvStore.open(
-      kv,
-      trainingKv,
-      timelineKv,
-      { ...DEFAULT_KV_STORE_OPTIONS, sweepEveryMs: 600_000, publish: async () => undefined },
-      pino({ level: 'silent' }),
-    );
+    store = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
     try {
       await store.markPublished(['m.e1']);
       await eventually(async () =>
@@ -539,13 +514,7 @@ describe('the KV store', () => {
     // waited behind the key's other writes, and landed on top of the model's detection. The model, rolling
     // back, was marked as needing nothing; after a take-over nobody ran its rollback.
     const { kv, trainingKv, timelineKv } = await buckets('index');
-    const store = await KvStore.open(
-      kv,
-      trainingKv,
-      timelineKv,
-      { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
-      pino({ level: 'silent' }),
-    );
+    const store = await openStore({ kv, trainingKv, timelineKv });
     try {
       const commit = async (revision: number, state: string, attention: boolean) =>
         (
@@ -588,13 +557,7 @@ describe('the KV store', () => {
       });
     await kv.put('model.now', value('model.v3', ['short-1', rememberedId(uuid)]));
     await kv.put('model.before', value('model.v2', ['short-1', uuid]));
-    const store = await KvStore.open(
-      kv,
-      trainingKv,
-      timelineKv,
-      { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined },
-      pino({ level: 'silent' }),
-    );
+    const store = await openStore({ kv, trainingKv, timelineKv });
     try {
       for (const model of ['now', 'before']) {
         expect(store.hasApplied(model, uuid)).toBe(true);
