@@ -3,7 +3,7 @@ import pino from 'pino';
 import type { RuntimeObserver } from '../src/actors/runtime.ts';
 import { parseConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
-import { createNatsAdapters } from '../src/nats/index.ts';
+import { createNatsAdapters, type NatsAdapterHooks } from '../src/nats/index.ts';
 import { createWarden } from '../src/warden.ts';
 
 /** Started on `prefix` of the server at `url`; resolves once it takes inputs. */
@@ -14,6 +14,7 @@ export async function startNatsInstance(
     readonly config?: ConfigInput;
     readonly partitions?: number;
     readonly observer?: RuntimeObserver;
+    readonly hooks?: NatsAdapterHooks;
   } = {},
 ) {
   const config = parseConfig({
@@ -21,7 +22,7 @@ export async function startNatsInstance(
     nats: { url, prefix, partitions: options.partitions ?? 1 },
   });
   const logger = pino({ level: 'silent' });
-  const adapters = await createNatsAdapters(config, logger);
+  const adapters = await createNatsAdapters(config, logger, options.hooks);
   const warden = await createWarden(config, {
     bus: adapters.bus,
     store: adapters.store,

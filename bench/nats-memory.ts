@@ -40,17 +40,26 @@ const start = (url: string, prefix: string) => startNatsInstance(url, prefix);
 
 /** Writes `count` healthy models into `prefix`'s buckets as Warden would have committed them. */
 async function persist(nc: NatsConnection, url: string, prefix: string, count: number): Promise<void> {
-  const w = await start(url, prefix);
+  // A model as it rests once quiet: the last of its timeline lines moved to their bucket, which happens a
+  // minute after they were committed; this instance moves them at its next sweep instead.
+  const w = await startNatsInstance(url, prefix, {
+    hooks: { store: { sweepEveryMs: 100, timelineMoveAfterMs: 0 } },
+  });
   await w.warden.promote({ model_id: TEMPLATE, version: 'v1', elo: 1500 });
   for (let i = 0; i < 150; i++)
     await w.warden.evaluate({ model_id: TEMPLATE, current_elo: i % 2 ? 1500 : 1478, games_played: 400 });
   await w.warden.idle();
-  // The timeline's lines move to their bucket a moment after their commit.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  await w.stop();
   const names = natsNames(prefix);
   const kvm = new Kvm(nc);
   const actors = await kvm.open(names.actorBucket);
+  for (
+    let waited = 0;
+    (await actors.get(`model.${TEMPLATE}`))!.json<{ timeline: [] }>().timeline.length > 0;
+  ) {
+    if ((waited += 50) > 10_000) throw new Error("the template's timeline lines did not move within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await w.stop();
   const registry = await kvm.open(names.registryBucket);
   const timelines = await kvm.open(names.timelineBucket);
   const value = (await actors.get(`model.${TEMPLATE}`))!.string().split(TEMPLATE);

@@ -57,6 +57,12 @@ export interface WriteFence {
 
 /** Timeline lines kept per actor, in its timeline key (at most as many wait in its value to be moved there). */
 const TIMELINE_KEEP = 100;
+/**
+ * A move costs three operations (read the timeline key, write it, write the value without the lines): done
+ * for every commit, it tripled a busy actor's writes. Lines wait in the value until this many are there, or
+ * until the oldest has waited `timelineMoveAfterMs`; reads show them meanwhile as well.
+ */
+const TIMELINE_MOVE_LINES = 8;
 
 /**
  * `<kind>.<key>` in the timeline bucket: an actor's newest lines, oldest first, and the number of the last
@@ -103,6 +109,11 @@ export interface KvStoreOptions {
   readonly sweepEveryMs: number;
   /** Per model, the history keeps this many records. */
   readonly historyLimit: number;
+  /**
+   * How long a timeline line may wait in its actor's value before the sweeper moves it to the timeline
+   * bucket, unless TIMELINE_MOVE_LINES wait there first (see settleTimelineOf).
+   */
+  readonly timelineMoveAfterMs: number;
   /** Runs once the store is closed. */
   readonly afterClose?: () => Promise<void>;
   /** Writes that apply an input (a new position) need it valid, and carry its epoch. */
@@ -115,6 +126,7 @@ export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
   strandedAfterMs: 30_000,
   sweepEveryMs: 5_000,
   historyLimit: 200,
+  timelineMoveAfterMs: 60_000,
 };
 
 const MAX_ATTEMPTS = 20;
@@ -223,6 +235,8 @@ export class KvStore implements StateStore {
   private readonly ownWrites = new Map<string, Array<{ readonly json: string; echo: KvEntry | null }>>();
   /** Actors with published entries to clear, and the timer that clears them (see markPublished). */
   private readonly toSettle = new Set<string>();
+  /** Owned actors whose value holds timeline lines, by when the sweeper first saw them there (Date.now). */
+  private readonly linesWaitingSince = new Map<string, number>();
   private settleTimer: NodeJS.Timeout | null = null;
   private watcher: { stop(): void } | null = null;
   /** The highest revision the watch brought, and when it last moved on. */
@@ -768,7 +782,7 @@ export class KvStore implements StateStore {
       for (const entry of carried) this.mine.add(entry.id);
       for (const entry of part.outbox) this.mine.add(entry.id);
       this.store(key, revision, value, true);
-      if (value.timeline!.length > 0) this.settleSoon(key);
+      if (value.timeline!.length >= TIMELINE_MOVE_LINES) this.settleSoon(key);
       if (actor.kind === 'training') this.track(this.project(actor.key));
       return carried.length > 0 ? { ok: true, revision, carried } : { ok: true, revision };
     } catch (error) {
@@ -883,6 +897,7 @@ export class KvStore implements StateStore {
     if (text === null) {
       if (entry && (!cached || entry.revision > cached.revision)) {
         this.cache.delete(key);
+        this.linesWaitingSince.delete(key);
         this.indexOutbox(key, cached?.value, undefined);
       }
       return;
@@ -942,12 +957,29 @@ export class KvStore implements StateStore {
       try {
         const revision = await this.write(key, JSON.stringify(next), cached.revision);
         this.store(key, revision, next);
+        this.linesWaitingSince.delete(key);
         if (!this.hasPublished(next)) return;
       } catch (error) {
         if (!isWrongRevision(error)) throw error;
         this.absorb(await this.kv.get(key), key);
       }
     }
+  }
+
+  /**
+   * Whether the timeline lines waiting in an actor's value are due to move (see TIMELINE_MOVE_LINES): only
+   * those of an actor this instance writes. In a quiet actor's value a line waits `timelineMoveAfterMs`
+   * after the sweep that first sees it, so at most one sweep more.
+   */
+  private timelineDue(key: string, value: ActorValue, now: number): boolean {
+    const waiting = value.timeline?.length ?? 0;
+    if (waiting === 0 || !this.ownsKey(key)) {
+      this.linesWaitingSince.delete(key);
+      return false;
+    }
+    const since = this.linesWaitingSince.get(key) ?? now;
+    this.linesWaitingSince.set(key, since);
+    return waiting >= TIMELINE_MOVE_LINES || now - since >= this.options.timelineMoveAfterMs;
   }
 
   private async appendHistory(modelId: string, records: HistoryRecord[]): Promise<void> {
@@ -981,10 +1013,9 @@ export class KvStore implements StateStore {
     for (const [key, cached] of this.cache) {
       if (!('outbox' in cached.value)) continue;
       // Published entries or history records a settle did not clear (it failed, or a commit came first),
-      // and timeline lines a settle did not move (NATS away then) of an actor this instance writes: a model
-      // that commits nothing more would keep them in its value for good.
-      if (this.hasPublished(cached.value)) this.toSettle.add(key);
-      else if ((cached.value.timeline?.length ?? 0) > 0 && this.ownsKey(key)) this.toSettle.add(key);
+      // and timeline lines due to move (a quiet actor's, or those a move left behind, NATS away then): a
+      // model that commits nothing more would keep them in its value for good.
+      if (this.hasPublished(cached.value) || this.timelineDue(key, cached.value, now)) this.toSettle.add(key);
       for (const entry of cached.value.outbox) {
         if (this.published.has(entry.id)) continue;
         if (now - (this.outboxEntries.get(entry.id)?.since ?? now) < this.options.strandedAfterMs) continue;

@@ -31,12 +31,19 @@ async function revisions(prefix: string): Promise<number[]> {
   return out;
 }
 
-/** Once every model's value is done with (its promotion's timeline line moved to the timeline bucket). */
+/**
+ * Once every model's value is done with: its promotion's registry write recorded as done (the start-up
+ * index's attention flag cleared), its timeline line moved to the timeline bucket (by the instances of
+ * `withModels` at their next sweep, not a minute later). Those two writes come in either order.
+ */
 async function settledRevisions(prefix: string): Promise<number[]> {
   const actors = await new Kvm(nats.client.nc).open(`${prefix}_actors`);
   await eventually(async () => {
-    for (let i = 0; i < MODELS; i++)
-      expect((await actors.get(`model.m${i}`))!.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+    for (let i = 0; i < MODELS; i++) {
+      const value = (await actors.get(`model.m${i}`))!.json<{ timeline: unknown[]; attention: boolean }>();
+      expect(value.timeline).toEqual([]);
+      expect(value.attention).toBe(false);
+    }
   });
   return revisions(prefix);
 }
@@ -57,6 +64,7 @@ async function withModels(prefix: string): Promise<{ w: NatsWarden; lease: Lease
   const leases = inputLeases();
   const w = await startNatsWarden(cutting.proxy.url, {
     config: { detection: { mode: 'threshold' }, nats: { prefix } },
+    hooks: { store: { timelineMoveAfterMs: 0 } },
   });
   for (let i = 0; i < MODELS; i++) await w.warden.promote({ model_id: `m${i}`, version: 'v1', elo: 1500 });
   await w.settled();

@@ -1,11 +1,13 @@
 /**
  * NATS mode keeps each actor's timeline in its own key of the timeline bucket, read on demand. The lines are
- * committed with the snapshot (the same revision-checked write, so none is lost) and moved to that key soon
- * after; the actor's value then holds only the lines not moved yet, and numbers them, so that a move made
- * twice (a crash between it and the write that clears them) shows no line twice. Before, the value kept the
+ * committed with the snapshot (the same revision-checked write, so none is lost) and moved to that key
+ * later, a few at a time (once 8 wait, or once the oldest has waited a minute); the actor's value holds only
+ * the lines not moved yet, and numbers them, so that a move made twice (a crash between it and the write
+ * that clears them) shows no line twice. Reads show the lines of both. Before, the value kept the
  * newest 100 lines for good: every write of a long-lived model carried about 21 KiB of timeline in a value
  * of 25, and every instance held them all in its copy of the bucket (21.4 KiB of heap per model instead of
- * 1.0, docs/performance.md).
+ * 1.0, docs/performance.md). Moving the lines after every commit tripled a busy actor's writes (a move is
+ * three operations).
  */
 import { Kvm } from '@nats-io/kv';
 import fc from 'fast-check';
@@ -36,14 +38,31 @@ const line = (n: number): TimelineEntry => ({
 
 let bucketsMade = 0;
 const buckets = () => storeBuckets(nats.client.nc, `tl${bucketsMade++}`);
-const open = (b: StoreBuckets) => openStore(b, { sweepEveryMs: 600_000 });
+/** Stores swept by hand (`sweep` below), with every waiting line due at the first sweep that sees it. */
+const open = (b: StoreBuckets) => openStore(b, { sweepEveryMs: 600_000, timelineMoveAfterMs: 0 });
 
-/** The store's bookkeeping for the actors marked so far, now, and until it is done. */
+interface StoreInternals {
+  sweep(): Promise<void>;
+  settleNow(): void;
+  tasks: Set<Promise<unknown>>;
+}
+
+/** The store's bookkeeping for the actors marked so far (published events, 8 lines waiting), now. */
 async function settleNow(store: KvStore): Promise<void> {
-  const internals = store as unknown as { settleNow(): void; tasks: Set<Promise<unknown>> };
+  const internals = store as unknown as StoreInternals;
   internals.settleNow();
   await Promise.all([...internals.tasks]);
 }
+
+/** A sweep, and the bookkeeping it finds due (for the stores of `open`: every waiting line), now. */
+async function sweep(store: KvStore): Promise<void> {
+  const internals = store as unknown as StoreInternals;
+  await internals.sweep();
+  await settleNow(store);
+}
+
+const waitingIn = async (b: StoreBuckets) =>
+  (await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline.length;
 
 const summaries = (lines: readonly TimelineEntry[]) => lines.map((l) => l.summary);
 /** What the timeline shows after lines 1..n were committed: the newest 100, newest first. */
@@ -63,10 +82,11 @@ describe('the timeline in NATS mode', () => {
       await w.warden.evaluate({ model_id: 'm', current_elo: i % 2 ? 1500 : 1478, games_played: 400 });
     }
     await w.settled();
+    // 151 lines: all but the last few moved, 8 at a time; the rest wait in the value (a minute, at most).
     const actors = await new Kvm(nats.client.nc).open('tllong_actors');
     await eventually(async () => {
       const entry = (await actors.get('model.m'))!;
-      expect(entry.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+      expect(entry.json<{ timeline: unknown[] }>().timeline.length).toBeLessThan(8);
       expect(entry.length).toBeLessThan(4096);
     });
     const shown = await w.warden.store.timeline!('model', 'm', 200);
@@ -106,6 +126,49 @@ describe('the timeline in NATS mode', () => {
     }
   });
 
+  it('lines wait in the value until 8 are there, or until the oldest has waited timelineMoveAfterMs; reads show them meanwhile', async () => {
+    const b = await buckets();
+    let now = 1_000_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => now);
+    const store = await openStore(b, { sweepEveryMs: 600_000, timelineMoveAfterMs: 60_000 });
+    const commit = async (from: number, count: number) =>
+      store.commit({
+        actors: [
+          { kind: 'model', key: 'p', revision: (await b.kv.get('model.p'))?.revision ?? 0, snapshot: {} },
+        ],
+        outbox: [],
+        history: [],
+        timeline: Array.from({ length: count }, (_, i) => line(from + i)),
+      });
+    try {
+      await commit(1, 3);
+      await sweep(store); // the sweep that first sees them
+      expect(await waitingIn(b)).toBe(3);
+      now += 59_999;
+      await sweep(store);
+      expect(await waitingIn(b)).toBe(3);
+      expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(3));
+      now += 1;
+      await sweep(store);
+      expect(await waitingIn(b)).toBe(0);
+      expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(3));
+
+      // A busy actor's lines move once 8 wait, without a sweep; its next lines wait again.
+      await commit(4, 7);
+      await settleNow(store);
+      expect(await waitingIn(b)).toBe(7);
+      await commit(11, 1);
+      await settleNow(store);
+      expect(await waitingIn(b)).toBe(0);
+      await commit(12, 2);
+      await sweep(store); // first seen now: due a minute from now, not at once
+      expect(await waitingIn(b)).toBe(2);
+      expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(13));
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lines a move could not take (NATS away) are moved at the next sweep, with no other commit of the actor', async () => {
     const b = await buckets();
     const store = await open(b);
@@ -118,14 +181,12 @@ describe('the timeline in NATS mode', () => {
       });
       // The move's read of the timeline key fails: the lines stay in the value.
       const get = vi.spyOn(b.timelineKv, 'get').mockRejectedValueOnce(new Error('NATS is away'));
-      await settleNow(store);
+      await sweep(store);
       expect(get).toHaveBeenCalled();
-      expect((await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline).toHaveLength(2);
+      expect(await waitingIn(b)).toBe(2);
 
-      const internals = store as unknown as { sweep(): Promise<void>; tasks: Set<Promise<unknown>> };
-      await internals.sweep();
-      await Promise.all([...internals.tasks]);
-      expect((await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>().timeline).toEqual([]);
+      await sweep(store);
+      expect(await waitingIn(b)).toBe(0);
       expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(2));
     } finally {
       await store.close();
@@ -156,13 +217,13 @@ describe('the timeline in NATS mode', () => {
               history: [],
               timeline: fresh,
             });
-            if (then === 'settle') await settleNow(store);
+            if (then === 'settle') await sweep(store);
             if (then === 'move only') {
               const internals = store as unknown as { write: (...args: unknown[]) => Promise<number> };
               const write = vi
                 .spyOn(internals, 'write')
                 .mockRejectedValueOnce(new Error('the connection was lost'));
-              await settleNow(store);
+              await sweep(store);
               write.mockRestore();
             }
             if (then === 'restart') {
@@ -179,9 +240,8 @@ describe('the timeline in NATS mode', () => {
             history: [],
             timeline: [],
           });
-          await settleNow(store);
-          const value = (await b.kv.get('model.p'))!.json<{ timeline: unknown[] }>();
-          expect(value.timeline).toEqual([]);
+          await sweep(store);
+          expect(await waitingIn(b)).toBe(0);
           expect(summaries(await store.timeline('model', 'p', 200))).toEqual(expected(committed));
         } finally {
           await store.close();
