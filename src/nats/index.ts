@@ -8,6 +8,7 @@ import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.t
 import { isToken } from '../domain/model-ref.ts';
 import { RecentIds } from '../domain/recent-ids.ts';
 import { connectNats, describeServers } from './connection.ts';
+import { JetStreamWriter } from './js-writer.ts';
 import { JETSTREAM_REQUESTS, KV_REQUESTS, withLostAnswers } from './lost-answers.ts';
 import { natsNames, type NatsNames } from './names.ts';
 import { DEFAULT_JETSTREAM_SETTINGS, ensureBuckets, ensureStreams, type JetStreamSettings } from './setup.ts';
@@ -41,6 +42,8 @@ const ROLLBACK_WAIT_MS = 60_000;
 
 /** How many refused inputs the transport remembers so as to count each once. */
 const REFUSALS_REMEMBERED = 10_000;
+/** How long a state write waits for JetStream's answer: nats.js's default for JetStream requests. */
+const JETSTREAM_TIMEOUT_MS = 5_000;
 
 /** The input kinds Warden takes; any other kind token is counted and published as `unknown`. */
 const INPUT_KINDS = new Set(['promotion', 'evaluation']);
@@ -253,6 +256,7 @@ export async function createNatsAdapters(
       buckets.leaseKv,
       buckets.timelineKv,
     ].map((kv) => withLostAnswers(kv, KV_REQUESTS, link.answers)) as [KV, KV, KV, KV, KV];
+    const writer = new JetStreamWriter(link.nc, JETSTREAM_TIMEOUT_MS);
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
     // The control lease: training configs, rollback events, commands, and with one partition every input.
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
@@ -448,6 +452,8 @@ export async function createNatsAdapters(
         ...DEFAULT_KV_STORE_OPTIONS,
         ...hooks.store,
         publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
+        update: (key, json, expected) =>
+          link.answers.watch(writer.update(`$KV.${names.actorBucket}.${key}`, json, expected)),
         fence: fenceFor,
         onTransientFailure: transientFailure,
         afterClose: async () => {
