@@ -245,13 +245,29 @@ export class Lease {
   private renewed(revision: number, sentAt: number): void {
     this.revision = revision;
     this.validUntil = sentAt + this.ttlMs * VALID_SHARE;
+    this.armWatchdog();
+  }
+
+  /**
+   * Lets the lease go once its validity has passed with no renewal. Decided after the sockets are read
+   * (as withDeadline does): timers run at the start of a turn of the event loop, so on a process busy past
+   * the validity the watchdog would otherwise run before a renewal answered in time and not read yet. A
+   * watchdog that finds the lease still valid (renewed meanwhile, or its timer a little early: timers count
+   * whole milliseconds) waits again for what is left.
+   */
+  private armWatchdog(): void {
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = setTimeout(
-      () => {
-        if (!this.held) return;
-        this.logger.warn({ lease: this.key }, 'could not renew the lease in time; letting it go');
-        this.lost();
-      },
+      () =>
+        setImmediate(() => {
+          if (!this.held || this.stopped) return;
+          if (performance.now() < this.validUntil) {
+            this.armWatchdog();
+            return;
+          }
+          this.logger.warn({ lease: this.key }, 'could not renew the lease in time; letting it go');
+          this.lost();
+        }),
       Math.max(0, this.validUntil - performance.now()),
     );
     this.watchdog.unref();

@@ -8,15 +8,18 @@
  *   deadline (and the client's request timeout under it) ran before a renewal answered in time was read,
  *   and took the process's lateness for NATS's.
  * Now renewals are counted from when the previous one was sent, a deadline decides once pending answers are
- * read, and the client's own timeout is the lease's TTL: no lapse in 11 runs of the same script.
+ * read, and the client's own timeout is the lease's TTL: no lapse in 11 runs of the same script. The
+ * watchdog that lets the lease go when its validity passes with no renewal decides after the sockets are
+ * read as well.
  */
 import { describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
 import { connect } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import { withDeadline } from '../../src/nats/kv-util.ts';
 import { Lease } from '../../src/nats/lease.ts';
 import { startNatsServer } from '../harness/nats-server.ts';
+import { eventually } from '../harness/eventually.ts';
 
 const TTL_MS = 2_000;
 const silent = pino({ level: 'silent' });
@@ -47,6 +50,34 @@ describe('a lease on a busy process', () => {
       await expect(withDeadline(never, 100, 'nothing')).rejects.toThrow(
         'nothing: no answer from NATS within 100 ms',
       );
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("keeps the lease when a renewal answered in time is read after its predecessor's validity has passed", async () => {
+    await using server = await startNatsServer();
+    const nc = await connect({ servers: server.url, noAsyncTraces: true });
+    try {
+      const kv = await new Kvm(nc).create('leases', { history: 1 });
+      const update = kv.update.bind(kv);
+      let renewals = 0;
+      // The third renewal goes out, and the process is busy for 1 s before reading anything: NATS answers at
+      // once; the renewal before was sent 0.5 s earlier, so its validity (1.4 s) passes meanwhile, and the
+      // watchdog's timer comes due before the answer is read. The new renewal's own validity still holds.
+      vi.spyOn(kv, 'update').mockImplementation((...args: Parameters<KV['update']>) => {
+        const answer = update(...args);
+        if (++renewals === 3) setImmediate(() => busy(1_000));
+        return answer;
+      });
+      const lease = new Lease(kv, 'inputs', 'instance-a', TTL_MS, silent);
+      const changes: boolean[] = [];
+      lease.onChange((held) => changes.push(held));
+      lease.start();
+      await eventually(() => expect(renewals).toBeGreaterThanOrEqual(5));
+      expect(changes).toEqual([true]);
+      expect(lease.valid()).toBe(true);
+      await lease.release();
     } finally {
       await nc.close();
     }
