@@ -54,8 +54,8 @@ export class JetStreamWriter {
   }
 
   /**
-   * Publishes `data` to `subject` if the subject's last message is still at stream sequence `expected`;
-   * resolves with the new message's sequence.
+   * Publishes `data` to `subject` if the subject's last message is still at stream sequence `expected` (0:
+   * there is none); resolves with the new message's sequence.
    */
   update(subject: string, data: string, expected: number): Promise<number> {
     const token = (++this.sent).toString(36);

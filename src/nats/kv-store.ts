@@ -117,8 +117,9 @@ export interface KvStoreOptions {
   /** Runs once the store is closed. */
   readonly afterClose?: () => Promise<void>;
   /**
-   * A revision-checked update of a key of the actor bucket, resolving with its new revision; `kv.update`
-   * when absent. NATS mode sends it through a JetStreamWriter (cheaper per write than nats.js's request).
+   * A revision-checked write of a key of the actor bucket (expected 0: the key holds nothing yet), resolving
+   * with its new revision; `kv.update` and `kv.create` when absent. NATS mode sends it through a
+   * JetStreamWriter (cheaper per write than nats.js's request).
    */
   readonly update?: (key: string, json: string, expected: number) => Promise<number>;
   /** Writes that apply an input (a new position) need it valid, and carry its epoch. */
@@ -861,9 +862,16 @@ export class KvStore implements StateStore {
     if (writes) writes.push(own);
     else this.ownWrites.set(key, [own]);
     try {
-      if (expected === 0) return await this.kv.create(key, json);
       const update = this.options.update;
-      return await (update ? update(key, json, expected) : this.kv.update(key, json, expected));
+      if (!update)
+        return expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
+      try {
+        return await update(key, json, expected);
+      } catch (error) {
+        // A key that exists only as a delete marker refuses "no message yet"; kv.create knows to write over it.
+        if (expected !== 0 || !isWrongRevision(error)) throw error;
+        return await this.kv.create(key, json);
+      }
     } catch (error) {
       // Failed as far as the answer says (lost, say); but if the watch brought it, it landed: follow it.
       this.forgetOwnWrite(key, own);

@@ -12,6 +12,7 @@ import { isTransient } from '../../src/nats/intake.ts';
 import { JetStreamWriter } from '../../src/nats/js-writer.ts';
 import { isWrongRevision } from '../../src/nats/kv-util.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
+import { openStore, storeBuckets } from './kv-store-buckets.ts';
 
 const nats = useSharedNats();
 
@@ -35,6 +36,16 @@ describe('the JetStreamWriter', () => {
     expect((stale as Error).message).toBe((library as Error).message);
     expect((await kv.get('model.a'))!.revision).toBe(second);
 
+    // Expected 0: only while the key holds nothing; a delete marker counts as something (the store then
+    // writes through kv.create, which writes over it).
+    const created = await writer.update('$KV.jsw_update.model.b', '{"n":1}', 0);
+    expect((await kv.get('model.b'))!.revision).toBe(created);
+    const again = await writer.update('$KV.jsw_update.model.b', '{"n":2}', 0).catch((e: unknown) => e);
+    expect(isWrongRevision(again)).toBe(true);
+    await kv.delete('model.b');
+    const overMarker = await writer.update('$KV.jsw_update.model.b', '{"n":3}', 0).catch((e: unknown) => e);
+    expect(isWrongRevision(overMarker)).toBe(true);
+
     // Many at once, each answered to its own caller.
     const keys = Array.from({ length: 200 }, (_, i) => `model.k${i}`);
     const revisions = await Promise.all(keys.map((k) => kv.put(k, '0')));
@@ -44,6 +55,43 @@ describe('the JetStreamWriter', () => {
     for (const [i, k] of keys.entries()) {
       const stored = (await kv.get(k))!;
       expect([stored.revision, stored.string()]).toEqual([written[i], String(i)]);
+    }
+  });
+
+  it("writes the KV store's commits: a new actor's, one over a delete marker, and a later one", async () => {
+    const b = await storeBuckets(nats.client.nc, 'jsw_store');
+    const writer = new JetStreamWriter(nats.client.nc, 5_000);
+    const sent: number[] = [];
+    const store = await openStore(b, {
+      sweepEveryMs: 600_000,
+      update: (key, json, expected) => {
+        sent.push(expected);
+        return writer.update(`$KV.jsw_store_actors.${key}`, json, expected);
+      },
+    });
+    try {
+      await b.kv.put('model.gone', '{}');
+      await b.kv.delete('model.gone');
+      const commit = (key: string, revision: number, n: number) =>
+        store.commit({
+          actors: [{ kind: 'model', key, revision, snapshot: { n } }],
+          outbox: [],
+          history: [],
+        });
+      const [fresh] = await commit('fresh', 0, 1);
+      const [overMarker] = await commit('gone', 0, 1);
+      const [later] = await commit('fresh', fresh!, 2);
+      expect(sent).toEqual([0, 0, fresh]);
+      for (const [key, revision, n] of [
+        ['fresh', later, 2],
+        ['gone', overMarker, 1],
+      ] as const) {
+        const entry = (await b.kv.get(`model.${key}`))!;
+        expect(entry.revision).toBe(revision);
+        expect(entry.json<{ snapshot: { n: number } }>().snapshot.n).toBe(n);
+      }
+    } finally {
+      await store.close();
     }
   });
 
