@@ -23,6 +23,11 @@ export interface NatsBusOptions {
   readonly streamOf?: (subject: string) => string;
   /** The subject a publication goes to (Warden's own internal messages may be partitioned too). */
   readonly publishSubject?: (subject: string) => string;
+  /**
+   * Stores a publication in its stream, deduplicated by `msgId` (NATS mode: a JetStreamWriter, cheaper per
+   * publication than nats.js's request); `js.publish` when absent.
+   */
+  readonly publishToStream?: (subject: string, data: Uint8Array, msgId?: string) => Promise<unknown>;
   readonly settings: JetStreamSettings;
   readonly hooks: IntakeHooks;
   readonly maxBytes: number;
@@ -77,7 +82,9 @@ export class NatsBus implements EventBus {
       if (options?.msgId)
         for (const intake of this.intakes.values()) intake.handOff(subject, data, options.msgId);
       try {
-        await this.js.publish(subject, data, options?.msgId ? { msgID: options.msgId } : undefined);
+        const msgId = options?.msgId || undefined;
+        if (this.options.publishToStream) await this.options.publishToStream(subject, data, msgId);
+        else await this.js.publish(subject, data, msgId ? { msgID: msgId } : undefined);
       } catch (error) {
         // The stream itself refused it (its limits reached with discard new, a message too large, ...): say
         // which stream and why. The JetStream error stays the cause (it is what tells a transient failure).

@@ -8,7 +8,7 @@ import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.t
 import { isToken } from '../domain/model-ref.ts';
 import { RecentIds } from '../domain/recent-ids.ts';
 import { connectNats, describeServers } from './connection.ts';
-import { JetStreamWriter } from './js-writer.ts';
+import { JetStreamWriter, kvWrites } from './js-writer.ts';
 import { JETSTREAM_REQUESTS, KV_REQUESTS, withLostAnswers } from './lost-answers.ts';
 import { natsNames, type NatsNames } from './names.ts';
 import { DEFAULT_JETSTREAM_SETTINGS, ensureBuckets, ensureStreams, type JetStreamSettings } from './setup.ts';
@@ -256,7 +256,10 @@ export async function createNatsAdapters(
       buckets.leaseKv,
       buckets.timelineKv,
     ].map((kv) => withLostAnswers(kv, KV_REQUESTS, link.answers)) as [KV, KV, KV, KV, KV];
+    // Warden's own JetStream writes (state, registry pointers, events), bounded by the connection they went
+    // out on, as the library's requests are (see LostAnswers).
     const writer = new JetStreamWriter(link.nc, JETSTREAM_TIMEOUT_MS);
+    const watchAnswer = <T>(request: Promise<T>): Promise<T> => link.answers.watch(request);
     const holder = `${hostname()}:${process.pid}:${nuid.next()}`;
     // The control lease: training configs, rollback events, commands, and with one partition every input.
     const inputLease = new Lease(leaseKv, 'inputs', holder, settings.leaseTtlMs, log);
@@ -407,6 +410,8 @@ export async function createNatsAdapters(
       jsm,
       {
         streamPrefixes: [`${p}.in.`, `${p}.evt.`, `${p}.int.`],
+        publishToStream: (subject, data, msgId) =>
+          watchAnswer(writer.publish(subject, data, msgId === undefined ? {} : { msgId })),
         streamOf: (subject) =>
           subject.startsWith(`${p}.in.`) || subject.startsWith(`${p}.part.`)
             ? `stream ${names.inputStream}`
@@ -452,8 +457,7 @@ export async function createNatsAdapters(
         ...DEFAULT_KV_STORE_OPTIONS,
         ...hooks.store,
         publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
-        update: (key, json, expected) =>
-          link.answers.watch(writer.update(`$KV.${names.actorBucket}.${key}`, json, expected)),
+        update: kvWrites(writer, actorKv, names.actorBucket, watchAnswer),
         fence: fenceFor,
         onTransientFailure: transientFailure,
         afterClose: async () => {
@@ -463,14 +467,19 @@ export async function createNatsAdapters(
       },
       log,
     );
-    const registry = new KvRegistry(registryKv, transientFailure, {
-      whenValid: (modelId, ms) => {
-        const lease = leaseFor('model', modelId);
-        return lease ? lease.whenValid(ms) : Promise.resolve(false);
+    const registry = new KvRegistry(
+      registryKv,
+      transientFailure,
+      {
+        whenValid: (modelId, ms) => {
+          const lease = leaseFor('model', modelId);
+          return lease ? lease.whenValid(ms) : Promise.resolve(false);
+        },
+        holds: (modelId) => leaseFor('model', modelId)?.isHeld ?? false,
+        closed: () => link.nc.isClosed(),
       },
-      holds: (modelId) => leaseFor('model', modelId)?.isHeld ?? false,
-      closed: () => link.nc.isClosed(),
-    });
+      kvWrites(writer, registryKv, names.registryBucket, watchAnswer),
+    );
     // A new holder claims at once the actors whose state needs it (KvStore.claimAll): from then on the
     // previous holder can write none of them, and the runtime here follows their latest state and runs what
     // it calls for (rollbacks, timers, and the registry pointer brought in line after a crash between a

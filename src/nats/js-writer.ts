@@ -7,17 +7,20 @@ import {
   type Msg,
   type NatsConnection,
 } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 import { systemClock, type Clock } from '../actors/ports.ts';
+import { isWrongRevision } from './kv-util.ts';
 
 /** What JetStream answers a publication: its sequence in the stream, or why it was refused. */
 interface PubAckReply {
   readonly seq?: number;
+  readonly duplicate?: boolean;
   readonly error?: ApiError;
 }
 
 interface Waiting {
   readonly subject: string;
-  readonly resolve: (seq: number) => void;
+  readonly resolve: (ack: PubAck) => void;
   readonly reject: (error: Error) => void;
   readonly timer: unknown;
 }
@@ -25,6 +28,13 @@ interface Waiting {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EXPECTED_LAST_SUBJECT_SEQUENCE = 'Nats-Expected-Last-Subject-Sequence';
+const MSG_ID = 'Nats-Msg-Id';
+
+/** A publication stored: its sequence in the stream, and whether the stream had its message id already. */
+export interface PubAck {
+  readonly seq: number;
+  readonly duplicate: boolean;
+}
 
 /**
  * Revision-checked JetStream publications (KV updates) whose answers come back on one reply subscription of
@@ -57,18 +67,31 @@ export class JetStreamWriter {
    * Publishes `data` to `subject` if the subject's last message is still at stream sequence `expected` (0:
    * there is none); resolves with the new message's sequence.
    */
-  update(subject: string, data: string, expected: number): Promise<number> {
+  async update(subject: string, data: string, expected: number): Promise<number> {
+    return (await this.publish(subject, encoder.encode(data), { expected })).seq;
+  }
+
+  /**
+   * Publishes `data` to the stream that takes `subject`, once it is stored. `msgId`: the message id the
+   * stream deduplicates by (`duplicate` in the answer: it had it already); `expected`: as for `update`.
+   */
+  publish(
+    subject: string,
+    data: Uint8Array,
+    options: { readonly msgId?: string; readonly expected?: number } = {},
+  ): Promise<PubAck> {
     const token = (++this.sent).toString(36);
     const h = headers();
-    h.set(EXPECTED_LAST_SUBJECT_SEQUENCE, String(expected));
-    return new Promise<number>((resolve, reject) => {
+    if (options.msgId !== undefined) h.set(MSG_ID, options.msgId);
+    if (options.expected !== undefined) h.set(EXPECTED_LAST_SUBJECT_SEQUENCE, String(options.expected));
+    return new Promise<PubAck>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         this.waiting.delete(token);
         reject(new TimeoutError());
       }, this.timeoutMs);
       this.waiting.set(token, { subject, resolve, reject, timer });
       try {
-        this.nc.publish(subject, encoder.encode(data), { reply: `${this.inbox}.${token}`, headers: h });
+        this.nc.publish(subject, data, { reply: `${this.inbox}.${token}`, headers: h });
       } catch (error) {
         // Closed or draining: refused before anything went out.
         this.clock.clearTimeout(timer);
@@ -98,7 +121,8 @@ export class JetStreamWriter {
       return;
     }
     if (reply.error) waiting.reject(new JetStreamApiError(reply.error));
-    else if (typeof reply.seq === 'number') waiting.resolve(reply.seq);
+    else if (typeof reply.seq === 'number')
+      waiting.resolve({ seq: reply.seq, duplicate: reply.duplicate === true });
     else waiting.reject(new JetStreamError('JetStream answered without a sequence'));
   }
 
@@ -109,4 +133,28 @@ export class JetStreamWriter {
     }
     this.waiting.clear();
   }
+}
+
+/** A revision-checked write of a key (expected 0: the key holds nothing yet), resolving with its revision. */
+export type KvWrite = (key: string, json: string, expected: number) => Promise<number>;
+
+/**
+ * The revision-checked writes of one bucket's keys, through `writer`; `watch` bounds each by the connection
+ * it went out on (see LostAnswers). A key that exists only as a delete marker refuses "nothing yet": that
+ * write goes through `kv.create`, which knows to write over the marker.
+ */
+export function kvWrites(
+  writer: JetStreamWriter,
+  kv: Pick<KV, 'create'>,
+  bucket: string,
+  watch: <T>(request: Promise<T>) => Promise<T> = (request) => request,
+): KvWrite {
+  return async (key, json, expected) => {
+    try {
+      return await watch(writer.update(`$KV.${bucket}.${key}`, json, expected));
+    } catch (error) {
+      if (expected !== 0 || !isWrongRevision(error)) throw error;
+      return await kv.create(key, json);
+    }
+  };
 }

@@ -13,6 +13,7 @@ import type {
   Unsubscribe,
 } from '../actors/ports.ts';
 import { ConflictError, WardenError } from '../domain/errors.ts';
+import type { KvWrite } from './js-writer.ts';
 import { entryText, isWrongRevision } from './kv-util.ts';
 import { trainingEntryFrom } from './training-state.ts';
 import { rememberedId } from '../machines/remembered-id.ts';
@@ -117,11 +118,10 @@ export interface KvStoreOptions {
   /** Runs once the store is closed. */
   readonly afterClose?: () => Promise<void>;
   /**
-   * A revision-checked write of a key of the actor bucket (expected 0: the key holds nothing yet), resolving
-   * with its new revision; `kv.update` and `kv.create` when absent. NATS mode sends it through a
-   * JetStreamWriter (cheaper per write than nats.js's request).
+   * The revision-checked writes of the actor bucket's keys; `kv.update` and `kv.create` when absent. NATS
+   * mode sends them through a JetStreamWriter (see kvWrites: cheaper per write than nats.js's request).
    */
-  readonly update?: (key: string, json: string, expected: number) => Promise<number>;
+  readonly update?: KvWrite;
   /** Writes that apply an input (a new position) need it valid, and carry its epoch. */
   readonly fence?: (kind: ActorKind, key: string) => WriteFence;
   /** Counts operations that failed for NATS reasons (timeouts, disconnections) and were left to retry. */
@@ -863,15 +863,8 @@ export class KvStore implements StateStore {
     else this.ownWrites.set(key, [own]);
     try {
       const update = this.options.update;
-      if (!update)
-        return expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
-      try {
-        return await update(key, json, expected);
-      } catch (error) {
-        // A key that exists only as a delete marker refuses "no message yet"; kv.create knows to write over it.
-        if (expected !== 0 || !isWrongRevision(error)) throw error;
-        return await this.kv.create(key, json);
-      }
+      if (update) return await update(key, json, expected);
+      return expected === 0 ? await this.kv.create(key, json) : await this.kv.update(key, json, expected);
     } catch (error) {
       // Failed as far as the answer says (lost, say); but if the watch brought it, it landed: follow it.
       this.forgetOwnWrite(key, own);

@@ -1,5 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import type { ModelRegistry, ProductionPointer, RollbackRequest } from '../actors/ports.ts';
+import type { KvWrite } from './js-writer.ts';
 import { entryText, isoTime, isWrongRevision } from './kv-util.ts';
 import { isTransient } from './intake.ts';
 import { WardenError } from '../domain/errors.ts';
@@ -55,7 +56,14 @@ export class KvRegistry implements ModelRegistry {
     private readonly onTransientFailure?: (what: string, error: unknown) => void,
     /** Writes only while this holds (the instance that takes the inputs is the single writer). */
     private readonly fence?: RegistryFence,
+    /** The pointers' revision-checked writes (NATS mode: kvWrites); `kv.update` and `kv.create` if absent. */
+    private readonly kvWrite?: KvWrite,
   ) {}
+
+  private put(modelId: string, text: string, revision: number): Promise<number> {
+    if (this.kvWrite) return this.kvWrite(modelId, text, revision);
+    return revision > 0 ? this.kv.update(modelId, text, revision) : this.kv.create(modelId, text);
+  }
 
   /**
    * A write is an effect of the single writer: it waits until this instance may act, and a timeout or a
@@ -127,8 +135,7 @@ export class KvRegistry implements ModelRegistry {
     const revision = known ?? (await this.kv.get(modelId))?.revision ?? 0;
     const text = JSON.stringify(entry);
     try {
-      const written =
-        revision > 0 ? await this.kv.update(modelId, text, revision) : await this.kv.create(modelId, text);
+      const written = await this.put(modelId, text, revision);
       this.remember(modelId, written, entry);
       return true;
     } catch (error) {
@@ -175,13 +182,7 @@ export class KvRegistry implements ModelRegistry {
         rollback_id: request.rollbackId,
       };
       try {
-        this.remember(
-          request.modelId,
-          revision > 0
-            ? await this.kv.update(request.modelId, JSON.stringify(next), revision)
-            : await this.kv.create(request.modelId, JSON.stringify(next)),
-          next,
-        );
+        this.remember(request.modelId, await this.put(request.modelId, JSON.stringify(next), revision), next);
         return;
       } catch (error) {
         this.written.delete(request.modelId);

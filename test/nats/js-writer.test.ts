@@ -9,7 +9,7 @@ import { connect, TimeoutError, ClosedConnectionError } from '@nats-io/transport
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { isTransient } from '../../src/nats/intake.ts';
-import { JetStreamWriter } from '../../src/nats/js-writer.ts';
+import { JetStreamWriter, kvWrites } from '../../src/nats/js-writer.ts';
 import { isWrongRevision } from '../../src/nats/kv-util.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
 import { openStore, storeBuckets } from './kv-store-buckets.ts';
@@ -58,15 +58,16 @@ describe('the JetStreamWriter', () => {
     }
   });
 
-  it("writes the KV store's commits: a new actor's, one over a delete marker, and a later one", async () => {
+  it("writes the KV store's commits (kvWrites): a new actor's, one over a delete marker, and a later one", async () => {
     const b = await storeBuckets(nats.client.nc, 'jsw_store');
     const writer = new JetStreamWriter(nats.client.nc, 5_000);
     const sent: number[] = [];
+    const writes = kvWrites(writer, b.kv, 'jsw_store_actors');
     const store = await openStore(b, {
       sweepEveryMs: 600_000,
       update: (key, json, expected) => {
         sent.push(expected);
-        return writer.update(`$KV.jsw_store_actors.${key}`, json, expected);
+        return writes(key, json, expected);
       },
     });
     try {
@@ -93,6 +94,19 @@ describe('the JetStreamWriter', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('publishes to a stream once per message id, as js.publish does', async () => {
+    await nats.client.jsm.streams.add({ name: 'JSW_EVENTS', subjects: ['jsw.evt.>'] });
+    const writer = new JetStreamWriter(nats.client.nc, 5_000);
+    const data = new TextEncoder().encode('{"event_id":"e1"}');
+    const first = await writer.publish('jsw.evt.a', data, { msgId: 'e1' });
+    const again = await writer.publish('jsw.evt.a', data, { msgId: 'e1' });
+    const other = await writer.publish('jsw.evt.a', data, { msgId: 'e2' });
+    expect([first.duplicate, again.duplicate, other.duplicate]).toEqual([false, true, false]);
+    expect(again.seq).toBe(first.seq);
+    expect(other.seq).toBe(first.seq + 1);
+    expect((await nats.client.jsm.streams.info('JSW_EVENTS')).state.messages).toBe(2);
   });
 
   it('a subject no stream takes fails as a JetStream failure (retried), not as a lost race', async () => {
