@@ -18,7 +18,8 @@
  *   Warden's ratio;
  * - four dependent writes: four revision-checked KV writes in a row, then a publication received by a
  *   subscriber, as the regression-to-pause chain does (it has four such writes); its ratio to
- *   request/reply is the floor of the chain's, before any of Warden's own work.
+ *   request/reply is the floor of the chain's, before any of Warden's own work. Since 2026-11-29 written
+ *   as Warden writes, through its JetStreamWriter (until then through nats.js's `kv.update`).
  * Options: --inputs N (backlog per round, default 50000), --rounds R (default 3), --partitions P (input
  * partitions of the Warden instance, default 1), --samples S (latency samples, default 300).
  */
@@ -31,6 +32,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { createModelMachine, type ModelMachine } from '../src/machines/model-machine.ts';
 import { modelPolicyFrom } from '../src/machines/model-policy.ts';
 import type { RuntimeObserver } from '../src/actors/runtime.ts';
+import { JetStreamWriter } from '../src/nats/js-writer.ts';
 import { startNatsInstance } from './nats-instance.ts';
 import { option } from './options.ts';
 
@@ -286,15 +288,18 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
   const bucket = await new Kvm(anchorNc).create('lat_anchor', { history: 1 });
   await jsm.streams.add({ name: 'LAT_ANCHOR', subjects: ['bench.anchor.>'] });
   const value = JSON.stringify({ snapshot: 'x'.repeat(900) });
-  const anchorJs = jetstream(anchorNc);
+  // Written as Warden writes since 2026-11-29 (its own reply subscription, not nats.js's request): the floor
+  // is what the cheapest write path can do.
+  const anchorWriter = new JetStreamWriter(anchorNc, 5_000);
   const revisions = await Promise.all([0, 1, 2, 3].map((k) => bucket.put(`k${k}`, value)));
   let delivered: () => void = () => undefined;
   const anchorSub = anchorNc.subscribe('bench.anchor.done', { callback: () => delivered() });
   const fourWrites = async (): Promise<number> => {
     const t0 = performance.now();
-    for (let k = 0; k < 4; k++) revisions[k] = await bucket.update(`k${k}`, value, revisions[k]!);
+    for (let k = 0; k < 4; k++)
+      revisions[k] = await anchorWriter.update(`$KV.lat_anchor.k${k}`, value, revisions[k]!);
     const received = new Promise<void>((resolve) => (delivered = resolve));
-    await anchorJs.publish('bench.anchor.done', value);
+    await anchorWriter.publish('bench.anchor.done', new TextEncoder().encode(value));
     await received;
     return performance.now() - t0;
   };

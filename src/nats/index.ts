@@ -42,7 +42,7 @@ const ROLLBACK_WAIT_MS = 60_000;
 
 /** How many refused inputs the transport remembers so as to count each once. */
 const REFUSALS_REMEMBERED = 10_000;
-/** How long a state write waits for JetStream's answer: nats.js's default for JetStream requests. */
+/** How long Warden's own JetStream writes wait for an answer: nats.js's default for JetStream requests. */
 const JETSTREAM_TIMEOUT_MS = 5_000;
 
 /** The input kinds Warden takes; any other kind token is counted and published as `unknown`. */

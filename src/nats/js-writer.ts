@@ -37,17 +37,20 @@ export interface PubAck {
 }
 
 /**
- * Revision-checked JetStream publications (KV updates) whose answers come back on one reply subscription of
- * its own. nats.js's `request`, under `kv.update`, makes a request object, a timer and an `Error` with its
- * stack trace for every request, the last even after the answer came (nats.js 3.4, `RequestOne.cancel`):
- * 35-38 µs of CPU per KV update against 15-20 this way (scratch measurement: 1.5 KB values, 1,000 in
- * flight), and every state commit in NATS mode is one. Failures are the library's own types (a refused
- * write is a `JetStreamApiError`, so `isWrongRevision` and `isTransient` read them as before).
+ * Warden's own JetStream writes (revision-checked KV writes, publications of events), whose answers come
+ * back on one reply subscription of its own. nats.js's `request`, under `kv.update` and `js.publish`, makes
+ * a request object, a timer and an `Error` with its stack trace for every request, the last even after the
+ * answer came (nats.js 3.4, `RequestOne.cancel`): 35-38 µs of CPU per KV update against 15-20 this way
+ * (scratch measurement: 1.5 KB values, 1,000 in flight), and every state commit in NATS mode is one.
+ * Failures are the library's own types (a refused write is a `JetStreamApiError`, so `isWrongRevision` and
+ * `isTransient` read them as before).
  */
 export class JetStreamWriter {
   private readonly inbox = createInbox();
   private readonly waiting = new Map<string, Waiting>();
   private sent = 0;
+  /** The reply subscription ended (the connection closed): nothing sent now would be answered. */
+  private closed = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -80,6 +83,7 @@ export class JetStreamWriter {
     data: Uint8Array,
     options: { readonly msgId?: string; readonly expected?: number } = {},
   ): Promise<PubAck> {
+    if (this.closed) return Promise.reject(new ClosedConnectionError());
     const token = (++this.sent).toString(36);
     const h = headers();
     if (options.msgId !== undefined) h.set(MSG_ID, options.msgId);
@@ -127,6 +131,7 @@ export class JetStreamWriter {
   }
 
   private failAll(): void {
+    this.closed = true;
     for (const waiting of this.waiting.values()) {
       this.clock.clearTimeout(waiting.timer);
       waiting.reject(new ClosedConnectionError());

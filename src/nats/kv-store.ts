@@ -112,7 +112,7 @@ export interface KvStoreOptions {
   readonly historyLimit: number;
   /**
    * How long a timeline line may wait in its actor's value before the sweeper moves it to the timeline
-   * bucket, unless TIMELINE_MOVE_LINES wait there first (see settleTimelineOf).
+   * bucket, unless TIMELINE_MOVE_LINES wait there first (see timelineDue).
    */
   readonly timelineMoveAfterMs: number;
   /** Runs once the store is closed. */
