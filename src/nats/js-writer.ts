@@ -29,6 +29,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EXPECTED_LAST_SUBJECT_SEQUENCE = 'Nats-Expected-Last-Subject-Sequence';
 const MSG_ID = 'Nats-Msg-Id';
+/** What NATS KV takes as a key: these characters, not starting or ending with a dot. */
+const KV_KEY = /^[-/=\w]+(?:\.[-/=\w]+)*$/;
 
 /** A publication stored: its sequence in the stream, and whether the stream had its message id already. */
 export interface PubAck {
@@ -155,6 +157,8 @@ export function kvWrites(
   watch: <T>(request: Promise<T>) => Promise<T> = (request) => request,
 ): KvWrite {
   return async (key, json, expected) => {
+    // As kv.update checks: a key that is not one (a wildcard, a space) is refused here, not sent as a subject.
+    if (!KV_KEY.test(key)) throw new Error(`invalid KV key "${key}" for bucket ${bucket}`);
     try {
       return await watch(writer.update(`$KV.${bucket}.${key}`, json, expected));
     } catch (error) {

@@ -83,6 +83,9 @@ describe('the JetStreamWriter', () => {
       const [overMarker] = await commit('gone', 0, 1);
       const [later] = await commit('fresh', fresh!, 2);
       expect(sent).toEqual([0, 0, fresh]);
+      // Not a key (as kv.update refuses it): refused before anything is sent.
+      for (const bad of ['model.a b', 'model.*', 'model.>', '.model', 'model.'])
+        await expect(writes(bad, '{}', 0)).rejects.toThrow(`invalid KV key "${bad}"`);
       for (const [key, revision, n] of [
         ['fresh', later, 2],
         ['gone', overMarker, 1],
