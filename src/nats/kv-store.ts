@@ -176,6 +176,13 @@ const sameIdentity = (a: ActorValue | HistoryValue, b: ActorValue | HistoryValue
   'snapshot' in a && 'snapshot' in b
     ? a.snapshot === b.snapshot && a.position === b.position && a.epoch === b.epoch
     : !('snapshot' in a) && !('snapshot' in b);
+/**
+ * Whether the snapshot stored now is the one read at `revision`: only bookkeeping (published entries
+ * cleared, timeline lines moved) was written since. Records report the key's revision, bookkeeping included.
+ */
+const snapshotSince = (cached: Cached | undefined, revision: number): boolean =>
+  cached !== undefined && revision >= cached.snapshotRevision && revision <= cached.revision;
+
 const recordOf = (kind: ActorKind, key: string, cached: Cached): ActorRecord => {
   const value = cached.value as ActorValue;
   return {
@@ -507,7 +514,7 @@ export class KvStore implements StateStore {
           // other writes): that commit wrote its own index. Written on top of it, a model's detection
           // (rolling back, attention) was marked as needing nothing, and after a take-over nobody ran its
           // rollback (partitions-outage.test.ts, a seed in 3 of 9 runs with the lease's timing changed).
-          if (entry.revision !== undefined && cached.snapshotRevision !== entry.revision) return;
+          if (entry.revision !== undefined && !snapshotSince(cached, entry.revision)) return;
           const value = cached.value;
           if ((value.deadline ?? null) === entry.deadline && value.attention === entry.attention) return;
           const next: ActorValue = { ...value, deadline: entry.deadline, attention: entry.attention };
@@ -729,9 +736,7 @@ export class KvStore implements StateStore {
     const cached = this.cache.get(key);
     const previous = cached && 'outbox' in cached.value ? cached.value : null;
     // Writes that only cleared published entries kept the snapshot the runtime read: write on top of them.
-    const unchangedSince =
-      cached && actor.revision >= cached.snapshotRevision && actor.revision <= cached.revision;
-    const expected = unchangedSince ? cached.revision : actor.revision;
+    const expected = snapshotSince(cached, actor.revision) ? cached!.revision : actor.revision;
     // Single writer: only the lease holder writes actor state.
     const fence = this.options.fence?.(actor.kind, actor.key);
     if (fence && !fence.isHeld) {
