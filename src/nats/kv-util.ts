@@ -28,15 +28,20 @@ export const isoTime = (ms: number | null | undefined): string | null =>
 export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    // Decided after the sockets are read: timers run at the start of a turn of the event loop, so one that
-    // expired while the process was busy (a long batch, a pause of the garbage collector) would otherwise
-    // run before an answer that came in time, and take the process's lateness for NATS's.
-    timer = setTimeout(
-      () => setImmediate(() => reject(new Error(`${what}: no answer from NATS within ${ms} ms`))),
-      ms,
-    );
-    timer.unref();
+    timer = timerAfterReads(() => reject(new Error(`${what}: no answer from NATS within ${ms} ms`)), ms);
   });
   work.catch(() => undefined); // a late failure after the deadline is not an unhandled rejection
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * An unref'd timer whose callback runs once the sockets of its turn of the event loop are read. Timers run
+ * at the start of a turn, so one that expired while the process was busy (a long batch, a pause of the
+ * garbage collector) would otherwise run before an answer that came in time, and take the process's
+ * lateness for NATS's. Cleared with clearTimeout before it fires; once fired, its callback still runs.
+ */
+export function timerAfterReads(fn: () => void, ms: number): NodeJS.Timeout {
+  const timer = setTimeout(() => setImmediate(fn), ms);
+  timer.unref();
+  return timer;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { KV } from '@nats-io/kv';
-import { isWrongRevision, withDeadline } from './kv-util.ts';
+import { isWrongRevision, timerAfterReads, withDeadline } from './kv-util.ts';
 
 /** The holder stops acting this long (as a share of the TTL) after sending its last successful renewal. */
 const VALID_SHARE = 0.7;
@@ -257,20 +257,18 @@ export class Lease {
    */
   private armWatchdog(): void {
     if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(
-      () =>
-        setImmediate(() => {
-          if (!this.held || this.stopped) return;
-          if (performance.now() < this.validUntil) {
-            this.armWatchdog();
-            return;
-          }
-          this.logger.warn({ lease: this.key }, 'could not renew the lease in time; letting it go');
-          this.lost();
-        }),
+    this.watchdog = timerAfterReads(
+      () => {
+        if (!this.held || this.stopped) return;
+        if (performance.now() < this.validUntil) {
+          this.armWatchdog();
+          return;
+        }
+        this.logger.warn({ lease: this.key }, 'could not renew the lease in time; letting it go');
+        this.lost();
+      },
       Math.max(0, this.validUntil - performance.now()),
     );
-    this.watchdog.unref();
   }
 
   private lost(): void {
