@@ -61,6 +61,13 @@ export class ManualClock implements Clock {
     this.current = target;
   }
 
+  /** When the soonest timer falls due (null: none set); tests advance to it to settle between timers. */
+  nextDue(): number | null {
+    let soonest: number | null = null;
+    for (const t of this.timers) if (soonest === null || t.at < soonest) soonest = t.at;
+    return soonest;
+  }
+
   pendingTimers(): number {
     return this.timers.length;
   }
