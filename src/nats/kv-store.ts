@@ -943,19 +943,20 @@ export class KvStore implements StateStore {
 
   /**
    * Clears an actor's published outbox entries, moving their history records to the history key first, and
-   * moves its timeline lines to its timeline key.
+   * moves its timeline lines to its timeline key when they are due (see timelineDue): most commits publish
+   * an event, and moving their one line each time cost two operations more than the clearing write.
    */
   private async settle(key: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const cached = this.cache.get(key);
       if (!cached || !('outbox' in cached.value)) return;
       const value = cached.value;
-      const lines = value.timeline ?? [];
-      if (!this.hasPublished(value) && lines.length === 0) return;
+      const movingLines = this.timelineDue(key, value, Date.now());
+      if (!this.hasPublished(value) && !movingLines) return;
       const moving = value.history.filter((h) => this.published.has(eventIdOf(h)));
       const modelId = parseKey(key)!.id;
       if (moving.length > 0) await this.appendHistory(modelId, moving);
-      if (lines.length > 0) await this.moveTimeline(key, value);
+      if (movingLines) await this.moveTimeline(key, value);
       // Only the records moved leave the value: an event published during the move above has its record
       // still to move (the next pass does it). Lines committed meanwhile make the write below conflict.
       const moved = new Set(moving);
@@ -964,13 +965,12 @@ export class KvStore implements StateStore {
         ...value,
         outbox: value.outbox.filter((e) => !this.published.has(e.id)),
         history: value.history.filter((h) => !moved.has(h)),
-        timeline: [],
-        ...(timelineSeq > 0 ? { timelineSeq } : {}),
+        ...(movingLines ? { timeline: [], ...(timelineSeq > 0 ? { timelineSeq } : {}) } : {}),
       };
       try {
         const revision = await this.write(key, JSON.stringify(next), cached.revision);
         this.store(key, revision, next);
-        this.linesWaitingSince.delete(key);
+        if (movingLines) this.linesWaitingSince.delete(key);
         if (!this.hasPublished(next)) return;
       } catch (error) {
         if (!isWrongRevision(error)) throw error;

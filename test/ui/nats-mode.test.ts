@@ -1,12 +1,18 @@
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { natsNames } from '../../src/nats/names.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import {
+  launchBrowser,
   OPERATOR_TOKEN,
   PRODUCER_TOKEN,
+  signIn,
   startWarden,
   tempDir,
   VIEWER_TOKEN,
+  waitForText,
   type Warden,
 } from './support.ts';
 
@@ -96,3 +102,87 @@ describe('ui: the timeline and the live stream in NATS mode', { timeout: 60_000 
     }
   });
 });
+
+describe(
+  'ui: a timeline split between the timeline bucket and the actor value, in a browser',
+  { timeout: 90_000 },
+  () => {
+    /**
+     * In NATS mode a model's newest timeline lines wait in its actor value until 8 are there (or a minute has
+     * passed), then move to its key in the timeline bucket; the store's read merges the two. The page shows
+     * every line once, in order, and the same after a reload.
+     */
+    it('shows every line once, newest first, and the same after a reload', async () => {
+      const dir = tempDir();
+      const prefix = 'uisplit';
+      const config = { nats: { url: nats.url, prefix } };
+      const warden = await startWarden(dir.dir, 0, config);
+      const browser = await launchBrowser();
+      const nc = await connect({ servers: nats.url });
+      try {
+        for (let i = 1; i <= 8; i++) {
+          const reply = await warden.api(
+            'POST',
+            '/v1/promotions',
+            { model_id: 'm2', version: `v${i}`, elo: 1500 },
+            PRODUCER_TOKEN,
+          );
+          expect(reply.status).toBe(200);
+        }
+        const names = natsNames(prefix);
+        const kvm = new Kvm(nc);
+        const [actors, timelines] = await Promise.all([
+          kvm.open(names.actorBucket),
+          kvm.open(names.timelineBucket),
+        ]);
+        const value = async () =>
+          (await actors.get('model.m2'))!.json<{ timeline?: unknown[]; outbox: unknown[] }>();
+        const linesMovedAndWaiting = async () => [
+          (await timelines.get('model.m2'))?.json<{ lines: unknown[] }>().lines.length ?? 0,
+          (await value()).timeline?.length ?? 0,
+        ];
+        // 8 lines move together to the timeline bucket.
+        await eventually(async () => expect(await linesMovedAndWaiting()).toEqual([8, 0]));
+        // Three evaluations that announce a minor regression, then clear it: a line and an event each. The
+        // events are published and cleared from the value; the lines wait there (a minute, or until 8 wait).
+        for (const elo of [1478, 1500, 1478]) {
+          const reply = await warden.api(
+            'POST',
+            '/v1/evaluations',
+            { model_id: 'm2', current_elo: elo, games_played: 400 },
+            PRODUCER_TOKEN,
+          );
+          expect(reply.status).toBe(200);
+        }
+        await eventually(async () => {
+          expect((await value()).outbox).toEqual([]);
+          expect(await linesMovedAndWaiting()).toEqual([8, 3]);
+        });
+
+        const page = await browser.context.newPage();
+        await signIn(page, warden.url, VIEWER_TOKEN);
+        await page.goto(`${warden.url}/ui#/model/m2`);
+        const shown = async () => {
+          await waitForText(page, '.timeline li', 'v1');
+          const lines = page.locator('.timeline li');
+          return {
+            events: await lines.evaluateAll((items) => items.map((li) => li.getAttribute('data-event'))),
+            text: await lines.allTextContents(),
+          };
+        };
+        const before = await shown();
+        expect(before.events).toEqual([...Array(3).fill('EVALUATED'), ...Array(8).fill('PROMOTED')]);
+        expect(before.text[3]).toContain('v8');
+        expect(before.text[10]).toContain('v1');
+        await page.reload();
+        expect(await shown()).toEqual(before);
+        await page.close();
+      } finally {
+        await nc.close();
+        await browser.close();
+        await warden.stop();
+        dir.remove();
+      }
+    });
+  },
+);
