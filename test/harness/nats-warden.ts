@@ -33,8 +33,11 @@ export interface NatsWarden extends AsyncDisposable {
    * calls, which in NATS mode are round trips to KV.)
    */
   settled(): Promise<void>;
-  /** Orderly shutdown, as the service does it: commands stop, Warden stops, the connection drains. */
-  stop(): Promise<void>;
+  /**
+   * Orderly shutdown, as the service does it: commands stop, Warden stops, the connection drains. `onStep`
+   * hears which part it is in, for a test that reports where a run over its budget stopped.
+   */
+  stop(onStep?: (step: string) => void): Promise<void>;
 }
 
 /** Short waits for tests: redeliveries and stranded outbox entries are picked up within a second or two. */
@@ -70,10 +73,12 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
   });
   await adapters.attach(warden);
   let stopped = false;
-  const stop = async () => {
+  const stop = async (onStep?: (step: string) => void) => {
     if (stopped) return;
     stopped = true;
+    onStep?.('detaching the adapters');
     await adapters.detach();
+    onStep?.('stopping Warden');
     await warden.stop();
   };
   const settled = async () => {
@@ -85,5 +90,5 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
     });
     await warden.idle();
   };
-  return { warden, adapters, rejected, settled, stop, [Symbol.asyncDispose]: stop };
+  return { warden, adapters, rejected, settled, stop, [Symbol.asyncDispose]: () => stop() };
 }

@@ -336,9 +336,8 @@ async function viaNats(
       },
       close: async (progress) => {
         for (const [k, i] of instances.entries()) {
-          if (progress)
-            progress.at = `closing the NATS instances: stopping instance ${k + 1} of ${instances.length}`;
-          await i.stop();
+          const at = `closing the NATS instances: stopping instance ${k + 1} of ${instances.length}`;
+          await i.stop((step) => progress && (progress.at = `${at}, ${step}`));
         }
       },
     },
