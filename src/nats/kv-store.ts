@@ -85,10 +85,20 @@ function linesAfter(value: ActorValue | null | undefined, through: number): Time
   return lines.filter((_, i) => first + i > through);
 }
 
-/** `history.<model_id>`: the rollback history of one model, oldest first, bounded. */
+/**
+ * `history.<model_id>` in the timeline bucket: the rollback history of one model, oldest first, bounded
+ * (historyLimit); and `rollbacks` there: the newest RECENT_KEEP records of every model, for the fleet-wide
+ * query. Before, `history.<model_id>` was a key of the actor bucket: watched, so every instance held every
+ * model's history in its copy (up to 200 records a model) and read it all at start. Those keys are still
+ * read, never written again.
+ */
 interface HistoryValue {
   records: HistoryRecord[];
 }
+/** The fleet-wide list of the newest history records (see HistoryValue); no model key has this form. */
+const RECENT_KEY = 'rollbacks';
+/** The most a history query may ask for (Warden.history): the fleet-wide list keeps that many. */
+const RECENT_KEEP = 1_000;
 
 interface Cached {
   revision: number;
@@ -211,7 +221,11 @@ function parseKey(key: string): { kind: ActorKind | 'history'; id: string } | nu
  * - `model.<id>` / `training.<key>`: the actor snapshot, and the outbox entries and history records its
  *   commits caused that are not yet published. One revision-checked write per actor: two instances never
  *   both commit on the same revision (the loser gets a ConflictError and the runtime reloads).
- * - `history.<model_id>`: rollback history, moved there once the events are published.
+ * - `history.<model_id>`: rollback history written by builds before the timeline bucket held it; read,
+ *   never written.
+ * The timeline bucket, read on demand and never watched, holds what only a person asks for: each actor's
+ * timeline lines, each model's rollback history (`history.<model_id>`, moved there once its events are
+ * published) and the fleet's newest (`rollbacks`).
  * It also keeps `<prefix>_training` (what trainers read) in line with the training-config actors.
  *
  * Every instance watches the bucket and keeps the latest values in memory: loads are local, and live
@@ -248,6 +262,8 @@ export class KvStore implements StateStore {
   private readonly ownWrites = new Map<string, Array<{ readonly json: string; echo: KvEntry | null }>>();
   /** Actors with published entries to clear, and the timer that clears them (see markPublished). */
   private readonly toSettle = new Set<string>();
+  /** History records waiting for their write to the fleet-wide list (see appendHistory). */
+  private readonly recentQueue: HistoryRecord[] = [];
   /** Owned actors whose value holds timeline lines, by when the sweeper first saw them there (Date.now). */
   private readonly linesWaitingSince = new Map<string, number>();
   private settleTimer: NodeJS.Timeout | null = null;
@@ -611,31 +627,42 @@ export class KvStore implements StateStore {
   }
 
   async history(query: { modelId?: string | undefined; limit: number }): Promise<HistoryRecord[]> {
-    const seen = new Set<string>();
-    const records: Array<{ record: HistoryRecord; order: number }> = [];
-    const add = (record: HistoryRecord) => {
-      const id = eventIdOf(record);
-      if (seen.has(id)) return;
-      seen.add(id);
-      records.push({ record, order: records.length });
-    };
-    // One model's: its two keys, not a scan of every cached value (a million actors in NATS mode).
     const modelId = query.modelId;
-    const entries: Iterable<[string, Cached]> =
+    // Read before the timeline bucket's records (as timeline() does): a record moved there in between is
+    // then found there, not missed. Oldest first: those that builds before the timeline bucket held it wrote
+    // to the actor bucket's history keys, then the timeline bucket's, then those not yet moved there.
+    const legacy: HistoryRecord[][] = [];
+    const pending: HistoryRecord[][] = [];
+    const cached: Iterable<[string, Cached]> =
       modelId === undefined
         ? this.cache
         : [historyKey(modelId), actorKey('model', modelId)].flatMap((key) => {
-            const cached = this.cache.get(key);
-            return cached ? [[key, cached] as [string, Cached]] : [];
+            const entry = this.cache.get(key);
+            return entry ? [[key, entry] as [string, Cached]] : [];
           });
-    const models: ActorValue[] = [];
-    for (const [key, cached] of entries) {
+    for (const [key, entry] of cached) {
       const kind = parseKey(key)?.kind;
-      if (kind === 'history') (cached.value as HistoryValue).records.forEach(add);
-      else if (kind === 'model') models.push(cached.value as ActorValue);
+      if (kind === 'history') legacy.push((entry.value as HistoryValue).records);
+      else if (kind === 'model') pending.push((entry.value as ActorValue).history);
     }
-    // Committed but not yet moved to the history key (their events are being published).
-    for (const value of models) value.history.forEach(add);
+    let moved: HistoryValue;
+    try {
+      moved = await this.readRecords(modelId === undefined ? RECENT_KEY : historyKey(modelId));
+    } catch (error) {
+      throw new WardenError(
+        'unavailable',
+        `the rollback history could not be read from NATS now (${(error as Error).message})`,
+        { retryable: true },
+      );
+    }
+    const seen = new Set<string>();
+    const records: Array<{ record: HistoryRecord; order: number }> = [];
+    for (const record of [...legacy.flat(), ...moved.records, ...pending.flat()]) {
+      const id = eventIdOf(record);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      records.push({ record, order: records.length });
+    }
     records.sort((a, b) => b.record.at - a.record.at || b.order - a.order);
     return records.slice(0, query.limit).map((r) => r.record);
   }
@@ -995,25 +1022,54 @@ export class KvStore implements StateStore {
     return waiting >= TIMELINE_MOVE_LINES || now - since >= this.options.timelineMoveAfterMs;
   }
 
+  /**
+   * Adds published records to the model's history key and to the fleet-wide list, both in the timeline
+   * bucket, each record once (a move made again after a crash adds nothing); settle() then clears them from
+   * the model's value.
+   */
   private async appendHistory(modelId: string, records: HistoryRecord[]): Promise<void> {
-    const key = historyKey(modelId);
+    await this.appendRecords(historyKey(modelId), records, this.options.historyLimit);
+    this.recentQueue.push(...records);
+    // One write of the shared list at a time from here, with whatever records wait by then: the settles of
+    // many models at once (a fleet-wide regression) would otherwise each retry against the others.
+    await this.serial(`timeline:${RECENT_KEY}`, async () => {
+      const batch = this.recentQueue.splice(0);
+      if (batch.length === 0) return; // an earlier turn took them
+      try {
+        await this.appendRecords(RECENT_KEY, batch, RECENT_KEEP);
+      } catch (error) {
+        this.recentQueue.unshift(...batch);
+        throw error;
+      }
+    });
+  }
+
+  /** Appends to a history key of the timeline bucket the records it does not hold, keeping the newest `keep`. */
+  private async appendRecords(key: string, records: HistoryRecord[], keep: number): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const cached = this.cache.get(key);
-      const existing = cached ? (cached.value as HistoryValue).records : [];
-      const known = new Set(existing.map(eventIdOf));
+      const current = await this.readRecords(key);
+      const known = new Set(current.records.map(eventIdOf));
       const fresh = records.filter((r) => !known.has(eventIdOf(r)));
       if (fresh.length === 0) return;
-      const next: HistoryValue = { records: [...existing, ...fresh].slice(-this.options.historyLimit) };
+      // Oldest first, by time: the fleet-wide list takes the records of many models, moved in any order.
+      const merged = [...current.records, ...fresh].sort((a, b) => a.at - b.at).slice(-keep);
+      const json = JSON.stringify({ records: merged } satisfies HistoryValue);
       try {
-        const revision = await this.write(key, JSON.stringify(next), cached?.revision ?? 0);
-        this.store(key, revision, next);
+        if (current.revision === null) await this.timelineKv.create(key, json);
+        else await this.timelineKv.update(key, json, current.revision);
         return;
       } catch (error) {
         if (!isWrongRevision(error)) throw error;
-        this.absorb(await this.kv.get(key), key);
       }
     }
-    throw new Error(`could not append to the history of ${modelId}: it kept changing`);
+    throw new Error(`could not append to ${key} in the timeline bucket: it kept changing`);
+  }
+
+  private async readRecords(key: string): Promise<HistoryValue & { revision: number | null }> {
+    const entry = await this.timelineKv.get(key);
+    const text = entryText(entry);
+    if (text === null) return { records: [], revision: entry?.revision ?? null };
+    return { ...(JSON.parse(text) as HistoryValue), revision: entry!.revision };
   }
 
   /**

@@ -156,7 +156,8 @@ describe('NATS mode: the rollback event handed to the training config in process
     await publishRegression(nats.client, prefix, 'hm');
     await w.settled();
     // The pause acknowledgement was committed to the model after its rollback event was published: the
-    // history record stays in the model's value until it is moved to history.<model>, and is moved once.
+    // history record stays in the model's value until it is moved to history.<model> (timeline bucket), and
+    // is moved once.
     await eventually(async () => {
       const model = await nats.client.kv<{ history: unknown[]; outbox: unknown[] }>(
         `${prefix}_actors`,
@@ -164,7 +165,7 @@ describe('NATS mode: the rollback event handed to the training config in process
       );
       expect(model).toMatchObject({ history: [], outbox: [] });
       const history = await nats.client.kv<{ records: Array<{ kind: string }> }>(
-        `${prefix}_actors`,
+        `${prefix}_timeline`,
         'history.hm',
       );
       expect(history?.records.map((r) => r.kind)).toEqual(['rolled_back']);

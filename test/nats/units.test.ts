@@ -374,7 +374,8 @@ describe('the KV store', () => {
       expect((await store.history({ modelId: 'm7', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
         'm7.e1',
       ]);
-      expect(await kv.get('history.m7')).not.toBeNull();
+      expect(await kv.get('history.m7')).toBeNull(); // the actor bucket holds no history any more
+      expect(await timelineKv.get('history.m7')).not.toBeNull();
       // Unpublished, it stays with its actor.
       expect(await outboxOf('m8')).toBe(1);
     } finally {
@@ -382,8 +383,89 @@ describe('the KV store', () => {
     }
   });
 
+  it("moves rollback history to the timeline bucket (the model's key and the fleet's newest), never to the watched actor bucket, and still shows what an earlier build wrote there", async () => {
+    const { kv, trainingKv, timelineKv } = await buckets('histmove');
+    const record = (model: string, n: number) => ({
+      at: n,
+      modelId: model,
+      kind: 'rolled_back',
+      payload: { event_id: `${model}.e${n}`, model_id: model },
+    });
+    const entry = (model: string, n: number) => ({
+      id: `${model}.e${n}`,
+      subject: `warden.evt.promotion_rolled_back.${model}`,
+      payload: { event_id: `${model}.e${n}` },
+    });
+    // An earlier build's history key in the actor bucket; then a rollback of each model, published.
+    await kv.put('history.m', JSON.stringify({ records: [record('m', 1)] }));
+    await kv.put(
+      'model.m',
+      JSON.stringify({ snapshot: {}, outbox: [entry('m', 2)], history: [record('m', 2)], timeline: [] }),
+    );
+    const many = Array.from({ length: 1_005 }, (_, i) => i + 3);
+    await kv.put(
+      'model.n',
+      JSON.stringify({
+        snapshot: {},
+        outbox: many.map((n) => entry('n', n)),
+        history: many.map((n) => record('n', n)),
+        timeline: [],
+      }),
+    );
+    const store = await openStore(
+      { kv, trainingKv, timelineKv },
+      { sweepEveryMs: 600_000, historyLimit: 200 },
+    );
+    const ids = (records: Array<{ payload: Record<string, unknown> }>) =>
+      records.map((r) => r.payload.event_id);
+    const idsOf = async (key: string) =>
+      ids(
+        (await timelineKv.get(key))?.json<{ records: Array<{ payload: Record<string, unknown> }> }>()
+          .records ?? [],
+      );
+    try {
+      await store.markPublished(['m.e2', ...many.map((n) => `n.e${n}`)]);
+      await eventually(async () => {
+        for (const model of ['m', 'n'])
+          expect((await kv.get(`model.${model}`))!.json<{ history: unknown[] }>().history).toEqual([]);
+      });
+      // The actor bucket: the earlier build's key as it was, and nothing new.
+      expect(
+        ids(
+          (await kv.get('history.m'))!.json<{ records: Array<{ payload: Record<string, unknown> }> }>()
+            .records,
+        ),
+      ).toEqual(['m.e1']);
+      expect(await kv.get('history.n')).toBeNull();
+      // The timeline bucket: each model's newest (historyLimit), and the fleet's newest 1,000, oldest first.
+      expect(await idsOf('history.m')).toEqual(['m.e2']);
+      expect(await idsOf('history.n')).toEqual(many.slice(-200).map((n) => `n.e${n}`));
+      expect(await idsOf('rollbacks')).toEqual(['m.e2', ...many.map((n) => `n.e${n}`)].slice(-1_000));
+      // What the queries show: both buckets, each record once, newest first.
+      expect(ids(await store.history({ modelId: 'm', limit: 10 }))).toEqual(['m.e2', 'm.e1']);
+      expect(ids(await store.history({ limit: 3 }))).toEqual(['n.e1007', 'n.e1006', 'n.e1005']);
+      const all = ids(await store.history({ limit: 1_000 }));
+      expect(all).toHaveLength(1_000);
+      expect(new Set(all).size).toBe(1_000);
+      // A move made again (a crash before the value was cleared) adds nothing.
+      const fleet = await idsOf('rollbacks');
+      await kv.put(
+        'model.m',
+        JSON.stringify({ snapshot: {}, outbox: [entry('m', 2)], history: [record('m', 2)], timeline: [] }),
+      );
+      await store.markPublished(['m.e2']);
+      await eventually(async () =>
+        expect((await kv.get('model.m'))!.json<{ history: unknown[] }>().history).toEqual([]),
+      );
+      expect(await idsOf('history.m')).toEqual(['m.e2']);
+      expect(await idsOf('rollbacks')).toEqual(fleet); // m.e2 is older than the newest 1,000: left out
+    } finally {
+      await store.close();
+    }
+  });
+
   it('moves a history record whose event is published while an earlier one is being moved, never drops it', async () => {
-    const { kv: raw, trainingKv, timelineKv } = await buckets('histrace');
+    const { kv: raw, trainingKv, timelineKv: rawTimelines } = await buckets('histrace');
     const entry = (n: number) => ({
       id: `m.e${n}`,
       subject: 'warden.evt.promotion_rolled_back.m',
@@ -407,7 +489,7 @@ describe('the KV store', () => {
     );
     // While its record is written to the history key, the second one's event is published.
     let store: KvStore | null = null;
-    const kv = new Proxy(raw, {
+    const timelineKv = new Proxy(rawTimelines, {
       get(target, property) {
         const value = Reflect.get(target, property, target) as unknown;
         if (typeof value !== 'function') return value;
@@ -418,7 +500,7 @@ describe('the KV store', () => {
         };
       },
     });
-    store = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
+    store = await openStore({ kv: raw, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
     try {
       await store.markPublished(['m.e1']);
       await eventually(async () =>
@@ -431,7 +513,7 @@ describe('the KV store', () => {
           'm.e1',
         ]),
       );
-      expect((await raw.get('history.m'))!.json<{ records: unknown[] }>().records).toHaveLength(2);
+      expect((await rawTimelines.get('history.m'))!.json<{ records: unknown[] }>().records).toHaveLength(2);
     } finally {
       await store.close();
     }
@@ -466,7 +548,7 @@ describe('the KV store', () => {
     const first = await KvStore.open(dying, trainingKv, timelineKv, options, silent);
     try {
       await first.markPublished(['k.e1']);
-      await eventually(async () => expect(await raw.get('history.k')).not.toBeNull());
+      await eventually(async () => expect(await timelineKv.get('history.k')).not.toBeNull());
       // Both keys hold it now; it is listed once.
       expect((await raw.get('model.k'))!.json<{ history: unknown[] }>().history).toHaveLength(1);
       expect((await first.history({ modelId: 'k', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
@@ -500,7 +582,7 @@ describe('the KV store', () => {
         }),
       );
       expect(published).toContain('k.e1');
-      expect((await raw.get('history.k'))!.json<{ records: unknown[] }>().records).toHaveLength(1);
+      expect((await timelineKv.get('history.k'))!.json<{ records: unknown[] }>().records).toHaveLength(1);
       expect((await next.history({ modelId: 'k', limit: 10 })).map((h) => h.payload.event_id)).toEqual([
         'k.e1',
       ]);
