@@ -74,6 +74,18 @@ interface TimelineValue {
   through: number;
 }
 
+/** The newest of `records` (oldest first) whose JSON fits in `maxBytes`, in order. */
+function newestWithin(records: readonly HistoryRecord[], maxBytes: number): HistoryRecord[] {
+  let bytes = 0;
+  let first = records.length;
+  while (first > 0) {
+    bytes += Buffer.byteLength(JSON.stringify(records[first - 1])) + 1;
+    if (bytes > maxBytes) break;
+    first--;
+  }
+  return records.slice(first);
+}
+
 /** The number of an actor's newest timeline line (see ActorValue.timelineSeq). */
 const lastLineOf = (value: ActorValue | null | undefined): number =>
   value?.timelineSeq ?? value?.timeline?.length ?? 0;
@@ -99,6 +111,13 @@ interface HistoryValue {
 const RECENT_KEY = 'rollbacks';
 /** The most a history query may ask for (Warden.history): the fleet-wide list keeps that many. */
 const RECENT_KEEP = 1_000;
+/**
+ * And at most this much JSON per history key, oldest records dropped first: a record is about 560 bytes,
+ * but up to a few KiB with an operator's note of 1,000 characters, and 1,000 such records would pass
+ * nats-server's default max_payload (1 MB): every write of the key would then fail, and with it the settle
+ * that clears the model's published events.
+ */
+const HISTORY_MAX_BYTES = 512 * 1024;
 
 interface Cached {
   revision: number;
@@ -1053,7 +1072,9 @@ export class KvStore implements StateStore {
       if (fresh.length === 0) return;
       // Oldest first, by time: the fleet-wide list takes the records of many models, moved in any order.
       const merged = [...current.records, ...fresh].sort((a, b) => a.at - b.at).slice(-keep);
-      const json = JSON.stringify({ records: merged } satisfies HistoryValue);
+      const json = JSON.stringify({
+        records: newestWithin(merged, HISTORY_MAX_BYTES),
+      } satisfies HistoryValue);
       try {
         if (current.revision === null) await this.timelineKv.create(key, json);
         else await this.timelineKv.update(key, json, current.revision);

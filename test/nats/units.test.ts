@@ -464,6 +464,62 @@ describe('the KV store', () => {
     }
   });
 
+  it('keeps each history key within 512 KiB, the oldest records dropped first: long notes never make the move fail', async () => {
+    const { kv, trainingKv, timelineKv } = await buckets('histbytes');
+    // 3 models with 200 rollbacks each, each rollback with a reason of 1,000 two-byte characters: about
+    // 1.2 MB of records, past nats-server's max_payload (1 MB), which no write of the fleet-wide list
+    // could then pass.
+    const models = ['q0', 'q1', 'q2'];
+    const numbers = Array.from({ length: 200 }, (_, i) => i + 1);
+    const id = (model: string, n: number) => `${model}.e${n}`;
+    for (const [m, model] of models.entries()) {
+      await kv.put(
+        `model.${model}`,
+        JSON.stringify({
+          snapshot: {},
+          outbox: numbers.map((n) => ({
+            id: id(model, n),
+            subject: `warden.evt.promotion_rolled_back.${model}`,
+            payload: {},
+          })),
+          history: numbers.map((n) => ({
+            at: n * 3 + m,
+            modelId: model,
+            kind: 'rolled_back',
+            payload: { event_id: id(model, n), model_id: model, reason: 'é'.repeat(1_000) },
+          })),
+          timeline: [],
+        }),
+      );
+    }
+    const store = await openStore(
+      { kv, trainingKv, timelineKv },
+      { sweepEveryMs: 600_000, historyLimit: 200 },
+    );
+    const idsIn = async (key: string) => {
+      const entry = (await timelineKv.get(key))!;
+      expect(entry.length).toBeLessThanOrEqual(512 * 1024);
+      return entry
+        .json<{ records: Array<{ payload: { event_id: string } }> }>()
+        .records.map((r) => r.payload.event_id);
+    };
+    try {
+      await store.markPublished(models.flatMap((model) => numbers.map((n) => id(model, n))));
+      await eventually(async () => {
+        for (const model of models)
+          expect((await kv.get(`model.${model}`))!.json<{ history: unknown[] }>().history).toEqual([]);
+      });
+      expect(await idsIn('history.q1')).toEqual(numbers.map((n) => id('q1', n)));
+      // The fleet's newest that fit, in order of time.
+      const fleet = await idsIn('rollbacks');
+      const all = numbers.flatMap((n) => models.map((model) => id(model, n)));
+      expect(fleet.length).toBeGreaterThan(200);
+      expect(fleet).toEqual(all.slice(-fleet.length));
+    } finally {
+      await store.close();
+    }
+  });
+
   it('moves a history record whose event is published while an earlier one is being moved, never drops it', async () => {
     const { kv: raw, trainingKv, timelineKv: rawTimelines } = await buckets('histrace');
     const entry = (n: number) => ({
