@@ -10,7 +10,8 @@
  * timeline of 100 lines), its stored value, timeline and registry pointer copied under every other id, not
  * by N inputs. (Until 2026-11-29 the template had three evaluations and one timeline line, which hid that
  * every value then carried its timeline: 21.4 KiB of heap per such model instead of 1.0.)
- * Options: --largest N (default 100000), --rounds R (default 3).
+ * Options: --largest N (default 100000; 1000000 adds a million models, about 5 minutes to write), --rounds R
+ * (default 3).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
@@ -21,7 +22,7 @@ import { option } from './options.ts';
 
 const LARGEST = option('largest', 100_000);
 const ROUNDS = option('rounds', 3);
-const SIZES = [10_000, 100_000].filter((n) => n <= LARGEST);
+const SIZES = [10_000, 100_000, 1_000_000].filter((n) => n <= LARGEST);
 const TEMPLATE = 'zzTemplateModelzz';
 
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -304,6 +304,9 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
     return performance.now() - t0;
   };
   const pause: number[] = [];
+  // This process's CPU from each evaluation's publication until the instance is idle again (the regression
+  // and what it leaves behind: acknowledgements, the pause acknowledged), the anchors' samples left out.
+  let regressionCpu = 0;
   const echo: number[] = [];
   const chain: number[] = [];
   for (let i = 0; i < models; i++) {
@@ -313,6 +316,7 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
     // would otherwise slow the request/reply samples taken right after it.
     await w.warden.idle();
     const arrived = new Promise<void>((resolve) => paused.set(m, resolve));
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await js.publish(
       `${prefix}.in.evaluation.${m}`,
@@ -321,6 +325,8 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
     await arrived;
     pause.push(performance.now() - t0);
     await w.warden.idle();
+    const used = process.cpuUsage(cpu0);
+    regressionCpu += used.user + used.system;
     for (let k = 0; k < 3; k++) {
       const t1 = performance.now();
       await nc.request('bench.echo', '{"ping":true}', { timeout: 5_000 });
@@ -338,7 +344,7 @@ async function latency(url: string, nc: NatsConnection, jsm: JetStreamManager): 
   await cleanUp(jsm, prefix);
   const p = (values: number[], q: number) => quantile(values, q).toFixed(2);
   console.log(
-    `evaluation to TRAINING_PAUSED (${pause.length} regressions): p50 ${p(pause, 0.5)} ms, p99 ${p(pause, 0.99)} ms; NATS request/reply (${echo.length}): p50 ${p(echo, 0.5)} ms, p99 ${p(echo, 0.99)} ms; ratio ${(quantile(pause, 0.5) / quantile(echo, 0.5)).toFixed(1)}x at p50, ${(quantile(pause, 0.99) / quantile(echo, 0.99)).toFixed(1)}x at p99`,
+    `evaluation to TRAINING_PAUSED (${pause.length} regressions): p50 ${p(pause, 0.5)} ms, p99 ${p(pause, 0.99)} ms; NATS request/reply (${echo.length}): p50 ${p(echo, 0.5)} ms, p99 ${p(echo, 0.99)} ms; ratio ${(quantile(pause, 0.5) / quantile(echo, 0.5)).toFixed(1)}x at p50, ${(quantile(pause, 0.99) / quantile(echo, 0.99)).toFixed(1)}x at p99; CPU per regression ${(regressionCpu / pause.length / 1000).toFixed(2)} ms`,
   );
   console.log(
     `  floor: four dependent KV writes, then a publication received (${chain.length}): p50 ${p(chain, 0.5)} ms, p99 ${p(chain, 0.99)} ms; ratio to request/reply ${(quantile(chain, 0.5) / quantile(echo, 0.5)).toFixed(1)}x at p50, ${(quantile(chain, 0.99) / quantile(echo, 0.99)).toFixed(1)}x at p99`,
