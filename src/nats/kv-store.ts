@@ -1068,7 +1068,15 @@ export class KvStore implements StateStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.readRecords(key);
       const known = new Set(current.records.map(eventIdOf));
-      const fresh = records.filter((r) => !known.has(eventIdOf(r)));
+      // Each once, also within `records`: a batch of the fleet-wide list may hold a record twice (put back
+      // after a failed write, and brought again by the settle that tries the move again).
+      const fresh: HistoryRecord[] = [];
+      for (const record of records) {
+        const id = eventIdOf(record);
+        if (known.has(id)) continue;
+        known.add(id);
+        fresh.push(record);
+      }
       if (fresh.length === 0) return;
       // Oldest first, by time: the fleet-wide list takes the records of many models, moved in any order.
       const merged = [...current.records, ...fresh].sort((a, b) => a.at - b.at).slice(-keep);

@@ -464,6 +464,55 @@ describe('the KV store', () => {
     }
   });
 
+  it('a write of the fleet-wide history list that fails is made again, with each record once', async () => {
+    const { kv, trainingKv, timelineKv: raw } = await buckets('histretry');
+    const numbers = [1, 2];
+    await kv.put(
+      'model.r',
+      JSON.stringify({
+        snapshot: {},
+        outbox: numbers.map((n) => ({
+          id: `r.e${n}`,
+          subject: 'warden.evt.promotion_rolled_back.r',
+          payload: {},
+        })),
+        history: numbers.map((n) => ({
+          at: n,
+          modelId: 'r',
+          kind: 'rolled_back',
+          payload: { event_id: `r.e${n}` },
+        })),
+        timeline: [],
+      }),
+    );
+    let refused = 0;
+    const timelineKv = new Proxy(raw, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if ((property === 'create' || property === 'update') && args[0] === 'rollbacks' && refused++ < 2)
+            return Promise.reject(new Error('TIMEOUT'));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const store = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 50 });
+    try {
+      await store.markPublished(['r.e1', 'r.e2']);
+      await eventually(async () =>
+        expect((await kv.get('model.r'))!.json<{ history: unknown[] }>().history).toEqual([]),
+      );
+      expect(refused).toBeGreaterThan(2);
+      const fleet = (await raw.get('rollbacks'))!.json<{
+        records: Array<{ payload: { event_id: string } }>;
+      }>();
+      expect(fleet.records.map((r) => r.payload.event_id)).toEqual(['r.e1', 'r.e2']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('keeps each history key within 512 KiB, the oldest records dropped first: long notes never make the move fail', async () => {
     const { kv, trainingKv, timelineKv } = await buckets('histbytes');
     // 3 models with 200 rollbacks each, each rollback with a reason of 1,000 two-byte characters: about
