@@ -82,6 +82,11 @@ export interface RunOutcome {
   readonly events: Record<string, string[]>;
   /** Per model: why its rollbacks failed (the `error` of each rollback_failed event), to explain a difference. */
   readonly failures: Record<string, string[]>;
+  /**
+   * Per model: the sorted `<outcome>:<event_id>` of its rollback history, as the fleet-wide history query
+   * answers it (each rollback once, whichever instances moved it and whenever they were killed).
+   */
+  readonly history: Record<string, string[]>;
 }
 
 /** What Warden made of the stream, read over NATS (status command and the audit stream). */
@@ -115,19 +120,43 @@ export async function runOutcome(client: TestClient, prefix: string): Promise<Ru
       (failures[key] ??= []).push(String((e.data as { error?: unknown }).error));
   }
   for (const list of Object.values(events)) list.sort();
-  return { models, training, events, failures };
+  const rollbacks = await client.request<{
+    ok: boolean;
+    rollbacks: Array<{ outcome: string; event_id: string; model_id: string }>;
+  }>(`${prefix}.cmd.history`, { limit: 1000 }, 5_000);
+  if (!rollbacks.ok) throw new Error(`history failed: ${JSON.stringify(rollbacks)}`);
+  const history: Record<string, string[]> = {};
+  for (const r of rollbacks.rollbacks) (history[r.model_id] ??= []).push(`${r.outcome}:${r.event_id}`);
+  for (const list of Object.values(history)) list.sort();
+  return { models, training, events, failures, history };
 }
 
 /** The models (or keys) whose outcome differs, for a readable failure message. */
 export function differences(actual: RunOutcome, expected: RunOutcome): string[] {
   const out: string[] = [];
-  for (const part of ['models', 'training', 'events'] as const) {
+  for (const part of ['models', 'training', 'events', 'history'] as const) {
     const keys = new Set([...Object.keys(actual[part]), ...Object.keys(expected[part])]);
     for (const key of keys) {
       const a = JSON.stringify(actual[part][key]);
       const b = JSON.stringify(expected[part][key]);
       if (a !== b) out.push(`${part} ${key}: got ${a}, clean run ${b}`);
     }
+  }
+  // And the history is the rollback events' own record: one entry per rollback published, none more.
+  const outcomeOf: Record<string, string> = {
+    promotion_rolled_back: 'rolled_back',
+    rollback_failed: 'rollback_failed',
+  };
+  for (const key of new Set([...Object.keys(actual.events), ...Object.keys(actual.history)])) {
+    const published = (actual.events[key] ?? []).flatMap((e) => {
+      const kind = e.slice(0, e.indexOf(':'));
+      return outcomeOf[kind] ? [`${outcomeOf[kind]}:${e.slice(kind.length + 1)}`] : [];
+    });
+    const listed = actual.history[key] ?? [];
+    if (JSON.stringify([...published].sort()) !== JSON.stringify(listed))
+      out.push(
+        `history ${key}: lists ${JSON.stringify(listed)}, its rollback events are ${JSON.stringify(published)}`,
+      );
   }
   for (const [key, errors] of Object.entries(actual.failures))
     if (JSON.stringify(errors) !== JSON.stringify(expected.failures[key]))
