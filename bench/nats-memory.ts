@@ -6,12 +6,14 @@
  * - heap: the JS heap after a full garbage collection, once started, against before the start (per model);
  * - resident: how many model actors the runtime loaded at start (lazy: those whose state needs it).
  * The persisted models are written by a fast path: one model taken through Warden (a promotion, then 150
- * evaluations alternating a minor regression and a clean one: a model in service for a while, with a full
- * timeline of 100 lines), its stored value, timeline and registry pointer copied under every other id, not
- * by N inputs. (Until 2026-11-29 the template had three evaluations and one timeline line, which hid that
- * every value then carried its timeline: 21.4 KiB of heap per such model instead of 1.0.)
+ * evaluations alternating a minor regression and a clean one, then 20 critical regressions of new versions,
+ * each rolled back: a model in service for a while, with a full timeline of 100 lines and a rollback
+ * history), its stored value, timeline, rollback history and registry pointer copied under every other id,
+ * wherever the build keeps them, not by N inputs. (Until 2026-11-29 the template had three evaluations and
+ * one timeline line, which hid that every value then carried its timeline: 21.4 KiB of heap per such model
+ * instead of 1.0; and no rollback, which hid that every instance held every model's history.)
  * Options: --largest N (default 100000; 1000000 adds a million models, about 5 minutes to write), --rounds R
- * (default 3).
+ * (default 3), --rollbacks K (the template's rollbacks, default 20).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
@@ -22,6 +24,7 @@ import { option } from './options.ts';
 
 const LARGEST = option('largest', 100_000);
 const ROUNDS = option('rounds', 3);
+const ROLLBACKS = option('rollbacks', 20);
 const SIZES = [10_000, 100_000, 1_000_000].filter((n) => n <= LARGEST);
 const TEMPLATE = 'zzTemplateModelzz';
 
@@ -43,35 +46,48 @@ const start = (url: string, prefix: string) => startNatsInstance(url, prefix);
 async function persist(nc: NatsConnection, url: string, prefix: string, count: number): Promise<void> {
   // A model as it rests once quiet: the last of its timeline lines moved to their bucket, which happens a
   // minute after they were committed; this instance moves them at its next sweep instead.
+  // No cooldown and no limit on automatic rollbacks: the template rolls back ROLLBACKS times in a row.
   const w = await startNatsInstance(url, prefix, {
+    config: { cooldownSeconds: 0, autoRollbackLimit: { max: ROLLBACKS + 1, windowSeconds: 86_400 } },
     hooks: { store: { sweepEveryMs: 100, timelineMoveAfterMs: 0 } },
   });
   await w.warden.promote({ model_id: TEMPLATE, version: 'v1', elo: 1500 });
   for (let i = 0; i < 150; i++)
     await w.warden.evaluate({ model_id: TEMPLATE, current_elo: i % 2 ? 1500 : 1478, games_played: 400 });
-  await w.warden.idle();
+  for (let k = 2; k < ROLLBACKS + 2; k++) {
+    await w.warden.promote({ model_id: TEMPLATE, version: `v${k}`, elo: 1500 });
+    await w.warden.evaluate({ model_id: TEMPLATE, current_elo: 1380, games_played: 400 });
+    await w.warden.idle();
+  }
   const names = natsNames(prefix);
   const kvm = new Kvm(nc);
   const actors = await kvm.open(names.actorBucket);
-  for (
-    let waited = 0;
-    (await actors.get(`model.${TEMPLATE}`))!.json<{ timeline: [] }>().timeline.length > 0;
-  ) {
-    if ((waited += 50) > 10_000) throw new Error("the template's timeline lines did not move within 10 s");
+  const timelines = await kvm.open(names.timelineBucket);
+  // At rest: healthy again, its rollbacks in its history, its timeline lines moved.
+  for (let waited = 0; ; waited += 50) {
+    const value = (await actors.get(`model.${TEMPLATE}`))!.json<{ timeline: []; history: [] }>();
+    const history = (await w.warden.history({ model_id: TEMPLATE, limit: 1000 })).rollbacks.length;
+    const healthy = w.warden.status(TEMPLATE).models[0]!.state === 'healthy';
+    if (healthy && history === ROLLBACKS && value.timeline.length === 0 && value.history.length === 0) break;
+    if (waited > 10_000) throw new Error('the template did not come to rest within 10 s');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await w.stop();
   const registry = await kvm.open(names.registryBucket);
-  const timelines = await kvm.open(names.timelineBucket);
-  const value = (await actors.get(`model.${TEMPLATE}`))!.string().split(TEMPLATE);
-  const pointer = (await registry.get(TEMPLATE))!.string().split(TEMPLATE);
-  const timeline = (await timelines.get(`model.${TEMPLATE}`))?.string().split(TEMPLATE) ?? null;
+  const copies: Array<{ kv: typeof actors; key: string; text: string[] }> = [
+    { kv: registry, key: TEMPLATE, text: (await registry.get(TEMPLATE))!.string().split(TEMPLATE) },
+  ];
+  // The model's value, timeline and history, in whichever bucket this build keeps each.
+  for (const kv of [actors, timelines])
+    for (const key of [`model.${TEMPLATE}`, `history.${TEMPLATE}`]) {
+      const entry = await kv.get(key);
+      if (entry?.operation === 'PUT') copies.push({ kv, key, text: entry.string().split(TEMPLATE) });
+    }
   for (let start = 0; start < count; start += 1_000) {
     const writes: Array<Promise<unknown>> = [];
     for (let i = start; i < Math.min(start + 1_000, count); i++) {
       const id = `model_${i}`;
-      writes.push(actors.put(`model.${id}`, value.join(id)), registry.put(id, pointer.join(id)));
-      if (timeline) writes.push(timelines.put(`model.${id}`, timeline.join(id)));
+      for (const c of copies) writes.push(c.kv.put(c.key.split(TEMPLATE).join(id), c.text.join(id)));
     }
     await Promise.all(writes);
   }
