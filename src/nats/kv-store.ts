@@ -101,8 +101,8 @@ function linesAfter(value: ActorValue | null | undefined, through: number): Time
  * `history.<model_id>` in the timeline bucket: the rollback history of one model, oldest first, bounded
  * (historyLimit); and `rollbacks` there: the newest RECENT_KEEP records of every model, for the fleet-wide
  * query. Before, `history.<model_id>` was a key of the actor bucket: watched, so every instance held every
- * model's history in its copy (up to 200 records a model) and read it all at start. Those keys are still
- * read, never written again.
+ * model's history in its copy (up to 200 records a model) and read it all at start. Such keys are read
+ * until the sweep has moved them (see moveLegacyHistory).
  */
 interface HistoryValue {
   records: HistoryRecord[];
@@ -118,6 +118,12 @@ const RECENT_KEEP = 1_000;
  * that clears the model's published events.
  */
 const HISTORY_MAX_BYTES = 512 * 1024;
+/**
+ * History keys of the actor bucket (written by earlier builds) moved to the timeline bucket per sweep, by
+ * the instance that writes the model: a few at a time, so that a deployment with a history for every model
+ * is not all moved in one sweep.
+ */
+const LEGACY_HISTORY_MOVES = 100;
 
 interface Cached {
   revision: number;
@@ -240,8 +246,8 @@ function parseKey(key: string): { kind: ActorKind | 'history'; id: string } | nu
  * - `model.<id>` / `training.<key>`: the actor snapshot, and the outbox entries and history records its
  *   commits caused that are not yet published. One revision-checked write per actor: two instances never
  *   both commit on the same revision (the loser gets a ConflictError and the runtime reloads).
- * - `history.<model_id>`: rollback history written by builds before the timeline bucket held it; read,
- *   never written.
+ * - `history.<model_id>`: rollback history written by builds before the timeline bucket held it; read until
+ *   the sweep moves it there.
  * The timeline bucket, read on demand and never watched, holds what only a person asks for: each actor's
  * timeline lines, each model's rollback history (`history.<model_id>`, moved there once its events are
  * published) and the fleet's newest (`rollbacks`).
@@ -1145,9 +1151,38 @@ export class KvStore implements StateStore {
         `could not publish the stranded events of ${failed.count} actor(s); will try again`,
       );
     await this.reconcileTraining();
+    await this.moveLegacyHistory().catch((error: unknown) =>
+      this.options.onTransientFailure?.('history_move', error),
+    );
     await this.checkWatch().catch((error: unknown) =>
       this.options.onTransientFailure?.('watch_check', error),
     );
+  }
+
+  /**
+   * Moves history keys that earlier builds wrote in the actor bucket to the timeline bucket (the model's key
+   * and the fleet-wide list), then deletes them, if unchanged since: every instance then stops holding them.
+   * Only the instance that writes the model moves its key. Killed in between, the next sweep copies them
+   * again (each record once) and deletes them; an earlier build still appending to one (a rolling upgrade)
+   * makes the delete fail, and the next sweep moves what it added.
+   */
+  private async moveLegacyHistory(): Promise<void> {
+    const legacy: Array<{ key: string; modelId: string; revision: number; records: HistoryRecord[] }> = [];
+    for (const [key, cached] of this.cache) {
+      const parsed = parseKey(key);
+      if (parsed?.kind !== 'history' || !this.owns('model', parsed.id)) continue;
+      legacy.push({ key, modelId: parsed.id, revision: cached.revision, ...(cached.value as HistoryValue) });
+      if (legacy.length >= LEGACY_HISTORY_MOVES) break;
+    }
+    for (const { key, modelId, revision, records } of legacy) {
+      if (this.closed) return;
+      await this.appendHistory(modelId, records);
+      try {
+        await this.kv.delete(key, { previousSeq: revision });
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error;
+      }
+    }
   }
 
   /** Whether an actor value holds published outbox entries, or history records of published events. */

@@ -464,6 +464,64 @@ describe('the KV store', () => {
     }
   });
 
+  it('moves the history keys an earlier build wrote in the actor bucket to the timeline bucket, and deletes them', async () => {
+    const { kv: raw, trainingKv, timelineKv } = await buckets('histlegacy');
+    const record = (model: string, n: number) => ({
+      at: n,
+      modelId: model,
+      kind: 'rolled_back',
+      payload: { event_id: `${model}.e${n}`, model_id: model },
+    });
+    for (const model of ['a', 'b'])
+      await raw.put(`history.${model}`, JSON.stringify({ records: [record(model, 1), record(model, 2)] }));
+    // One record of b was moved already (a move cut between its copy and its delete).
+    await timelineKv.put('history.b', JSON.stringify({ records: [record('b', 1)] }));
+    // An earlier build still running (a rolling upgrade) appends to a's key while this instance moves it.
+    let appended = false;
+    const kv = new Proxy(raw, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (property === 'delete' && args[0] === 'history.a' && !appended) {
+            appended = true;
+            await raw.put('history.a', JSON.stringify({ records: [1, 2, 3].map((n) => record('a', n)) }));
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const store = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
+    const internals = store as unknown as { sweep(): Promise<void> };
+    type Records = { records: Array<{ payload: Record<string, unknown> }> };
+    const ids = (records: Records['records']) => records.map((r) => r.payload.event_id);
+    const stored = async (bucket: KV, key: string) => {
+      const entry = await bucket.get(key);
+      return entry?.operation === 'PUT' ? ids(entry.json<Records>().records) : null;
+    };
+    try {
+      expect(ids(await store.history({ limit: 10 }))).toEqual(['b.e2', 'a.e2', 'b.e1', 'a.e1']);
+      await internals.sweep();
+      expect(appended).toBe(true);
+      expect(await stored(raw, 'history.b')).toBeNull();
+      expect(await stored(timelineKv, 'history.b')).toEqual(['b.e1', 'b.e2']);
+      // a's delete was refused (its key changed since it was read); the next sweep moves the addition too.
+      expect(await stored(raw, 'history.a')).toHaveLength(3);
+      await eventually(async () => {
+        await internals.sweep();
+        expect(await stored(raw, 'history.a')).toBeNull();
+      });
+      expect(await stored(timelineKv, 'history.a')).toEqual(['a.e1', 'a.e2', 'a.e3']);
+      expect(await stored(timelineKv, 'rollbacks')).toEqual(['a.e1', 'b.e1', 'a.e2', 'b.e2', 'a.e3']);
+      await eventually(async () =>
+        expect(ids(await store.history({ limit: 10 }))).toEqual(['a.e3', 'b.e2', 'a.e2', 'b.e1', 'a.e1']),
+      );
+      expect(ids(await store.history({ modelId: 'b', limit: 10 }))).toEqual(['b.e2', 'b.e1']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a write of the fleet-wide history list that fails is made again, with each record once', async () => {
     const { kv, trainingKv, timelineKv: raw } = await buckets('histretry');
     const numbers = [1, 2];
