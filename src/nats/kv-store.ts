@@ -1054,6 +1054,11 @@ export class KvStore implements StateStore {
    */
   private async appendHistory(modelId: string, records: HistoryRecord[]): Promise<void> {
     await this.appendRecords(historyKey(modelId), records, this.options.historyLimit);
+    await this.appendRecent(records);
+  }
+
+  /** Adds records to the fleet-wide list (see appendHistory). */
+  private async appendRecent(records: HistoryRecord[]): Promise<void> {
     this.recentQueue.push(...records);
     // One write of the shared list at a time from here, with whatever records wait by then: the settles of
     // many models at once (a fleet-wide regression) would otherwise each retry against the others.
@@ -1174,9 +1179,13 @@ export class KvStore implements StateStore {
       legacy.push({ key, modelId: parsed.id, revision: cached.revision, ...(cached.value as HistoryValue) });
       if (legacy.length >= LEGACY_HISTORY_MOVES) break;
     }
-    for (const { key, modelId, revision, records } of legacy) {
+    if (legacy.length === 0) return;
+    for (const { modelId, records } of legacy)
+      await this.appendRecords(historyKey(modelId), records, this.options.historyLimit);
+    // One write of the fleet-wide list for the whole sweep's keys (up to 512 KiB rewritten each time).
+    await this.appendRecent(legacy.flatMap((l) => l.records));
+    for (const { key, revision } of legacy) {
       if (this.closed) return;
-      await this.appendHistory(modelId, records);
       try {
         await this.kv.delete(key, { previousSeq: revision });
       } catch (error) {
