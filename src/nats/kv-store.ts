@@ -287,6 +287,16 @@ export class KvStore implements StateStore {
   private readonly ownWrites = new Map<string, Array<{ readonly json: string; echo: KvEntry | null }>>();
   /** Actors with published entries to clear, and the timer that clears them (see markPublished). */
   private readonly toSettle = new Set<string>();
+  /**
+   * The keys the sweep has work for, kept as values come and go (see indexKey): actor values holding outbox
+   * entries or history records, actor values holding timeline lines, history keys an earlier build wrote,
+   * and training configs. The sweep looked at every cached value instead, every few seconds: 50-125 ms of
+   * the event loop at 100,000 models, and the lease renews on that loop.
+   */
+  private readonly withEntries = new Set<string>();
+  private readonly withLines = new Set<string>();
+  private readonly legacyHistory = new Set<string>();
+  private readonly trainingKeys = new Set<string>();
   /** History records waiting for their write to the fleet-wide list (see appendHistory). */
   private readonly recentQueue: HistoryRecord[] = [];
   /** Owned actors whose value holds timeline lines, by when the sweeper first saw them there (Date.now). */
@@ -605,8 +615,9 @@ export class KvStore implements StateStore {
 
   async pendingOutbox(limit: number): Promise<OutboxEntry[]> {
     const pending: OutboxEntry[] = [];
-    for (const value of this.actorValues()) {
-      for (const entry of value.outbox) if (!this.published.has(entry.id)) pending.push(entry);
+    for (const key of this.withEntries) {
+      const value = this.cache.get(key)?.value as ActorValue | undefined;
+      for (const entry of value?.outbox ?? []) if (!this.published.has(entry.id)) pending.push(entry);
     }
     const handed = pending.slice(0, limit);
     for (const entry of handed) this.mine.add(entry.id);
@@ -878,6 +889,7 @@ export class KvStore implements StateStore {
       committed || !before || (!kept && (before.snapshotJson ?? identityOf(before.value)) !== snapshotJson);
     const snapshotRevision = changed || committed ? revision : before.snapshotRevision;
     this.cache.set(key, { revision, value, snapshotJson, snapshotRevision });
+    this.indexKey(key, value);
     const waiters = this.settledWaiters.get(key);
     if (waiters && !this.rollingBack(key)) {
       this.settledWaiters.delete(key);
@@ -888,6 +900,18 @@ export class KvStore implements StateStore {
   }
 
   /** Keeps `outboxEntries` in step with one cached value, replaced (or removed: `value` undefined). */
+  /** Keeps the sweep's sets (see withEntries) in line with the key's value (undefined: gone). */
+  private indexKey(key: string, value: ActorValue | HistoryValue | undefined): void {
+    const keep = (set: Set<string>, yes: boolean) => (yes ? set.add(key) : set.delete(key));
+    const actor = value !== undefined && 'outbox' in value ? value : undefined;
+    keep(this.withEntries, actor !== undefined && (actor.outbox.length > 0 || actor.history.length > 0));
+    const lines = (actor?.timeline?.length ?? 0) > 0;
+    keep(this.withLines, lines);
+    if (!lines) this.linesWaitingSince.delete(key); // moved, by whichever instance: waiting no more
+    keep(this.legacyHistory, value !== undefined && actor === undefined);
+    keep(this.trainingKeys, actor !== undefined && key.startsWith('training.'));
+  }
+
   private indexOutbox(
     key: string,
     before: ActorValue | HistoryValue | undefined,
@@ -962,6 +986,7 @@ export class KvStore implements StateStore {
     if (text === null) {
       if (entry && (!cached || entry.revision > cached.revision)) {
         this.cache.delete(key);
+        this.indexKey(key, undefined);
         this.linesWaitingSince.delete(key);
         this.indexOutbox(key, cached?.value, undefined);
       }
@@ -1119,8 +1144,9 @@ export class KvStore implements StateStore {
   private async sweep(): Promise<void> {
     const now = Date.now();
     const stranded = new Set<string>();
-    for (const [key, cached] of this.cache) {
-      if (!('outbox' in cached.value)) continue;
+    for (const key of [...this.withEntries, ...this.withLines]) {
+      const cached = this.cache.get(key);
+      if (!cached || !('outbox' in cached.value)) continue;
       // Published entries or history records a settle did not clear (it failed, or a commit came first),
       // and timeline lines due to move (a quiet actor's, or those a move left behind, NATS away then): a
       // model that commits nothing more would keep them in its value for good.
@@ -1173,9 +1199,10 @@ export class KvStore implements StateStore {
    */
   private async moveLegacyHistory(): Promise<void> {
     const legacy: Array<{ key: string; modelId: string; revision: number; records: HistoryRecord[] }> = [];
-    for (const [key, cached] of this.cache) {
+    for (const key of this.legacyHistory) {
+      const cached = this.cache.get(key);
       const parsed = parseKey(key);
-      if (parsed?.kind !== 'history' || !this.owns('model', parsed.id)) continue;
+      if (!cached || parsed?.kind !== 'history' || !this.owns('model', parsed.id)) continue;
       legacy.push({ key, modelId: parsed.id, revision: cached.revision, ...(cached.value as HistoryValue) });
       if (legacy.length >= LEGACY_HISTORY_MOVES) break;
     }
@@ -1245,11 +1272,11 @@ export class KvStore implements StateStore {
   }
 
   private async reconcileTraining(): Promise<void> {
-    const keys = [...this.cache.keys()].map(parseKey).filter((p) => p?.kind === 'training');
+    const configKeys = [...this.trainingKeys].map((key) => key.slice('training.'.length));
     await Promise.all(
-      keys.map((p) =>
-        this.project(p!.id).catch((error: unknown) =>
-          this.logger.warn({ err: error, configKey: p!.id }, 'could not update the training entry'),
+      configKeys.map((configKey) =>
+        this.project(configKey).catch((error: unknown) =>
+          this.logger.warn({ err: error, configKey }, 'could not update the training entry'),
         ),
       ),
     );
@@ -1314,13 +1341,6 @@ export class KvStore implements StateStore {
     );
     this.watchProgressAt = performance.now();
     this.watcher?.stop();
-  }
-
-  private *actorValues(): Iterable<ActorValue> {
-    for (const [key, cached] of this.cache) {
-      const kind = parseKey(key)?.kind;
-      if (kind === 'model' || kind === 'training') yield cached.value as ActorValue;
-    }
   }
 
   /** One operation at a time per key, in order. */

@@ -464,6 +464,89 @@ describe('the KV store', () => {
     }
   });
 
+  it('sweeps only the actors it has work for, not every value it holds, and still does that work', async () => {
+    const { kv, trainingKv, timelineKv } = await buckets('sweepfew');
+    const quiet = JSON.stringify({ snapshot: {}, outbox: [], history: [], timeline: [], attention: false });
+    for (let start = 0; start < 2_000; start += 500)
+      await Promise.all(Array.from({ length: 500 }, (_, i) => kv.put(`model.q${start + i}`, quiet)));
+    // One actor with an event nobody published, one with a line waiting, one training config.
+    const stranded = {
+      id: 's.e1',
+      subject: 'warden.evt.regression_detected.s',
+      payload: { event_id: 's.e1' },
+    };
+    await kv.put('model.s', JSON.stringify({ snapshot: {}, outbox: [stranded], history: [], timeline: [] }));
+    await kv.put(
+      'model.l',
+      JSON.stringify({
+        snapshot: {},
+        outbox: [],
+        history: [],
+        timeline: [
+          {
+            at: 1,
+            kind: 'model',
+            key: 'l',
+            event: 'PROMOTED',
+            outcome: 'promoted',
+            from: 'healthy',
+            to: 'healthy',
+            by: null,
+            summary: 'line 1',
+          },
+        ],
+      }),
+    );
+    await kv.put(
+      'training.t',
+      JSON.stringify({
+        snapshot: {
+          snapshot: {
+            status: 'active',
+            value: 'paused',
+            context: { configKey: 't', reason: 'r', by: 'ops' },
+          },
+        },
+        outbox: [],
+        history: [],
+        timeline: [],
+      }),
+    );
+    const published: string[] = [];
+    const store = await openStore(
+      { kv, trainingKv, timelineKv },
+      {
+        sweepEveryMs: 600_000,
+        strandedAfterMs: 0,
+        timelineMoveAfterMs: 0,
+        publish: async (entry) => {
+          published.push(entry.id);
+        },
+      },
+    );
+    const internals = store as unknown as {
+      sweep(): Promise<void>;
+      hasPublished(value: unknown): boolean;
+    };
+    let looked = 0;
+    const hasPublished = internals.hasPublished.bind(store);
+    internals.hasPublished = (value: unknown) => {
+      looked++;
+      return hasPublished(value);
+    };
+    try {
+      await internals.sweep();
+      expect(looked).toBeLessThanOrEqual(10); // not 2,003
+      expect(published).toEqual(['s.e1']);
+      await eventually(async () =>
+        expect((await kv.get('model.l'))!.json<{ timeline: unknown[] }>().timeline).toEqual([]),
+      );
+      expect(await trainingKv.get('t')).not.toBeNull();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('moves the history keys an earlier build wrote in the actor bucket to the timeline bucket, and deletes them', async () => {
     const { kv: raw, trainingKv, timelineKv } = await buckets('histlegacy');
     const record = (model: string, n: number) => ({
