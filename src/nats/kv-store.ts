@@ -290,7 +290,7 @@ export class KvStore implements StateStore {
   /**
    * The keys the sweep has work for, kept as values come and go (see indexKey): actor values holding outbox
    * entries or history records, actor values holding timeline lines, history keys an earlier build wrote,
-   * and training configs. The sweep looked at every cached value instead, every few seconds: 50-125 ms of
+   * and training configs. The sweep looked at every cached value instead, every few seconds: 24-125 ms of
    * the event loop at 100,000 models, and the lease renews on that loop.
    */
   private readonly withEntries = new Set<string>();
@@ -899,7 +899,6 @@ export class KvStore implements StateStore {
     return changed;
   }
 
-  /** Keeps `outboxEntries` in step with one cached value, replaced (or removed: `value` undefined). */
   /** Keeps the sweep's sets (see withEntries) in line with the key's value (undefined: gone). */
   private indexKey(key: string, value: ActorValue | HistoryValue | undefined): void {
     const keep = (set: Set<string>, yes: boolean) => (yes ? set.add(key) : set.delete(key));
@@ -912,6 +911,7 @@ export class KvStore implements StateStore {
     keep(this.trainingKeys, actor !== undefined && key.startsWith('training.'));
   }
 
+  /** Keeps `outboxEntries` in step with one cached value, replaced (or removed: `value` undefined). */
   private indexOutbox(
     key: string,
     before: ActorValue | HistoryValue | undefined,
