@@ -297,6 +297,8 @@ export class KvStore implements StateStore {
   private readonly withLines = new Set<string>();
   private readonly legacyHistory = new Set<string>();
   private readonly trainingKeys = new Set<string>();
+  /** And the actors a take-over claims at once (see needsClaim): few, where the copy holds every model. */
+  private readonly toClaim = new Set<string>();
   /** History records waiting for their write to the fleet-wide list (see appendHistory). */
   private readonly recentQueue: HistoryRecord[] = [];
   /** Owned actors whose value holds timeline lines, by when the sweeper first saw them there (Date.now). */
@@ -412,10 +414,10 @@ export class KvStore implements StateStore {
     which: (kind: ActorKind, key: string) => boolean = () => true,
   ): Promise<void> {
     const actors: Array<{ readonly kind: ActorKind; readonly id: string }> = [];
-    for (const [key, cached] of this.cache) {
+    for (const key of this.toClaim) {
       const p = parseKey(key);
       if (p === null || p.kind === 'history' || !which(p.kind, p.id)) continue;
-      if (needsClaim(p.kind, cached.value)) actors.push({ kind: p.kind, id: p.id });
+      actors.push({ kind: p.kind, id: p.id });
     }
     const failures: unknown[] = [];
     for (let i = 0; i < actors.length; i += 64) {
@@ -669,13 +671,15 @@ export class KvStore implements StateStore {
     // to the actor bucket's history keys, then the timeline bucket's, then those not yet moved there.
     const legacy: HistoryRecord[][] = [];
     const pending: HistoryRecord[][] = [];
-    const cached: Iterable<[string, Cached]> =
+    // The fleet's: only the keys that can hold records (see withEntries), not every cached value.
+    const keys =
       modelId === undefined
-        ? this.cache
-        : [historyKey(modelId), actorKey('model', modelId)].flatMap((key) => {
-            const entry = this.cache.get(key);
-            return entry ? [[key, entry] as [string, Cached]] : [];
-          });
+        ? [...this.legacyHistory, ...this.withEntries]
+        : [historyKey(modelId), actorKey('model', modelId)];
+    const cached = keys.flatMap((key) => {
+      const entry = this.cache.get(key);
+      return entry ? [[key, entry] as const] : [];
+    });
     for (const [key, entry] of cached) {
       const kind = parseKey(key)?.kind;
       if (kind === 'history') legacy.push((entry.value as HistoryValue).records);
@@ -909,6 +913,8 @@ export class KvStore implements StateStore {
     if (!lines) this.linesWaitingSince.delete(key); // moved, by whichever instance: waiting no more
     keep(this.legacyHistory, value !== undefined && actor === undefined);
     keep(this.trainingKeys, actor !== undefined && key.startsWith('training.'));
+    const kind = parseKey(key)?.kind;
+    keep(this.toClaim, actor !== undefined && kind !== undefined && needsClaim(kind, actor));
   }
 
   /** Keeps `outboxEntries` in step with one cached value, replaced (or removed: `value` undefined). */

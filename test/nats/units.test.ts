@@ -464,7 +464,7 @@ describe('the KV store', () => {
     }
   });
 
-  it('sweeps only the actors it has work for, not every value it holds, and still does that work', async () => {
+  it('sweeps (and claims) only the actors it has work for, not every value it holds, and still does that work', async () => {
     const { kv, trainingKv, timelineKv } = await buckets('sweepfew');
     const quiet = JSON.stringify({ snapshot: {}, outbox: [], history: [], timeline: [], attention: false });
     for (let start = 0; start < 2_000; start += 500)
@@ -537,6 +537,13 @@ describe('the KV store', () => {
     try {
       await internals.sweep();
       expect(looked).toBeLessThanOrEqual(10); // not 2,003
+      // A take-over's claims likewise: only the actors whose state needs them are looked at.
+      let asked = 0;
+      await store.claimAll(1, () => {
+        asked++;
+        return false;
+      });
+      expect(asked).toBe(3); // s (an event), l (no start-up index: attention unknown), training t
       expect(published).toEqual(['s.e1']);
       await eventually(async () =>
         expect((await kv.get('model.l'))!.json<{ timeline: unknown[] }>().timeline).toEqual([]),
