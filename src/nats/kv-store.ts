@@ -993,7 +993,6 @@ export class KvStore implements StateStore {
       if (entry && (!cached || entry.revision > cached.revision)) {
         this.cache.delete(key);
         this.indexKey(key, undefined);
-        this.linesWaitingSince.delete(key);
         this.indexOutbox(key, cached?.value, undefined);
       }
       return;
@@ -1053,7 +1052,6 @@ export class KvStore implements StateStore {
       try {
         const revision = await this.write(key, JSON.stringify(next), cached.revision);
         this.store(key, revision, next);
-        if (movingLines) this.linesWaitingSince.delete(key);
         if (!this.hasPublished(next)) return;
       } catch (error) {
         if (!isWrongRevision(error)) throw error;

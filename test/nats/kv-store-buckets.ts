@@ -2,6 +2,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
+import type { TimelineEntry } from '../../src/actors/ports.ts';
 import { DEFAULT_KV_STORE_OPTIONS, KvStore, type KvStoreOptions } from '../../src/nats/kv-store.ts';
 
 /** The three buckets a KV store works on: actor state, training state, timelines. */
@@ -35,3 +36,16 @@ export function openStore(
     logger,
   );
 }
+
+/** Timeline line `n` of model `key`: an evaluation that found a regression, at n seconds. */
+export const timelineLine = (n: number, key = 'p'): TimelineEntry => ({
+  at: n * 1000,
+  kind: 'model',
+  key,
+  event: 'EVALUATED',
+  outcome: 'regression',
+  from: 'healthy',
+  to: 'healthy',
+  by: null,
+  summary: `line ${n}`,
+});

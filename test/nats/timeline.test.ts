@@ -19,22 +19,12 @@ import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import '../harness/property-budget.ts';
 import { useSharedNats } from '../harness/shared-nats.ts';
-import { openStore, storeBuckets, type StoreBuckets } from './kv-store-buckets.ts';
+import { openStore, storeBuckets, timelineLine, type StoreBuckets } from './kv-store-buckets.ts';
 
 const nats = useSharedNats();
 afterEach(() => vi.restoreAllMocks());
 
-const line = (n: number): TimelineEntry => ({
-  at: n * 1000,
-  kind: 'model',
-  key: 'p',
-  event: 'EVALUATED',
-  outcome: 'regression',
-  from: 'healthy',
-  to: 'healthy',
-  by: null,
-  summary: `line ${n}`,
-});
+const line = (n: number): TimelineEntry => timelineLine(n);
 
 let bucketsMade = 0;
 const buckets = () => storeBuckets(nats.client.nc, `tl${bucketsMade++}`);

@@ -12,7 +12,7 @@ import { rememberedId } from '../../src/machines/remembered-id.ts';
 import { eventually } from '../harness/eventually.ts';
 import pino from 'pino';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
-import { openStore, storeBuckets } from './kv-store-buckets.ts';
+import { openStore, storeBuckets, timelineLine } from './kv-store-buckets.ts';
 
 describe('subject coverage', () => {
   it.each([
@@ -482,19 +482,7 @@ describe('the KV store', () => {
         snapshot: {},
         outbox: [],
         history: [],
-        timeline: [
-          {
-            at: 1,
-            kind: 'model',
-            key: 'l',
-            event: 'PROMOTED',
-            outcome: 'promoted',
-            from: 'healthy',
-            to: 'healthy',
-            by: null,
-            summary: 'line 1',
-          },
-        ],
+        timeline: [timelineLine(1, 'l')],
       }),
     );
     await kv.put(
@@ -892,17 +880,7 @@ describe('the KV store', () => {
           ],
           outbox: [],
           history: [],
-          timeline: Array.from({ length: 8 }, (_, i) => ({
-            at: i,
-            kind: 'model' as const,
-            key: 'p',
-            event: 'EVALUATED',
-            outcome: 'regression',
-            from: 'healthy',
-            to: 'healthy',
-            by: null,
-            summary: `line ${i}`,
-          })),
+          timeline: Array.from({ length: 8 }, (_, i) => timelineLine(i)),
         })
       )[0]!;
       const internals = store as unknown as { settleNow(): void; tasks: Set<Promise<unknown>> };
