@@ -600,6 +600,49 @@ describe('the KV store', () => {
     }
   });
 
+  it('two instances moving the same old history keys at once copy each record once and delete each key', async () => {
+    const { kv, trainingKv, timelineKv } = await buckets('histlegacy2');
+    const models = ['a', 'b', 'c'];
+    const record = (model: string, n: number) => ({
+      at: n * 10 + models.indexOf(model),
+      modelId: model,
+      kind: 'rolled_back',
+      payload: { event_id: `${model}.e${n}`, model_id: model },
+    });
+    for (const model of models)
+      await kv.put(`history.${model}`, JSON.stringify({ records: [1, 2, 3].map((n) => record(model, n)) }));
+    // Both write every model (no fence): as during a take-over, when the old holder still sweeps.
+    const one = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
+    const two = await openStore({ kv, trainingKv, timelineKv }, { sweepEveryMs: 600_000 });
+    type Records = { records: Array<{ payload: Record<string, unknown> }> };
+    const stored = async (bucket: KV, key: string) => {
+      const entry = await bucket.get(key);
+      return entry?.operation === 'PUT' ? entry.json<Records>().records.map((r) => r.payload.event_id) : null;
+    };
+    const sweep = (store: KvStore) => (store as unknown as { sweep(): Promise<void> }).sweep();
+    try {
+      await Promise.all([sweep(one), sweep(two)]);
+      for (const model of models) {
+        expect(await stored(kv, `history.${model}`)).toBeNull();
+        expect(await stored(timelineKv, `history.${model}`)).toEqual([1, 2, 3].map((n) => `${model}.e${n}`));
+      }
+      const everyRecord = [1, 2, 3].flatMap((n) => models.map((m) => `${m}.e${n}`));
+      expect(await stored(timelineKv, 'rollbacks')).toEqual(everyRecord);
+      // Each instance answers from the moved keys, and a sweep made again changes nothing.
+      await Promise.all([sweep(one), sweep(two)]);
+      expect(await stored(timelineKv, 'rollbacks')).toEqual(everyRecord);
+      for (const store of [one, two])
+        await eventually(async () =>
+          expect((await store.history({ limit: 20 })).map((r) => r.payload.event_id)).toEqual(
+            [...everyRecord].reverse(),
+          ),
+        );
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it('a write of the fleet-wide history list that fails is made again, with each record once', async () => {
     const { kv, trainingKv, timelineKv: raw } = await buckets('histretry');
     const numbers = [1, 2];
