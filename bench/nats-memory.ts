@@ -2,8 +2,11 @@
  * `npm run bench:nats-memory`: what one Warden instance in NATS mode costs per persisted model, and how long
  * it takes to start, at 10,000 and 100,000 persisted models, beside the same start over an empty bucket in
  * the same run (alternating rounds, medians and min-max). One nats-server, started here on a free port.
- * - start: `createNatsAdapters`, `createWarden` and `attach`, in process, until Warden takes inputs;
- * - heap: the JS heap after a full garbage collection, once started, against before the start (per model);
+ * - start: `createNatsAdapters`, `createWarden` and `attach`, in process, until Warden takes inputs; then
+ *   until an evaluation of the last model written is applied (its value read for it alone), and until the
+ *   instance has read every value (Warden.whenLoaded: lists, counts and the timers of models not resident);
+ * - heap: the JS heap after a full garbage collection, once every value is read, against before the start
+ *   (per model);
  * - resident: how many model actors the runtime loaded at start (lazy: those whose state needs it).
  * The persisted models are written by a fast path: one model taken through Warden (a promotion, then 150
  * evaluations alternating a minor regression and a clean one, then 20 critical regressions of new versions,
@@ -107,20 +110,30 @@ async function leaseFree(nc: NatsConnection, prefix: string): Promise<void> {
   throw new Error(`the input lease of ${prefix} is still held 5 s after its instance stopped`);
 }
 
-async function measure(
-  nc: NatsConnection,
-  url: string,
-  prefix: string,
-): Promise<{ ms: number; heap: number; resident: number }> {
+interface Start {
+  /** Until it takes inputs; until the last model's evaluation is applied; until every value is read. */
+  readonly ms: number;
+  readonly firstMs: number;
+  readonly loadedMs: number;
+  readonly heap: number;
+  readonly resident: number;
+}
+
+async function measure(nc: NatsConnection, url: string, prefix: string, models: number): Promise<Start> {
   await leaseFree(nc, prefix);
   const before = heap();
   const t0 = performance.now();
   const w = await start(url, prefix);
   const ms = performance.now() - t0;
+  if (models > 0)
+    await w.warden.evaluate({ model_id: `model_${models - 1}`, current_elo: 1500, games_played: 400 });
+  const firstMs = performance.now() - t0;
+  await w.warden.whenLoaded();
+  const loadedMs = performance.now() - t0;
   const after = heap();
   const resident = w.warden.residency().models;
   await w.stop();
-  return { ms, heap: after - before, resident };
+  return { ms, firstMs, loadedMs, heap: after - before, resident };
 }
 
 async function main(): Promise<void> {
@@ -138,11 +151,11 @@ async function main(): Promise<void> {
     console.log(
       `${n.toLocaleString('en')} models (written in ${((performance.now() - t0) / 1000).toFixed(1)} s):`,
     );
-    const full: Array<{ ms: number; heap: number; resident: number }> = [];
-    const bare: Array<{ ms: number; heap: number }> = [];
+    const full: Start[] = [];
+    const bare: Start[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      full.push(await measure(nc, server.url, prefix));
-      bare.push(await measure(nc, server.url, empty));
+      full.push(await measure(nc, server.url, prefix, n));
+      bare.push(await measure(nc, server.url, empty, 0));
     }
     console.log(
       `  start until it takes inputs: ${spread(
@@ -150,6 +163,15 @@ async function main(): Promise<void> {
         'ms',
       )}; over an empty bucket ${spread(
         bare.map((b) => b.ms),
+        'ms',
+      )}`,
+    );
+    console.log(
+      `  until the last model's evaluation is applied: ${spread(
+        full.map((f) => f.firstMs),
+        'ms',
+      )}; until every value is read: ${spread(
+        full.map((f) => f.loadedMs),
         'ms',
       )}`,
     );

@@ -25,7 +25,7 @@ import {
   ResumeCommandSchema,
   RollbackCommandSchema,
 } from './domain/events.ts';
-import { resolveModelRef } from './domain/model-ref.ts';
+import { isToken, parseModelRef, resolveModelRef } from './domain/model-ref.ts';
 import { RecentIds } from './domain/recent-ids.ts';
 import { evaluationEvent, promotionEvent, requireToken, type InputKind } from './domain/input-events.ts';
 import { parseInput } from './domain/validation.ts';
@@ -352,6 +352,15 @@ export class Warden {
     );
     if (!this.holdPublishing) this.runtime.startPublishing();
     this.started = true;
+    if (this.store.whenLoaded) {
+      const since = performance.now();
+      void this.whenLoaded().then(() =>
+        this.logger.info(
+          { ms: Math.round(performance.now() - since), timers: this.runtime.residency().timersIndexed },
+          'read every actor; lists, counts and timers are complete',
+        ),
+      );
+    }
     const resident = this.runtime.residency();
     this.logger.info(
       {
@@ -399,6 +408,8 @@ export class Warden {
     input: unknown,
     position?: number,
   ): Promise<CommandResult<Outcome> & { model_id: string; version: string }> {
+    const read = this.prefetchModels(input);
+    if (read) await read;
     const at = this.clock.now();
     const p = promotionEvent(input, at, (id) => this.runtime.hasModel(id), this.config.models);
     const outcome = await this.runtime.dispatchModel(
@@ -418,6 +429,8 @@ export class Warden {
   }
 
   async evaluate(input: unknown, position?: number): Promise<CommandResult<Outcome> & { model_id: string }> {
+    const read = this.prefetchModels(input);
+    if (read) await read;
     const at = this.clock.now();
     // An unknown model is refused by the runtime itself (UnknownModelError): no actor is created for it.
     const e = evaluationEvent(input, at, (id) => this.runtime.hasModel(id));
@@ -429,6 +442,41 @@ export class Warden {
     };
     this.accepted('evaluation', at, input, e.modelId);
     return result;
+  }
+
+  /**
+   * While the store reads its records in the background (NATS mode's start, see StateStore.whenLoaded):
+   * reads the models an input or a command names first, under every id its model reference can mean (see
+   * resolveModelRef), so that the reference is read as it would be once every model is known. Null when
+   * nothing is to be read: no wait, and inputs handed over together stay together.
+   */
+  private prefetchModels(input: unknown, ...more: string[]): Promise<void> | null {
+    const fields = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
+    const ref = fields.model_id;
+    const version = typeof fields.version === 'string' ? fields.version : undefined;
+    const ids = new Set(more);
+    if (typeof ref === 'string') {
+      ids.add(ref);
+      ids.add(parseModelRef(ref).modelId);
+      if (version !== undefined) ids.add(parseModelRef(ref, version).modelId);
+    }
+    for (const id of [...ids]) if (!isToken(id)) ids.delete(id);
+    return ids.size > 0 ? this.runtime.prefetch('model', [...ids]) : null;
+  }
+
+  /** The same for a training config (see prefetchModels). */
+  private prefetchTraining(configKey: string): Promise<void> | null {
+    return isToken(configKey) ? this.runtime.prefetch('training', [configKey]) : null;
+  }
+
+  /**
+   * Resolves once lists, counts and single reads of any actor are complete: at once in the embedded mode;
+   * in NATS mode once the instance has read every actor's value, which it does after it starts taking
+   * inputs (about 40 s at a million models). The HTTP API and the NATS commands wait for it before they
+   * answer a read.
+   */
+  whenLoaded(): Promise<void> {
+    return this.runtime.whenLoaded();
   }
 
   /** Every input the service took (not refused as invalid, unknown or busy) goes to the listeners. */
@@ -474,6 +522,8 @@ export class Warden {
         ]);
       }
       const token = subject.split('.').at(-1)!;
+      const read = this.prefetchModels(data, token);
+      if (read) await read;
       const modelRef = (data as { model_id?: unknown })?.model_id;
       if (typeof modelRef === 'string') {
         const version = (data as { version?: unknown }).version;
@@ -532,6 +582,8 @@ export class Warden {
   }
 
   async approve(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
+    const read = this.prefetchModels({ model_id: modelId });
+    if (read) await read;
     const command = parseInput(ApproveCommandSchema, body, 'approval');
     const model = this.requireModel(modelId);
     if (model.state !== 'awaitingApproval') throw new NoPendingApprovalError(modelId, model.state);
@@ -545,6 +597,8 @@ export class Warden {
   }
 
   async reject(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
+    const read = this.prefetchModels({ model_id: modelId });
+    if (read) await read;
     const command = parseInput(ApproveCommandSchema, body, 'rejection');
     const model = this.requireModel(modelId);
     if (model.state !== 'awaitingApproval') throw new NoPendingApprovalError(modelId, model.state);
@@ -558,6 +612,8 @@ export class Warden {
   }
 
   async rollback(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
+    const read = this.prefetchModels({ model_id: modelId });
+    if (read) await read;
     const command = parseInput(RollbackCommandSchema, body, 'rollback command');
     const model = this.requireModel(modelId);
     if (model.state === 'rollingBack')
@@ -582,6 +638,8 @@ export class Warden {
   }
 
   async pause(configKey: string, body: unknown): Promise<CommandResult<TrainingOutcome>> {
+    const read = this.prefetchTraining(configKey);
+    if (read) await read;
     const command = parseInput(PauseCommandSchema, body, 'pause command');
     requireToken(configKey, 'config_key');
     const outcome = await this.runtime.dispatchTraining(configKey, {
@@ -594,6 +652,8 @@ export class Warden {
   }
 
   async resume(configKey: string, body: unknown): Promise<CommandResult<TrainingOutcome>> {
+    const read = this.prefetchTraining(configKey);
+    if (read) await read;
     const command = parseInput(ResumeCommandSchema, body, 'resume command');
     requireToken(configKey, 'config_key');
     const training = this.runtime.training(configKey);
@@ -697,6 +757,8 @@ export class Warden {
 
   private async onRolledBack(data: unknown): Promise<void> {
     const event = PromotionRolledBackSchema.parse(data);
+    const read = this.prefetchTraining(event.config_key);
+    if (read) await read;
     await this.runtime.dispatchTraining(event.config_key, {
       type: 'PAUSE',
       at: this.clock.now(),
@@ -711,6 +773,8 @@ export class Warden {
 
   private async onPauseAcknowledged(data: unknown): Promise<void> {
     const ack = PauseAcknowledgedSchema.parse(data);
+    const read = this.prefetchModels(ack);
+    if (read) await read;
     if (!this.runtime.model(ack.model_id)) return;
     await this.runtime.dispatchModel(ack.model_id, {
       type: 'PAUSE_ACKNOWLEDGED',

@@ -61,6 +61,29 @@ export class Outbox {
     });
   }
 
+  /**
+   * Queues, ahead of what waits, what the store holds unpublished that this outbox was never handed: for a
+   * store that read its records after `start` (see StateStore.whenLoaded), once it has read them all.
+   */
+  catchUp(): void {
+    if (!this.started) return; // `start` reads them all
+    void this.store
+      .pendingOutbox(Number.MAX_SAFE_INTEGER)
+      .then((pending) => {
+        const queued = new Set(this.queue.map((q) => q.id));
+        const fresh = pending.filter((p) => !queued.has(p.id));
+        if (fresh.length === 0) return;
+        this.queue.unshift(...fresh);
+        this.kick();
+      })
+      .catch((error: unknown) =>
+        this.logger.warn(
+          { err: error },
+          'could not read the events left unpublished; the sweep publishes them',
+        ),
+      );
+  }
+
   /** Stops publishing; what is still queued stays in the store for the next start. */
   stop(): void {
     this.started = false;

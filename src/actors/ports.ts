@@ -238,6 +238,20 @@ export interface StateStore {
    * once and hands the index back with `saveIndex`.
    */
   startIndex?(): Promise<IndexEntry[] | null>;
+  /**
+   * Optional, for a store that reads its records after it opens (NATS mode: every instance's copy of the
+   * bucket, about 40 s at a million models): resolves once every record is within reach of the lazy trio.
+   * Until then `peekActor` answers only for the actors `prefetch` has read, and `peekActors`, `countStates`
+   * and `startIndex` wait or see part of them: the runtime applies the start-up index when this resolves,
+   * and lists and counts wait for it (Warden.whenLoaded).
+   */
+  whenLoaded?(): Promise<void>;
+  /**
+   * With `whenLoaded`: makes one actor's record within reach of `peekActor` before the store has read every
+   * record (null: it is already, or nothing is to be read). Whatever applies an input or a command to an
+   * actor, or reads it, awaits this first.
+   */
+  prefetch?(kind: ActorKind, key: string): Promise<void> | null;
   /** Optional, with the lazy trio: how many committed actors of a kind are in each state (metrics). */
   countStates?(kind: ActorKind): Map<string, number>;
   /** Writes the start-up index of the given actors (every actor, when rebuilding it) and marks it built. */

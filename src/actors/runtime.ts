@@ -247,6 +247,8 @@ export class ActorRuntime {
    * without a commit here (another writer of a shared store), to be read again.
    */
   private committedCounts: Record<ActorKind, Map<string, number> | null> = { model: null, training: null };
+  /** See whenLoaded. */
+  private loaded: Promise<void> = Promise.resolve();
   /** The config keys of every model, once asked for (see hasModelWithConfigKey); null before. */
   private modelConfigKeys: Set<string> | null = null;
 
@@ -274,6 +276,17 @@ export class ActorRuntime {
    * `startPublishing`, once those who must act on events (the training configs) are subscribed.
    */
   async start(): Promise<void> {
+    const store = this.deps.store;
+    if (this.lazy && store.whenLoaded) {
+      // The store reads its records after it opens: inputs and commands go ahead meanwhile (each reads its
+      // actor first, see StateStore.prefetch), and records committed elsewhere are followed at once.
+      this.unwatch = store.watch?.((record) => this.adopt(record)) ?? null;
+      this.loaded = this.applyIndexOnceLoaded().catch((error: unknown) =>
+        this.deps.logger.error({ err: error }, 'could not apply the start-up index'),
+      );
+      this.passivation?.start();
+      return;
+    }
     // A shared store's records committed elsewhere are followed from before anything is loaded: one that
     // comes while the actors load (or while the registry is brought in line, which takes a round trip per
     // model) would otherwise never reach its actor here, and its copy would stay behind until it changed
@@ -304,6 +317,58 @@ export class ActorRuntime {
     // A shared store (see StateStore.owns): actors this instance came to write while it started run now.
     if (this.deps.store.owns) for (const host of this.hosts.values()) this.afterCommit(host);
     this.passivation?.start();
+  }
+
+  /**
+   * The start-up index of a store that reads its records after it opens, applied once it has read them all:
+   * what is not resident by then (brought in by an input, a command or a record followed) is loaded if it
+   * needs the runtime, and its timer indexed otherwise, as `start` does when the records are there at once.
+   */
+  private async applyIndexOnceLoaded(): Promise<void> {
+    const index = await this.deps.store.startIndex!();
+    if (this.stopped || index === null) return;
+    const restored: Host[] = [];
+    for (const entry of index) {
+      const id = `${entry.kind}:${entry.key}`;
+      if (this.hosts.has(id)) continue;
+      if (!entry.attention) {
+        this.deadlines.set(id, entry.deadline);
+        continue;
+      }
+      const record = this.deps.store.peekActor!(entry.kind, entry.key);
+      if (!record) continue;
+      this.restore(record);
+      restored.push(this.hosts.get(id)!);
+    }
+    for (const host of restored) this.afterCommit(host);
+    // Counted or listed while part of the records was read: read again.
+    this.committedCounts = { model: null, training: null };
+    this.modelConfigKeys = null;
+    this.outbox.catchUp();
+  }
+
+  /**
+   * Resolves once the store has read every record and the runtime has applied its start-up index (at once
+   * for a store that holds them when it opens). Lists, counts and timers of actors not resident are
+   * complete from then on.
+   */
+  whenLoaded(): Promise<void> {
+    return this.loaded;
+  }
+
+  /**
+   * Reads what the given actors need before an input, a command or a query reaches them, while the store
+   * reads its records (see StateStore.prefetch); null when nothing is to be read.
+   */
+  prefetch(kind: ActorKind, keys: readonly string[]): Promise<void> | null {
+    const prefetch = this.deps.store.prefetch;
+    if (!prefetch) return null;
+    let reads: Array<Promise<void>> | null = null;
+    for (const key of keys) {
+      const read = prefetch.call(this.deps.store, kind, key);
+      if (read) (reads ??= []).push(read);
+    }
+    return reads && Promise.all(reads).then(() => undefined);
   }
 
   /**

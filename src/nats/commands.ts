@@ -22,14 +22,20 @@ const COMMANDS: Record<
   rollback: { key: 'model_id', run: (w, key, body) => w.rollback(key, body) },
   pause: { key: 'config_key', run: (w, key, body) => w.pause(key, body) },
   resume: { key: 'config_key', run: (w, key, body) => w.resume(key, body) },
+  // Reads answer once every actor is read (an instance reads them after it starts taking inputs).
   status: {
     key: null,
-    run: (w, _key, body) => w.status(parseInput(StatusQuery, body ?? {}, 'status query').model_id),
+    run: async (w, _key, body) => {
+      const query = parseInput(StatusQuery, body ?? {}, 'status query');
+      await w.whenLoaded();
+      return w.status(query.model_id);
+    },
   },
   history: {
     key: null,
-    run: (w, _key, body) => {
+    run: async (w, _key, body) => {
       const query = parseInput(HistoryQuery, body ?? {}, 'history query');
+      await w.whenLoaded();
       return w.history({
         ...(query.model_id !== undefined ? { model_id: query.model_id } : {}),
         ...(query.limit !== undefined ? { limit: query.limit } : {}),

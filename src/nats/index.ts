@@ -455,6 +455,8 @@ export async function createNatsAdapters(
       timelineKv,
       {
         ...DEFAULT_KV_STORE_OPTIONS,
+        // The instance takes inputs before it has read every actor's value (KvStore.prefetch).
+        loadInBackground: true,
         ...hooks.store,
         publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
         update: kvWrites(writer, actorKv, names.actorBucket, watchAnswer),
@@ -494,7 +496,12 @@ export async function createNatsAdapters(
       if (!lease.isHeld || claimedEpoch.get(lease) === lease.epoch) return;
       const epoch = lease.epoch;
       claimedEpoch.set(lease, epoch);
-      void kvStore.claimAll(epoch, which).catch((error: unknown) => {
+      // Once the store has read every value (at start it reads them in the background): the actors to claim
+      // are those its copy says need it, and the runtime runs what they call for once they are all read.
+      const claimed = kvStore
+        .whenLoaded()
+        .then(() => (lease.isHeld && lease.epoch === epoch ? kvStore.claimAll(epoch, which) : undefined));
+      void claimed.catch((error: unknown) => {
         if (claimedEpoch.get(lease) === epoch) claimedEpoch.delete(lease);
         log.warn({ err: error }, 'claiming failed');
       });

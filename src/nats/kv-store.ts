@@ -161,6 +161,12 @@ export interface KvStoreOptions {
   readonly fence?: (kind: ActorKind, key: string) => WriteFence;
   /** Counts operations that failed for NATS reasons (timeouts, disconnections) and were left to retry. */
   readonly onTransientFailure?: (what: string, error: unknown) => void;
+  /**
+   * `open` returns once the watch has started, not once it has read every value: the bucket is read in the
+   * background (see whenLoaded), and what needs one actor before then reads it first (see prefetch). At a
+   * million models the read takes about 40 s; the instance takes inputs meanwhile.
+   */
+  readonly loadInBackground?: boolean;
 }
 
 export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
@@ -311,6 +317,17 @@ export class KvStore implements StateStore {
   private watching: Promise<void> | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
+  /**
+   * While the bucket is first read in the background (KvStoreOptions.loadInBackground): the last revision
+   * the read must reach, the keys found absent meanwhile (read and not there), the reads under way, and the
+   * promise of its end. Null once every value is read.
+   */
+  private loading: {
+    readonly through: number;
+    readonly absent: Set<string>;
+    readonly reads: Map<string, Promise<void>>;
+    readonly done: Promise<void>;
+  } | null = null;
 
   private constructor(
     private readonly kv: KV,
@@ -332,7 +349,8 @@ export class KvStore implements StateStore {
     logger: Logger,
   ): Promise<KvStore> {
     const store = new KvStore(kv, trainingKv, timelineKv, options, logger);
-    await store.startWatching();
+    const { loaded } = await store.startWatching();
+    if (!options.loadInBackground) await loaded;
     let sweeping = false;
     store.sweeper = setInterval(() => {
       if (sweeping) return;
@@ -340,8 +358,45 @@ export class KvStore implements StateStore {
       store.track(store.sweep().finally(() => (sweeping = false)));
     }, options.sweepEveryMs);
     store.sweeper.unref();
-    store.track(store.reconcileTraining());
+    store.track(store.whenLoaded().then(() => store.reconcileTraining()));
     return store;
+  }
+
+  /**
+   * Resolves once every value of the actor bucket has been read (at once, unless it is read in the
+   * background: see KvStoreOptions.loadInBackground). Until then, what looks at every actor (the start-up
+   * index, lists, counts) sees only part of them, and one actor's value may not be here yet (see prefetch).
+   */
+  whenLoaded(): Promise<void> {
+    return this.loading?.done ?? Promise.resolve();
+  }
+
+  /**
+   * While the bucket is read in the background: reads one actor's value from NATS, unless it is here
+   * already (or known to be absent), so that what follows finds it in the copy; null when nothing is to be
+   * read (then the copy answers for it, as it does once every value is read).
+   */
+  prefetch(kind: ActorKind, id: string): Promise<void> | null {
+    const loading = this.loading;
+    const key = actorKey(kind, id);
+    if (loading === null || this.cache.has(key) || loading.absent.has(key)) return null;
+    const under = loading.reads.get(key);
+    if (under) return under;
+    const read = (async () => {
+      try {
+        this.absorb(await this.kv.get(key), key);
+      } catch (error) {
+        throw new WardenError(
+          'unavailable',
+          `${kind} ${id} could not be read from NATS now (${(error as Error).message})`,
+          { retryable: true, cause: error },
+        );
+      } finally {
+        loading.reads.delete(key);
+      }
+    })();
+    loading.reads.set(key, read);
+    return read;
   }
 
   /**
@@ -536,8 +591,12 @@ export class KvStore implements StateStore {
     }
   }
 
-  /** Never null: a value written before the index counts as needing attention (see ActorValue). */
+  /**
+   * Never null: a value written before the index counts as needing attention (see ActorValue). Once every
+   * value is read (see whenLoaded).
+   */
   async startIndex(): Promise<IndexEntry[]> {
+    await this.whenLoaded();
     const entries: IndexEntry[] = [];
     for (const kind of ['model', 'training'] as const) {
       for (const record of this.peekActors(kind)) {
@@ -615,11 +674,13 @@ export class KvStore implements StateStore {
     return Promise.all(parts.map((part) => this.commitPart(part)));
   }
 
+  /** Unpublished entries not handed to this instance's outbox yet (its own commits' are handed with them). */
   async pendingOutbox(limit: number): Promise<OutboxEntry[]> {
     const pending: OutboxEntry[] = [];
     for (const key of this.withEntries) {
       const value = this.cache.get(key)?.value as ActorValue | undefined;
-      for (const entry of value?.outbox ?? []) if (!this.published.has(entry.id)) pending.push(entry);
+      for (const entry of value?.outbox ?? [])
+        if (!this.published.has(entry.id) && !this.mine.has(entry.id)) pending.push(entry);
     }
     const handed = pending.slice(0, limit);
     for (const entry of handed) this.mine.add(entry.id);
@@ -990,6 +1051,8 @@ export class KvStore implements StateStore {
       return;
     }
     if (text === null) {
+      // Read for itself while the bucket is first read (a claim, a prefetch): known to be absent now.
+      if (!watched && !cached && this.loading !== null) this.loading.absent.add(key);
       if (entry && (!cached || entry.revision > cached.revision)) {
         this.cache.delete(key);
         this.indexKey(key, undefined);
@@ -1007,7 +1070,10 @@ export class KvStore implements StateStore {
     const changed = this.store(key, entry!.revision, value);
     if (parsed.kind === 'history') return;
     const actor = value as ActorValue;
-    if (changed) this.tell(parsed.kind, parsed.id, key);
+    // Values the first read brings in the background were committed before the start: the start-up index
+    // (read once they all are) says what of them the runtime needs, as it does when they are read first.
+    const firstRead = watched && this.loading !== null && entry!.revision <= this.loading.through;
+    if (changed && !firstRead) this.tell(parsed.kind, parsed.id, key);
     // Someone carried over entries already published: clear them.
     if (this.hasPublished(actor)) this.track(this.serial(key, () => this.settle(key)));
   }
@@ -1288,16 +1354,19 @@ export class KvStore implements StateStore {
 
   // ---------------------------------------------------------------------------------------------
 
-  private async startWatching(): Promise<void> {
+  /** Starts following the bucket; `loaded` resolves once every value stored now is read. */
+  private async startWatching(): Promise<{ loaded: Promise<void> }> {
     const status = await this.kv.status();
     const lastSeq = status.streamInfo.state.last_seq;
     let resolveReady!: () => void;
     const ready = new Promise<void>((resolve) => (resolveReady = resolve));
     if (status.values === 0) resolveReady();
+    this.loading = { through: lastSeq, absent: new Set(), reads: new Map(), done: ready };
+    void ready.then(() => (this.loading = null));
     this.watching = this.watchLoop((entry) => {
       if (entry.delta === 0 || entry.revision >= lastSeq) resolveReady();
     });
-    await ready;
+    return { loaded: ready };
   }
 
   /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */

@@ -72,6 +72,9 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
     ...(options.observer ? { observer: options.observer } : {}),
   });
   await adapters.attach(warden);
+  // Started as a user sees it through the API: reads answer once every actor's value is read (it takes
+  // inputs before; test/nats/background-load.test.ts looks at that window).
+  await warden.whenLoaded();
   let stopped = false;
   const stop = async (onStep?: (step: string) => void) => {
     if (stopped) return;

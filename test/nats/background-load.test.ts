@@ -1,0 +1,215 @@
+/**
+ * NATS mode reads the actor bucket after it starts taking inputs (KvStore's loadInBackground): an instance
+ * over a million models would otherwise take inputs only after about 40 s. Here the read is held after a
+ * few values (a watch that waits), and while it is held: inputs and commands reach models not read yet as
+ * they are stored (not as new models), a reference that reads as model plus version is read as it would be
+ * with every model known, an unknown model is still refused, and lists wait. Once the read ends, the
+ * start-up index applies (a passivated model's approval expires on time) and everything ends as in a run
+ * that read every value first.
+ */
+import { rmSync } from 'node:fs';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { KV, KvEntry, KvWatchOptions } from '@nats-io/kv';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/actors/manual-clock.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { MemoryBus } from '../../src/embedded/memory-bus.ts';
+import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
+import { createWarden, type Warden } from '../../src/warden.ts';
+import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
+import { FakeRegistry } from '../support/fake-registry.ts';
+import { makeDataDir } from '../support/test-warden.ts';
+import { storeBuckets, type StoreBuckets } from './kv-store-buckets.ts';
+
+const MODELS = 60;
+/** Values the held read lets through before it waits. */
+const LET_THROUGH = 5;
+const CONFIG = {
+  detection: { mode: 'threshold' as const },
+  approval: { requireForSevere: true, timeoutSeconds: 600 },
+  passivateAfterSeconds: 60,
+};
+
+let server: NatsServer;
+let nc: NatsConnection;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A watch of `kv` that delivers `letThrough` entries, then waits for `release`. */
+function heldRead(kv: KV, letThrough: number, release: Promise<void>): KV {
+  return new Proxy(kv, {
+    get(target, property) {
+      if (property !== 'watch') return Reflect.get(target, property, target) as unknown;
+      return async (options?: KvWatchOptions) => {
+        const watcher = await target.watch(options);
+        let delivered = 0;
+        return {
+          stop: () => watcher.stop(),
+          async *[Symbol.asyncIterator](): AsyncGenerator<KvEntry> {
+            for await (const entry of watcher) {
+              if (++delivered > letThrough) await release;
+              yield entry;
+            }
+          },
+        };
+      };
+    },
+  });
+}
+
+async function wardenOver(buckets: StoreBuckets, clock: ManualClock, background: boolean) {
+  const dir = await makeDataDir();
+  dirs.push(dir);
+  const store = await KvStore.open(
+    buckets.kv,
+    buckets.trainingKv,
+    buckets.timelineKv,
+    { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined, loadInBackground: background },
+    pino({ level: 'silent' }),
+  );
+  const warden = await createWarden(parseConfig({ ...CONFIG, dataDir: dir }), {
+    clock,
+    registry: new FakeRegistry(true),
+    store,
+    bus: new MemoryBus(),
+  });
+  return { warden, store };
+}
+
+/**
+ * Every model promoted twice and evaluated once, m0 and m1 waiting for an operator's approval; then a model
+ * whose id reads as a model plus a version (`s_v9`, created with an explicit version).
+ */
+async function writeModels(buckets: StoreBuckets, clock: ManualClock): Promise<void> {
+  const { warden } = await wardenOver(buckets, clock, false);
+  for (let i = 0; i < MODELS; i++) {
+    await warden.promote({ event_id: `p${i}.1`, model_id: `m${i}_v1`, elo: 1500 });
+    await warden.promote({ event_id: `p${i}.2`, model_id: `m${i}_v2`, elo: 1500 });
+  }
+  for (let i = 0; i < MODELS; i++) {
+    // A severe regression (not a critical one) waits for an operator.
+    const severe = i < 2;
+    await warden.evaluate({
+      event_id: `e${i}`,
+      model_id: `m${i}`,
+      current_elo: severe ? 1460 : 1495,
+      games_played: 200,
+    });
+  }
+  await warden.promote({ event_id: 'ps', model_id: 's_v9', version: 'v1', elo: 1500 });
+  await warden.idle();
+  await warden.stop();
+}
+
+/** What happens while the read is held (or, in the run to compare with, after it ended). */
+async function meanwhile(warden: Warden) {
+  const last = `m${MODELS - 1}`;
+  const evaluated = await warden.evaluate({
+    event_id: 'late-e',
+    model_id: last,
+    current_elo: 1490,
+    games_played: 200,
+  });
+  const approved = await warden.approve('m0', { by: 'oncall', note: 'read late' });
+  // `s_v9` is that model (it exists), not model `s`, version v9: read before the reference is.
+  const named = await warden.evaluate({
+    event_id: 'late-s',
+    model_id: 's_v9',
+    current_elo: 1490,
+    games_played: 200,
+  });
+  const promoted = await warden.promote({ event_id: 'late-p', model_id: `m${MODELS - 3}_v3`, elo: 1510 });
+  const unknown = await warden
+    .evaluate({ event_id: 'late-u', model_id: 'nosuch', current_elo: 1490, games_played: 200 })
+    .then(
+      () => 'accepted',
+      (error: Error) => error.name,
+    );
+  return {
+    evaluated: [evaluated.model_id, evaluated.outcome.kind, evaluated.state],
+    approved: [approved.outcome.kind, approved.state],
+    named: [named.model_id, named.outcome.kind],
+    promoted: [promoted.model_id, promoted.version, promoted.outcome.kind],
+    unknown,
+  };
+}
+
+/** After the read: every model listed, and the clock past m1's approval deadline (m1 passivated). */
+async function afterwards(warden: Warden, clock: ManualClock) {
+  await warden.idle();
+  const listed = warden.status().models.length;
+  for (let step = 0; step < 12; step++) {
+    clock.advance(60_000);
+    await warden.idle();
+  }
+  const models = warden.status().models.map((m) => ({
+    id: m.model_id,
+    state: m.state,
+    version: m.production_version,
+  }));
+  return { listed, m1: models.find((m) => m.id === 'm1')?.state, models };
+}
+
+describe('NATS mode reads the actor bucket in the background', () => {
+  it('takes inputs and commands for models not read yet as they are stored, and ends as a run that read them first', async () => {
+    const held = await storeBuckets(nc, 'bgheld');
+    const first = await storeBuckets(nc, 'bgfirst');
+    const heldClock = new ManualClock();
+    const firstClock = new ManualClock();
+    await writeModels(held, heldClock);
+    await writeModels(first, firstClock);
+
+    // The run to compare with reads every value first.
+    const reference = await wardenOver(first, firstClock, false);
+    const expectedMeanwhile = await meanwhile(reference.warden);
+    const expectedAfter = await afterwards(reference.warden, firstClock);
+    await reference.warden.stop();
+
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { warden } = await wardenOver(
+      { ...held, kv: heldRead(held.kv, LET_THROUGH, released) },
+      heldClock,
+      true,
+    );
+    try {
+      let loaded = false;
+      void warden.whenLoaded().then(() => (loaded = true));
+      let listed = false;
+      const list = (async () => {
+        await warden.whenLoaded();
+        listed = true;
+        return warden.status().models.length;
+      })();
+
+      expect(await meanwhile(warden)).toEqual(expectedMeanwhile);
+      expect(expectedMeanwhile.evaluated).toEqual([`m${MODELS - 1}`, 'healthy', 'healthy']);
+      expect(expectedMeanwhile.promoted).toEqual([`m${MODELS - 3}`, 'v3', 'promoted']);
+      expect(expectedMeanwhile.named).toEqual(['s_v9', 'healthy']);
+      expect(expectedMeanwhile.unknown).toBe('UnknownModelError');
+      // Still held: the instance worked on what it read for them alone, and lists waited.
+      expect(loaded).toBe(false);
+      expect(listed).toBe(false);
+      expect(warden.residency().timersIndexed).toBe(0);
+
+      release();
+      expect(await list).toBe(MODELS + 1);
+      expect(await afterwards(warden, heldClock)).toEqual(expectedAfter);
+      expect(expectedAfter.m1).not.toBe('awaitingApproval'); // its approval expired
+    } finally {
+      release();
+      await warden.stop();
+    }
+  });
+});
