@@ -72,6 +72,9 @@ export interface WardenDeps {
   readonly onShadowDecision?: (policy: string, decision: Decision) => void;
 }
 
+/** How long a read waits for the instance to have read every actor before it is refused (see readable). */
+const READ_WAIT_MS = 10_000;
+
 export interface ModelStatus {
   model_id: string;
   config_key: string;
@@ -263,6 +266,9 @@ export class Warden {
   private unsubscribers: Array<() => void> = [];
   private readonly inputListeners = new Set<(input: AcceptedInput) => void>();
   private started = false;
+  /** When `start` ran, and whether every actor has been read since (see whenLoaded). */
+  private startedAt = performance.now();
+  private loadedNow = false;
 
   constructor(config: Config, deps: WardenDeps = {}) {
     this.config = config;
@@ -352,15 +358,18 @@ export class Warden {
     );
     if (!this.holdPublishing) this.runtime.startPublishing();
     this.started = true;
-    if (this.store.whenLoaded) {
-      const since = performance.now();
-      void this.whenLoaded().then(() =>
+    this.startedAt = performance.now();
+    void this.whenLoaded().then(() => {
+      this.loadedNow = true;
+      if (this.store.whenLoaded)
         this.logger.info(
-          { ms: Math.round(performance.now() - since), timers: this.runtime.residency().timersIndexed },
+          {
+            ms: Math.round(performance.now() - this.startedAt),
+            timers: this.runtime.residency().timersIndexed,
+          },
           'read every actor; lists, counts and timers are complete',
-        ),
-      );
-    }
+        );
+    });
     const resident = this.runtime.residency();
     this.logger.info(
       {
@@ -477,6 +486,26 @@ export class Warden {
    */
   whenLoaded(): Promise<void> {
     return this.runtime.whenLoaded();
+  }
+
+  /**
+   * What a read awaits (the HTTP API, the NATS commands): `whenLoaded`, for at most `maxWaitMs`; a read that
+   * would wait longer is refused as unavailable (retryable), saying why, rather than left hanging.
+   */
+  async readable(maxWaitMs = READ_WAIT_MS): Promise<void> {
+    if (this.loadedNow) return;
+    let timer: unknown;
+    const late = new Promise<boolean>((resolve) => {
+      timer = this.clock.setTimeout(() => resolve(false), maxWaitMs);
+    });
+    const loaded = await Promise.race([this.whenLoaded().then(() => true), late]);
+    this.clock.clearTimeout(timer);
+    if (loaded) return;
+    throw new WardenError(
+      'unavailable',
+      `this instance started ${Math.round((performance.now() - this.startedAt) / 1000)} s ago and is still reading every model's stored state (reads answer once it has; inputs and commands are taken meanwhile): try again in a few seconds`,
+      { retryable: true },
+    );
   }
 
   /** Every input the service took (not refused as invalid, unknown or busy) goes to the listeners. */

@@ -22,12 +22,13 @@ const COMMANDS: Record<
   rollback: { key: 'model_id', run: (w, key, body) => w.rollback(key, body) },
   pause: { key: 'config_key', run: (w, key, body) => w.pause(key, body) },
   resume: { key: 'config_key', run: (w, key, body) => w.resume(key, body) },
-  // Reads answer once every actor is read (an instance reads them after it starts taking inputs).
+  // Reads answer once every actor is read (an instance reads them after it starts taking inputs), or are
+  // refused as unavailable after 10 s.
   status: {
     key: null,
     run: async (w, _key, body) => {
       const query = parseInput(StatusQuery, body ?? {}, 'status query');
-      await w.whenLoaded();
+      await w.readable();
       return w.status(query.model_id);
     },
   },
@@ -35,7 +36,7 @@ const COMMANDS: Record<
     key: null,
     run: async (w, _key, body) => {
       const query = parseInput(HistoryQuery, body ?? {}, 'history query');
-      await w.whenLoaded();
+      await w.readable();
       return w.history({
         ...(query.model_id !== undefined ? { model_id: query.model_id } : {}),
         ...(query.limit !== undefined ? { limit: query.limit } : {}),

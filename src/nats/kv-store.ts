@@ -327,6 +327,8 @@ export class KvStore implements StateStore {
     readonly absent: Set<string>;
     readonly reads: Map<string, Promise<void>>;
     readonly done: Promise<void>;
+    /** Ends it early: the store closed before the read ended (what waits for it then finds it closed). */
+    readonly end: () => void;
   } | null = null;
 
   private constructor(
@@ -358,7 +360,7 @@ export class KvStore implements StateStore {
       store.track(store.sweep().finally(() => (sweeping = false)));
     }, options.sweepEveryMs);
     store.sweeper.unref();
-    store.track(store.whenLoaded().then(() => store.reconcileTraining()));
+    store.track(store.whenLoaded().then(() => (store.closed ? undefined : store.reconcileTraining())));
     return store;
   }
 
@@ -468,6 +470,7 @@ export class KvStore implements StateStore {
     epoch: number,
     which: (kind: ActorKind, key: string) => boolean = () => true,
   ): Promise<void> {
+    if (this.closed) return; // closed while the bucket was still being read (see whenLoaded)
     const actors: Array<{ readonly kind: ActorKind; readonly id: string }> = [];
     for (const key of this.toClaim) {
       const p = parseKey(key);
@@ -832,6 +835,7 @@ export class KvStore implements StateStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.loading?.end();
     if (this.sweeper) clearInterval(this.sweeper);
     // Whoever waits for a model's rollback to settle stops waiting: nothing settles here any more.
     for (const waiters of [...this.settledWaiters.values()]) for (const done of [...waiters]) done();
@@ -1361,7 +1365,7 @@ export class KvStore implements StateStore {
     let resolveReady!: () => void;
     const ready = new Promise<void>((resolve) => (resolveReady = resolve));
     if (status.values === 0) resolveReady();
-    this.loading = { through: lastSeq, absent: new Set(), reads: new Map(), done: ready };
+    this.loading = { through: lastSeq, absent: new Set(), reads: new Map(), done: ready, end: resolveReady };
     void ready.then(() => (this.loading = null));
     this.watching = this.watchLoop((entry) => {
       if (entry.delta === 0 || entry.revision >= lastSeq) resolveReady();

@@ -3,9 +3,9 @@
  * over a million models would otherwise take inputs only after about 40 s. Here the read is held after a
  * few values (a watch that waits), and while it is held: inputs and commands reach models not read yet as
  * they are stored (not as new models), a reference that reads as model plus version is read as it would be
- * with every model known, an unknown model is still refused, and lists wait. Once the read ends, the
- * start-up index applies (a passivated model's approval expires on time) and everything ends as in a run
- * that read every value first.
+ * with every model known, an unknown model is still refused, and lists wait (the API's reads, bounded, are
+ * refused as unavailable). Once the read ends, the start-up index applies (a passivated model's approval
+ * expires on time) and everything ends as in a run that read every value first.
  */
 import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -202,6 +202,16 @@ describe('NATS mode reads the actor bucket in the background', () => {
       expect(loaded).toBe(false);
       expect(listed).toBe(false);
       expect(warden.residency().timersIndexed).toBe(0);
+      // A read bounded in time (the API's) is refused then, as retryable, saying why.
+      const refused = warden.readable(0).then(
+        () => null,
+        (error: { code?: string; message: string }) => error,
+      );
+      heldClock.advance(0);
+      expect(await refused).toMatchObject({
+        code: 'unavailable',
+        message: expect.stringContaining("still reading every model's stored state"),
+      });
 
       release();
       expect(await list).toBe(MODELS + 1);
