@@ -7,7 +7,7 @@ import type { Warden } from '../warden.ts';
 import { ValidationError, WardenError, type ErrorBody } from '../domain/errors.ts';
 import { isToken } from '../domain/model-ref.ts';
 import { RecentIds } from '../domain/recent-ids.ts';
-import { connectNats, describeServers } from './connection.ts';
+import { connectNats, connectionOptions, describeServers } from './connection.ts';
 import { JetStreamWriter, kvWrites } from './js-writer.ts';
 import { JETSTREAM_REQUESTS, KV_REQUESTS, withLostAnswers } from './lost-answers.ts';
 import { natsNames, type NatsNames } from './names.ts';
@@ -28,7 +28,7 @@ import {
 } from './intake.ts';
 import { Lease } from './lease.ts';
 import { hostname } from 'node:os';
-import { nuid } from '@nats-io/transport-node';
+import { connect, nuid, type NatsConnection } from '@nats-io/transport-node';
 
 export { natsNames, type NatsNames } from './names.ts';
 export { runCommand, type CommandReply } from './commands.ts';
@@ -210,6 +210,36 @@ export function kindOf(subject: string, prefix: string): string {
   const skip = prefix.split('.').length;
   const kind = tokens[skip + 1] ?? '';
   return tokens[skip] === 'in' && INPUT_KINDS.has(kind) ? kind : 'unknown';
+}
+
+/**
+ * The actor bucket over a connection of its own, for the store's first read of it (see
+ * KvStoreOptions.firstRead), closed once that read is done; null (the read then shares the connection)
+ * when it cannot be opened.
+ */
+async function firstReadOf(
+  settings: Config['nats'],
+  bucket: string,
+  clientName: string,
+  log: Logger,
+): Promise<{ kv: KV; done: () => void } | null> {
+  let nc: NatsConnection | null = null;
+  try {
+    nc = await connect({
+      ...connectionOptions(settings, `${clientName}-first-read`),
+      waitOnFirstConnect: false,
+    });
+    const kv = await new Kvm(jetstream(nc)).open(bucket);
+    const opened = nc;
+    return { kv, done: () => void opened.close().catch(() => undefined) };
+  } catch (error) {
+    log.warn(
+      { err: error },
+      'could not open a second connection for the first read of the actor bucket; using the main one',
+    );
+    await nc?.close().catch(() => undefined);
+    return null;
+  }
 }
 
 /** The config key of a model for an alert (the model id when Warden does not know the model). */
@@ -449,6 +479,7 @@ export async function createNatsAdapters(
       log,
     );
     const natsBus = bus;
+    const firstRead = await firstReadOf(config.nats, names.actorBucket, hooks.clientName ?? 'warden', log);
     const kvStore = await KvStore.open(
       actorKv,
       trainingKv,
@@ -457,6 +488,7 @@ export async function createNatsAdapters(
         ...DEFAULT_KV_STORE_OPTIONS,
         // The instance takes inputs before it has read every actor's value (KvStore.prefetch).
         loadInBackground: true,
+        ...(firstRead ? { firstRead } : {}),
         ...hooks.store,
         publish: (entry) => natsBus.publish(entry.subject, entry.payload, { msgId: entry.id }),
         update: kvWrites(writer, actorKv, names.actorBucket, watchAnswer),

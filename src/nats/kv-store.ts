@@ -167,6 +167,13 @@ export interface KvStoreOptions {
    * million models the read takes about 40 s; the instance takes inputs meanwhile.
    */
   readonly loadInBackground?: boolean;
+  /**
+   * The same bucket over a connection of its own, for that first read (a million values, about 1.2 GB):
+   * on the connection of the leases, the commits and the inputs, every answer would wait behind the part of
+   * the read sent before it. The watch goes on over `kv` once the read has ended; `done` is then called
+   * (to close that connection).
+   */
+  readonly firstRead?: { readonly kv: KV; readonly done: () => void };
 }
 
 export const DEFAULT_KV_STORE_OPTIONS: Omit<KvStoreOptions, 'publish'> = {
@@ -1076,8 +1083,8 @@ export class KvStore implements StateStore {
     const actor = value as ActorValue;
     // Values the first read brings in the background were committed before the start: the start-up index
     // (read once they all are) says what of them the runtime needs, as it does when they are read first.
-    const firstRead = watched && this.loading !== null && entry!.revision <= this.loading.through;
-    if (changed && !firstRead) this.tell(parsed.kind, parsed.id, key);
+    const fromFirstRead = watched && this.loading !== null && entry!.revision <= this.loading.through;
+    if (changed && !fromFirstRead) this.tell(parsed.kind, parsed.id, key);
     // Someone carried over entries already published: clear them.
     if (this.hasPublished(actor)) this.track(this.serial(key, () => this.settle(key)));
   }
@@ -1367,14 +1374,20 @@ export class KvStore implements StateStore {
     if (status.values === 0) resolveReady();
     this.loading = { through: lastSeq, absent: new Set(), reads: new Map(), done: ready, end: resolveReady };
     void ready.then(() => (this.loading = null));
-    this.watching = this.watchLoop((entry) => {
+    // An empty bucket has nothing to read first: followed over the store's own connection at once.
+    const firstRead = status.values > 0 ? (this.options.firstRead ?? null) : null;
+    if (firstRead === null) this.options.firstRead?.done();
+    this.watching = this.watchLoop(firstRead, (entry) => {
       if (entry.delta === 0 || entry.revision >= lastSeq) resolveReady();
     });
     return { loaded: ready };
   }
 
   /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */
-  private async watchLoop(onEntry: (entry: KvEntry) => void): Promise<void> {
+  private async watchLoop(
+    firstRead: KvStoreOptions['firstRead'] | null,
+    onEntry: (entry: KvEntry) => void,
+  ): Promise<void> {
     let highest = 0;
     const progress = (revision: number) => {
       if (revision > this.watchedRevision) this.watchProgressAt = performance.now();
@@ -1382,7 +1395,8 @@ export class KvStore implements StateStore {
     };
     while (!this.closed) {
       try {
-        const watcher = await this.kv.watch(
+        const source = firstRead?.kv ?? this.kv;
+        const watcher = await source.watch(
           highest > 0 ? { key: '>', resumeFromRevision: highest + 1 } : { key: '>' },
         );
         this.watcher = watcher;
@@ -1392,10 +1406,23 @@ export class KvStore implements StateStore {
           progress(entry.revision);
           this.absorb(entry, entry.key, true);
           onEntry(entry);
+          // Read through: followed from here on over the store's own connection, from the next revision.
+          if (source !== this.kv && (entry.delta === 0 || entry.revision >= (this.loading?.through ?? 0))) {
+            watcher.stop();
+            break;
+          }
+        }
+        if (firstRead) {
+          firstRead.done();
+          firstRead = null;
+          continue;
         }
       } catch (error) {
         if (!this.closed)
           this.logger.warn({ err: error }, 'watching the actor bucket failed; watching again');
+        // The first read's own connection failed: the rest of it comes over the store's.
+        firstRead?.done();
+        firstRead = null;
       }
       if (!this.closed) await new Promise((resolve) => setTimeout(resolve, 500));
     }

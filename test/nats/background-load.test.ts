@@ -9,7 +9,8 @@
  */
 import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { KV, KvEntry, KvWatchOptions } from '@nats-io/kv';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
@@ -17,6 +18,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { MemoryBus } from '../../src/embedded/memory-bus.ts';
 import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
+import { eventually } from '../harness/eventually.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
 import { makeDataDir } from '../support/test-warden.ts';
@@ -161,7 +163,69 @@ async function afterwards(warden: Warden, clock: ManualClock) {
   return { listed, m1: models.find((m) => m.id === 'm1')?.state, models };
 }
 
+/** `kv` whose watches are counted in `watches`. */
+function counted(kv: KV, watches: { n: number }): KV {
+  return new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (property !== 'watch') return value;
+      return (options?: KvWatchOptions) => {
+        watches.n++;
+        return target.watch(options);
+      };
+    },
+  });
+}
+
 describe('NATS mode reads the actor bucket in the background', () => {
+  it('reads it first over a connection of its own, closed once read, then follows it over its own', async () => {
+    const buckets = await storeBuckets(nc, 'bgconn');
+    for (let i = 0; i < 50; i++)
+      await buckets.kv.put(
+        `model.c${i}`,
+        JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
+      );
+    const second = await connect({ servers: server.url });
+    const own = { n: 0 };
+    const other = { n: 0 };
+    let done = 0;
+    const store = await KvStore.open(
+      counted(buckets.kv, own),
+      buckets.trainingKv,
+      buckets.timelineKv,
+      {
+        ...DEFAULT_KV_STORE_OPTIONS,
+        publish: async () => undefined,
+        loadInBackground: true,
+        firstRead: {
+          kv: counted(await new Kvm(jetstream(second)).open('bgconn_actors'), other),
+          done: () => {
+            done++;
+            void second.close();
+          },
+        },
+      },
+      pino({ level: 'silent' }),
+    );
+    try {
+      await store.whenLoaded();
+      expect(store.peekActor('model', 'c49')?.snapshot).toEqual({ n: 49 });
+      await eventually(() => expect(done).toBe(1));
+      expect(other.n).toBe(1);
+      // Followed from then on over the store's own connection: another writer's value comes.
+      await buckets.kv.put(
+        'model.c0',
+        JSON.stringify({ snapshot: { n: 100 }, outbox: [], history: [], attention: false }),
+      );
+      await eventually(() => expect(store.peekActor('model', 'c0')?.snapshot).toEqual({ n: 100 }));
+      expect(own.n).toBe(1);
+      expect(second.isClosed()).toBe(true);
+    } finally {
+      await store.close();
+      await second.close();
+    }
+  });
+
   it('takes inputs and commands for models not read yet as they are stored, and ends as a run that read them first', async () => {
     const held = await storeBuckets(nc, 'bgheld');
     const first = await storeBuckets(nc, 'bgfirst');
