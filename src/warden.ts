@@ -481,7 +481,7 @@ export class Warden {
   /**
    * Resolves once lists, counts and single reads of any actor are complete: at once in the embedded mode;
    * in NATS mode once the instance has read every actor's value, which it does after it starts taking
-   * inputs (about 40 s at a million models). The HTTP API and the NATS commands wait for it before they
+   * inputs (about 30 s at a million models). The HTTP API and the NATS commands wait for it before they
    * answer a read.
    */
   whenLoaded(): Promise<void> {

@@ -240,7 +240,7 @@ export interface StateStore {
   startIndex?(): Promise<IndexEntry[] | null>;
   /**
    * Optional, for a store that reads its records after it opens (NATS mode: every instance's copy of the
-   * bucket, about 40 s at a million models): resolves once every record is within reach of the lazy trio.
+   * bucket, about 30 s at a million models): resolves once every record is within reach of the lazy trio.
    * Until then `peekActor` answers only for the actors `prefetch` has read, and `peekActors`, `countStates`
    * and `startIndex` wait or see part of them: the runtime applies the start-up index when this resolves,
    * and lists and counts wait for it (Warden.whenLoaded).

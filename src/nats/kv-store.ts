@@ -164,7 +164,7 @@ export interface KvStoreOptions {
   /**
    * `open` returns once the watch has started, not once it has read every value: the bucket is read in the
    * background (see whenLoaded), and what needs one actor before then reads it first (see prefetch). At a
-   * million models the read takes about 40 s; the instance takes inputs meanwhile.
+   * million models the read takes about 30 s; the instance takes inputs meanwhile.
    */
   readonly loadInBackground?: boolean;
   /**

@@ -226,6 +226,61 @@ describe('NATS mode reads the actor bucket in the background', () => {
     }
   });
 
+  it('reads the rest over its own connection when the first read fails part-way', async () => {
+    const buckets = await storeBuckets(nc, 'bgfail');
+    for (let i = 0; i < 40; i++)
+      await buckets.kv.put(
+        `model.f${i}`,
+        JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
+      );
+    // The first read's watch ends in an error after ten entries, and no watch works there again (its
+    // connection lost for good, say).
+    let lost = false;
+    const failing = new Proxy(buckets.kv, {
+      get(target, property) {
+        if (property !== 'watch') return Reflect.get(target, property, target) as unknown;
+        return async (options?: KvWatchOptions) => {
+          if (lost) throw new Error('connection closed');
+          const watcher = await target.watch(options);
+          let delivered = 0;
+          return {
+            stop: () => watcher.stop(),
+            async *[Symbol.asyncIterator](): AsyncGenerator<KvEntry> {
+              for await (const entry of watcher) {
+                if (++delivered > 10) {
+                  watcher.stop();
+                  lost = true;
+                  throw new Error('connection lost');
+                }
+                yield entry;
+              }
+            },
+          };
+        };
+      },
+    });
+    let done = 0;
+    const store = await KvStore.open(
+      buckets.kv,
+      buckets.trainingKv,
+      buckets.timelineKv,
+      {
+        ...DEFAULT_KV_STORE_OPTIONS,
+        publish: async () => undefined,
+        loadInBackground: true,
+        firstRead: { kv: failing, done: () => done++ },
+      },
+      pino({ level: 'silent' }),
+    );
+    try {
+      await store.whenLoaded();
+      expect(done).toBe(1);
+      for (let i = 0; i < 40; i++) expect(store.peekActor('model', `f${i}`)?.snapshot).toEqual({ n: i });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('takes inputs and commands for models not read yet as they are stored, and ends as a run that read them first', async () => {
     const held = await storeBuckets(nc, 'bgheld');
     const first = await storeBuckets(nc, 'bgfirst');
