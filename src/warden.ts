@@ -508,6 +508,30 @@ export class Warden {
     );
   }
 
+  /**
+   * What a read of one model (`status(modelId)`) awaits: that model and its training config
+   * read, while the instance still reads every actor; no wait for the others.
+   */
+  async readableModel(modelId: string): Promise<void> {
+    if (this.loadedNow) return;
+    await this.prefetchModels({ model_id: modelId });
+    const model = this.runtime.model(modelId);
+    if (model) await this.prefetchTraining(model.context.configKey);
+  }
+
+  /**
+   * What a read of one training config (`trainingStatus`, the trainer's "may I train?") awaits: that config
+   * and the model of the same id read; and every actor read (see readable) only when neither says whether
+   * the key is a config at all (it may be some other model's).
+   */
+  async readableTraining(configKey: string): Promise<void> {
+    if (this.loadedNow) return;
+    await this.prefetchTraining(configKey);
+    await this.prefetchModels({ model_id: configKey });
+    if (this.runtime.training(configKey) || this.isConfiguredOrOwnKey(configKey)) return;
+    await this.readable();
+  }
+
   /** Every input the service took (not refused as invalid, unknown or busy) goes to the listeners. */
   private accepted(kind: InputKind, at: number, payload: unknown, modelId: string): void {
     this.journal?.append(kind, at, payload);
@@ -762,9 +786,13 @@ export class Warden {
    * question, and is a lookup in the runtime's set of config keys from then on.
    */
   private isKnownConfig(configKey: string): boolean {
+    return this.isConfiguredOrOwnKey(configKey) || this.runtime.hasModelWithConfigKey(configKey);
+  }
+
+  /** The cheap part of isKnownConfig: configured for a model, or the config key of the model of that id. */
+  private isConfiguredOrOwnKey(configKey: string): boolean {
     if (Object.entries(this.config.models).some(([id, m]) => (m.configKey ?? id) === configKey)) return true;
-    if (this.runtime.model(configKey)?.context.configKey === configKey) return true;
-    return this.runtime.hasModelWithConfigKey(configKey);
+    return this.runtime.model(configKey)?.context.configKey === configKey;
   }
 
   async history(

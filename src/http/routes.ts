@@ -51,15 +51,15 @@ function registerProbes(app: FastifyInstance, ctx: RouteContext): void {
 
 function registerReads(app: FastifyInstance, ctx: RouteContext): void {
   const { warden } = ctx;
-  // Each read answers once every actor is read (NATS mode reads them after it starts taking inputs), or
-  // is refused as unavailable after 10 s.
+  // A read of every actor answers once every actor is read (NATS mode reads them after it starts taking
+  // inputs), or is refused as unavailable after 10 s; a read of one model or config reads it first.
   app.get('/v1/models', async () => {
     await warden.readable();
     return { models: warden.status().models };
   });
   app.get('/v1/models/:model_id', async (request) => {
     const { model_id } = parseInput(ModelParamsSchema, request.params, 'path');
-    await warden.readable();
+    await warden.readableModel(model_id);
     const model = warden.status(model_id).models[0]!;
     return { model, training: warden.trainingStatus(model.config_key) };
   });
@@ -70,7 +70,7 @@ function registerReads(app: FastifyInstance, ctx: RouteContext): void {
   // The trainer's "may I train?": a config Warden never paused is running.
   app.get('/v1/training/:config_key', async (request) => {
     const { config_key } = parseInput(ConfigParamsSchema, request.params, 'path');
-    await warden.readable();
+    await warden.readableTraining(config_key);
     return warden.trainingStatus(config_key);
   });
   app.get('/v1/rollbacks', async (request) => {

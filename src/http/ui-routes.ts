@@ -111,7 +111,7 @@ export function registerUiRoutes(
   app.get('/ui/api/models/:model_id/timeline', async (request) => {
     ctx.authenticate(request, 'read');
     const { model_id } = parseInput(ModelParamsSchema, request.params, 'path');
-    await warden.readable();
+    await warden.readableModel(model_id);
     const model = warden.status(model_id).models[0]!;
     // The live stream shows a change as soon as the actor takes it, a moment before its commit writes the
     // timeline line: let what is in flight land first (bounded: under constant traffic, answer anyway).

@@ -22,13 +22,13 @@ const COMMANDS: Record<
   rollback: { key: 'model_id', run: (w, key, body) => w.rollback(key, body) },
   pause: { key: 'config_key', run: (w, key, body) => w.pause(key, body) },
   resume: { key: 'config_key', run: (w, key, body) => w.resume(key, body) },
-  // Reads answer once every actor is read (an instance reads them after it starts taking inputs), or are
-  // refused as unavailable after 10 s.
+  // Reads of every actor answer once every actor is read (an instance reads them after it starts taking
+  // inputs), or are refused as unavailable after 10 s; the status of one model reads it first.
   status: {
     key: null,
     run: async (w, _key, body) => {
       const query = parseInput(StatusQuery, body ?? {}, 'status query');
-      await w.readable();
+      await (query.model_id === undefined ? w.readable() : w.readableModel(query.model_id));
       return w.status(query.model_id);
     },
   },

@@ -321,6 +321,19 @@ describe('NATS mode reads the actor bucket in the background', () => {
       expect(loaded).toBe(false);
       expect(listed).toBe(false);
       expect(warden.residency().timersIndexed).toBe(0);
+      // A read of one model, or of one config, reads what it needs without waiting for every model; one
+      // that only every model can answer (whether an unknown key is some model's config) waits.
+      await warden.readableModel(`m${MODELS - 2}`);
+      expect(warden.status(`m${MODELS - 2}`).models[0]).toMatchObject({
+        state: 'healthy',
+        production_version: 'v2',
+      });
+      await warden.readableTraining(`m${MODELS - 4}`);
+      expect(warden.trainingStatus(`m${MODELS - 4}`)).toMatchObject({ known: true, may_train: true });
+      let answered = false;
+      const unknownConfig = warden.readableTraining('nosuch').then(() => (answered = true));
+      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(answered).toBe(false);
       // A read bounded in time (the API's) is refused then, as retryable, saying why.
       const refused = warden.readable(0).then(
         () => null,
@@ -334,6 +347,8 @@ describe('NATS mode reads the actor bucket in the background', () => {
 
       release();
       expect(await list).toBe(MODELS + 1);
+      await unknownConfig;
+      expect(warden.trainingStatus('nosuch')).toMatchObject({ known: false });
       expect(await afterwards(warden, heldClock)).toEqual(expectedAfter);
       expect(expectedAfter.m1).not.toBe('awaitingApproval'); // its approval expired
     } finally {
