@@ -460,6 +460,7 @@ export class Warden {
    * nothing is to be read: no wait, and inputs handed over together stay together.
    */
   private prefetchModels(input: unknown, ...more: string[]): Promise<void> | null {
+    if (this.loadedNow) return null; // the usual case: nothing to read, and nothing built per input
     const fields = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
     const ref = fields.model_id;
     const version = typeof fields.version === 'string' ? fields.version : undefined;
@@ -475,7 +476,7 @@ export class Warden {
 
   /** The same for a training config (see prefetchModels). */
   private prefetchTraining(configKey: string): Promise<void> | null {
-    return isToken(configKey) ? this.runtime.prefetch('training', [configKey]) : null;
+    return !this.loadedNow && isToken(configKey) ? this.runtime.prefetch('training', [configKey]) : null;
   }
 
   /**
