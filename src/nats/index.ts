@@ -272,6 +272,8 @@ export async function createNatsAdapters(
 
   const link = await connectNats(config.nats, log, hooks.clientName ?? 'warden');
   let bus: NatsBus | null = null;
+  /** Closes the first read's own connection (see firstReadOf), if a start that fails opened it. */
+  let closeFirstRead: (() => void) | null = null;
   try {
     const js = jetstream(link.nc);
     const jsm = await jetstreamManager(link.nc);
@@ -480,6 +482,7 @@ export async function createNatsAdapters(
     );
     const natsBus = bus;
     const firstRead = await firstReadOf(config.nats, names.actorBucket, hooks.clientName ?? 'warden', log);
+    closeFirstRead = firstRead && firstRead.done;
     const kvStore = await KvStore.open(
       actorKv,
       trainingKv,
@@ -672,6 +675,7 @@ export async function createNatsAdapters(
       },
     };
   } catch (error) {
+    closeFirstRead?.();
     await bus?.close().catch(() => undefined);
     await link.close();
     throw error;
