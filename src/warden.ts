@@ -381,14 +381,21 @@ export class Warden {
     );
   }
 
-  /** Stops intake, lets in-flight work and publications finish, then closes the bus and the store. */
-  async stop(): Promise<void> {
+  /**
+   * Stops intake, lets in-flight work and publications finish, then closes the bus and the store. `onStep`
+   * hears each step as it begins (a test's budget then says where a stop hangs).
+   */
+  async stop(onStep?: (step: string) => void): Promise<void> {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     this.unsubscribers = [];
+    onStep?.('stopping the runtime');
     await this.runtime.stop();
+    onStep?.('stopping the shadow policies');
     await this.shadows?.stop();
     this.journal?.close();
+    onStep?.('closing the bus');
     await this.bus.close();
+    onStep?.('closing the store');
     await this.store.close();
     this.started = false;
     this.logger.info('Warden stopped');

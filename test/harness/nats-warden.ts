@@ -82,7 +82,7 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
     onStep?.('detaching the adapters');
     await adapters.detach();
     onStep?.('stopping Warden');
-    await warden.stop();
+    await warden.stop((step) => onStep?.(`stopping Warden: ${step}`));
   };
   const settled = async () => {
     await eventually(async () => {
