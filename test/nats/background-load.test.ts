@@ -5,7 +5,8 @@
  * they are stored (not as new models), a reference that reads as model plus version is read as it would be
  * with every model known, an unknown model is still refused, and lists wait (the API's reads, bounded, are
  * refused as unavailable). Once the read ends, the start-up index applies (a passivated model's approval
- * expires on time) and everything ends as in a run that read every value first.
+ * expires on time), an event a commit left unpublished is published, and everything ends as in a run that
+ * read every value first.
  */
 import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -112,6 +113,21 @@ async function writeModels(buckets: StoreBuckets, clock: ManualClock): Promise<v
   await warden.promote({ event_id: 'ps', model_id: 's_v9', version: 'v1', elo: 1500 });
   await warden.idle();
   await warden.stop();
+}
+
+/**
+ * An event that model m3's commit left unpublished (its instance died before publishing it): stored with
+ * the model, for the start to publish.
+ */
+async function strand(buckets: StoreBuckets): Promise<void> {
+  const entry = (await buckets.kv.get('model.m3'))!;
+  const value = entry.json<{ outbox: unknown[] }>();
+  value.outbox.push({
+    id: 'stranded-1',
+    subject: 'warden.evt.alert.m3',
+    payload: { event_id: 'stranded-1', model_id: 'm3' },
+  });
+  await buckets.kv.update('model.m3', JSON.stringify(value), entry.revision);
 }
 
 /** What happens while the read is held (or, in the run to compare with, after it ended). */
@@ -288,6 +304,8 @@ describe('NATS mode reads the actor bucket in the background', () => {
     const firstClock = new ManualClock();
     await writeModels(held, heldClock);
     await writeModels(first, firstClock);
+    await strand(held);
+    await strand(first);
 
     // The run to compare with reads every value first.
     const reference = await wardenOver(first, firstClock, false);
@@ -305,6 +323,8 @@ describe('NATS mode reads the actor bucket in the background', () => {
     try {
       let loaded = false;
       void warden.whenLoaded().then(() => (loaded = true));
+      const stranded: unknown[] = [];
+      warden.bus.subscribe('warden.evt.alert.m3', (message) => void stranded.push(message.data));
       let listed = false;
       const list = (async () => {
         await warden.whenLoaded();
@@ -321,6 +341,8 @@ describe('NATS mode reads the actor bucket in the background', () => {
       expect(loaded).toBe(false);
       expect(listed).toBe(false);
       expect(warden.residency().timersIndexed).toBe(0);
+      // m3 is not read yet: its stranded event waits for the read (the sweep would take 30 s).
+      expect(stranded).toEqual([]);
       // A read of one model, or of one config, reads what it needs without waiting for every model; one
       // that only every model can answer (whether an unknown key is some model's config) waits.
       await warden.readableModel(`m${MODELS - 2}`);
@@ -347,6 +369,7 @@ describe('NATS mode reads the actor bucket in the background', () => {
 
       release();
       expect(await list).toBe(MODELS + 1);
+      await eventually(() => expect(stranded).toEqual([{ event_id: 'stranded-1', model_id: 'm3' }]));
       await unknownConfig;
       expect(warden.trainingStatus('nosuch')).toMatchObject({ known: false });
       expect(await afterwards(warden, heldClock)).toEqual(expectedAfter);
