@@ -71,6 +71,30 @@ describe('ui: the operator dashboard in a real browser', () => {
     await page.close();
   });
 
+  it('while Warden still reads every model (its 503 after a start in NATS mode), says so and loads the list once it answers', async () => {
+    const page = await context.newPage();
+    // Warden's answer to a list read while an instance that has just started in NATS mode reads every
+    // model's state (test/nats/background-load.test.ts has the server's side); twice, then the real one.
+    const reading =
+      "this instance started 3 s ago and is still reading every model's stored state (reads answer once it has; inputs and commands are taken meanwhile): try again in a few seconds";
+    let refused = 0;
+    await page.route('**/v1/models', async (route) => {
+      if (refused >= 2) return route.continue();
+      refused++;
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'unavailable', message: reading } }),
+      });
+    });
+    await signIn(page, warden.url, VIEWER_TOKEN);
+    await waitForText(page, '[data-testid=live]', 'still reading every model');
+    await page.locator('.row[data-model]', { hasText: MODEL }).first().waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid=live]', { hasText: /^live$/ }).waitFor({ timeout: 10_000 });
+    expect(refused).toBe(2);
+    await page.close();
+  });
+
   it('shows a regression live, takes the approval, and follows the rollback, the cooldown and the pause', async () => {
     const page = await context.newPage();
     await signIn(page, warden.url, OPERATOR_TOKEN);

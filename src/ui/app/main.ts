@@ -188,6 +188,8 @@ const rollbackSpec = (m: ModelStatus): ActionSpec => {
 // The list of models: pending approvals first, then every model, filtered and searched, drawn in a window.
 
 const ROW_H = 34;
+/** How soon the page loads the lists again after Warden answered that it is still reading them (503). */
+const LOAD_RETRY_MS = 2_000;
 
 function ModelList(props: { store: Store; session: Session; act: (s: ActionSpec) => void }) {
   const { store, act } = props;
@@ -563,10 +565,25 @@ function App() {
       setMachine(machines.model);
       bump();
     };
-    return connectLive({
+    // An instance in NATS mode that has just started answers the lists once it has read every model, and
+    // 503 `unavailable` until then (up to half a minute at a million models): the page loads again shortly.
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    const loadOrRetry = (): void => {
+      retry = null;
+      load().then(
+        () => setLive((current) => (current.state === 'connecting' ? { state: 'live' } : current)),
+        (error: ApiError) => {
+          if (error.status !== 503) return setLive({ state: 'disconnected', detail: error.message });
+          setLive({ state: 'connecting', detail: error.message });
+          retry = setTimeout(loadOrRetry, LOAD_RETRY_MS);
+        },
+      );
+    };
+    const stopLive = connectLive({
       onState: (state, detail) => setLive({ state, detail }),
       onReady: () => {
-        load().catch((error: ApiError) => setLive({ state: 'disconnected', detail: error.message }));
+        if (retry) clearTimeout(retry);
+        loadOrRetry();
       },
       onMessage: (event, data) => {
         const store = storeRef.current;
@@ -585,6 +602,10 @@ function App() {
         bump();
       },
     });
+    return () => {
+      if (retry) clearTimeout(retry);
+      stopLive();
+    };
   }, [session]);
 
   const signOut = () => {
@@ -602,7 +623,7 @@ function App() {
             live.state === 'live'
               ? 'live'
               : live.state === 'connecting'
-                ? 'connecting…'
+                ? `connecting…${live.detail ? ` (${live.detail})` : ''}`
                 : `disconnected from Warden: reconnecting… (${live.detail ?? ''})`
           }</span
         >
