@@ -7,7 +7,8 @@
  *   instance has read every value (Warden.whenLoaded: lists, counts and the timers of models not resident);
  * - heap: the JS heap after a full garbage collection, once every value is read, against before the start
  *   (per model);
- * - resident: how many model actors the runtime loaded at start (lazy: those whose state needs it).
+ * - resident ("loaded at start"): how many model actors are resident then: the one evaluated, and those whose
+ *   state needs the runtime at start.
  * The persisted models are written by a fast path: one model taken through Warden (a promotion, then 150
  * evaluations alternating a minor regression and a clean one, then 20 critical regressions of new versions,
  * each rolled back: a model in service for a while, with a full timeline of 100 lines and a rollback
