@@ -49,19 +49,29 @@ afterAll(async () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A watch of `kv` that delivers `letThrough` entries, then waits for `release`. */
-function heldRead(kv: KV, letThrough: number, release: Promise<void>): KV {
+/**
+ * `kv`, whose watches call `started` as each begins, and `each` before each entry they deliver (with how
+ * many it makes, and how to stop that watch): a hold, a fault or a count on the store's reads.
+ */
+function watchedThrough(
+  kv: KV,
+  hooks: {
+    readonly started?: () => void;
+    readonly each?: (delivered: number, stop: () => void) => Promise<void> | void;
+  },
+): KV {
   return new Proxy(kv, {
     get(target, property) {
       if (property !== 'watch') return Reflect.get(target, property, target) as unknown;
       return async (options?: KvWatchOptions) => {
+        hooks.started?.();
         const watcher = await target.watch(options);
         let delivered = 0;
         return {
           stop: () => watcher.stop(),
           async *[Symbol.asyncIterator](): AsyncGenerator<KvEntry> {
             for await (const entry of watcher) {
-              if (++delivered > letThrough) await release;
+              await hooks.each?.(++delivered, () => watcher.stop());
               yield entry;
             }
           },
@@ -70,6 +80,10 @@ function heldRead(kv: KV, letThrough: number, release: Promise<void>): KV {
     },
   });
 }
+
+/** A watch of `kv` that delivers `letThrough` entries, then waits for `release`. */
+const heldRead = (kv: KV, letThrough: number, release: Promise<void>): KV =>
+  watchedThrough(kv, { each: (delivered) => (delivered > letThrough ? release : undefined) });
 
 async function wardenOver(buckets: StoreBuckets, clock: ManualClock, background: boolean) {
   const dir = await makeDataDir();
@@ -180,18 +194,8 @@ async function afterwards(warden: Warden, clock: ManualClock) {
 }
 
 /** `kv` whose watches are counted in `watches`. */
-function counted(kv: KV, watches: { n: number }): KV {
-  return new Proxy(kv, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target) as unknown;
-      if (property !== 'watch') return value;
-      return (options?: KvWatchOptions) => {
-        watches.n++;
-        return target.watch(options);
-      };
-    },
-  });
-}
+const counted = (kv: KV, watches: { n: number }): KV =>
+  watchedThrough(kv, { started: () => void watches.n++ });
 
 describe('NATS mode reads the actor bucket in the background', () => {
   it('reads it first over a connection of its own, closed once read, then follows it over its own', async () => {
@@ -252,27 +256,15 @@ describe('NATS mode reads the actor bucket in the background', () => {
     // The first read's watch ends in an error after ten entries, and no watch works there again (its
     // connection lost for good, say).
     let lost = false;
-    const failing = new Proxy(buckets.kv, {
-      get(target, property) {
-        if (property !== 'watch') return Reflect.get(target, property, target) as unknown;
-        return async (options?: KvWatchOptions) => {
-          if (lost) throw new Error('connection closed');
-          const watcher = await target.watch(options);
-          let delivered = 0;
-          return {
-            stop: () => watcher.stop(),
-            async *[Symbol.asyncIterator](): AsyncGenerator<KvEntry> {
-              for await (const entry of watcher) {
-                if (++delivered > 10) {
-                  watcher.stop();
-                  lost = true;
-                  throw new Error('connection lost');
-                }
-                yield entry;
-              }
-            },
-          };
-        };
+    const failing = watchedThrough(buckets.kv, {
+      started: () => {
+        if (lost) throw new Error('connection closed');
+      },
+      each: (delivered, stop) => {
+        if (delivered <= 10) return;
+        stop();
+        lost = true;
+        throw new Error('connection lost');
       },
     });
     let done = 0;
