@@ -813,6 +813,8 @@ export class Warden {
         `limit: expected an integer from 1 to 1000, received ${limit}`,
       ]);
     }
+    // The fleet's history looks at every model; one model's, the store reads for itself (see readable).
+    if (query.model_id === undefined) await this.readable();
     const records = await this.store.history({ modelId: query.model_id, limit });
     return { rollbacks: records.map((r) => ({ outcome: r.kind, ...r.payload })) };
   }

@@ -75,8 +75,7 @@ function registerReads(app: FastifyInstance, ctx: RouteContext): void {
   });
   app.get('/v1/rollbacks', async (request) => {
     const query = parseInput(HistoryQuerySchema, request.query, 'query');
-    await warden.readable();
-    return warden.history(query);
+    return warden.history(query); // waits for the read itself (see Warden.history)
   });
 }
 

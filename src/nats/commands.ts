@@ -23,7 +23,7 @@ const COMMANDS: Record<
   pause: { key: 'config_key', run: (w, key, body) => w.pause(key, body) },
   resume: { key: 'config_key', run: (w, key, body) => w.resume(key, body) },
   // Reads of every actor answer once every actor is read (an instance reads them after it starts taking
-  // inputs), or are refused as unavailable after 10 s; the status of one model reads it first.
+  // inputs), or are refused as unavailable after 10 s; the status or history of one model reads it first.
   status: {
     key: null,
     run: async (w, _key, body) => {
@@ -36,7 +36,6 @@ const COMMANDS: Record<
     key: null,
     run: async (w, _key, body) => {
       const query = parseInput(HistoryQuery, body ?? {}, 'history query');
-      await w.readable();
       return w.history({
         ...(query.model_id !== undefined ? { model_id: query.model_id } : {}),
         ...(query.limit !== undefined ? { limit: query.limit } : {}),

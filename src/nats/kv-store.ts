@@ -386,8 +386,12 @@ export class KvStore implements StateStore {
    * read (then the copy answers for it, as it does once every value is read).
    */
   prefetch(kind: ActorKind, id: string): Promise<void> | null {
+    return this.prefetchKey(actorKey(kind, id), `${kind} ${id}`);
+  }
+
+  /** prefetch, for any key of the bucket; `what` names it in the error. */
+  private prefetchKey(key: string, what: string): Promise<void> | null {
     const loading = this.loading;
-    const key = actorKey(kind, id);
     if (loading === null || this.cache.has(key) || loading.absent.has(key)) return null;
     const under = loading.reads.get(key);
     if (under) return under;
@@ -397,7 +401,7 @@ export class KvStore implements StateStore {
       } catch (error) {
         throw new WardenError(
           'unavailable',
-          `${kind} ${id} could not be read from NATS now (${(error as Error).message})`,
+          `${what} could not be read from NATS now (${(error as Error).message})`,
           { retryable: true, cause: error },
         );
       } finally {
@@ -747,6 +751,11 @@ export class KvStore implements StateStore {
       modelId === undefined
         ? [...this.legacyHistory, ...this.withEntries]
         : [historyKey(modelId), actorKey('model', modelId)];
+    // One model's records need only its two keys, read now if the bucket's first read has not come to them.
+    if (modelId !== undefined) {
+      const reads = keys.map((key) => this.prefetchKey(key, `the rollback history of ${modelId}`));
+      await Promise.all(reads);
+    }
     const cached = keys.flatMap((key) => {
       const entry = this.cache.get(key);
       return entry ? [[key, entry] as const] : [];

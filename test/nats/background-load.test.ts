@@ -289,6 +289,49 @@ describe('NATS mode reads the actor bucket in the background', () => {
     }
   });
 
+  it("answers one model's rollback history during the read, its key from earlier builds included; the fleet's waits", async () => {
+    const buckets = await storeBuckets(nc, 'bghist');
+    const clock = new ManualClock();
+    await writeModels(buckets, clock);
+    // Written by a build that kept the history in the actor bucket, after every model: not read yet.
+    const model = `m${MODELS - 5}`;
+    const record = {
+      at: 1,
+      modelId: model,
+      kind: 'rolled_back',
+      payload: { event_id: 'old-rb', model_id: model },
+    };
+    await buckets.kv.put(`history.${model}`, JSON.stringify({ records: [record] }));
+
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { warden } = await wardenOver(
+      { ...buckets, kv: heldRead(buckets.kv, LET_THROUGH, released) },
+      clock,
+      true,
+    );
+    try {
+      let loaded = false;
+      void warden.whenLoaded().then(() => (loaded = true));
+      expect(await warden.history({ model_id: model })).toEqual({
+        rollbacks: [{ outcome: 'rolled_back', event_id: 'old-rb', model_id: model }],
+      });
+      expect(await warden.history({ model_id: 'nosuch' })).toEqual({ rollbacks: [] });
+      expect(loaded).toBe(false);
+      // The fleet's history looks at every model: it waits (bounded, like every such read: see below).
+      let fleet: unknown = null;
+      const whole = warden.history().then((h) => (fleet = h));
+      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(fleet).toBeNull();
+      release();
+      await whole;
+      expect(fleet).toMatchObject({ rollbacks: [{ event_id: 'old-rb' }] });
+    } finally {
+      release();
+      await warden.stop();
+    }
+  });
+
   it('takes inputs and commands for models not read yet as they are stored, and ends as a run that read them first', async () => {
     const held = await storeBuckets(nc, 'bgheld');
     const first = await storeBuckets(nc, 'bgfirst');
