@@ -269,6 +269,8 @@ export class Warden {
   /** When `start` ran, and whether every actor has been read since (see whenLoaded). */
   private startedAt = performance.now();
   private loadedNow = false;
+  /** Per model (its subject token): the reads before its last input handed over, while under way (inTurn). */
+  private readonly readsUnderWay = new Map<string, Promise<void>>();
 
   constructor(config: Config, deps: WardenDeps = {}) {
     this.config = config;
@@ -481,6 +483,25 @@ export class Warden {
     return ids.size > 0 ? this.runtime.prefetch('model', [...ids]) : null;
   }
 
+  /**
+   * `read`, then the read of the model's input handed over before it, if that one is still under way: the
+   * intake hands a group of one model's inputs over in one turn, and the runtime applies them in the order
+   * they reach it, but their reads differ (a promotion also reads the id its version makes), so the later
+   * input would otherwise overtake the earlier. A read that fails fails the inputs behind it too, as a
+   * failed step does (ActorRuntime.dropUncommitted); the intake takes them again one at a time, in order.
+   */
+  private inTurn(token: string, read: Promise<void> | null): Promise<void> | null {
+    const before = this.readsUnderWay.get(token);
+    if (!before && !read) return null;
+    const turn = before && read ? Promise.all([before, read]).then(() => undefined) : (before ?? read)!;
+    this.readsUnderWay.set(token, turn);
+    const done = () => {
+      if (this.readsUnderWay.get(token) === turn) this.readsUnderWay.delete(token);
+    };
+    turn.then(done, done);
+    return turn;
+  }
+
   /** The same for a training config (see prefetchModels). */
   private prefetchTraining(configKey: string): Promise<void> | null {
     return !this.loadedNow && isToken(configKey) ? this.runtime.prefetch('training', [configKey]) : null;
@@ -583,7 +604,7 @@ export class Warden {
         ]);
       }
       const token = subject.split('.').at(-1)!;
-      const read = this.prefetchModels(data, token);
+      const read = this.inTurn(token, this.prefetchModels(data, token));
       if (read) await read;
       const modelRef = (data as { model_id?: unknown })?.model_id;
       if (typeof modelRef === 'string') {

@@ -21,6 +21,8 @@ export interface NatsWardenOptions {
   readonly onRejected?: (kind: string, error: WardenError) => void;
   /** Wraps the model registry Warden's runtime uses, e.g. to hold a rollback in flight. */
   readonly wrapRegistry?: (registry: ModelRegistry) => ModelRegistry;
+  /** false: resolve once it takes inputs, before it has read every actor's value (see below). */
+  readonly waitForRead?: boolean;
 }
 
 export interface NatsWarden extends AsyncDisposable {
@@ -74,7 +76,7 @@ export async function startNatsWarden(url: string, options: NatsWardenOptions = 
   await adapters.attach(warden);
   // Started as a user sees it through the API: reads answer once every actor's value is read (it takes
   // inputs before; test/nats/background-load.test.ts looks at that window).
-  await warden.whenLoaded();
+  if (options.waitForRead !== false) await warden.whenLoaded();
   let stopped = false;
   const stop = async (onStep?: (step: string) => void) => {
     if (stopped) return;

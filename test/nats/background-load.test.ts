@@ -20,6 +20,7 @@ import { MemoryBus } from '../../src/embedded/memory-bus.ts';
 import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
 import { eventually } from '../harness/eventually.ts';
+import { startNatsWarden } from '../harness/nats-warden.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
 import { makeDataDir } from '../support/test-warden.ts';
@@ -162,6 +163,24 @@ async function meanwhile(warden: Warden) {
     games_played: 200,
   });
   const promoted = await warden.promote({ event_id: 'late-p', model_id: `m${MODELS - 3}_v3`, elo: 1510 });
+  // Two inputs of one model handed over in one turn, as the intake hands over a group: applied in that
+  // order, though only the promotion has something to read (the id its version makes; the model is read).
+  const pairModel = `m${MODELS - 6}`;
+  await warden.readableModel(pairModel);
+  const pair = await Promise.all([
+    warden.ingest(`warden.in.promotion.${pairModel}`, {
+      event_id: 'pair-p',
+      model_id: `${pairModel}_v3`,
+      elo: 1510,
+    }),
+    warden.ingest(`warden.in.evaluation.${pairModel}`, {
+      event_id: 'pair-e',
+      model_id: pairModel,
+      current_elo: 1300,
+      games_played: 200,
+    }),
+  ]);
+  await warden.idle();
   const unknown = await warden
     .evaluate({ event_id: 'late-u', model_id: 'nosuch', current_elo: 1490, games_played: 200 })
     .then(
@@ -173,6 +192,8 @@ async function meanwhile(warden: Warden) {
     approved: [approved.outcome.kind, approved.state],
     named: [named.model_id, named.outcome.kind],
     promoted: [promoted.model_id, promoted.version, promoted.outcome.kind],
+    pair: pair.map((r) => (r.ok ? (r.result as { outcome: { kind: string } }).outcome.kind : r.error.code)),
+    pairEnd: warden.status(pairModel).models.map((m) => [m.state, m.production_version]),
     unknown,
   };
 }
@@ -289,6 +310,109 @@ describe('NATS mode reads the actor bucket in the background', () => {
     }
   });
 
+  it('applies the inputs of one model taken together from its stream in their order, whatever each reads first', async () => {
+    const config = { nats: { prefix: 'bgorder' } };
+    const writer = await startNatsWarden(server.url, { config });
+    for (let i = 0; i < 20; i++) {
+      await writer.warden.promote({ event_id: `o${i}.1`, model_id: `o${i}_v1`, elo: 1500 });
+      await writer.warden.promote({ event_id: `o${i}.2`, model_id: `o${i}_v2`, elo: 1500 });
+    }
+    await writer.settled();
+    await writer.stop();
+    // Waiting in the stream for the next instance, which takes them in one group: a promotion of v3 (it
+    // reads the id `o19_v3` as well, in case that is a model), then a critical regression (nothing more).
+    const js = jetstream(nc);
+    await js.publish(
+      'bgorder.in.promotion.o19',
+      JSON.stringify({ event_id: 'op', model_id: 'o19_v3', elo: 1500 }),
+    );
+    await js.publish(
+      'bgorder.in.evaluation.o19',
+      JSON.stringify({ event_id: 'oe', model_id: 'o19', current_elo: 1300, games_played: 400 }),
+    );
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const actors = await new Kvm(jetstream(nc)).open('bgorder_actors');
+    const w = await startNatsWarden(server.url, {
+      config,
+      waitForRead: false,
+      hooks: { store: { firstRead: { kv: heldRead(actors, LET_THROUGH, released), done: () => undefined } } },
+    });
+    try {
+      let loaded = false;
+      void w.warden.whenLoaded().then(() => (loaded = true));
+      await eventually(async () =>
+        expect((await w.warden.history({ model_id: 'o19' })).rollbacks).toMatchObject([
+          { outcome: 'rolled_back', from_version: 'v3', to_version: 'v2' },
+        ]),
+      );
+      expect(loaded).toBe(false);
+    } finally {
+      release();
+      await w.stop();
+    }
+  });
+
+  it('fails the inputs handed over behind one whose read failed, so that they come again in order', async () => {
+    const buckets = await storeBuckets(nc, 'bgfailread');
+    const clock = new ManualClock();
+    await writeModels(buckets, clock);
+    const model = `m${MODELS - 7}`;
+    // The read of the id the promotion's version makes fails once (NATS away for a moment).
+    let failures = 0;
+    const flaky = new Proxy(buckets.kv, {
+      get(target, property) {
+        if (property !== 'get') return Reflect.get(target, property, target) as unknown;
+        return (key: string) =>
+          key === `model.${model}_v3` && failures++ === 0
+            ? Promise.reject(new Error('no answer'))
+            : target.get(key);
+      },
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { warden } = await wardenOver(
+      { ...buckets, kv: heldRead(flaky, LET_THROUGH, released) },
+      clock,
+      true,
+    );
+    try {
+      await warden.readableModel(model);
+      const pair = () =>
+        Promise.allSettled([
+          warden.ingest(`warden.in.promotion.${model}`, {
+            event_id: 'fp',
+            model_id: `${model}_v3`,
+            elo: 1510,
+          }),
+          warden.ingest(`warden.in.evaluation.${model}`, {
+            event_id: 'fe',
+            model_id: model,
+            current_elo: 1300,
+            games_played: 200,
+          }),
+        ]);
+      const first = await pair();
+      expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      expect(first.map((r) => (r as PromiseRejectedResult).reason.code)).toEqual([
+        'unavailable',
+        'unavailable',
+      ]);
+      await warden.idle();
+      expect(warden.status(model).models[0]).toMatchObject({ state: 'healthy', production_version: 'v2' });
+      // Taken again, in order: the promotion, then the regression of v3.
+      const again = await pair();
+      expect(again.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+      await warden.idle();
+      expect((await warden.history({ model_id: model })).rollbacks).toMatchObject([
+        { from_version: 'v3', to_version: 'v2' },
+      ]);
+    } finally {
+      release();
+      await warden.stop();
+    }
+  });
+
   it("answers one model's rollback history during the read, its key from earlier builds included; the fleet's waits", async () => {
     const buckets = await storeBuckets(nc, 'bghist');
     const clock = new ManualClock();
@@ -371,6 +495,7 @@ describe('NATS mode reads the actor bucket in the background', () => {
       expect(expectedMeanwhile.evaluated).toEqual([`m${MODELS - 1}`, 'healthy', 'healthy']);
       expect(expectedMeanwhile.promoted).toEqual([`m${MODELS - 3}`, 'v3', 'promoted']);
       expect(expectedMeanwhile.named).toEqual(['s_v9', 'healthy']);
+      expect(expectedMeanwhile.pair).toEqual(['promoted', 'regression']);
       expect(expectedMeanwhile.unknown).toBe('UnknownModelError');
       // Still held: the instance worked on what it read for them alone, and lists waited.
       expect(loaded).toBe(false);
