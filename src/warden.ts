@@ -307,7 +307,7 @@ export class Warden {
             clock: this.clock,
             logger: this.logger,
             prefix: config.nats.prefix,
-            liveSnapshot: (modelId) => this.runtime.persistedSnapshot('model', modelId),
+            liveSnapshot: (modelId) => this.runtime.currentSnapshot('model', modelId),
             onDecision: deps.onShadowDecision,
           })
         : null;
@@ -675,7 +675,10 @@ export class Warden {
       by: command.by,
       note: command.note,
     });
-    return { outcome, state: this.runtime.model(modelId)!.state };
+    const state = this.runtime.model(modelId)!.state;
+    // Its deadline came first (a timer that was due acts before the command: ActorRuntime.fireIfDue).
+    if (outcome.kind === 'stale') throw new NoPendingApprovalError(modelId, state);
+    return { outcome, state };
   }
 
   async reject(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {
@@ -690,7 +693,10 @@ export class Warden {
       by: command.by,
       note: command.note,
     });
-    return { outcome, state: this.runtime.model(modelId)!.state };
+    const state = this.runtime.model(modelId)!.state;
+    // Its deadline came first (a timer that was due acts before the command: ActorRuntime.fireIfDue).
+    if (outcome.kind === 'stale') throw new NoPendingApprovalError(modelId, state);
+    return { outcome, state };
   }
 
   async rollback(modelId: string, body: unknown): Promise<CommandResult<Outcome>> {

@@ -135,6 +135,12 @@ interface Host {
 }
 
 type TimerEvent = 'APPROVAL_EXPIRED' | 'COOLDOWN_ELAPSED' | 'AUTO_RESUME_ELAPSED';
+const TIMER_EVENTS: ReadonlySet<string> = new Set<TimerEvent>([
+  'APPROVAL_EXPIRED',
+  'COOLDOWN_ELAPSED',
+  'AUTO_RESUME_ELAPSED',
+]);
+const isTimerEvent = (type: string): boolean => TIMER_EVENTS.has(type);
 
 /** How long a timer whose event could not be processed (a failed commit) waits before it fires again. */
 const TIMER_RETRY_MS = 1000;
@@ -472,6 +478,16 @@ export class ActorRuntime {
     return host ? this.trainingView(host) : null;
   }
 
+  /**
+   * The actor's snapshot as it is now, events not committed yet included (an event that changes nothing is
+   * answered before the commit of what came before it), stored as persistedSnapshot's; undefined if none.
+   */
+  currentSnapshot(kind: ActorKind, key: string): unknown {
+    const host = this.residents[kind].get(key);
+    if (!host) return this.persistedSnapshot(kind, key);
+    return { machine: host.actor.logic.id, snapshot: persistedSnapshotOf(host.actor) };
+  }
+
   /** The persisted snapshot of an actor as the store would see it (tests compare against the store). */
   persistedSnapshot(kind: ActorKind, key: string): unknown {
     const host = this.residents[kind].get(key);
@@ -707,6 +723,7 @@ export class ActorRuntime {
       }
     }
     const target = host;
+    this.fireIfDue(target, event);
     return new Promise((resolve, reject) =>
       this.applyAlone(target, event, create, resolve, reject, position),
     );
@@ -1435,46 +1452,64 @@ export class ActorRuntime {
     host.timer = null;
     if (at === null || this.stopped) return;
     const deadline = at;
-    const fire = (): void => {
-      host.timer = null;
-      // Written by another instance now: its writer runs it, and its commit brings the next deadline here
-      // (see startWhatIsDue). Until then, looked at again a second later, so that the deadline still acts if
-      // this instance writes the actor again without being told (a claim that failed).
-      if (!this.owns(host)) {
-        this.armTimer(host, deadline, type, TIMER_RETRY_MS);
-        return;
-      }
-      const now = this.deps.clock.now();
-      if (now < deadline) {
-        this.armTimer(host, deadline, type);
-        return;
-      }
-      const event = { type, at: now, deadline } as ModelEvent | TrainingEvent;
-      this.track(
-        this.dispatch(host.kind, host.key, event, undefined).then(
-          (outcome) => {
-            if (this.pendingFor(host)) return;
-            const next = this.deadlineOf(host);
-            if (outcome.kind === 'stale' && next.at === deadline && next.type === type) {
-              // The machine and the runtime disagree on a deadline: a bug; never spin on it.
-              host.log.error({ type, deadline }, 'timer event refused at its deadline; trying again later');
-              this.armTimer(host, deadline, type, TIMER_RETRY_MS);
-              return;
-            }
-            this.armTimer(host, next.at, next.type);
-          },
-          (error: unknown) => {
-            // Refused for now (NATS away, a copy in doubt of its last commit): it passes, so a warning.
-            const passing = error instanceof WardenError && error.retryable;
-            host.log[passing ? 'warn' : 'error']({ err: error }, `timer ${type} failed; trying again`);
-            if (!this.pendingFor(host)) this.armTimer(host, deadline, type, TIMER_RETRY_MS);
-          },
-        ),
-      );
-    };
+    const fire = (): void => this.fireTimer(host, deadline, type);
     const ms = delayMs ?? Math.max(deadline - this.deps.clock.now(), 0);
     const firesAt = this.deps.clock.now() + ms;
     host.timer = { at: deadline, type, firesAt, handle: this.deps.clock.setTimeout(fire, ms) };
+  }
+
+  /** The actor's timer event, now (see armTimer). */
+  private fireTimer(host: Host, deadline: number, type: TimerEvent): void {
+    host.timer = null;
+    // Written by another instance now: its writer runs it, and its commit brings the next deadline here
+    // (see startWhatIsDue). Until then, looked at again a second later, so that the deadline still acts if
+    // this instance writes the actor again without being told (a claim that failed).
+    if (!this.owns(host)) {
+      this.armTimer(host, deadline, type, TIMER_RETRY_MS);
+      return;
+    }
+    const now = this.deps.clock.now();
+    if (now < deadline) {
+      this.armTimer(host, deadline, type);
+      return;
+    }
+    const event = { type, at: now, deadline } as ModelEvent | TrainingEvent;
+    this.track(
+      this.dispatch(host.kind, host.key, event, undefined).then(
+        (outcome) => {
+          if (this.pendingFor(host)) return;
+          const next = this.deadlineOf(host);
+          if (outcome.kind === 'stale' && next.at === deadline && next.type === type) {
+            // The machine and the runtime disagree on a deadline: a bug; never spin on it.
+            host.log.error({ type, deadline }, 'timer event refused at its deadline; trying again later');
+            this.armTimer(host, deadline, type, TIMER_RETRY_MS);
+            return;
+          }
+          this.armTimer(host, next.at, next.type);
+        },
+        (error: unknown) => {
+          // Refused for now (NATS away, a copy in doubt of its last commit): it passes, so a warning.
+          const passing = error instanceof WardenError && error.retryable;
+          host.log[passing ? 'warn' : 'error']({ err: error }, `timer ${type} failed; trying again`);
+          if (!this.pendingFor(host)) this.armTimer(host, deadline, type, TIMER_RETRY_MS);
+        },
+      ),
+    );
+  }
+
+  /**
+   * A timer that is due acts before anything else reaches its actor, however late its platform timer comes
+   * (a busy event loop, an actor brought back from the store after its deadline, an instance still reading
+   * every actor's value): an approval is not taken after its deadline, nor an evaluation in a cooldown that
+   * is over. Not a timer put off to try again later (a failed commit, an actor written elsewhere).
+   */
+  private fireIfDue(host: Host, event: ModelEvent | TrainingEvent): void {
+    const armed = host.timer;
+    if (armed === null || isTimerEvent(event.type)) return;
+    const now = this.deps.clock.now();
+    if (armed.at > now || armed.firesAt > now) return;
+    this.deps.clock.clearTimeout(armed.handle);
+    this.fireTimer(host, armed.at, armed.type);
   }
 
   // ---------------------------------------------------------------------------------------------

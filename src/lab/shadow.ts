@@ -6,7 +6,7 @@
  * own in-memory actors, registry and training configs).
  *
  * A model the shadow has not seen yet (the service started before it, or restarted since) is adopted from
- * the live model's committed state after the input that named it; from then on the shadow decides alone.
+ * the live model's state after the input that named it; from then on the shadow decides alone.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -29,7 +29,7 @@ export interface ShadowDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly prefix: string;
-  /** The live model's committed snapshot (to adopt a model the shadow has not seen), or null. */
+  /** The live model's snapshot now, after the input (to adopt a model the shadow has not seen), or null. */
   readonly liveSnapshot: (modelId: string) => unknown;
   /** Every decision of every shadow (the metrics count them). */
   readonly onDecision?: ((policy: string, decision: Decision) => void) | undefined;

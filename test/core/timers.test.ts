@@ -73,6 +73,34 @@ describe('timers never get stuck', () => {
     expect(count(tw.bus.log, 'training_resumed', configOf).get('m1')).toBe(1);
   });
 
+  it('a timer that is due acts before anything else reaches its actor, however late its platform timer comes', async () => {
+    // Every timer of more than a few ms fires 10 s late (a busy event loop, an actor brought back after its
+    // deadline, an instance still reading every actor's value).
+    const clock = new ManualClock(Date.UTC(2026, 0, 1), { skew: (delay) => (delay > 5 ? 10_000 : 0) });
+    tw = await startTestWarden(CONFIG, { clock });
+    tw.registry.autoSettle = true;
+    const expiredAlerts = () =>
+      tw!.bus.log.filter((m) => (m.data as { kind?: string }).kind === 'approval_expired').length;
+    await severeApproval(tw, 'late');
+    clock.advance(61_000); // past the deadline (60 s); the platform timer is due at 70 s
+    expect(expiredAlerts()).toBe(0);
+    // The approval expired (onTimeout: rollback) before the operator's came: refused as after any expiry.
+    await expect(tw.warden.approve('late', { by: 'oncall' })).rejects.toMatchObject({
+      name: 'NoPendingApprovalError',
+    });
+    await tw.warden.idle();
+    expect(expiredAlerts()).toBe(1);
+    const rolledBack = tw.bus.log.filter((m) => m.subject.includes('.promotion_rolled_back.'));
+    expect(rolledBack.map((m) => (m.data as { triggered_by: string }).triggered_by)).toEqual([
+      'approval_expired',
+    ]);
+    // A cooldown that is over (120 s) lets the next evaluation be judged as any other, not as one in cooldown.
+    clock.advance(121_000);
+    const judged = await tw.warden.evaluate({ model_id: 'late', current_elo: 1500, games_played: 100 });
+    expect(judged.outcome.kind).toBe('healthy');
+    expect(judged.state).toBe('healthy');
+  });
+
   it('early, on time and late, across restarts: every approval expires, cooldown ends and auto-resume happens exactly once', async () => {
     await fc.assert(
       fc.asyncProperty(

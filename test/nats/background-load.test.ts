@@ -413,6 +413,34 @@ describe('NATS mode reads the actor bucket in the background', () => {
     }
   });
 
+  it('lets a deadline that passed during the read act before a command reaches its model', async () => {
+    const buckets = await storeBuckets(nc, 'bgdue');
+    const clock = new ManualClock();
+    await writeModels(buckets, clock);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { warden } = await wardenOver(
+      { ...buckets, kv: heldRead(buckets.kv, LET_THROUGH, released) },
+      clock,
+      true,
+    );
+    try {
+      // m1 waits for an approval (600 s). Its deadline passes while the instance has not read it: nothing
+      // knows of its timer yet (the start-up index applies once the read ends).
+      clock.advance(601_000);
+      expect(warden.residency().timersIndexed).toBe(0);
+      // The approval comes too late: the deadline acts first, as it would have on time.
+      await expect(warden.approve('m1', { by: 'oncall', note: 'late' })).rejects.toMatchObject({
+        name: 'NoPendingApprovalError',
+      });
+      await warden.idle();
+      expect(warden.status('m1').models[0]!.state).not.toBe('awaitingApproval');
+    } finally {
+      release();
+      await warden.stop();
+    }
+  });
+
   it("answers one model's rollback history during the read, its key from earlier builds included; the fleet's waits", async () => {
     const buckets = await storeBuckets(nc, 'bghist');
     const clock = new ManualClock();
