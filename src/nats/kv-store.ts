@@ -90,6 +90,9 @@ function newestWithin(records: readonly HistoryRecord[], maxBytes: number): Hist
 const lastLineOf = (value: ActorValue | null | undefined): number =>
   value?.timelineSeq ?? value?.timeline?.length ?? 0;
 
+/** How often, at most, the first read looks whether it has caught up with writes made during it. */
+const CAUGHT_UP_LOOK_MS = 200;
+
 /** The lines of an actor's value numbered above `through`: those its timeline key does not hold yet. */
 function linesAfter(value: ActorValue | null | undefined, through: number): TimelineEntry[] {
   const lines = value?.timeline ?? [];
@@ -325,9 +328,9 @@ export class KvStore implements StateStore {
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
   /**
-   * While the bucket is first read in the background (KvStoreOptions.loadInBackground): the last revision
-   * the read must reach, the keys found absent meanwhile (read and not there), the reads under way, and the
-   * promise of its end. Null once every value is read.
+   * While the bucket is first read in the background (KvStoreOptions.loadInBackground): the bucket's last
+   * revision at the start (values up to it come from the first read), the keys found absent meanwhile (read
+   * and not there), the reads under way, and the promise of its end. Null once every value is read.
    */
   private loading: {
     readonly through: number;
@@ -1386,10 +1389,26 @@ export class KvStore implements StateStore {
     // An empty bucket has nothing to read first: followed over the store's own connection at once.
     const firstRead = status.values > 0 ? (this.options.firstRead ?? null) : null;
     if (firstRead === null) this.options.firstRead?.done();
+    // Read through once the watch has nothing pending. Not at the start's last revision: a value rewritten
+    // during the read loses the revision the read would have found, and its new one comes after that.
+    // Under writes that never let the watch's pending count reach 0, a look at the bucket's last revision
+    // says the same (see readThroughIfCaughtUp, also at every sweep).
+    let lookedAt = -Infinity;
     this.watching = this.watchLoop(firstRead, (entry) => {
-      if (entry.delta === 0 || entry.revision >= lastSeq) resolveReady();
+      if (entry.delta === 0) resolveReady();
+      else if (entry.revision >= lastSeq && performance.now() - lookedAt >= CAUGHT_UP_LOOK_MS) {
+        lookedAt = performance.now();
+        void this.readThroughIfCaughtUp().catch(() => undefined); // the sweep looks again
+      }
     });
     return { loaded: ready };
+  }
+
+  /** Ends the first read if the watch has brought every revision the bucket holds now. */
+  private async readThroughIfCaughtUp(): Promise<void> {
+    if (this.loading === null) return;
+    const last = (await this.kv.status()).streamInfo.state.last_seq;
+    if (this.watchedRevision >= last) this.loading?.end();
   }
 
   /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */
@@ -1445,6 +1464,7 @@ export class KvStore implements StateStore {
     const last = (await this.kv.status()).streamInfo.state.last_seq;
     if (last <= this.watchedRevision) {
       this.watchProgressAt = performance.now();
+      this.loading?.end(); // every revision the bucket holds is read (see startWatching)
       return;
     }
     if (performance.now() - this.watchProgressAt < WATCH_STALL_MS) return;

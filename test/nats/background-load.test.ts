@@ -267,6 +267,41 @@ describe('NATS mode reads the actor bucket in the background', () => {
     }
   });
 
+  it('is read through only once a value rewritten during the read (its old revision gone) is read too', async () => {
+    const buckets = await storeBuckets(nc, 'bgrewrite');
+    const value = (n: number) =>
+      JSON.stringify({ snapshot: { n }, outbox: [], history: [], attention: false });
+    for (let i = 0; i < 40; i++) await buckets.kv.put(`model.r${i}`, value(i));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const store = await KvStore.open(
+      buckets.kv,
+      buckets.trainingKv,
+      buckets.timelineKv,
+      {
+        ...DEFAULT_KV_STORE_OPTIONS,
+        publish: async () => undefined,
+        loadInBackground: true,
+        firstRead: { kv: heldRead(buckets.kv, LET_THROUGH, released), done: () => undefined },
+      },
+      pino({ level: 'silent' }),
+    );
+    try {
+      // Another instance writes r30 while the read is held before it: its revision read first is gone, and
+      // its new one comes after every revision the bucket held at the start.
+      await buckets.kv.put('model.r30', value(300));
+      let atLoaded: unknown = 'not yet';
+      const loaded = store.whenLoaded().then(() => (atLoaded = store.peekActor('model', 'r30')?.snapshot));
+      release();
+      await loaded;
+      expect(atLoaded).toEqual({ n: 300 });
+      for (let i = 0; i < 40; i++) expect(store.peekActor('model', `r${i}`)).toBeDefined();
+    } finally {
+      release();
+      await store.close();
+    }
+  });
+
   it('reads the rest over its own connection when the first read fails part-way', async () => {
     const buckets = await storeBuckets(nc, 'bgfail');
     for (let i = 0; i < 40; i++)
