@@ -31,6 +31,8 @@ export class Lease {
   /** Numbers the attempts: one given up at its deadline changes nothing when its answer comes late. */
   private attempts = 0;
   private readonly listeners = new Set<(held: boolean) => void>();
+  /** Waits for validity (whenValid), which end as not valid when the lease is given up. */
+  private readonly releaseWaiters = new Set<() => void>();
   /** Whether this instance is the holder is known: it took the lease, or saw another holder renew it. */
   private roleKnown = false;
   private readonly roleListeners = new Set<() => void>();
@@ -76,13 +78,20 @@ export class Lease {
   /** Resolves true once the lease is valid here (at once if it is), false after `timeoutMs`. */
   whenValid(timeoutMs: number): Promise<boolean> {
     if (this.valid()) return Promise.resolve(true);
+    // Given up (released, or a partition's lease lost): never valid here again, so nothing waits for it (a
+    // registry write waited 10 s for a lease its instance had released while stopping).
+    if (this.stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish(false), timeoutMs);
       timer.unref();
       const unlisten = this.onChange((held) => held && finish(this.valid()));
+      const released = () => finish(false);
+      this.releaseWaiters.add(released);
+      const waiters = this.releaseWaiters;
       function finish(result: boolean): void {
         clearTimeout(timer);
         unlisten();
+        waiters.delete(released);
         resolve(result);
       }
     });
@@ -139,7 +148,7 @@ export class Lease {
 
   /** Gives the lease up (deleting the key, so that a standby takes over at once) and stops trying. */
   async release(): Promise<void> {
-    this.stopped = true;
+    this.stopTrying();
     if (this.timer) clearTimeout(this.timer);
     if (this.watchdog) clearTimeout(this.watchdog);
     await this.ticking;
@@ -148,10 +157,16 @@ export class Lease {
     await this.kv.delete(this.key, { previousSeq: this.revision }).catch(() => undefined);
   }
 
+  /** For good: this object is never valid again, and nothing waits for it to be (see whenValid). */
+  private stopTrying(): void {
+    this.stopped = true;
+    for (const waiter of [...this.releaseWaiters]) waiter();
+  }
+
   private async tick(): Promise<void> {
     if (this.stopped) return;
     if (!this.contend && this.currentEpoch !== 0 && !this.held) {
-      this.stopped = true; // taken once, lost since: not taken again by this object
+      this.stopTrying(); // taken once, lost since: not taken again by this object
       return;
     }
     const timeout = this.ttlMs / 4;
@@ -171,7 +186,7 @@ export class Lease {
     }
     if (this.stopped) return;
     if (!this.held && !this.contend) {
-      this.stopped = true;
+      this.stopTrying();
       if (this.watchdog) clearTimeout(this.watchdog);
       return;
     }

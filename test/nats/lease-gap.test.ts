@@ -49,4 +49,40 @@ describe('an input lease not valid for a moment', () => {
     // e1 was applied too, in its place (v2 in production then): it is remembered as applied.
     expect((w.adapters.store as KvStore).hasApplied('m', 'e1')).toBe(true);
   });
+
+  it('a registry write waiting for the lease ends once its instance gives the lease up: the stop does not wait for it', async () => {
+    const prefix = 'leasegiven';
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let recorded: Promise<unknown> | null = null;
+    const w = await startNatsWarden(nats.server.url, {
+      config: { nats: { prefix } },
+      // The registry write of v2's promotion waits at the gate, then goes to the real registry.
+      wrapRegistry: (inner) =>
+        Object.assign(Object.create(inner) as typeof inner, {
+          recordPromotion: (modelId: string, version: string, at: number, reason: string) => {
+            if (version !== 'v2') return inner.recordPromotion(modelId, version, at, reason);
+            recorded = gate.then(() => inner.recordPromotion(modelId, version, at, reason));
+            return recorded;
+          },
+        }),
+    });
+    let stopped = false;
+    try {
+      await w.warden.promote({ event_id: 'g1', model_id: 'm_v1', elo: 1500 });
+      await w.warden.promote({ event_id: 'g2', model_id: 'm_v2', elo: 1500 });
+      await eventually(() => expect(recorded).not.toBeNull());
+      // Held, not valid (a renewal late): the write waits for the lease, a second at a time.
+      vi.spyOn(Lease.prototype, 'valid').mockReturnValue(false);
+      open();
+      // Stopping gives the lease up: the write fails at once (retryable: the next writer reconciles the
+      // pointer), and the stop ends (it took 10 s: ten waits of a second for a lease given up for good).
+      await w.stop();
+      stopped = true;
+      await expect(recorded).rejects.toMatchObject({ code: 'unavailable' });
+    } finally {
+      vi.restoreAllMocks();
+      if (!stopped) await w.stop();
+    }
+  }, 8_000);
 });
