@@ -753,6 +753,8 @@ export class Warden {
       by: command.by,
       note: command.note,
     });
+    // Its auto-resume came first (a timer that was due acts before the command: ActorRuntime.fireIfDue).
+    if (outcome.kind === 'not_paused') throw new ConflictError(`training config ${configKey} is not paused`);
     return { outcome, state: this.runtime.training(configKey)!.state };
   }
 

@@ -99,6 +99,12 @@ describe('timers never get stuck', () => {
     const judged = await tw.warden.evaluate({ model_id: 'late', current_elo: 1500, games_played: 100 });
     expect(judged.outcome.kind).toBe('healthy');
     expect(judged.state).toBe('healthy');
+    // The training config's auto-resume (300 s after the pause) is due: an operator's resume finds it done.
+    clock.advance(185_000);
+    await expect(tw.warden.resume('late', { by: 'oncall' })).rejects.toMatchObject({ name: 'ConflictError' });
+    await tw.warden.idle();
+    const resumed = tw.bus.log.filter((m) => m.subject.includes('.training_resumed.'));
+    expect(resumed.map((m) => (m.data as { by: string }).by)).toEqual(['warden']);
   });
 
   it('early, on time and late, across restarts: every approval expires, cooldown ends and auto-resume happens exactly once', async () => {
