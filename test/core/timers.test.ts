@@ -107,6 +107,78 @@ describe('timers never get stuck', () => {
     expect(resumed.map((m) => (m.data as { by: string }).by)).toEqual(['warden']);
   });
 
+  it('however late timers fire, no approval or rejection is taken after its deadline, and each request ends once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 20_000 }),
+        fc.array(
+          fc.record({
+            advance: fc.integer({ min: 0, max: 40_000 }),
+            action: fc.constantFrom('approve', 'reject', 'evaluate', 'none'),
+            model: fc.integer({ min: 0, max: 2 }),
+          }),
+          { minLength: 1, maxLength: 20 },
+        ),
+        async (late, steps) => {
+          const clock = new ManualClock(Date.UTC(2026, 0, 1), { skew: (d) => (d > 5 ? late : 0) });
+          const t = await startTestWarden(CONFIG, { clock });
+          tw = t;
+          t.registry.autoSettle = true;
+          const models = ['a', 'b', 'c'];
+          for (const model of models) await severeApproval(t, model);
+          /** Approvals and rejections taken, per model. */
+          const answers = new Map<string, number>();
+          /** The deadline (ms) of the model's newest approval request, from what was published. */
+          const deadlineOf = (model: string): number => {
+            const requests = t.bus.log.filter((m) =>
+              m.subject.endsWith(`.rollback_approval_requested.${model}`),
+            );
+            return (requests.at(-1)!.data as { deadline: number }).deadline * 1000;
+          };
+          for (const step of steps) {
+            clock.advance(step.advance);
+            const model = models[step.model]!;
+            const now = clock.now();
+            if (step.action === 'approve' || step.action === 'reject') {
+              const answered = await t.warden[step.action](model, { by: 'oncall' }).then(
+                () => true,
+                () => false,
+              );
+              if (answered) {
+                expect(now, `${step.action} of ${model} taken`).toBeLessThan(deadlineOf(model));
+                answers.set(model, (answers.get(model) ?? 0) + 1);
+              }
+            } else if (step.action === 'evaluate') {
+              await t.warden.evaluate({ model_id: model, current_elo: 1440, games_played: 100 });
+            }
+            await t.warden.idle();
+          }
+          for (let i = 0; i < 20; i++) {
+            clock.advance(30_000);
+            await t.warden.idle();
+          }
+          // Every request ended once: approved or rejected by the operator (a rejection publishes nothing),
+          // or expired.
+          for (const model of models) {
+            const requested = t.bus.log.filter((m) =>
+              m.subject.endsWith(`.rollback_approval_requested.${model}`),
+            ).length;
+            const expired = t.bus.log.filter(
+              (m) =>
+                m.subject.endsWith(`.alert.${model}`) &&
+                (m.data as { kind?: string }).kind === 'approval_expired',
+            ).length;
+            expect((answers.get(model) ?? 0) + expired, model).toBe(requested);
+            expect(t.warden.status(model).models[0]!.state).not.toBe('awaitingApproval');
+          }
+          await t.close();
+          tw = null;
+        },
+      ),
+      { numRuns: 25 },
+    );
+  }, 120_000);
+
   it('early, on time and late, across restarts: every approval expires, cooldown ends and auto-resume happens exactly once', async () => {
     await fc.assert(
       fc.asyncProperty(
