@@ -8,7 +8,7 @@ import { MODEL_STATES } from '../machines/model-types.ts';
 import type { Warden } from '../warden.ts';
 
 /** Where the gauges read the current state at scrape time (the Warden, once it exists). */
-export type StatusSource = Pick<Warden, 'stateCounts'>;
+export type StatusSource = Pick<Warden, 'stateCounts'> & Partial<Pick<Warden, 'stateRead'>>;
 
 /** What the NATS adapters tell about themselves (connected; taking the inputs or standing by). */
 export interface NatsSource {
@@ -197,6 +197,15 @@ export function createMetrics(options: MetricsOptions = {}): WardenMetrics {
     registers,
     collect() {
       this.set(stateCounts()?.pausedConfigs ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: 'warden_state_read',
+    help: "1 once this process has read every model's and config's stored state since it started, 0 while it still reads (NATS mode reads it after it starts taking inputs; until then the gauges above count what is read)",
+    registers,
+    collect() {
+      this.set(source !== null && (source.stateRead?.() ?? true) ? 1 : 0);
     },
   });
 

@@ -184,4 +184,15 @@ describe('metrics: sources', () => {
     await metrics.render();
     expect(counted).toBe(2);
   });
+
+  it('says whether the gauges count every model yet: 0 while an instance still reads the stored state', async () => {
+    const metrics = createMetrics();
+    expect(parseMetrics(await metrics.render()).get('warden_state_read')).toBe(0); // nothing bound yet
+    let read = false;
+    const counts = { models: new Map<string, number>(), pausedConfigs: 0 };
+    metrics.bind({ stateCounts: () => counts, stateRead: () => read });
+    expect(parseMetrics(await metrics.render()).get('warden_state_read')).toBe(0);
+    read = true;
+    expect(parseMetrics(await metrics.render()).get('warden_state_read')).toBe(1);
+  });
 });

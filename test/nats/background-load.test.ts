@@ -562,6 +562,7 @@ describe('NATS mode reads the actor bucket in the background', () => {
       expect(expectedMeanwhile.unknown).toBe('UnknownModelError');
       // Still held: the instance worked on what it read for them alone, and lists waited.
       expect(loaded).toBe(false);
+      expect(warden.stateRead()).toBe(false); // warden_state_read: the gauges count part of the models
       expect(listed).toBe(false);
       expect(warden.residency().timersIndexed).toBe(0);
       // m3 is not read yet: its stranded event waits for the read (the sweep would take 30 s).
@@ -592,6 +593,7 @@ describe('NATS mode reads the actor bucket in the background', () => {
 
       release();
       expect(await list).toBe(MODELS + 1);
+      expect(warden.stateRead()).toBe(true);
       await eventually(() => expect(stranded).toEqual([{ event_id: 'stranded-1', model_id: 'm3' }]));
       await unknownConfig;
       expect(warden.trainingStatus('nosuch')).toMatchObject({ known: false });
