@@ -481,7 +481,10 @@ export async function createNatsAdapters(
       log,
     );
     const natsBus = bus;
-    const firstRead = await firstReadOf(config.nats, names.actorBucket, hooks.clientName ?? 'warden', log);
+    // (A first read given by the hooks, a test's, replaces this one: not opened then.)
+    const firstRead = hooks.store?.firstRead
+      ? null
+      : await firstReadOf(config.nats, names.actorBucket, hooks.clientName ?? 'warden', log);
     closeFirstRead = firstRead && firstRead.done;
     const kvStore = await KvStore.open(
       actorKv,

@@ -90,9 +90,6 @@ function newestWithin(records: readonly HistoryRecord[], maxBytes: number): Hist
 const lastLineOf = (value: ActorValue | null | undefined): number =>
   value?.timelineSeq ?? value?.timeline?.length ?? 0;
 
-/** How often, at most, the first read looks whether it has caught up with writes made during it. */
-const CAUGHT_UP_LOOK_MS = 200;
-
 /** The lines of an actor's value numbered above `through`: those its timeline key does not hold yet. */
 function linesAfter(value: ActorValue | null | undefined, through: number): TimelineEntry[] {
   const lines = value?.timeline ?? [];
@@ -1389,26 +1386,15 @@ export class KvStore implements StateStore {
     // An empty bucket has nothing to read first: followed over the store's own connection at once.
     const firstRead = status.values > 0 ? (this.options.firstRead ?? null) : null;
     if (firstRead === null) this.options.firstRead?.done();
-    // Read through once the watch has nothing pending. Not at the start's last revision: a value rewritten
-    // during the read loses the revision the read would have found, and its new one comes after that.
-    // Under writes that never let the watch's pending count reach 0, a look at the bucket's last revision
-    // says the same (see readThroughIfCaughtUp, also at every sweep).
-    let lookedAt = -Infinity;
+    // Read through once the watch has nothing pending: the server counts what it still has to send when it
+    // sends each entry, so every value stored then has come (or is on its way, ahead of this one). Not at the
+    // start's last revision: a value rewritten during the read loses the revision the read would have found,
+    // and its new one comes after that. Nor by comparing with the bucket's last revision read meanwhile: a
+    // rewrite after that look loses a revision not yet sent, and the look would not know.
     this.watching = this.watchLoop(firstRead, (entry) => {
       if (entry.delta === 0) resolveReady();
-      else if (entry.revision >= lastSeq && performance.now() - lookedAt >= CAUGHT_UP_LOOK_MS) {
-        lookedAt = performance.now();
-        void this.readThroughIfCaughtUp().catch(() => undefined); // the sweep looks again
-      }
     });
     return { loaded: ready };
-  }
-
-  /** Ends the first read if the watch has brought every revision the bucket holds now. */
-  private async readThroughIfCaughtUp(): Promise<void> {
-    if (this.loading === null) return;
-    const last = (await this.kv.status()).streamInfo.state.last_seq;
-    if (this.watchedRevision >= last) this.loading?.end();
   }
 
   /** Follows the bucket; if the watch ever ends (NATS restarted), resumes after the last revision seen. */
@@ -1464,7 +1450,6 @@ export class KvStore implements StateStore {
     const last = (await this.kv.status()).streamInfo.state.last_seq;
     if (last <= this.watchedRevision) {
       this.watchProgressAt = performance.now();
-      this.loading?.end(); // every revision the bucket holds is read (see startWatching)
       return;
     }
     if (performance.now() - this.watchProgressAt < WATCH_STALL_MS) return;
