@@ -787,15 +787,15 @@ export class Warden {
     };
   }
 
-  /**
-   * How many models are in each state, how many training configs are paused, and how many committed events
-   * wait to be published here (metrics), cheaply.
-   */
   /** Whether every actor's stored state has been read since the start (see whenLoaded). */
   stateRead(): boolean {
     return this.loadedNow;
   }
 
+  /**
+   * How many models are in each state, how many training configs are paused, and how many committed events
+   * wait to be published here (metrics), cheaply.
+   */
   stateCounts(): { models: Map<string, number>; pausedConfigs: number; unpublishedEvents?: number } {
     return {
       models: this.runtime.stateCounts('model'),
