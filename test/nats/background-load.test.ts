@@ -6,7 +6,9 @@
  * with every model known, an unknown model is still refused, and lists wait (the API's reads, bounded, are
  * refused as unavailable). Once the read ends, the start-up index applies (a passivated model's approval
  * expires on time), an event a commit left unpublished is published, and everything ends as in a run that
- * read every value first.
+ * read every value first. Also while it is held: inputs of one model handed over together keep their order
+ * (their reads differ), a deadline that passed acts before a command, one model's history answers, and a
+ * value rewritten meanwhile is there when the read is said done.
  */
 import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
