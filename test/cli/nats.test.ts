@@ -51,7 +51,7 @@ afterAll(async () => {
   await responder?.close();
   await nc?.close();
   await core?.stop();
-  await server?.stop();
+  await server?.[Symbol.asyncDispose](); // stops it and removes its store
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -48,7 +48,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await nc?.close();
-  await server?.stop();
+  await server?.[Symbol.asyncDispose](); // stops it and removes its store
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
