@@ -146,6 +146,46 @@ async function strand(buckets: StoreBuckets): Promise<void> {
   await buckets.kv.update('model.m3', JSON.stringify(value), entry.revision);
 }
 
+/**
+ * Two inputs of `model` handed over in one turn, as the intake hands over a group: a promotion of v3 (it
+ * also reads the id `<model>_v3`, in case that is a model), then a critical regression (nothing more to read).
+ */
+const promotionThenRegression = (warden: Warden, model: string, tag: string) => [
+  warden.ingest(`warden.in.promotion.${model}`, { event_id: `${tag}-p`, model_id: `${model}_v3`, elo: 1510 }),
+  warden.ingest(`warden.in.evaluation.${model}`, {
+    event_id: `${tag}-e`,
+    model_id: model,
+    current_elo: 1300,
+    games_played: 200,
+  }),
+];
+
+/**
+ * Models written (writeModels) in fresh buckets under `name` (then `setUp`), and a Warden over them whose
+ * first read is held after LET_THROUGH values (through `wrap`, if given); `body` runs while it is held, and
+ * may release it. Then the read is released and the Warden stopped.
+ */
+async function whileReadHeld(
+  name: string,
+  body: (held: { warden: Warden; clock: ManualClock; release: () => void }) => Promise<void>,
+  options: { setUp?: (buckets: StoreBuckets) => Promise<void>; wrap?: (kv: KV) => KV } = {},
+): Promise<void> {
+  const buckets = await storeBuckets(nc, name);
+  const clock = new ManualClock();
+  await writeModels(buckets, clock);
+  await options.setUp?.(buckets);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const kv = options.wrap ? options.wrap(buckets.kv) : buckets.kv;
+  const { warden } = await wardenOver({ ...buckets, kv: heldRead(kv, LET_THROUGH, released) }, clock, true);
+  try {
+    await body({ warden, clock, release });
+  } finally {
+    release();
+    await warden.stop();
+  }
+}
+
 /** What happens while the read is held (or, in the run to compare with, after it ended). */
 async function meanwhile(warden: Warden) {
   const last = `m${MODELS - 1}`;
@@ -168,19 +208,7 @@ async function meanwhile(warden: Warden) {
   // order, though only the promotion has something to read (the id its version makes; the model is read).
   const pairModel = `m${MODELS - 6}`;
   await warden.readableModel(pairModel);
-  const pair = await Promise.all([
-    warden.ingest(`warden.in.promotion.${pairModel}`, {
-      event_id: 'pair-p',
-      model_id: `${pairModel}_v3`,
-      elo: 1510,
-    }),
-    warden.ingest(`warden.in.evaluation.${pairModel}`, {
-      event_id: 'pair-e',
-      model_id: pairModel,
-      current_elo: 1300,
-      games_played: 200,
-    }),
-  ]);
+  const pair = await Promise.all(promotionThenRegression(warden, pairModel, 'pair'));
   await warden.idle();
   const unknown = await warden
     .evaluate({ event_id: 'late-u', model_id: 'nosuch', current_elo: 1490, games_played: 200 })
@@ -355,77 +383,46 @@ describe('NATS mode reads the actor bucket in the background', () => {
   });
 
   it('fails the inputs handed over behind one whose read failed, so that they come again in order', async () => {
-    const buckets = await storeBuckets(nc, 'bgfailread');
-    const clock = new ManualClock();
-    await writeModels(buckets, clock);
     const model = `m${MODELS - 7}`;
     // The read of the id the promotion's version makes fails once (NATS away for a moment).
     let failures = 0;
-    const flaky = new Proxy(buckets.kv, {
-      get(target, property) {
-        if (property !== 'get') return Reflect.get(target, property, target) as unknown;
-        return (key: string) =>
-          key === `model.${model}_v3` && failures++ === 0
-            ? Promise.reject(new Error('no answer'))
-            : target.get(key);
-      },
-    });
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const { warden } = await wardenOver(
-      { ...buckets, kv: heldRead(flaky, LET_THROUGH, released) },
-      clock,
-      true,
-    );
-    try {
-      await warden.readableModel(model);
-      const pair = () =>
-        Promise.allSettled([
-          warden.ingest(`warden.in.promotion.${model}`, {
-            event_id: 'fp',
-            model_id: `${model}_v3`,
-            elo: 1510,
-          }),
-          warden.ingest(`warden.in.evaluation.${model}`, {
-            event_id: 'fe',
-            model_id: model,
-            current_elo: 1300,
-            games_played: 200,
-          }),
+    const flaky = (kv: KV): KV =>
+      new Proxy(kv, {
+        get(target, property) {
+          if (property !== 'get') return Reflect.get(target, property, target) as unknown;
+          return (key: string) =>
+            key === `model.${model}_v3` && failures++ === 0
+              ? Promise.reject(new Error('no answer'))
+              : target.get(key);
+        },
+      });
+    await whileReadHeld(
+      'bgfailread',
+      async ({ warden }) => {
+        await warden.readableModel(model);
+        const pair = () => Promise.allSettled(promotionThenRegression(warden, model, 'f'));
+        const first = await pair();
+        expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+        expect(first.map((r) => (r as PromiseRejectedResult).reason.code)).toEqual([
+          'unavailable',
+          'unavailable',
         ]);
-      const first = await pair();
-      expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-      expect(first.map((r) => (r as PromiseRejectedResult).reason.code)).toEqual([
-        'unavailable',
-        'unavailable',
-      ]);
-      await warden.idle();
-      expect(warden.status(model).models[0]).toMatchObject({ state: 'healthy', production_version: 'v2' });
-      // Taken again, in order: the promotion, then the regression of v3.
-      const again = await pair();
-      expect(again.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
-      await warden.idle();
-      expect((await warden.history({ model_id: model })).rollbacks).toMatchObject([
-        { from_version: 'v3', to_version: 'v2' },
-      ]);
-    } finally {
-      release();
-      await warden.stop();
-    }
+        await warden.idle();
+        expect(warden.status(model).models[0]).toMatchObject({ state: 'healthy', production_version: 'v2' });
+        // Taken again, in order: the promotion, then the regression of v3.
+        const again = await pair();
+        expect(again.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+        await warden.idle();
+        expect((await warden.history({ model_id: model })).rollbacks).toMatchObject([
+          { from_version: 'v3', to_version: 'v2' },
+        ]);
+      },
+      { wrap: flaky },
+    );
   });
 
   it('lets a deadline that passed during the read act before a command reaches its model', async () => {
-    const buckets = await storeBuckets(nc, 'bgdue');
-    const clock = new ManualClock();
-    await writeModels(buckets, clock);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const { warden } = await wardenOver(
-      { ...buckets, kv: heldRead(buckets.kv, LET_THROUGH, released) },
-      clock,
-      true,
-    );
-    try {
+    await whileReadHeld('bgdue', async ({ warden, clock }) => {
       // m1 waits for an approval (600 s). Its deadline passes while the instance has not read it: nothing
       // knows of its timer yet (the start-up index applies once the read ends).
       clock.advance(601_000);
@@ -436,53 +433,42 @@ describe('NATS mode reads the actor bucket in the background', () => {
       });
       await warden.idle();
       expect(warden.status('m1').models[0]!.state).not.toBe('awaitingApproval');
-    } finally {
-      release();
-      await warden.stop();
-    }
+    });
   });
 
   it("answers one model's rollback history during the read, its key from earlier builds included; the fleet's waits", async () => {
-    const buckets = await storeBuckets(nc, 'bghist');
-    const clock = new ManualClock();
-    await writeModels(buckets, clock);
-    // Written by a build that kept the history in the actor bucket, after every model: not read yet.
     const model = `m${MODELS - 5}`;
+    // Written by a build that kept the history in the actor bucket, after every model: not read yet.
     const record = {
       at: 1,
       modelId: model,
       kind: 'rolled_back',
       payload: { event_id: 'old-rb', model_id: model },
     };
-    await buckets.kv.put(`history.${model}`, JSON.stringify({ records: [record] }));
-
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const { warden } = await wardenOver(
-      { ...buckets, kv: heldRead(buckets.kv, LET_THROUGH, released) },
-      clock,
-      true,
+    const setUp = async (buckets: StoreBuckets) => {
+      await buckets.kv.put(`history.${model}`, JSON.stringify({ records: [record] }));
+    };
+    await whileReadHeld(
+      'bghist',
+      async ({ warden, release }) => {
+        let loaded = false;
+        void warden.whenLoaded().then(() => (loaded = true));
+        expect(await warden.history({ model_id: model })).toEqual({
+          rollbacks: [{ outcome: 'rolled_back', event_id: 'old-rb', model_id: model }],
+        });
+        expect(await warden.history({ model_id: 'nosuch' })).toEqual({ rollbacks: [] });
+        expect(loaded).toBe(false);
+        // The fleet's history looks at every model: it waits (bounded, like every such read: see below).
+        let fleet: unknown = null;
+        const whole = warden.history().then((h) => (fleet = h));
+        for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+        expect(fleet).toBeNull();
+        release();
+        await whole;
+        expect(fleet).toMatchObject({ rollbacks: [{ event_id: 'old-rb' }] });
+      },
+      { setUp },
     );
-    try {
-      let loaded = false;
-      void warden.whenLoaded().then(() => (loaded = true));
-      expect(await warden.history({ model_id: model })).toEqual({
-        rollbacks: [{ outcome: 'rolled_back', event_id: 'old-rb', model_id: model }],
-      });
-      expect(await warden.history({ model_id: 'nosuch' })).toEqual({ rollbacks: [] });
-      expect(loaded).toBe(false);
-      // The fleet's history looks at every model: it waits (bounded, like every such read: see below).
-      let fleet: unknown = null;
-      const whole = warden.history().then((h) => (fleet = h));
-      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
-      expect(fleet).toBeNull();
-      release();
-      await whole;
-      expect(fleet).toMatchObject({ rollbacks: [{ event_id: 'old-rb' }] });
-    } finally {
-      release();
-      await warden.stop();
-    }
   });
 
   it('takes inputs and commands for models not read yet as they are stored, and ends as a run that read them first', async () => {
