@@ -1392,8 +1392,9 @@ export class KvStore implements StateStore {
     // had read them all with 24-28 missing; with this, none). Not exact either: nats-server 2.9.10 was seen
     // to count down from what it had to send when the watch began, so a value rewritten during the read can
     // still come a moment after the read is said done (a test of it failed about one run in two under load).
-    // A look at the bucket's last revision does not help: a rewrite after the look takes away a revision
-    // not yet sent, and the look would not know.
+    // A look at the bucket's last revision is not exact either (a rewrite after the look takes away a
+    // revision not yet sent): the sweep ends the read that way only once the bucket has been quiet a while,
+    // so that a count that never says 0 does not leave the read unfinished (checkWatch).
     this.watching = this.watchLoop(firstRead, (entry) => {
       if (entry.delta === 0) resolveReady();
     });
@@ -1452,6 +1453,10 @@ export class KvStore implements StateStore {
   private async checkWatch(): Promise<void> {
     const last = (await this.kv.status()).streamInfo.state.last_seq;
     if (last <= this.watchedRevision) {
+      // Every revision the bucket holds has come, and nothing since the last sweep: if the server's pending
+      // count never said 0 (see startWatching: it is not exact), the first read ends here rather than never.
+      if (this.loading && performance.now() - this.watchProgressAt >= this.options.sweepEveryMs / 2)
+        this.loading.end();
       this.watchProgressAt = performance.now();
       return;
     }

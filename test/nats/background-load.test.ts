@@ -296,6 +296,53 @@ describe('NATS mode reads the actor bucket in the background', () => {
     }
   });
 
+  it('ends the read once the bucket is quiet when the watch never says nothing is pending', async () => {
+    const buckets = await storeBuckets(nc, 'bgnozero');
+    for (let i = 0; i < 20; i++)
+      await buckets.kv.put(
+        `model.z${i}`,
+        JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
+      );
+    // Every entry says one more is pending (nats-server's count is not exact under rewrites, see
+    // KvStore.startWatching): only the sweep's look at a quiet bucket can end the read.
+    const neverZero = (kv: KV): KV =>
+      new Proxy(kv, {
+        get(target, property) {
+          if (property !== 'watch') return Reflect.get(target, property, target) as unknown;
+          return async (options?: KvWatchOptions) => {
+            const watcher = await target.watch(options);
+            return {
+              stop: () => watcher.stop(),
+              async *[Symbol.asyncIterator](): AsyncGenerator<KvEntry> {
+                for await (const entry of watcher)
+                  yield new Proxy(entry, {
+                    get: (e, p) => (p === 'delta' ? 1 : (Reflect.get(e, p, e) as unknown)),
+                  });
+              },
+            };
+          };
+        },
+      });
+    const store = await KvStore.open(
+      neverZero(buckets.kv),
+      buckets.trainingKv,
+      buckets.timelineKv,
+      {
+        ...DEFAULT_KV_STORE_OPTIONS,
+        publish: async () => undefined,
+        loadInBackground: true,
+        sweepEveryMs: 50,
+      },
+      pino({ level: 'silent' }),
+    );
+    try {
+      await store.whenLoaded();
+      for (let i = 0; i < 20; i++) expect(store.peekActor('model', `z${i}`)?.snapshot).toEqual({ n: i });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reads the rest over its own connection when the first read fails part-way', async () => {
     const buckets = await storeBuckets(nc, 'bgfail');
     for (let i = 0; i < 40; i++)
