@@ -13,19 +13,17 @@ import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/actors/manual-clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { MemoryBus } from '../../src/embedded/memory-bus.ts';
-import { DEFAULT_KV_STORE_OPTIONS, KvStore } from '../../src/nats/kv-store.ts';
 import { createWarden, type Warden } from '../../src/warden.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startNatsWarden } from '../harness/nats-warden.ts';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.ts';
 import { FakeRegistry } from '../support/fake-registry.ts';
 import { makeDataDir } from '../support/test-warden.ts';
-import { storeBuckets, type StoreBuckets } from './kv-store-buckets.ts';
+import { openStore, storeBuckets, type StoreBuckets } from './kv-store-buckets.ts';
 
 const MODELS = 60;
 /** Values the held read lets through before it waits. */
@@ -90,13 +88,7 @@ const heldRead = (kv: KV, letThrough: number, release: Promise<void>): KV =>
 async function wardenOver(buckets: StoreBuckets, clock: ManualClock, background: boolean) {
   const dir = await makeDataDir();
   dirs.push(dir);
-  const store = await KvStore.open(
-    buckets.kv,
-    buckets.trainingKv,
-    buckets.timelineKv,
-    { ...DEFAULT_KV_STORE_OPTIONS, publish: async () => undefined, loadInBackground: background },
-    pino({ level: 'silent' }),
-  );
+  const store = await openStore(buckets, { loadInBackground: background });
   const warden = await createWarden(parseConfig({ ...CONFIG, dataDir: dir }), {
     clock,
     registry: new FakeRegistry(true),
@@ -243,6 +235,15 @@ async function afterwards(warden: Warden, clock: ManualClock) {
   return { listed, m1: models.find((m) => m.id === 'm1')?.state, models };
 }
 
+/** Actor values `model.<prefix><i>` (snapshot `{ n: i }`) for i below `count`, one after the other. */
+async function putValues(kv: KV, prefix: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++)
+    await kv.put(
+      `model.${prefix}${i}`,
+      JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
+    );
+}
+
 /** `kv` whose watches are counted in `watches`. */
 const counted = (kv: KV, watches: { n: number }): KV =>
   watchedThrough(kv, { started: () => void watches.n++ });
@@ -250,22 +251,14 @@ const counted = (kv: KV, watches: { n: number }): KV =>
 describe('NATS mode reads the actor bucket in the background', () => {
   it('reads it first over a connection of its own, closed once read, then follows it over its own', async () => {
     const buckets = await storeBuckets(nc, 'bgconn');
-    for (let i = 0; i < 50; i++)
-      await buckets.kv.put(
-        `model.c${i}`,
-        JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
-      );
+    await putValues(buckets.kv, 'c', 50);
     const second = await connect({ servers: server.url });
     const own = { n: 0 };
     const other = { n: 0 };
     let done = 0;
-    const store = await KvStore.open(
-      counted(buckets.kv, own),
-      buckets.trainingKv,
-      buckets.timelineKv,
+    const store = await openStore(
+      { ...buckets, kv: counted(buckets.kv, own) },
       {
-        ...DEFAULT_KV_STORE_OPTIONS,
-        publish: async () => undefined,
         loadInBackground: true,
         firstRead: {
           kv: counted(await new Kvm(jetstream(second)).open('bgconn_actors'), other),
@@ -275,7 +268,6 @@ describe('NATS mode reads the actor bucket in the background', () => {
           },
         },
       },
-      pino({ level: 'silent' }),
     );
     try {
       await store.whenLoaded();
@@ -298,11 +290,7 @@ describe('NATS mode reads the actor bucket in the background', () => {
 
   it('ends the read once the bucket is quiet when the watch never says nothing is pending', async () => {
     const buckets = await storeBuckets(nc, 'bgnozero');
-    for (let i = 0; i < 20; i++)
-      await buckets.kv.put(
-        `model.z${i}`,
-        JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
-      );
+    await putValues(buckets.kv, 'z', 20);
     // Every entry says one more is pending (nats-server's count is not exact under rewrites, see
     // KvStore.startWatching): only the sweep's look at a quiet bucket can end the read.
     const neverZero = (kv: KV): KV =>
@@ -323,17 +311,9 @@ describe('NATS mode reads the actor bucket in the background', () => {
           };
         },
       });
-    const store = await KvStore.open(
-      neverZero(buckets.kv),
-      buckets.trainingKv,
-      buckets.timelineKv,
-      {
-        ...DEFAULT_KV_STORE_OPTIONS,
-        publish: async () => undefined,
-        loadInBackground: true,
-        sweepEveryMs: 50,
-      },
-      pino({ level: 'silent' }),
+    const store = await openStore(
+      { ...buckets, kv: neverZero(buckets.kv) },
+      { loadInBackground: true, sweepEveryMs: 50 },
     );
     try {
       await store.whenLoaded();
@@ -345,11 +325,7 @@ describe('NATS mode reads the actor bucket in the background', () => {
 
   it('reads the rest over its own connection when the first read fails part-way', async () => {
     const buckets = await storeBuckets(nc, 'bgfail');
-    for (let i = 0; i < 40; i++)
-      await buckets.kv.put(
-        `model.f${i}`,
-        JSON.stringify({ snapshot: { n: i }, outbox: [], history: [], attention: false }),
-      );
+    await putValues(buckets.kv, 'f', 40);
     // The first read's watch ends in an error after ten entries, and no watch works there again (its
     // connection lost for good, say).
     let lost = false;
@@ -365,18 +341,10 @@ describe('NATS mode reads the actor bucket in the background', () => {
       },
     });
     let done = 0;
-    const store = await KvStore.open(
-      buckets.kv,
-      buckets.trainingKv,
-      buckets.timelineKv,
-      {
-        ...DEFAULT_KV_STORE_OPTIONS,
-        publish: async () => undefined,
-        loadInBackground: true,
-        firstRead: { kv: failing, done: () => done++ },
-      },
-      pino({ level: 'silent' }),
-    );
+    const store = await openStore(buckets, {
+      loadInBackground: true,
+      firstRead: { kv: failing, done: () => done++ },
+    });
     try {
       await store.whenLoaded();
       expect(done).toBe(1);
